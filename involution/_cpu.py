@@ -1,0 +1,148 @@
+"""Fast CPU involution: a small C++ kernel compiled on first use.
+
+``csrc/involution_cpu.cpp`` has no PyTorch headers, so it compiles in about a
+second with the system C++ compiler. The shared library is cached under
+``$INVOLUTION_CACHE`` (default ``~/.cache/involution``), keyed by the source,
+the compiler flags and this CPU, so later sessions load it instantly. It is
+called through ctypes, which releases the GIL; the kernel starts its own
+threads (``torch.get_num_threads()`` of them).
+
+Where no compiler exists, or compilation fails, :func:`library` returns
+``None`` after one warning and ``involution2d`` falls back to the pure-PyTorch
+``"loop"`` implementation.
+"""
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import warnings
+from pathlib import Path
+
+import torch
+from torch.autograd.function import once_differentiable
+
+SOURCE = Path(__file__).with_name("csrc") / "involution_cpu.cpp"
+SUPPORTED_DTYPES = {torch.float32: "f32", torch.float64: "f64"}
+# -march=native: the library is built on, and cached for, the machine that runs it.
+FLAGS = ["-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-pthread"]
+
+
+def cache_dir() -> Path:
+    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "involution"
+    return Path(os.environ.get("INVOLUTION_CACHE", default))
+
+
+def _cpu_fingerprint() -> str:
+    """Identify the CPU, so a cache shared between machines never loads a foreign build."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("model name", "flags")):
+                return line
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _compiler() -> str | None:
+    return shutil.which(os.environ.get("CXX", "c++")) or shutil.which("g++")
+
+
+def _build(compiler: str) -> Path:
+    digest = hashlib.sha256(
+        SOURCE.read_bytes() + " ".join([compiler, *FLAGS, _cpu_fingerprint()]).encode()
+    ).hexdigest()[:16]
+    target = cache_dir() / f"involution_cpu_{digest}.so"
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Build beside the target, then rename: concurrent first uses (data-loader
+    # workers, parallel tests) never load a half-written file.
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        built = Path(tmp) / target.name
+        subprocess.run([compiler, *FLAGS, str(SOURCE), "-o", str(built)], check=True,
+                       capture_output=True, text=True)
+        os.replace(built, target)
+    return target
+
+
+def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
+    pointer, geometry = ctypes.c_void_p, ctypes.POINTER(ctypes.c_int64)
+    for suffix in SUPPORTED_DTYPES.values():
+        getattr(lib, f"involution_forward_{suffix}").argtypes = [
+            pointer, pointer, pointer, geometry, ctypes.c_int]
+        getattr(lib, f"involution_backward_{suffix}").argtypes = [
+            pointer, pointer, pointer, pointer, pointer, geometry, ctypes.c_int]
+    return lib
+
+
+@functools.lru_cache(maxsize=None)
+def library() -> ctypes.CDLL | None:
+    """The compiled kernel library, or ``None`` (with one warning) if it can't be built."""
+    compiler = _compiler()
+    if compiler is None:
+        warnings.warn("involution: no C++ compiler found (set CXX to one); using the slower "
+                      'pure-PyTorch "loop" implementation on the CPU', RuntimeWarning)
+        return None
+    try:
+        return _declare(ctypes.CDLL(str(_build(compiler))))
+    except (OSError, subprocess.CalledProcessError) as error:
+        detail = getattr(error, "stderr", "") or str(error)
+        warnings.warn(f"involution: compiling the CPU kernel with {compiler} failed, using the "
+                      f'slower pure-PyTorch "loop" implementation instead:\n{detail}',
+                      RuntimeWarning)
+        return None
+
+
+def _geometry_array(geo) -> ctypes.Array:
+    values = (geo.batch, geo.channels, geo.groups, geo.kernel_size, geo.height, geo.width,
+              geo.out_height, geo.out_width, *geo.stride, *geo.padding, *geo.dilation)
+    return (ctypes.c_int64 * len(values))(*values)
+
+
+def _pointer(tensor: torch.Tensor | None) -> int | None:
+    return None if tensor is None else tensor.data_ptr()
+
+
+class _CpuInvolution(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, input, kernel, geo):
+        input, kernel = input.contiguous(), kernel.contiguous()
+        ctx.geo = geo
+        ctx.save_for_backward(input, kernel)
+        output = input.new_empty(geo.batch, geo.channels, geo.out_height, geo.out_width)
+        suffix = SUPPORTED_DTYPES[input.dtype]
+        getattr(library(), f"involution_forward_{suffix}")(
+            input.data_ptr(), kernel.data_ptr(), output.data_ptr(), _geometry_array(geo),
+            torch.get_num_threads())
+        return output
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_output):
+        input, kernel = ctx.saved_tensors
+        need_input, need_kernel = ctx.needs_input_grad[:2]
+        grad_output = grad_output.contiguous()
+        # The kernel accumulates into both gradients, so they start at zero.
+        grad_input = torch.zeros_like(input) if need_input else None
+        grad_kernel = torch.zeros_like(kernel) if need_kernel else None
+        suffix = SUPPORTED_DTYPES[input.dtype]
+        getattr(library(), f"involution_backward_{suffix}")(
+            input.data_ptr(), kernel.data_ptr(), grad_output.data_ptr(), _pointer(grad_input),
+            _pointer(grad_kernel), _geometry_array(ctx.geo), torch.get_num_threads())
+        return grad_input, grad_kernel, None
+
+
+def cpu_involution(input: torch.Tensor, kernel: torch.Tensor, geo) -> torch.Tensor:
+    if input.dtype not in SUPPORTED_DTYPES:
+        raise ValueError(f'impl="cpu" supports {list(SUPPORTED_DTYPES)}, got {input.dtype}; '
+                         'use impl="loop" or impl=None')
+    if library() is None:
+        raise RuntimeError('impl="cpu" is unavailable because its kernel could not be compiled '
+                           '(see the warning above); use impl="loop" or impl=None')
+    return _CpuInvolution.apply(input, kernel, geo)

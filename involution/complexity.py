@@ -1,0 +1,203 @@
+"""Parameters and multiply-adds of any model, involution included.
+
+Convention: one multiply-add (MAC) is one multiplication plus one addition.
+We count the MACs of convolutions, linear layers and involutions, the layers
+that hold nearly all the work. An involution costs K*K MACs per output
+element; its kernel-generation convolutions are counted as convolutions.
+Bias additions, batch norm, activations, pooling and the residual additions
+are not counted (together well under 1% of a RedNet's MACs). This is the
+convention of the RedNet paper's "FLOPs" column and of most papers, which
+say FLOPs and mean multiply-adds.
+
+The official RedNet figures were counted with mmcv's counter, which also
+counts one operation per element for bias additions, activations and
+pooling inputs and two for batch norm. ``elementwise=True`` adds those
+too (as types "bias", "norm", "activation", "pool") so the two conventions
+can be compared; see :func:`complexity_table`.
+
+Counting is done with forward hooks from the shapes of one real forward
+pass, so it follows whatever the model does.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from .layers import Involution2d
+
+__all__ = ["Complexity", "MAC_TYPES", "count_complexity", "count_parameters", "complexity_table",
+           "format_complexity_table"]
+
+
+MAC_TYPES = ("conv", "linear", "involution")
+
+
+@dataclass
+class Complexity:
+    """Parameter count and per-image operation counts, by layer type.
+
+    ``ops_by_type`` holds multiply-adds for the types in :data:`MAC_TYPES`
+    and, when counted with ``elementwise=True``, mmcv-style element
+    operations for the others.
+    """
+
+    params: int
+    ops_by_type: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def macs(self) -> int:
+        return sum(self.ops_by_type.get(kind, 0) for kind in MAC_TYPES)
+
+    @property
+    def elementwise_ops(self) -> int:
+        return sum(n for kind, n in self.ops_by_type.items() if kind not in MAC_TYPES)
+
+    @property
+    def gmacs(self) -> float:
+        return self.macs / 1e9
+
+    @property
+    def mparams(self) -> float:
+        return self.params / 1e6
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def _layer_macs(module: nn.Module, output: torch.Tensor) -> tuple[str, int] | None:
+    """(type, MACs) of one layer's forward, from its output shape."""
+    if isinstance(module, Involution2d):
+        return "involution", output.numel() * module.kernel_size ** 2
+    if isinstance(module, nn.Conv2d):
+        kernel_h, kernel_w = module.kernel_size
+        per_output = module.in_channels // module.groups * kernel_h * kernel_w
+        return "conv", output.numel() * per_output
+    if isinstance(module, nn.Linear):
+        return "linear", output.numel() * module.in_features
+    return None
+
+
+def _elementwise_ops(module: nn.Module, inputs, output: torch.Tensor) -> tuple[str, int] | None:
+    """mmcv's per-element counts for the layers the MAC convention leaves out."""
+    if isinstance(module, nn.Conv2d) and module.bias is not None:
+        return "bias", output.numel()
+    if isinstance(module, nn.BatchNorm2d):
+        return "norm", 2 * output.numel()  # scale and shift
+    if isinstance(module, (nn.ReLU, nn.ReLU6)):
+        return "activation", output.numel()
+    if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d)):
+        return "pool", inputs[0].numel()
+    return None
+
+
+@torch.no_grad()
+def count_complexity(model: nn.Module, input_size=(3, 224, 224),
+                     elementwise: bool = False) -> Complexity:
+    """Count parameters and per-image multiply-adds of ``model`` on one input.
+
+    Args:
+        model: any ``nn.Module`` taking a (1, *input_size) tensor.
+        input_size: (channels, height, width) of one image.
+        elementwise: also count bias, norm, activation and pooling
+            operations the way mmcv does (see the module docs).
+    """
+    result = Complexity(params=count_parameters(model))
+
+    def record(module, inputs, output):
+        counts = [_layer_macs(module, output)]
+        if elementwise:
+            counts.append(_elementwise_ops(module, inputs, output))
+        for kind, ops in filter(None, counts):
+            result.ops_by_type[kind] = result.ops_by_type.get(kind, 0) + ops
+
+    hooks = [m.register_forward_hook(record) for m in model.modules()]
+    was_training = model.training
+    parameter = next(model.parameters(), None)
+    device = parameter.device if parameter is not None else "cpu"
+    try:
+        model.eval()
+        model(torch.zeros(1, *input_size, device=device))
+    finally:
+        model.train(was_training)
+        for hook in hooks:
+            hook.remove()
+    return result
+
+
+def _reported_figures(name: str) -> tuple[float | None, float | None, str]:
+    """(params in M, GFLOPs, source) reported for ``name``, if anyone reported them."""
+    from torchvision import models as tvm
+
+    from .reference import OFFICIAL_REDNET
+
+    family, depth = name[:6], int(name[6:])
+    if family == "rednet":
+        row = OFFICIAL_REDNET[depth]
+        return row["params_m"], row["gflops"], "paper"
+    weights = getattr(tvm, f"ResNet{depth}_Weights", None)
+    if weights is not None:  # torchvision's ResNet-50/101/152 are ours exactly
+        meta = weights.DEFAULT.meta
+        return meta["num_params"] / 1e6, meta["_ops"], "torchvision"
+    return None, None, ""
+
+
+def complexity_table(depths=(26, 38, 50, 101, 152), input_size=(3, 224, 224)) -> list[dict]:
+    """Our counts for every RedNet and ResNet depth beside the reported figures.
+
+    Each row: model, params, GMACs (our convention), G ops with mmcv's
+    element operations added, the reported params (M) and GFLOPs with their
+    source, and the gap in % between the reported FLOPs and our count in the
+    reporter's convention (mmcv-style for the paper, GMACs for torchvision).
+    """
+    from .models import create_model
+
+    rows = []
+    for family in ("rednet", "resnet"):
+        for depth in depths:
+            name = f"{family}{depth}"
+            counted = count_complexity(create_model(name), input_size, elementwise=True)
+            reported_params, reported_gflops, source = _reported_figures(name)
+            mmcv_style = (counted.macs + counted.elementwise_ops) / 1e9
+            # Compare like with like: the paper used mmcv's counter, torchvision counts MACs.
+            comparable = mmcv_style if source == "paper" else counted.gmacs
+            rows.append({
+                "model": name, "params": counted.params, "gmacs": counted.gmacs,
+                "involution_gmacs": counted.ops_by_type.get("involution", 0) / 1e9,
+                "mmcv_style_gflops": mmcv_style,
+                "reported_params_m": reported_params, "reported_gflops": reported_gflops,
+                "reported_by": source,
+                "gap_percent": (None if reported_gflops is None
+                                else 100 * (comparable - reported_gflops) / reported_gflops),
+            })
+    return rows
+
+
+def format_complexity_table(rows: list[dict], input_size=(3, 224, 224)) -> str:
+    """A plain-text rendering of :func:`complexity_table` with its conventions."""
+    def fmt(value, spec):
+        return "-" if value is None else format(value, spec)
+
+    lines = [
+        f"Parameters and multiply-adds per {input_size[1]}x{input_size[2]} image "
+        "(counted by involution.complexity)",
+        f"{'model':<10} {'params':>12} {'GMACs':>7} {'of which inv.':>13} {'mmcv-style':>10} "
+        f"{'reported params (M)':>19} {'reported GFLOPs':>15} {'gap':>6}  reported by",
+    ]
+    for row in rows:
+        lines.append(
+            f"{row['model']:<10} {row['params']:>12,} {row['gmacs']:>7.3f} "
+            f"{row['involution_gmacs']:>13.3f} {row['mmcv_style_gflops']:>10.3f} "
+            f"{fmt(row['reported_params_m'], '.2f'):>19} {fmt(row['reported_gflops'], '.3f'):>15} "
+            f"{fmt(row['gap_percent'], '+.1f'):>5}%  {row['reported_by'] or '-'}")
+    lines += [
+        "GMACs: multiply-adds of convolutions, linear layers and involutions (K*K per output",
+        "element). mmcv-style: GMACs plus the per-element operations mmcv's counter adds (bias,",
+        "2 per batch-norm element, ReLU, pooling input), the convention of the reported figures.",
+        "gap: our count in the reporter's convention minus the reported figure. 'paper':",
+        "reported by Li et al. (CVPR 2021), official model zoo (mmcv-style); 'torchvision':",
+        "reported in torchvision's weight metadata (MACs only, compared with GMACs).",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,191 @@
+"""The involution operator, ``involution2d``, behind one signature.
+
+Involution (Li et al., CVPR 2021) inverts the two design choices of
+convolution. A convolution shares one K x K kernel across every pixel and
+learns a different kernel per channel. An involution generates a different
+K x K kernel for every pixel and shares it across the channels of a group::
+
+    out[b, c, i, j] = sum_{u, v} kernel[b, g(c), u, v, i, j]
+                                 * input[b, c, i*s + u*d - p, j*s + v*d - p]
+
+with ``g(c) = c // (C // G)``, stride ``s``, dilation ``d``, zero padding
+``p``. The kernel is an *input* here; :class:`involution.Involution2d`
+generates it from the feature map.
+
+Implementations (all compute the same thing, see ``tests/test_functional.py``):
+
+``"unfold"``
+    The reference: the paper's formula taken literally with ``F.unfold``. It
+    materialises a (B, C*K*K, H_out*W_out) tensor, K*K times the size of the
+    input, so it is slow and memory-hungry; it exists to check the others.
+``"loop"``
+    Pure PyTorch, memory-lean: loops over the K*K kernel offsets and
+    accumulates shifted views of the input, so nothing bigger than the output
+    is ever allocated. Works on every device and dtype.
+``"cpu"``
+    A small C++ kernel compiled on first use (about a second, cached), fused
+    forward and backward. The default on the CPU for float32/float64 when a
+    C++ compiler is available; otherwise ``"loop"`` is used.
+``"triton"``
+    A Triton kernel pair, the default on CUDA GPUs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch.nn.modules.utils import _pair
+
+__all__ = ["involution2d", "IMPLEMENTATIONS", "default_impl", "InvolutionGeometry"]
+
+IMPLEMENTATIONS = ("unfold", "loop", "cpu", "triton")
+
+
+@dataclass(frozen=True)
+class InvolutionGeometry:
+    """Sizes of one involution call, checked and derived once."""
+
+    batch: int
+    channels: int
+    groups: int
+    kernel_size: int
+    height: int
+    width: int
+    out_height: int
+    out_width: int
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    dilation: tuple[int, int]
+
+    @property
+    def group_channels(self) -> int:
+        return self.channels // self.groups
+
+
+def _positive_pair(value, name: str) -> tuple[int, int]:
+    pair = _pair(value)
+    if len(pair) != 2 or any(not isinstance(v, int) or v < 1 for v in pair):
+        raise ValueError(f"{name} must be a positive int or a pair of them, got {value!r}")
+    return pair
+
+
+def check_geometry(input: torch.Tensor, kernel: torch.Tensor, stride=1, padding=None,
+                   dilation=1) -> InvolutionGeometry:
+    """Validate the arguments of :func:`involution2d` and derive all sizes.
+
+    Every mismatch raises a ``ValueError`` that names the offending sizes.
+    """
+    if not isinstance(input, torch.Tensor) or not isinstance(kernel, torch.Tensor):
+        raise ValueError("input and kernel must be torch.Tensors, got "
+                         f"{type(input).__name__} and {type(kernel).__name__}")
+    if input.dim() != 4:
+        raise ValueError(f"input must be 4-D (B, C, H, W), got shape {tuple(input.shape)}")
+    if kernel.dim() != 6:
+        raise ValueError("kernel must be 6-D (B, G, K, K, H_out, W_out), got shape "
+                         f"{tuple(kernel.shape)}")
+    if not input.is_floating_point():
+        raise ValueError(f"input must be a floating-point tensor, got dtype {input.dtype}")
+    if kernel.dtype != input.dtype:
+        raise ValueError(f"kernel dtype {kernel.dtype} differs from input dtype {input.dtype}; "
+                         "cast one of them, e.g. kernel.to(input.dtype)")
+    if kernel.device != input.device:
+        raise ValueError(f"kernel is on {kernel.device} but input is on {input.device}; "
+                         "move both to the same device")
+    batch, channels, height, width = input.shape
+    k_batch, groups, k_h, k_w, out_h, out_w = kernel.shape
+    if k_batch != batch:
+        raise ValueError(f"kernel batch size {k_batch} differs from input batch size {batch}")
+    if k_h != k_w:
+        raise ValueError(f"kernel must be square (K x K), got {k_h} x {k_w} "
+                         f"in kernel shape {tuple(kernel.shape)}")
+    if groups < 1 or channels % groups != 0:
+        raise ValueError(f"input channels C={channels} must be divisible by the kernel's "
+                         f"group count G={groups} (kernel shape {tuple(kernel.shape)})")
+    stride = _positive_pair(stride, "stride")
+    dilation = _positive_pair(dilation, "dilation")
+    if padding is None:
+        padding = tuple(d * (k_h - 1) // 2 for d in dilation)
+    padding = _pair(padding)
+    if len(padding) != 2 or any(not isinstance(p, int) or p < 0 for p in padding):
+        raise ValueError(f"padding must be a non-negative int or a pair of them, got {padding!r}")
+    expected = tuple(
+        (size + 2 * p - d * (k_h - 1) - 1) // s + 1
+        for size, p, d, s in zip((height, width), padding, dilation, stride)
+    )
+    if expected[0] < 1 or expected[1] < 1:
+        raise ValueError(f"input of size {height}x{width} is too small for a {k_h}x{k_h} kernel "
+                         f"with padding {padding} and dilation {dilation}")
+    if (out_h, out_w) != expected:
+        raise ValueError(
+            f"kernel spatial size {out_h}x{out_w} does not match the output size "
+            f"{expected[0]}x{expected[1]} of a {height}x{width} input with kernel size {k_h}, "
+            f"stride {stride}, padding {padding}, dilation {dilation}")
+    return InvolutionGeometry(batch, channels, groups, k_h, height, width, out_h, out_w,
+                              stride, padding, dilation)
+
+
+def _unfold_involution(input: torch.Tensor, kernel: torch.Tensor,
+                       geo: InvolutionGeometry) -> torch.Tensor:
+    """The reference: unfold every K x K window, weight it, sum it."""
+    k = geo.kernel_size
+    windows = F.unfold(input, k, dilation=geo.dilation, padding=geo.padding, stride=geo.stride)
+    # (B, C*K*K, L) -> (B, G, C/G, K*K, H_out, W_out): channel c lives in group c // (C/G).
+    windows = windows.view(geo.batch, geo.groups, geo.group_channels, k * k,
+                           geo.out_height, geo.out_width)
+    weights = kernel.reshape(geo.batch, geo.groups, 1, k * k, geo.out_height, geo.out_width)
+    out = (windows * weights).sum(dim=3)
+    return out.view(geo.batch, geo.channels, geo.out_height, geo.out_width)
+
+
+def _native_cpu_available(input: torch.Tensor) -> bool:
+    from . import _cpu
+    return input.dtype in _cpu.SUPPORTED_DTYPES and _cpu.library() is not None
+
+
+def default_impl(input: torch.Tensor) -> str:
+    """The fastest implementation for ``input``'s device and dtype."""
+    if input.device.type == "cuda":
+        from . import _triton
+        if _triton.available():
+            return "triton"
+        return "loop"
+    if input.device.type == "cpu" and _native_cpu_available(input):
+        return "cpu"
+    return "loop"
+
+
+def involution2d(input: torch.Tensor, kernel: torch.Tensor, stride=1, padding=None,
+                 dilation=1, impl: str | None = None) -> torch.Tensor:
+    """Apply per-pixel, channel-shared kernels to ``input``.
+
+    Args:
+        input: (B, C, H, W) feature map.
+        kernel: (B, G, K, K, H_out, W_out) kernels, one per output pixel and
+            group; channel ``c`` uses group ``c // (C // G)``.
+        stride, dilation: int or (h, w) pair.
+        padding: zero padding, int or pair; ``None`` means
+            ``dilation * (K - 1) // 2`` ("same" size at stride 1).
+        impl: ``"unfold"``, ``"loop"``, ``"cpu"``, ``"triton"`` or ``None``
+            for the best one for ``input``'s device (see the module docs).
+
+    Returns:
+        (B, C, H_out, W_out) tensor.
+    """
+    geo = check_geometry(input, kernel, stride, padding, dilation)
+    if impl is None:
+        impl = default_impl(input)
+    if impl == "unfold":
+        return _unfold_involution(input, kernel, geo)
+    if impl == "loop":
+        from ._loop import loop_involution
+        return loop_involution(input, kernel, geo)
+    if impl == "cpu":
+        if input.device.type != "cpu":
+            raise ValueError(f'impl="cpu" needs CPU tensors, got {input.device}; use impl=None')
+        from ._cpu import cpu_involution
+        return cpu_involution(input, kernel, geo)
+    if impl == "triton":
+        from ._triton import triton_involution
+        return triton_involution(input, kernel, geo)
+    raise ValueError(f"unknown impl {impl!r}; choose one of {IMPLEMENTATIONS} or None")

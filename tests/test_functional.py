@@ -1,0 +1,177 @@
+"""The involution operator: implementations agree, gradients are right, errors are clear."""
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from involution.functional import check_geometry, default_impl, involution2d
+
+FAST_IMPLS = ["loop", "cpu"]  # "triton" is tested under Triton's interpreter in test_triton.py
+
+
+def make_case(batch, channels, groups, height, width, k, stride=1, dilation=1,
+              dtype=torch.float64, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    pad = dilation * (k - 1) // 2
+    out_h = (height + 2 * pad - dilation * (k - 1) - 1) // stride + 1
+    out_w = (width + 2 * pad - dilation * (k - 1) - 1) // stride + 1
+    x = torch.randn(batch, channels, height, width, generator=generator, dtype=dtype)
+    kernel = torch.randn(batch, groups, k, k, out_h, out_w, generator=generator, dtype=dtype)
+    return x, kernel
+
+
+GEOMETRIES = [
+    # batch, C, G, H, W, K, stride, dilation
+    (2, 16, 1, 8, 8, 3, 1, 1),     # C/G = 16
+    (2, 64, 1, 7, 9, 5, 1, 1),     # C/G = 64, non-square
+    (1, 8, 8, 9, 13, 7, 1, 1),     # C/G = 1
+    (2, 32, 2, 11, 6, 7, 2, 1),    # stride 2, non-square, odd size
+    (2, 12, 3, 10, 10, 3, 2, 1),   # stride 2, C/G = 4
+    (1, 16, 4, 12, 9, 3, 1, 2),    # dilation 2
+    (2, 8, 2, 13, 13, 5, 2, 2),    # stride 2 and dilation 2
+    (3, 4, 4, 5, 5, 1, 1, 1),      # K = 1
+]
+
+
+@pytest.mark.parametrize("impl", FAST_IMPLS)
+@pytest.mark.parametrize("geometry", GEOMETRIES, ids=lambda g: "x".join(map(str, g)))
+def test_implementations_agree_with_unfold_reference(impl, geometry):
+    batch, channels, groups, height, width, k, stride, dilation = geometry
+    x, kernel = make_case(batch, channels, groups, height, width, k, stride, dilation)
+    x.requires_grad_(True)
+    kernel.requires_grad_(True)
+    expected = involution2d(x, kernel, stride, None, dilation, impl="unfold")
+    actual = involution2d(x, kernel, stride, None, dilation, impl=impl)
+    torch.testing.assert_close(actual, expected, rtol=1e-10, atol=1e-10)
+
+    grad_out = torch.randn_like(expected)
+    expected_grads = torch.autograd.grad(expected, (x, kernel), grad_out)
+    actual_grads = torch.autograd.grad(actual, (x, kernel), grad_out)
+    for got, want in zip(actual_grads, expected_grads):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("impl", FAST_IMPLS)
+def test_float32_matches_reference(impl):
+    x, kernel = make_case(2, 32, 2, 14, 14, 7, stride=2, dtype=torch.float32)
+    expected = involution2d(x, kernel, 2, impl="unfold")
+    torch.testing.assert_close(involution2d(x, kernel, 2, impl=impl), expected,
+                               rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("impl", ["unfold", *FAST_IMPLS])
+@pytest.mark.parametrize("stride,dilation", [(1, 1), (2, 1), (1, 2)])
+def test_gradcheck(impl, stride, dilation):
+    x, kernel = make_case(1, 4, 2, 6, 5, 3, stride, dilation)
+    x.requires_grad_(True)
+    kernel.requires_grad_(True)
+    assert torch.autograd.gradcheck(
+        lambda a, b: involution2d(a, b, stride, None, dilation, impl=impl), (x, kernel))
+
+
+@pytest.mark.parametrize("impl", FAST_IMPLS)
+def test_gradient_of_only_one_argument(impl):
+    x, kernel = make_case(1, 4, 2, 6, 6, 3)
+    kernel.requires_grad_(True)  # x needs no gradient: the backward must skip it
+    out = involution2d(x, kernel, impl=impl)
+    (grad_kernel,) = torch.autograd.grad(out.sum(), kernel)
+    (expected,) = torch.autograd.grad(involution2d(x, kernel, impl="unfold").sum(), kernel)
+    torch.testing.assert_close(grad_kernel, expected)
+
+
+def test_unfold_reference_matches_hand_computed_example():
+    # One image, two channels sharing one group, 3x3 input, 3x3 kernels, padding 1.
+    image = torch.tensor([[1., 2., 3.], [4., 5., 6.], [7., 8., 9.]])
+    x = torch.stack([image, 10 * image]).unsqueeze(0)            # (1, 2, 3, 3)
+    kernel = torch.zeros(1, 1, 3, 3, 3, 3)                         # (B, G, K, K, H, W)
+    kernel[0, 0, :, :, 1, 1] = 1.0   # centre pixel: sum of the whole image
+    kernel[0, 0, :, :, 0, 0] = 1.0   # top-left: only the 2x2 inside the image counts
+    kernel[0, 0, 2, 0, 0, 1] = 2.0   # pixel (0, 1), bottom-left tap -> input (1, 0)
+    kernel[0, 0, 1, 1, 2, 2] = -1.0  # pixel (2, 2), centre tap -> input (2, 2)
+    out = involution2d(x, kernel, impl="unfold")
+    expected = torch.tensor([[12., 8., 0.], [0., 45., 0.], [0., 0., -9.]])
+    torch.testing.assert_close(out[0, 0], expected)
+    torch.testing.assert_close(out[0, 1], 10 * expected)  # the kernel is shared by channels
+
+
+def test_stride_two_picks_every_other_pixel():
+    x = torch.arange(16.).view(1, 1, 4, 4)
+    kernel = torch.full((1, 1, 1, 1, 2, 2), 2.0)
+    out = involution2d(x, kernel, stride=2, impl="unfold")
+    torch.testing.assert_close(out[0, 0], 2 * torch.tensor([[0., 2.], [8., 10.]]))
+
+
+def test_channels_use_their_own_group_kernel():
+    x = torch.ones(1, 4, 3, 3)
+    kernel = torch.zeros(1, 2, 1, 1, 3, 3)
+    kernel[:, 0] = 1.0
+    kernel[:, 1] = 3.0
+    for impl in ["unfold", *FAST_IMPLS]:
+        out = involution2d(x, kernel, impl=impl)
+        assert out[0, :2].eq(1).all() and out[0, 2:].eq(3).all(), impl
+
+
+@pytest.mark.parametrize("make_args,message", [
+    (lambda: (torch.zeros(1, 4, 5, 5), torch.zeros(1, 1, 3, 3, 4, 5)),
+     "kernel spatial size 4x5 does not match the output size 5x5"),
+    (lambda: (torch.zeros(1, 6, 5, 5), torch.zeros(1, 4, 3, 3, 5, 5)),
+     "C=6 must be divisible by the kernel's group count G=4"),
+    (lambda: (torch.zeros(1, 4, 5), torch.zeros(1, 1, 3, 3, 5, 5)),
+     "input must be 4-D (B, C, H, W), got shape (1, 4, 5)"),
+    (lambda: (torch.zeros(1, 4, 5, 5), torch.zeros(1, 1, 3, 5, 5)),
+     "kernel must be 6-D"),
+    (lambda: (torch.zeros(2, 4, 5, 5), torch.zeros(1, 1, 3, 3, 5, 5)),
+     "kernel batch size 1 differs from input batch size 2"),
+    (lambda: (torch.zeros(1, 4, 5, 5), torch.zeros(1, 1, 3, 5, 5, 5)),
+     "kernel must be square"),
+    (lambda: (torch.zeros(1, 4, 5, 5), torch.zeros(1, 1, 3, 3, 5, 5, dtype=torch.float64)),
+     "kernel dtype torch.float64 differs from input dtype torch.float32"),
+    (lambda: (torch.zeros(1, 4, 5, 5, dtype=torch.int64), torch.zeros(1, 1, 3, 3, 5, 5)),
+     "input must be a floating-point tensor"),
+])
+def test_mismatches_raise_value_errors_naming_sizes(make_args, message):
+    x, kernel = make_args()
+    with pytest.raises(ValueError) as error:
+        involution2d(x, kernel)
+    assert message in str(error.value)
+
+
+def test_stride_mismatch_names_stride():
+    with pytest.raises(ValueError, match=r"stride \(2, 2\)"):
+        involution2d(torch.zeros(1, 4, 8, 8), torch.zeros(1, 1, 3, 3, 8, 8), stride=2)
+
+
+def test_unknown_impl_and_bad_stride():
+    x, kernel = make_case(1, 4, 1, 5, 5, 3, dtype=torch.float32)
+    with pytest.raises(ValueError, match="unknown impl 'fast'"):
+        involution2d(x, kernel, impl="fast")
+    with pytest.raises(ValueError, match="stride must be a positive int"):
+        check_geometry(x, kernel, stride=0)
+
+
+def test_default_impl_on_cpu_is_the_compiled_kernel():
+    x = torch.zeros(1, 4, 5, 5)
+    assert default_impl(x) == "cpu"
+    assert default_impl(x.bfloat16()) == "loop"  # the C++ kernel covers float32/float64
+
+
+def test_falls_back_to_loop_without_a_compiler(tmp_path):
+    """Where no C++ compiler exists the default still works, with a warning."""
+    script = (
+        "import warnings, torch\n"
+        "from involution.functional import default_impl, involution2d\n"
+        "x = torch.randn(1, 4, 6, 6); k = torch.randn(1, 2, 3, 3, 6, 6)\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    impl = default_impl(x)\n"
+        "assert impl == 'loop', impl\n"
+        "assert any('no C++ compiler' in str(w.message) for w in caught), caught\n"
+        "torch.testing.assert_close(involution2d(x, k), involution2d(x, k, impl='unfold'))\n"
+    )
+    env = dict(os.environ, PATH=str(tmp_path), CXX="no-such-compiler",
+               INVOLUTION_CACHE=str(tmp_path / "cache"))
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stderr
