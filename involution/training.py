@@ -1,0 +1,409 @@
+"""Lightning training: the classifier module, its optimisers and schedules, callbacks, loggers.
+
+The LightningModule holds the science (model, loss, metrics, optimiser,
+learning-rate schedule); the Trainer and the callbacks hold the engineering
+(checkpoints, logging, instability guards). ``python -m involution fit
+--config configs/NAME.yaml`` drives it all through LightningCLI (see
+``involution/__main__.py``).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import netrc
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Literal
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+from lightning.fabric.loggers.logger import rank_zero_experiment
+from torch import nn
+from torch.optim import lr_scheduler
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassAccuracy
+
+from .complexity import count_parameters
+from .layers import KernelGenerator
+from .models import create_model
+
+__all__ = [
+    "ImageClassifier", "KernelStatsMonitor", "NonFiniteLossGuard", "RunSummary",
+    "ResumableCSVLogger", "wandb_configured", "machine_description",
+]
+
+OptimizerName = Literal["sgd", "adam", "adamw"]
+SchedulerName = Literal["cosine", "exponential", "linear", "step", "polynomial", "constant"]
+
+
+class ImageClassifier(L.LightningModule):
+    """Train any registered model as an image classifier.
+
+    Args:
+        model_name: a name from :func:`involution.models.list_models`.
+        num_classes: classifier size; the CLI links it to the data module.
+        pretrained: path to an official RedNet ImageNet checkpoint to start from.
+        kernel_size, group_channels, reduction_ratio: RedNet involution options
+            (``None`` keeps the official value; ignored by other models).
+        drop_rate: dropout before the classifier.
+        label_smoothing: cross-entropy label smoothing.
+        optimizer: ``sgd`` (with ``momentum``/``nesterov``), ``adam`` or ``adamw``.
+        lr, weight_decay: optimiser settings.
+        scheduler: learning-rate schedule over the whole run, updated after
+            every optimiser step; ``gamma`` (per epoch) for exponential and
+            step, ``step_epochs`` for step, ``power`` for polynomial,
+            ``min_lr`` for cosine and linear.
+        warmup_epochs: linear warm-up from ``warmup_start_factor * lr``.
+        channels_last: use the channels-last memory format on GPUs.
+    """
+
+    def __init__(self, model_name: str = "rednet26", num_classes: int = 257,
+                 pretrained: str | None = None, kernel_size: int | None = None,
+                 group_channels: int | None = None, reduction_ratio: int | None = None,
+                 drop_rate: float = 0.0, label_smoothing: float = 0.0,
+                 optimizer: OptimizerName = "sgd", lr: float = 0.1, momentum: float = 0.9,
+                 nesterov: bool = True, weight_decay: float = 1e-4,
+                 scheduler: SchedulerName = "cosine", warmup_epochs: float = 0.0,
+                 warmup_start_factor: float = 0.01, min_lr: float = 0.0, gamma: float = 0.1,
+                 step_epochs: int = 30, power: float = 1.0, channels_last: bool = True):
+        super().__init__()
+        self.save_hyperparameters()
+        options = {"kernel_size": kernel_size, "group_channels": group_channels,
+                   "reduction_ratio": reduction_ratio}
+        options = {k: v for k, v in options.items() if v is not None}
+        if options and not model_name.startswith(("rednet", "dednet")):
+            raise ValueError(f"{sorted(options)} only apply to RedNet/DedNet models, "
+                             f"not {model_name!r}; remove them from the config")
+        self.model = create_model(model_name, num_classes=num_classes, pretrained=pretrained,
+                                  drop_rate=drop_rate, **options)
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+        accuracy = MetricCollection({
+            "top1": MulticlassAccuracy(num_classes, top_k=1, average="micro"),
+            "top5": MulticlassAccuracy(num_classes, top_k=min(5, num_classes), average="micro"),
+        })
+        self.train_metrics = accuracy.clone(prefix="train/")
+        self.val_metrics = accuracy.clone(prefix="val/")
+        self.test_metrics = accuracy.clone(prefix="test/")
+
+    @property
+    def num_parameters(self) -> int:
+        return count_parameters(self.model)
+
+    # -- checks before anything runs ---------------------------------------
+
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        data_classes = getattr(datamodule, "num_classes", None)
+        if data_classes is not None and data_classes != self.hparams.num_classes:
+            raise ValueError(
+                f"the model has {self.hparams.num_classes} classes but the data has "
+                f"{data_classes}; set model.num_classes: {data_classes} (or leave it to the CLI, "
+                "which takes it from the data)")
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        saved = checkpoint.get("hyper_parameters", {}).get("num_classes")
+        if saved is not None and saved != self.hparams.num_classes:
+            raise ValueError(
+                f"the checkpoint was trained for {saved} classes but this model has "
+                f"{self.hparams.num_classes} (from the data); evaluate it on the data it was "
+                "trained on, or fine-tune from official weights with model.pretrained")
+
+    def on_fit_start(self) -> None:
+        if self.hparams.channels_last and self.device.type == "cuda":
+            self.model.to(memory_format=torch.channels_last)
+
+    # -- the steps ------------------------------------------------------------
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if self.hparams.channels_last and images.is_cuda:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return self.model(images)
+
+    def _shared_step(self, batch, stage: str) -> torch.Tensor:
+        images, labels = batch
+        logits = self(images)
+        loss = self.criterion(logits, labels)
+        on_step = stage == "train"
+        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True,
+                 batch_size=len(labels))
+        metrics = getattr(self, f"{stage}_metrics")
+        metrics(logits, labels)
+        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=True,
+                      batch_size=len(labels))
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        return self._shared_step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        self._shared_step(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        self._shared_step(batch, "test")
+
+    def predict_step(self, batch, batch_idx):
+        images, labels = batch
+        probabilities = self(images).softmax(dim=1)
+        return {"probabilities": probabilities, "labels": labels}
+
+    # -- optimisation ---------------------------------------------------------
+
+    def configure_optimizers(self):
+        h = self.hparams
+        if h.optimizer == "sgd":
+            optimizer = torch.optim.SGD(self.parameters(), lr=h.lr, momentum=h.momentum,
+                                        nesterov=h.nesterov and h.momentum > 0,
+                                        weight_decay=h.weight_decay)
+        elif h.optimizer == "adam":
+            optimizer = torch.optim.Adam(self.parameters(), lr=h.lr, weight_decay=h.weight_decay)
+        else:
+            optimizer = torch.optim.AdamW(self.parameters(), lr=h.lr, weight_decay=h.weight_decay)
+        total_steps = int(self.trainer.estimated_stepping_batches)
+        steps_per_epoch = max(1, total_steps // max(1, self.trainer.max_epochs or 1))
+        schedule = build_schedule(optimizer, h, total_steps, steps_per_epoch)
+        # interval "step": the schedule advances after every optimiser step, so
+        # a 150-epoch cosine decays smoothly over all 150 epochs.
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": schedule, "interval": "step", "frequency": 1}}
+
+
+def build_schedule(optimizer, h, total_steps: int, steps_per_epoch: int):
+    """The learning-rate schedule ``h.scheduler`` with optional linear warm-up, in steps."""
+    warmup_steps = min(total_steps - 1, round(h.warmup_epochs * steps_per_epoch))
+    warmup_steps = max(0, warmup_steps)
+    main_steps = max(1, total_steps - warmup_steps)
+    base_lr = optimizer.param_groups[0]["lr"]
+    if h.scheduler == "cosine":
+        main = lr_scheduler.CosineAnnealingLR(optimizer, T_max=main_steps, eta_min=h.min_lr)
+    elif h.scheduler == "linear":
+        main = lr_scheduler.LinearLR(optimizer, start_factor=1.0,
+                                     end_factor=max(h.min_lr / base_lr, 1e-8),
+                                     total_iters=main_steps)
+    elif h.scheduler == "polynomial":
+        main = lr_scheduler.PolynomialLR(optimizer, total_iters=main_steps, power=h.power)
+    elif h.scheduler == "step":
+        main = lr_scheduler.StepLR(optimizer, step_size=h.step_epochs * steps_per_epoch,
+                                   gamma=h.gamma)
+    elif h.scheduler == "exponential":
+        # gamma is per epoch; spread it evenly over the epoch's steps.
+        main = lr_scheduler.ExponentialLR(optimizer, gamma=h.gamma ** (1 / steps_per_epoch))
+    else:
+        main = lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
+    if warmup_steps == 0:
+        return main
+    warmup = lr_scheduler.LinearLR(optimizer, start_factor=h.warmup_start_factor,
+                                   end_factor=1.0, total_iters=warmup_steps)
+    return lr_scheduler.SequentialLR(optimizer, [warmup, main], milestones=[warmup_steps])
+
+
+# -- callbacks ----------------------------------------------------------------
+
+
+class KernelStatsMonitor(Callback):
+    """Logs statistics of every involution layer's generated kernels.
+
+    RedNets can be unstable (the course project saw exploding activations in
+    RedNet-50): watching the kernels' spread and extremes per layer shows
+    where it starts. Every ``every_n_steps`` training steps, forward hooks on
+    the kernel generators record the std and max |value| of the kernels.
+    """
+
+    def __init__(self, every_n_steps: int = 50):
+        self.every_n_steps = every_n_steps
+        self._hooks, self._stats = [], {}
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step % self.every_n_steps != 0:
+            return
+        for name, module in pl_module.named_modules():
+            if isinstance(module, KernelGenerator):
+                self._hooks.append(module.register_forward_hook(self._recorder(name)))
+
+    def _recorder(self, name: str):
+        short = name.removeprefix("model.").removesuffix(".kernel_generator")
+
+        def record(module, inputs, kernel):
+            kernel = kernel.detach().float()
+            self._stats[f"kernels/{short}/std"] = kernel.std()
+            self._stats[f"kernels/{short}/absmax"] = kernel.abs().max()
+        return record
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        for hook in self._hooks:
+            hook.remove()
+        self._hooks = []
+        if self._stats:
+            pl_module.log_dict(self._stats, on_step=True, on_epoch=False)
+            self._stats = {}
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN or infinite loss."""
+
+
+class NonFiniteLossGuard(Callback):
+    """Stops training at the first NaN/inf loss, after saving a checkpoint.
+
+    It runs before the backward pass, so the saved weights are the last
+    finite ones: load them to inspect what went wrong.
+    """
+
+    def on_before_backward(self, trainer, pl_module, loss):
+        if torch.isfinite(loss).all():
+            return
+        path = Path(trainer.log_dir or trainer.default_root_dir) / "checkpoints" / (
+            f"nonfinite-step{trainer.global_step}.ckpt")
+        trainer.save_checkpoint(path)
+        raise NonFiniteLossError(
+            f"non-finite loss ({loss.item()}) at global step {trainer.global_step} (epoch "
+            f"{trainer.current_epoch}); the weights before this step are saved in {path}. "
+            "Lower the learning rate, add a warm-up (model.warmup_epochs) or clip gradients "
+            "(trainer.gradient_clip_val).")
+
+
+def machine_description() -> dict:
+    """Where a run happened: reported beside every result."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu, "cpu_threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        "torch": torch.__version__, "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+class RunSummary(Callback):
+    """Writes ``results.json`` in the run folder: what the notebooks and slides read.
+
+    It holds the model, its parameter count, the data set, the best
+    validation top-1 (and top-5 at that epoch), test accuracy when tested,
+    epochs trained, the machine and the full configuration.
+    """
+
+    FILENAME = "results.json"
+
+    def __init__(self):
+        self.best = {}
+
+    def _path(self, trainer) -> Path:
+        return Path(trainer.log_dir or trainer.default_root_dir) / self.FILENAME
+
+    def _update(self, trainer, pl_module, **fields) -> None:
+        path = self._path(trainer)
+        results = json.loads(path.read_text()) if path.exists() else {}
+        datamodule = getattr(trainer, "datamodule", None)
+        results.update({
+            "model": pl_module.hparams.model_name,
+            "params": pl_module.num_parameters,
+            "dataset": datamodule.summary() if hasattr(datamodule, "summary") else None,
+            "machine": machine_description(),
+            "config": {"model": dict(pl_module.hparams),
+                       "data": dict(getattr(datamodule, "hparams", {}))},
+            "updated": time.strftime("%Y-%m-%d %H:%M:%S"),
+        })
+        results.update(fields)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(results, indent=2, default=str) + "\n")
+
+    def on_validation_end(self, trainer, pl_module):
+        if trainer.sanity_checking or trainer.state.fn != "fit":
+            return
+        metrics = trainer.callback_metrics
+        top1 = float(metrics.get("val/top1", math.nan))
+        if not self.best or top1 > self.best["best_val_top1"]:
+            self.best = {"best_val_top1": top1, "best_val_top5": float(metrics["val/top5"]),
+                         "best_epoch": trainer.current_epoch}
+
+    def on_fit_end(self, trainer, pl_module):
+        self._update(trainer, pl_module, epochs_trained=trainer.current_epoch, **self.best)
+
+    def on_test_end(self, trainer, pl_module):
+        metrics = trainer.callback_metrics
+        self._update(trainer, pl_module, test_top1=float(metrics["test/top1"]),
+                     test_top5=float(metrics["test/top5"]),
+                     test_checkpoint=str(trainer.ckpt_path) if trainer.ckpt_path else None)
+
+    def state_dict(self):
+        return dict(self.best)
+
+    def load_state_dict(self, state_dict):
+        self.best = dict(state_dict)
+
+
+# -- loggers ------------------------------------------------------------------
+
+
+class _AppendingWriter(ExperimentWriter):
+    """Lightning's CSV writer, except that a resumed run keeps its earlier rows.
+
+    Lightning deletes an existing metrics.csv; when a run resumes from the
+    checkpoint of epoch E we keep the rows of epochs <= E (rows of the epoch
+    that was interrupted are dropped, since that epoch is trained again).
+    """
+
+    def __init__(self, log_dir: str, keep_through_epoch: int | None = None):
+        self.keep_through_epoch = keep_through_epoch  # read by the parent's __init__
+        super().__init__(log_dir)
+
+    def _check_log_dir_exists(self) -> None:
+        if not os.path.isfile(self.metrics_file_path):
+            return
+        with open(self.metrics_file_path, newline="") as file:
+            reader = csv.DictReader(file)
+            self.metrics_keys = list(reader.fieldnames or [])
+            rows = list(reader)
+        limit = self.keep_through_epoch
+        if limit is not None:
+            rows = [r for r in rows if not r.get("epoch") or float(r["epoch"]) <= limit]
+        with open(self.metrics_file_path, "w", newline="") as file:
+            writer = csv.DictWriter(file, fieldnames=self.metrics_keys)
+            writer.writeheader()
+            writer.writerows(rows)
+
+
+class ResumableCSVLogger(CSVLogger):
+    """A CSVLogger whose metrics.csv survives a resumed run.
+
+    Args:
+        keep_through_epoch: when resuming from a checkpoint saved at the end
+            of this epoch, the rows logged after it are dropped.
+        Other arguments as for :class:`lightning.pytorch.loggers.CSVLogger`.
+    """
+
+    def __init__(self, *args, keep_through_epoch: int | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._keep_through_epoch = keep_through_epoch
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> ExperimentWriter:
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _AppendingWriter(self.log_dir, self._keep_through_epoch)
+        return self._experiment
+
+
+def wandb_configured() -> bool:
+    """True when Weights & Biases can log: logged in, an API key, or offline mode."""
+    mode = os.environ.get("WANDB_MODE", "").lower()
+    if mode == "disabled":
+        return False
+    if mode in ("offline", "dryrun") or os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        return netrc.netrc().authenticators("api.wandb.ai") is not None
+    except (OSError, netrc.NetrcParseError):
+        return False

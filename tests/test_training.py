@@ -1,0 +1,210 @@
+"""Training on the built-in sample set: fit, evaluate, resume, guard, log, refuse bad configs."""
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from involution.cli import run_cli
+from involution.training import (ImageClassifier, NonFiniteLossError, NonFiniteLossGuard,
+                                 build_schedule, wandb_configured)
+
+REPO = Path(__file__).resolve().parents[1]
+QUICK = str(REPO / "configs" / "quick_sample.yaml")
+
+
+def quick_args(tmp_path, *extra, command="fit"):
+    """The quick sample-set config, shrunk to seconds."""
+    return [command, "--config", QUICK, "--trainer.default_root_dir", str(tmp_path),
+            "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
+            "--data.image_size", "32", "--data.num_workers", "0", *extra]
+
+
+def read_metrics(run_dir):
+    with open(run_dir / "metrics.csv", newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def column(rows, name):
+    return [float(r[name]) for r in rows if r.get(name)]
+
+
+def only_run_dir(tmp_path, run_name="quick_sample"):
+    (run_dir,) = (tmp_path / run_name).iterdir()
+    return run_dir
+
+
+@pytest.fixture(autouse=True)
+def no_wandb(monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+
+
+def test_short_fit_lowers_training_loss(tmp_path):
+    # Two fixed batches, learned over several epochs: the loss must come down.
+    run_cli(quick_args(tmp_path, "--trainer.max_epochs", "6", "--trainer.limit_train_batches", "2",
+                       "--trainer.limit_val_batches", "1", "--model.lr", "0.003",
+                       "--model.warmup_epochs", "0", "--model.drop_rate", "0",
+                       "--model.weight_decay", "0"))
+    run_dir = only_run_dir(tmp_path)
+    losses = column(read_metrics(run_dir), "train/loss_epoch")
+    assert len(losses) == 6
+    assert losses[-1] < 0.7 * losses[0], losses
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["model"] == "rednet26" and results["epochs_trained"] == 6
+    assert results["dataset"]["is_sample_set"] and "NOT Caltech-256" in results["dataset"]["name"]
+    assert 0.0 <= results["best_val_top1"] <= 1.0
+    assert (run_dir / "checkpoints" / "best.ckpt").is_file()
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_validate_and_test_from_checkpoint_reproduce_logged_metrics(tmp_path):
+    run_cli(quick_args(tmp_path, "--trainer.max_epochs", "2", "--trainer.limit_train_batches", "3"))
+    run_dir = only_run_dir(tmp_path)
+    results = json.loads((run_dir / "results.json").read_text())
+    best = run_dir / "checkpoints" / "best.ckpt"
+
+    cli = run_cli(quick_args(tmp_path, "--ckpt_path", str(best), command="validate"))
+    validated = cli.trainer.callback_metrics
+    assert float(validated["val/top1"]) == pytest.approx(results["best_val_top1"], abs=1e-6)
+    assert float(validated["val/top5"]) == pytest.approx(results["best_val_top5"], abs=1e-6)
+    logged = read_metrics(run_dir)
+    val_rows = [r for r in logged if r.get("val/top1") and r.get("epoch")
+                and int(float(r["epoch"])) == results["best_epoch"]]
+    assert float(val_rows[0]["val/top1"]) == pytest.approx(results["best_val_top1"], abs=1e-6)
+
+    run_cli(quick_args(tmp_path, "--ckpt_path", str(best), command="test"))
+    results = json.loads((run_dir / "results.json").read_text())
+    assert 0.0 <= results["test_top1"] <= results["test_top5"] <= 1.0
+
+    # The checkpoint alone rebuilds the model: no arguments needed.
+    model = ImageClassifier.load_from_checkpoint(best)
+    assert model.hparams.model_name == "rednet26" and model.hparams.num_classes == 10
+
+
+def test_run_killed_mid_epoch_resumes_to_the_same_number_of_epochs(tmp_path):
+    args = quick_args(tmp_path, "--trainer.max_epochs", "3", "--trainer.limit_train_batches", "3",
+                      "--trainer.limit_val_batches", "1")
+    killed = subprocess.run(
+        [sys.executable, "-m", "involution", *args,
+         "--trainer.callbacks+=killer_callback.KillMidEpoch",
+         "--trainer.callbacks.epoch=1", "--trainer.callbacks.batch=1"],
+        env=dict(os.environ, PYTHONPATH=str(REPO / "tests")), capture_output=True, text=True)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    run_dir = only_run_dir(tmp_path)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=True)["epoch"] == 0  # only epoch 0 finished
+
+    cli = run_cli(args + ["--ckpt_path", str(last)])
+    assert cli.trainer.current_epoch == 3
+    assert only_run_dir(tmp_path) == run_dir  # same run folder, same log
+    val_epochs = [int(float(r["epoch"])) for r in read_metrics(run_dir) if r.get("val/top1")]
+    assert val_epochs == [0, 1, 2]
+    train_epochs = [int(float(r["epoch"])) for r in read_metrics(run_dir)
+                    if r.get("train/loss_epoch")]
+    assert train_epochs == [0, 1, 2]
+
+
+def test_kernel_statistics_are_logged_per_involution_layer(tmp_path):
+    run_cli(quick_args(tmp_path, "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "1",
+                       "--trainer.limit_val_batches", "1"))
+    header = read_metrics(only_run_dir(tmp_path))[0].keys()
+    kernel_columns = [name for name in header if name.startswith("kernels/")]
+    # RedNet-26: the stem's involution and one per bottleneck (1 + 2 + 4 + 1).
+    assert len(kernel_columns) == 2 * 9
+    assert "kernels/stem.1/std" in kernel_columns and "kernels/layer3.3.conv2/absmax" in header
+
+
+def test_non_finite_loss_stops_training_and_saves_a_checkpoint(tmp_path):
+    import lightning as L
+    images = torch.full((8, 3, 32, 32), float("nan"))
+    loader = DataLoader(TensorDataset(images, torch.zeros(8, dtype=torch.long)), batch_size=4)
+    trainer = L.Trainer(max_epochs=1, default_root_dir=tmp_path, logger=False,
+                        callbacks=[NonFiniteLossGuard()], enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)
+    with pytest.raises(NonFiniteLossError, match="non-finite loss .* at global step 0"):
+        trainer.fit(ImageClassifier("resnet26", num_classes=3), loader)
+    assert (tmp_path / "checkpoints" / "nonfinite-step0.ckpt").is_file()
+
+
+@pytest.mark.parametrize("override,message", [
+    (["--model.model_name", "rednet27"], "unknown model 'rednet27'"),
+    (["--model.optimizer", "lamb"], "lamb"),
+    (["--model.scheduler", "cyclic"], "cyclic"),
+])
+def test_bad_config_stops_before_training(tmp_path, override, message, capsys):
+    with pytest.raises((ValueError, SystemExit)) as error:
+        run_cli(quick_args(tmp_path, *override))
+    shown = str(error.value) + capsys.readouterr().err
+    assert message in shown
+    assert not (tmp_path / "quick_sample").exists() or not any(
+        (tmp_path / "quick_sample").rglob("*.ckpt"))
+
+
+def test_missing_data_root_is_reported(tmp_path, capsys):
+    with pytest.raises((FileNotFoundError, SystemExit)) as error:
+        run_cli(quick_args(tmp_path, "--data.root", str(tmp_path / "nowhere")))
+    assert "Caltech-256 was not found" in str(error.value) + capsys.readouterr().err
+
+
+def test_num_classes_disagreeing_with_the_data_is_refused(tmp_path):
+    import lightning as L
+    from involution.data import Caltech256DataModule
+    trainer = L.Trainer(max_epochs=1, default_root_dir=tmp_path, logger=False,
+                        enable_progress_bar=False, enable_model_summary=False)
+    with pytest.raises(ValueError, match="model has 257 classes but the data has 10"):
+        trainer.fit(ImageClassifier("resnet26", num_classes=257),
+                    Caltech256DataModule("sample", image_size=32, num_workers=0))
+
+
+def test_schedules_step_every_optimiser_step_with_warmup():
+    class H:  # the hyper-parameters build_schedule reads
+        scheduler, warmup_epochs, warmup_start_factor = "cosine", 1, 0.1
+        min_lr, gamma, step_epochs, power = 0.0, 0.5, 1, 1.0
+
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    schedule = build_schedule(optimizer, H, total_steps=40, steps_per_epoch=10)
+    lrs = []
+    for _ in range(40):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    assert lrs[0] == pytest.approx(0.1) and lrs[10] == pytest.approx(1.0)  # warm-up, then peak
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))  # cosine decays every step
+    assert lrs[-1] < 0.01
+
+    H.scheduler, H.warmup_epochs = "exponential", 0
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    schedule = build_schedule(optimizer, H, total_steps=40, steps_per_epoch=10)
+    for _ in range(10):
+        optimizer.step()
+        schedule.step()
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.5)  # gamma is per epoch
+
+
+def test_wandb_is_used_only_when_configured(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc login
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("WANDB_MODE", "")
+    assert not wandb_configured()
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    assert wandb_configured()
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    assert not wandb_configured()
+
+
+def test_offline_wandb_run_logs_beside_the_csv(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    cli = run_cli(quick_args(tmp_path, "--trainer.max_epochs", "1",
+                             "--trainer.limit_train_batches", "1", "--trainer.limit_val_batches", "1"))
+    run_dir = only_run_dir(tmp_path)
+    assert [type(logger).__name__ for logger in cli.trainer.loggers] == [
+        "ResumableCSVLogger", "WandbLogger"]
+    assert (run_dir / "metrics.csv").is_file()
+    assert list((run_dir / "wandb").glob("offline-run-*"))

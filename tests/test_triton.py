@@ -1,0 +1,176 @@
+"""The Triton kernels agree with the unfold reference, on the CPU via Triton's interpreter.
+
+CI has no GPU, so the kernels run under ``TRITON_INTERPRET=1``, which executes
+them in Python on CPU tensors. Triton reads that variable when the kernels are
+defined (at import), so each check runs in a fresh interpreter process started
+with it set; the pytest process itself stays in normal mode. The interpreter
+is slow: the shapes are small, but chosen so that every kernel runs more than
+one pixel block, a partly masked channel block and a split channel axis.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from involution.functional import involution2d
+
+# Runs in the subprocess: argv[1] is JSON {dtype name: [case, ...]}. The
+# reference is impl="unfold" in float64 on the same (rounded) inputs, so the
+# tolerance measures the Triton kernels' own error. One process for all cases:
+# starting one costs seconds, more than most cases.
+CHECK_SCRIPT = r"""
+import json, sys, torch
+from involution import _triton
+from involution.functional import involution2d
+
+assert _triton.INTERPRETED and _triton.available(), "TRITON_INTERPRET=1 did not reach Triton"
+TOLERANCE = {"float64": 1e-10, "float32": 1e-4, "float16": 2e-3, "bfloat16": 1.6e-2}
+failures = 0
+for dtype_name, case in [(d, c) for d, cases in json.loads(sys.argv[1]).items() for c in cases]:
+    dtype, tolerance = getattr(torch, dtype_name), TOLERANCE[dtype_name]
+    g = torch.Generator().manual_seed(0)
+    batch, channels, groups, height, width, k = (case[n] for n in "B C G H W K".split())
+    stride, dilation = case.get("stride", 1), case.get("dilation", 1)
+    (s_h, s_w), (d_h, d_w) = [v if isinstance(v, list) else [v, v] for v in (stride, dilation)]
+    p_h, p_w = case.get("padding", [d_h * (k - 1) // 2, d_w * (k - 1) // 2])
+    out_h = (height + 2 * p_h - d_h * (k - 1) - 1) // s_h + 1
+    out_w = (width + 2 * p_w - d_w * (k - 1) - 1) // s_w + 1
+    x = torch.randn(batch, channels, height, width, generator=g).to(dtype)
+    kernel = torch.randn(batch, groups, k, k, out_h, out_w, generator=g).to(dtype)
+    grad_out = torch.randn(batch, channels, out_h, out_w, generator=g).to(dtype)
+    if case.get("channels_last"):  # the operator must make its inputs contiguous
+        x = x.contiguous(memory_format=torch.channels_last)
+    wanted = case.get("grads", ["input", "kernel"])
+    args = dict(stride=tuple(stride) if isinstance(stride, list) else stride,
+                padding=(p_h, p_w), dilation=tuple(dilation) if isinstance(dilation, list)
+                else dilation)
+    results = {}
+    for impl, t in (("triton", dtype), ("unfold", torch.float64)):
+        xi = x.detach().to(t).requires_grad_("input" in wanted)
+        ki = kernel.detach().to(t).requires_grad_("kernel" in wanted)
+        out = involution2d(xi, ki, impl=impl, **args)
+        leaves = [v for n, v in (("input", xi), ("kernel", ki)) if n in wanted]
+        grads = torch.autograd.grad(out, leaves, grad_out.to(t)) if leaves else ()
+        results[impl] = [out.detach(), *grads]
+    names = ["output", *[f"grad {n}" for n in wanted]]
+    try:
+        for name, got, want in zip(names, results["triton"], results["unfold"]):
+            assert got.dtype == dtype, f"{name}: dtype {got.dtype}, expected {dtype}"
+            torch.testing.assert_close(got.double(), want, rtol=tolerance, atol=tolerance,
+                                       msg=lambda m: f"{name}: {m}")
+        print("ok  ", dtype_name, case, flush=True)
+    except AssertionError as error:
+        failures += 1
+        print("FAIL", dtype_name, case, "\n", error, flush=True)
+sys.exit(1 if failures else 0)
+"""
+
+CASES = {
+    "float32": [
+        {"B": 2, "C": 16, "G": 16, "H": 9, "W": 13, "K": 3},                 # C/G = 1
+        {"B": 2, "C": 32, "G": 2, "H": 9, "W": 13, "K": 5, "stride": 2},    # C/G = 16
+        {"B": 2, "C": 64, "G": 1, "H": 9, "W": 13, "K": 5, "dilation": 2},  # C/G = 64: split
+        {"B": 2, "C": 48, "G": 1, "H": 9, "W": 13, "K": 3, "stride": 2,     # 48 = 32 + 16:
+         "dilation": 2, "channels_last": True},                             # masked 2nd block
+        {"B": 2, "C": 24, "G": 2, "H": 9, "W": 13, "K": 3,                  # per-axis pairs,
+         "stride": [2, 1], "dilation": [1, 2], "padding": [0, 3]},          # C/G = 12
+        {"B": 2, "C": 8, "G": 2, "H": 5, "W": 7, "K": 1},                   # K = 1
+        {"B": 2, "C": 8, "G": 2, "H": 6, "W": 5, "K": 3, "grads": ["input"]},
+        {"B": 2, "C": 8, "G": 2, "H": 6, "W": 5, "K": 3, "grads": ["kernel"]},
+        {"B": 0, "C": 8, "G": 2, "H": 6, "W": 5, "K": 3},                   # empty batch
+    ],
+    "float64": [
+        {"B": 2, "C": 48, "G": 3, "H": 9, "W": 13, "K": 5, "stride": 2},    # C/G = 16
+        {"B": 2, "C": 24, "G": 1, "H": 13, "W": 9, "K": 7, "stride": 2, "dilation": 2},
+    ],
+    # Half precision: loads in 16 bits, sums in float32, one rounding at the store.
+    "float16": [{"B": 2, "C": 32, "G": 2, "H": 9, "W": 13, "K": 3, "stride": 2}],
+    "bfloat16": [{"B": 2, "C": 32, "G": 2, "H": 9, "W": 13, "K": 3}],
+}
+
+
+def run_python(script: str, *args: str, **env_changes: str | None):
+    env = dict(os.environ)
+    for name, value in env_changes.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    return subprocess.run([sys.executable, "-c", script, *args], env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_interpreted_kernels_match_unfold_reference():
+    result = run_python(CHECK_SCRIPT, json.dumps(CASES), TRITON_INTERPRET="1")
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+
+
+def test_plain_cpu_session_is_unavailable_and_says_why(monkeypatch):
+    from involution import _triton
+    # A plain CPU session, whatever the environment of this test run: no
+    # TRITON_INTERPRET (re-read here as the module does at import), no GPU.
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    monkeypatch.setattr(_triton, "INTERPRETED", _triton._interpreter_requested())
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert _triton.INTERPRETED is False
+    assert _triton.available() is False
+    x, kernel = torch.zeros(1, 4, 5, 5), torch.zeros(1, 2, 3, 3, 5, 5)
+    with pytest.raises(ValueError, match="needs CUDA tensors, got cpu.*TRITON_INTERPRET=1"):
+        involution2d(x, kernel, impl="triton")
+
+
+def test_module_imports_without_triton():
+    script = (
+        "import sys\n"
+        "sys.modules['triton'] = None  # makes 'import triton' fail\n"
+        "import torch\n"
+        "from involution import _triton\n"
+        "from involution.functional import involution2d\n"
+        "assert _triton.available() is False\n"
+        "x, k = torch.zeros(1, 4, 5, 5), torch.zeros(1, 2, 3, 3, 5, 5)\n"
+        "try:\n"
+        "    involution2d(x, k, impl='triton')\n"
+        "except RuntimeError as error:\n"
+        "    assert 'needs the triton package' in str(error), error\n"
+        "else:\n"
+        "    raise AssertionError('no error without triton')\n"
+    )
+    result = run_python(script, TRITON_INTERPRET="1")
+    assert result.returncode == 0, result.stderr
+
+
+CUDA_GEOMETRIES = [
+    # batch, C, G, H, W, K, stride, dilation
+    (4, 64, 4, 56, 56, 7, 1, 1),    # RedNet stage 1
+    (2, 256, 16, 28, 30, 7, 2, 1),  # stride 2, non-square
+    (2, 96, 1, 14, 14, 3, 1, 2),    # C/G = 96: three channel blocks
+    (2, 24, 24, 7, 7, 5, 1, 1),     # C/G = 1, tiny map
+]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="compares the compiled kernels on CUDA")
+def test_cuda_kernels_match_unfold_reference():
+    for dtype, tolerance in [(torch.float32, 1e-4), (torch.float64, 1e-10),
+                             (torch.float16, 2e-3), (torch.bfloat16, 1.6e-2)]:
+        for batch, channels, groups, height, width, k, stride, dilation in CUDA_GEOMETRIES:
+            g = torch.Generator().manual_seed(0)
+            pad = dilation * (k - 1) // 2
+            out_h = (height + 2 * pad - dilation * (k - 1) - 1) // stride + 1
+            out_w = (width + 2 * pad - dilation * (k - 1) - 1) // stride + 1
+            x = torch.randn(batch, channels, height, width, generator=g)
+            kernel = torch.randn(batch, groups, k, k, out_h, out_w, generator=g)
+            grad_out = torch.randn(batch, channels, out_h, out_w, generator=g)
+            results = []
+            for impl, t in (("triton", dtype), ("unfold", torch.float64)):
+                xi, ki = (v.cuda().to(dtype).to(t).requires_grad_() for v in (x, kernel))
+                out = involution2d(xi, ki, stride, None, dilation, impl=impl)
+                grads = torch.autograd.grad(out, (xi, ki), grad_out.cuda().to(dtype).to(t))
+                results.append([out, *grads])
+            where = f"{dtype}, geometry {(batch, channels, groups, height, width, k)}"
+            for name, got, want in zip(["output", "grad input", "grad kernel"], *results):
+                assert got.dtype == dtype, f"{where}: {name} has dtype {got.dtype}"
+                torch.testing.assert_close(got.double(), want, rtol=tolerance, atol=tolerance,
+                                           msg=lambda m: f"{where}: {name}: {m}")
