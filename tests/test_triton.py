@@ -151,7 +151,8 @@ CUDA_GEOMETRIES = [
 ]
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="compares the compiled kernels on CUDA")
+# Needs a CUDA GPU; deselected by default (pyproject addopts), run with `pytest -m gpu`.
+@pytest.mark.gpu
 def test_cuda_kernels_match_unfold_reference():
     for dtype, tolerance in [(torch.float32, 1e-4), (torch.float64, 1e-10),
                              (torch.float16, 2e-3), (torch.bfloat16, 1.6e-2)]:
