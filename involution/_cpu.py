@@ -30,7 +30,10 @@ from torch.autograd.function import once_differentiable
 SOURCE = Path(__file__).with_name("csrc") / "involution_cpu.cpp"
 SUPPORTED_DTYPES = {torch.float32: "f32", torch.float64: "f64"}
 # -march=native: the library is built on, and cached for, the machine that runs it.
-FLAGS = ["-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-pthread"]
+# -fassociative-math (with the two flags it needs) lets the compiler sum a
+# 16-channel dot product as a vector instead of one channel after another.
+FLAGS = ["-O3", "-march=native", "-fassociative-math", "-fno-signed-zeros",
+         "-fno-trapping-math", "-std=c++17", "-shared", "-fPIC", "-pthread"]
 
 
 def cache_dir() -> Path:
@@ -75,9 +78,9 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
     pointer, geometry = ctypes.c_void_p, ctypes.POINTER(ctypes.c_int64)
     for suffix in SUPPORTED_DTYPES.values():
         getattr(lib, f"involution_forward_{suffix}").argtypes = [
-            pointer, pointer, pointer, geometry, ctypes.c_int]
+            pointer, pointer, pointer, geometry, geometry, ctypes.c_int]
         getattr(lib, f"involution_backward_{suffix}").argtypes = [
-            pointer, pointer, pointer, pointer, pointer, geometry, ctypes.c_int]
+            pointer, pointer, pointer, pointer, pointer, geometry, geometry, ctypes.c_int]
     return lib
 
 
@@ -99,27 +102,45 @@ def library() -> ctypes.CDLL | None:
         return None
 
 
-def _geometry_array(geo) -> ctypes.Array:
-    values = (geo.batch, geo.channels, geo.groups, geo.kernel_size, geo.height, geo.width,
-              geo.out_height, geo.out_width, *geo.stride, *geo.padding, *geo.dilation)
+def _int64_array(values) -> ctypes.Array:
     return (ctypes.c_int64 * len(values))(*values)
+
+
+def _geometry_array(geo) -> ctypes.Array:
+    return _int64_array((geo.batch, geo.channels, geo.groups, geo.kernel_size, geo.height,
+                         geo.width, geo.out_height, geo.out_width, *geo.stride, *geo.padding,
+                         *geo.dilation))
+
+
+def _strides(*tensors: torch.Tensor | None) -> ctypes.Array:
+    """The element strides of each tensor, in order (a missing one counts as zeros)."""
+    return _int64_array([s for t, n in tensors for s in (t.stride() if t is not None else (0,) * n)])
 
 
 def _pointer(tensor: torch.Tensor | None) -> int | None:
     return None if tensor is None else tensor.data_ptr()
 
 
+def _like_input(input: torch.Tensor, *size: int) -> torch.Tensor:
+    """An empty tensor in the input's memory format (channels-last stays channels-last)."""
+    channels_last = (input.is_contiguous(memory_format=torch.channels_last)
+                     and not input.is_contiguous())
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    return torch.empty(size, dtype=input.dtype, device=input.device, memory_format=memory_format)
+
+
 class _CpuInvolution(torch.autograd.Function):
+    """The kernel reads and writes through strides: no tensor is copied or reordered."""
+
     @staticmethod
     def forward(ctx, input, kernel, geo):
-        input, kernel = input.contiguous(), kernel.contiguous()
         ctx.geo = geo
         ctx.save_for_backward(input, kernel)
-        output = input.new_empty(geo.batch, geo.channels, geo.out_height, geo.out_width)
+        output = _like_input(input, geo.batch, geo.channels, geo.out_height, geo.out_width)
         suffix = SUPPORTED_DTYPES[input.dtype]
         getattr(library(), f"involution_forward_{suffix}")(
             input.data_ptr(), kernel.data_ptr(), output.data_ptr(), _geometry_array(geo),
-            torch.get_num_threads())
+            _strides((input, 4), (kernel, 6), (output, 4)), torch.get_num_threads())
         return output
 
     @staticmethod
@@ -127,14 +148,16 @@ class _CpuInvolution(torch.autograd.Function):
     def backward(ctx, grad_output):
         input, kernel = ctx.saved_tensors
         need_input, need_kernel = ctx.needs_input_grad[:2]
-        grad_output = grad_output.contiguous()
-        # The kernel accumulates into both gradients, so they start at zero.
-        grad_input = torch.zeros_like(input) if need_input else None
-        grad_kernel = torch.zeros_like(kernel) if need_kernel else None
+        # The C++ code writes every element of both gradients.
+        grad_input = torch.empty_like(input) if need_input else None
+        grad_kernel = torch.empty_like(kernel) if need_kernel else None
         suffix = SUPPORTED_DTYPES[input.dtype]
         getattr(library(), f"involution_backward_{suffix}")(
             input.data_ptr(), kernel.data_ptr(), grad_output.data_ptr(), _pointer(grad_input),
-            _pointer(grad_kernel), _geometry_array(ctx.geo), torch.get_num_threads())
+            _pointer(grad_kernel), _geometry_array(ctx.geo),
+            _strides((input, 4), (kernel, 6), (grad_output, 4), (grad_input, 4),
+                     (grad_kernel, 6)),
+            torch.get_num_threads())
         return grad_input, grad_kernel, None
 
 

@@ -60,7 +60,9 @@ class ImageClassifier(L.LightningModule):
             step, ``step_epochs`` for step, ``power`` for polynomial,
             ``min_lr`` for cosine and linear.
         warmup_epochs: linear warm-up from ``warmup_start_factor * lr``.
-        channels_last: use the channels-last memory format on GPUs.
+        channels_last: use the channels-last (NHWC) memory format. The
+            convolutions run faster in it on GPUs and on recent CPUs (see
+            the benchmark), and the involution kernels read it directly.
     """
 
     def __init__(self, model_name: str = "rednet26", num_classes: int = 257,
@@ -82,6 +84,8 @@ class ImageClassifier(L.LightningModule):
                              f"not {model_name!r}; remove them from the config")
         self.model = create_model(model_name, num_classes=num_classes, pretrained=pretrained,
                                   drop_rate=drop_rate, **options)
+        if channels_last:
+            self.model.to(memory_format=torch.channels_last)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         accuracy = MetricCollection({
             "top1": MulticlassAccuracy(num_classes, top_k=1, average="micro"),
@@ -114,14 +118,10 @@ class ImageClassifier(L.LightningModule):
                 f"{self.hparams.num_classes} (from the data); evaluate it on the data it was "
                 "trained on, or fine-tune from official weights with model.pretrained")
 
-    def on_fit_start(self) -> None:
-        if self.hparams.channels_last and self.device.type == "cuda":
-            self.model.to(memory_format=torch.channels_last)
-
     # -- the steps ------------------------------------------------------------
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        if self.hparams.channels_last and images.is_cuda:
+        if self.hparams.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         return self.model(images)
 

@@ -175,3 +175,25 @@ def test_falls_back_to_loop_without_a_compiler(tmp_path):
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
                             text=True)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("impl", FAST_IMPLS)
+def test_channels_last_and_strided_tensors_need_no_copies(impl):
+    """Channels-last input, a kernel viewed from a channels-last conv output, an
+    expanded output gradient (as .sum() produces): all read through strides."""
+    batch, channels, groups, size, k, stride = 2, 32, 2, 9, 5, 2
+    out = (size - 1) // stride + 1
+    x = torch.randn(batch, channels, size, size, dtype=torch.float64)
+    x = x.contiguous(memory_format=torch.channels_last).requires_grad_()
+    span = torch.randn(batch, groups * k * k, out, out, dtype=torch.float64)
+    span = span.contiguous(memory_format=torch.channels_last).requires_grad_()
+    kernel = span.view(batch, groups, k, k, out, out)
+    assert not kernel.is_contiguous()
+    result = involution2d(x, kernel, stride, impl=impl)
+    expected = involution2d(x, kernel, stride, impl="unfold")
+    torch.testing.assert_close(result, expected)
+    if impl == "cpu":
+        assert result.is_contiguous(memory_format=torch.channels_last)
+    for got, want in zip(torch.autograd.grad(result.sum(), (x, span)),
+                         torch.autograd.grad(expected.sum(), (x, span))):
+        torch.testing.assert_close(got, want)

@@ -1,28 +1,37 @@
-// Involution forward and backward on the CPU, fused and cache-friendly.
+// Involution forward and backward on the CPU, vectorised across channels.
 //
 // Plain C++ with a C interface and no PyTorch headers, so it compiles in
 // about a second (involution/_cpu.py builds it on first use and loads it with
-// ctypes). Tensors arrive contiguous:
+// ctypes). Tensors come with their strides, so both memory formats work
+// without copies: NCHW and channels-last (NHWC), which is faster for the
+// convolutions around an involution on many CPUs.
 //   input  (B, C, H, W)      kernel (B, G, K, K, H_out, W_out)
 //   output (B, C, H_out, W_out)
 //
-// Work is split into independent units, one per (batch, group) pair: a unit
-// reads its group's C/G input planes and its own kernels and writes only its
-// own output (or gradient) planes, so threads never share a write.
-//
-// Inside a unit the loops run over output rows, then the K x K offsets, then
-// the channels of the group, then the output columns. The innermost loop is a
-// contiguous multiply-add that the compiler vectorises, the kernel row is
-// loaded once and reused by every channel of the group (the "shared across
-// channels" of involution), and the group's output rows stay in L1 cache for
-// all K*K offsets. Nothing of size K*K times the input is ever allocated.
+// The idea: a pixel's kernel value is shared by all C/G channels of its
+// group, so the natural vector is a run of channels, not a run of pixels.
+// Work is split into independent units, one per (batch, group) pair; a unit
+// first copies its group's input into a small channels-last buffer
+// (H + 2p, W + 2p, C/G) with a zero border, which fits in the L2 cache. Then
+// for every output pixel
+//     acc[0..16) += kernel[u, v, pixel] * padded[row + u*d, col + v*d, 0..16)
+// is one broadcast and one fused multiply-add on a 16-channel vector, for all
+// K*K offsets, with no bounds checks (the border holds the zero padding) and
+// the sums in registers. Channels are handled in blocks of 16 (the group is
+// padded with zero channels up to a multiple of 16), and four pixels are
+// summed side by side so that consecutive multiply-adds do not wait on each
+// other. Units never share a write, so threads need no locks.
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <thread>
 #include <vector>
 
 namespace {
+
+constexpr int64_t kBlock = 16;   // channels per vector block
+constexpr int64_t kPixels = 4;   // output pixels summed side by side
 
 struct Geometry {
   int64_t batch, channels, groups, kernel, height, width, out_h, out_w;
@@ -34,130 +43,260 @@ struct Geometry {
         dil_h(g[12]), dil_w(g[13]) {}
 
   int64_t group_channels() const { return channels / groups; }
-  int64_t in_plane() const { return height * width; }
-  int64_t out_plane() const { return out_h * out_w; }
-  int64_t kernel_block() const { return kernel * kernel * out_plane(); }
+  // Channels per pixel in the packed buffers: C/G rounded up to whole blocks.
+  int64_t packed_channels() const { return (group_channels() + kBlock - 1) / kBlock * kBlock; }
+  int64_t padded_h() const { return height + 2 * pad_h; }
+  int64_t padded_w() const { return width + 2 * pad_w; }
+  int64_t padded_size() const { return padded_h() * padded_w() * packed_channels(); }
 };
 
-// Output columns [lo, hi) whose input column j*stride + offset lies inside
-// the image; the columns outside it would read zero padding and are skipped.
-struct ColumnRange {
-  int64_t offset, lo, hi;
+// One unit's slice of a (B, C, H, W) tensor: element (c, h, w) of the group.
+template <typename T>
+struct Map {
+  T* data;
+  int64_t c, h, w;  // strides in elements
+  T& at(int64_t channel, int64_t row, int64_t col) const {
+    return data[channel * c + row * h + col * w];
+  }
 };
 
-ColumnRange valid_columns(const Geometry& g, int64_t v) {
-  const int64_t offset = v * g.dil_w - g.pad_w;
-  const int64_t s = g.stride_w;
-  const int64_t lo = offset >= 0 ? 0 : (-offset + s - 1) / s;
-  const int64_t last = g.width - 1 - offset;  // largest j*s allowed
-  const int64_t hi = last < 0 ? 0 : std::min(g.out_w, last / s + 1);
-  return {offset, std::min(lo, hi), hi};
+// One unit's slice of a (B, G, K, K, H_out, W_out) kernel tensor.
+template <typename T>
+struct Kernels {
+  T* data;
+  int64_t u, v, h, w;  // strides in elements
+  // Where each offset's plane starts, in the order tap = u*K + v.
+  std::vector<int64_t> tap_offsets(int64_t k) const {
+    std::vector<int64_t> offsets;
+    for (int64_t a = 0; a < k; ++a)
+      for (int64_t b = 0; b < k; ++b) offsets.push_back(a * u + b * v);
+    return offsets;
+  }
+  T* pixel(int64_t row, int64_t col) const { return data + row * h + col * w; }
+};
+
+template <typename T>
+Map<T> unit_map(T* base, const int64_t* s, const Geometry& g, int64_t b, int64_t group) {
+  return {base + b * s[0] + group * g.group_channels() * s[1], s[1], s[2], s[3]};
 }
 
-// out[j] += weight[j] * in[j*stride + offset] for j in [lo, hi).
 template <typename T>
-inline void multiply_add_row(T* __restrict out, const T* __restrict weight,
-                             const T* __restrict in, const ColumnRange& cols, int64_t stride) {
-  if (stride == 1) {
-    for (int64_t j = cols.lo; j < cols.hi; ++j) out[j] += weight[j] * in[j + cols.offset];
+Kernels<T> unit_kernels(T* base, const int64_t* s, int64_t b, int64_t group) {
+  return {base + b * s[0] + group * s[1], s[2], s[3], s[4], s[5]};
+}
+
+// A zero-filled scratch buffer whose data starts on a 64-byte boundary, so
+// that a block of 16 floats is exactly one cache line (an unaligned block
+// would straddle two, and every load would touch both).
+template <typename T>
+class Buffer {
+ public:
+  void zero(int64_t size) {
+    constexpr int64_t kAlign = 64;
+    storage_.assign(size + kAlign / sizeof(T), T(0));
+    const auto address = reinterpret_cast<std::uintptr_t>(storage_.data());
+    data_ = storage_.data() + (kAlign - address % kAlign) % kAlign / sizeof(T);
+  }
+  T* data() { return data_; }
+  const T* data() const { return data_; }
+
+ private:
+  std::vector<T> storage_;
+  T* data_ = nullptr;
+};
+
+// Where pixel (row, col) of the image sits in a packed buffer.
+inline int64_t packed_index(const Geometry& g, int64_t row, int64_t col) {
+  return ((row + g.pad_h) * g.padded_w() + col + g.pad_w) * g.packed_channels();
+}
+
+// Calls copy(channel, row, col, packed position) for every element of the
+// group, walking memory in the order the source map is laid out in.
+template <typename T, typename Copy>
+void for_each_element(const Geometry& g, const Map<T>& map, Copy copy) {
+  const int64_t gc = g.group_channels();
+  if (map.c <= map.w) {  // channels-last: channels are the fastest index
+    for (int64_t h = 0; h < g.height; ++h)
+      for (int64_t w = 0; w < g.width; ++w)
+        for (int64_t c = 0; c < gc; ++c) copy(c, h, w, packed_index(g, h, w) + c);
   } else {
-    for (int64_t j = cols.lo; j < cols.hi; ++j) out[j] += weight[j] * in[j * stride + cols.offset];
+    for (int64_t c = 0; c < gc; ++c)
+      for (int64_t h = 0; h < g.height; ++h)
+        for (int64_t w = 0; w < g.width; ++w) copy(c, h, w, packed_index(g, h, w) + c);
   }
 }
 
-// in[j*stride + offset] += weight[j] * grad[j]: the transpose of the row above.
+// The group's input into the zero-bordered channels-last buffer...
 template <typename T>
-inline void scatter_add_row(T* __restrict in, const T* __restrict weight,
-                            const T* __restrict grad, const ColumnRange& cols, int64_t stride) {
-  if (stride == 1) {
-    for (int64_t j = cols.lo; j < cols.hi; ++j) in[j + cols.offset] += weight[j] * grad[j];
-  } else {
-    for (int64_t j = cols.lo; j < cols.hi; ++j) in[j * stride + cols.offset] += weight[j] * grad[j];
-  }
+void pack(const Geometry& g, const Map<const T>& input, Buffer<T>& packed) {
+  packed.zero(g.padded_size());
+  T* out = packed.data();
+  for_each_element(g, input, [&](int64_t c, int64_t h, int64_t w, int64_t at) {
+    out[at] = input.at(c, h, w);
+  });
 }
 
-// Calls body(b, group, channel0) for every unit, split over threads.
-template <typename Body>
+// ... and a buffer's interior back out (for the input gradient).
+template <typename T>
+void unpack(const Geometry& g, const Buffer<T>& packed, const Map<T>& output) {
+  const T* in = packed.data();
+  for_each_element(g, output, [&](int64_t c, int64_t h, int64_t w, int64_t at) {
+    output.at(c, h, w) = in[at];
+  });
+}
+
+// Where output pixel (i, j) reads the packed input at kernel offset (0, 0)...
+inline int64_t window_origin(const Geometry& g, int64_t i, int64_t j) {
+  return (i * g.stride_h * g.padded_w() + j * g.stride_w) * g.packed_channels();
+}
+
+// ... and how far from there it reads at each offset, in tap order u*K + v.
+// Tables like this one are made once per unit, so that the inner loops do no
+// index arithmetic beyond an addition.
+std::vector<int64_t> window_steps(const Geometry& g) {
+  std::vector<int64_t> steps;
+  for (int64_t u = 0; u < g.kernel; ++u)
+    for (int64_t v = 0; v < g.kernel; ++v)
+      steps.push_back((u * g.dil_h * g.padded_w() + v * g.dil_w) * g.packed_channels());
+  return steps;
+}
+
+// A block of 16 channels as one vector value (GCC/Clang vector extension):
+// the compiler maps it onto whatever the CPU has (one AVX-512 register, two
+// AVX2 registers, ...). Loads and stores go through memcpy, which is how C++
+// spells an unaligned vector access.
+template <typename T>
+struct Block {
+  typedef T Vec __attribute__((vector_size(kBlock * sizeof(T))));
+  static Vec load(const T* p) { Vec v; std::memcpy(&v, p, sizeof v); return v; }
+  static void store(T* p, const Vec& v) { std::memcpy(p, &v, sizeof v); }
+  static T sum(const Vec& v) {
+    T total = 0;
+    for (int64_t c = 0; c < kBlock; ++c) total += v[c];
+    return total;
+  }
+};
+
+template <typename T>
+void forward_unit(const Geometry& g, const Kernels<const T>& kernel, const Buffer<T>& x,
+                  const Map<T>& out) {
+  using Vec = typename Block<T>::Vec;
+  const int64_t gc = g.group_channels(), taps = g.kernel * g.kernel;
+  const std::vector<int64_t> steps = window_steps(g), planes = kernel.tap_offsets(g.kernel);
+  for (int64_t i = 0; i < g.out_h; ++i)
+    for (int64_t j0 = 0; j0 < g.out_w; j0 += kPixels)
+      for (int64_t block = 0; block < g.packed_channels(); block += kBlock) {
+        // Pixels past the row's end repeat the last one and are not stored:
+        // the loops below keep a fixed shape, which keeps the sums in registers.
+        const T* weight[kPixels];
+        const T* window[kPixels];
+        for (int64_t p = 0; p < kPixels; ++p) {
+          const int64_t j = std::min(j0 + p, g.out_w - 1);
+          weight[p] = kernel.pixel(i, j);
+          window[p] = x.data() + window_origin(g, i, j) + block;
+        }
+        Vec acc[kPixels] = {};
+        for (int64_t tap = 0; tap < taps; ++tap)
+          for (int64_t p = 0; p < kPixels; ++p)
+            acc[p] += weight[p][planes[tap]] * Block<T>::load(window[p] + steps[tap]);
+        for (int64_t p = 0; p < kPixels && j0 + p < g.out_w; ++p)
+          for (int64_t c = 0; c < kBlock && block + c < gc; ++c)
+            out.at(block + c, i, j0 + p) = acc[p][c];
+      }
+}
+
+// Both gradients in one pass over the same loops; either may be skipped.
+//   grad_kernel[u, v, i, j] = sum_c grad_out[c, i, j] * x[c, window]
+//   grad_x[c, window]      += kernel[u, v, i, j] * grad_out[c, i, j]
+template <typename T>
+void backward_unit(const Geometry& g, const Kernels<const T>& kernel, const Buffer<T>& x,
+                   const Map<const T>& grad_out, Buffer<T>* grad_x,
+                   const Kernels<T>* grad_kernel) {
+  using Vec = typename Block<T>::Vec;
+  const int64_t gc = g.group_channels(), taps = g.kernel * g.kernel;
+  const std::vector<int64_t> steps = window_steps(g), planes = kernel.tap_offsets(g.kernel);
+  const std::vector<int64_t> grad_planes =
+      grad_kernel ? grad_kernel->tap_offsets(g.kernel) : std::vector<int64_t>();
+  for (int64_t i = 0; i < g.out_h; ++i)
+    for (int64_t j0 = 0; j0 < g.out_w; j0 += kPixels)
+      for (int64_t block = 0; block < g.packed_channels(); block += kBlock) {
+        // Zero output gradients for pixels past the row's end (and for the
+        // padding channels) make their contributions vanish.
+        Vec go[kPixels] = {};
+        int64_t origin[kPixels];
+        const T* weight[kPixels];
+        for (int64_t p = 0; p < kPixels; ++p) {
+          const int64_t j = std::min(j0 + p, g.out_w - 1);
+          origin[p] = window_origin(g, i, j) + block;
+          weight[p] = kernel.pixel(i, j);
+          if (j0 + p >= g.out_w) continue;
+          for (int64_t c = 0; c < kBlock && block + c < gc; ++c)
+            go[p][c] = grad_out.at(block + c, i, j);
+        }
+        for (int64_t tap = 0; tap < taps; ++tap)
+          for (int64_t p = 0; p < kPixels; ++p) {
+            const int64_t at = origin[p] + steps[tap];
+            if (grad_kernel && j0 + p < g.out_w) {
+              // Summed over the group's channels: the first block writes, later ones add.
+              const T dot = Block<T>::sum(go[p] * Block<T>::load(x.data() + at));
+              T& target = grad_kernel->pixel(i, j0 + p)[grad_planes[tap]];
+              target = block == 0 ? dot : target + dot;
+            }
+            if (grad_x) {
+              T* gx = grad_x->data() + at;
+              Block<T>::store(gx, Block<T>::load(gx) + weight[p][planes[tap]] * go[p]);
+            }
+          }
+      }
+}
+
+// Calls body(b, group, scratch) for every unit, split over threads; each
+// thread has its own scratch buffers, reused from unit to unit.
+template <typename T, typename Body>
 void for_each_unit(const Geometry& g, int num_threads, Body body) {
   const int64_t units = g.batch * g.groups;
   const int64_t workers = std::max<int64_t>(1, std::min<int64_t>(num_threads, units));
-  auto run_range = [&](int64_t first, int64_t last) {
-    for (int64_t unit = first; unit < last; ++unit) {
-      const int64_t b = unit / g.groups, group = unit % g.groups;
-      body(b, group, group * g.group_channels());
-    }
-  };
-  if (workers == 1) {
-    run_range(0, units);
-    return;
-  }
-  std::vector<std::thread> threads;
-  threads.reserve(workers - 1);
   const int64_t per_worker = (units + workers - 1) / workers;
+  auto run_range = [&](int64_t first, int64_t last) {
+    Buffer<T> scratch_x, scratch_grad;
+    for (int64_t unit = first; unit < last; ++unit)
+      body(unit / g.groups, unit % g.groups, scratch_x, scratch_grad);
+  };
+  std::vector<std::thread> threads;
   for (int64_t w = 1; w < workers; ++w) {
-    const int64_t first = std::min(units, w * per_worker), last = std::min(units, first + per_worker);
-    threads.emplace_back(run_range, first, last);
+    const int64_t first = std::min(units, w * per_worker);
+    threads.emplace_back(run_range, first, std::min(units, first + per_worker));
   }
   run_range(0, std::min(units, per_worker));  // this thread takes the first share
   for (auto& t : threads) t.join();
 }
 
+// strides: input (4), kernel (6), output (4), in elements.
 template <typename T>
-void forward(const T* input, const T* kernel, T* output, const Geometry& g, int num_threads) {
-  const int64_t gc = g.group_channels(), in_plane = g.in_plane(), out_plane = g.out_plane();
-  for_each_unit(g, num_threads, [&](int64_t b, int64_t group, int64_t c0) {
-    const T* x = input + (b * g.channels + c0) * in_plane;
-    const T* k = kernel + (b * g.groups + group) * g.kernel_block();
-    T* out = output + (b * g.channels + c0) * out_plane;
-    std::fill(out, out + gc * out_plane, T(0));
-    for (int64_t i = 0; i < g.out_h; ++i) {
-      for (int64_t u = 0; u < g.kernel; ++u) {
-        const int64_t row = i * g.stride_h + u * g.dil_h - g.pad_h;
-        if (row < 0 || row >= g.height) continue;  // zero padding contributes nothing
-        for (int64_t v = 0; v < g.kernel; ++v) {
-          const ColumnRange cols = valid_columns(g, v);
-          const T* weight = k + ((u * g.kernel + v) * g.out_h + i) * g.out_w;
-          for (int64_t c = 0; c < gc; ++c) {
-            multiply_add_row(out + c * out_plane + i * g.out_w, weight,
-                             x + c * in_plane + row * g.width, cols, g.stride_w);
-          }
-        }
-      }
-    }
+void forward(const T* input, const T* kernel, T* output, const Geometry& g,
+             const int64_t* strides, int num_threads) {
+  for_each_unit<T>(g, num_threads, [&](int64_t b, int64_t group, Buffer<T>& x, Buffer<T>&) {
+    pack(g, unit_map(input, strides, g, b, group), x);
+    forward_unit(g, unit_kernels(kernel, strides + 4, b, group), x,
+                 unit_map(output, strides + 10, g, b, group));
   });
 }
 
-// Both gradients in one pass over the same loops. grad_input and
-// grad_kernel arrive zero-filled; either may be null when not needed.
+// strides: input (4), kernel (6), grad_output (4), grad_input (4),
+// grad_kernel (6). Either gradient may be null; each is written whole.
 template <typename T>
 void backward(const T* input, const T* kernel, const T* grad_output, T* grad_input,
-              T* grad_kernel, const Geometry& g, int num_threads) {
-  const int64_t gc = g.group_channels(), in_plane = g.in_plane(), out_plane = g.out_plane();
-  for_each_unit(g, num_threads, [&](int64_t b, int64_t group, int64_t c0) {
-    const T* x = input + (b * g.channels + c0) * in_plane;
-    const T* go = grad_output + (b * g.channels + c0) * out_plane;
-    const int64_t k_start = (b * g.groups + group) * g.kernel_block();
-    const T* k = kernel + k_start;
-    T* gx = grad_input ? grad_input + (b * g.channels + c0) * in_plane : nullptr;
-    T* gk = grad_kernel ? grad_kernel + k_start : nullptr;
-    for (int64_t i = 0; i < g.out_h; ++i) {
-      for (int64_t u = 0; u < g.kernel; ++u) {
-        const int64_t row = i * g.stride_h + u * g.dil_h - g.pad_h;
-        if (row < 0 || row >= g.height) continue;
-        for (int64_t v = 0; v < g.kernel; ++v) {
-          const ColumnRange cols = valid_columns(g, v);
-          const int64_t k_row = ((u * g.kernel + v) * g.out_h + i) * g.out_w;
-          for (int64_t c = 0; c < gc; ++c) {
-            const T* go_row = go + c * out_plane + i * g.out_w;
-            const int64_t in_row = c * in_plane + row * g.width;
-            // d out / d kernel = input, summed over the group's channels.
-            if (gk) multiply_add_row(gk + k_row, go_row, x + in_row, cols, g.stride_w);
-            // d out / d input = kernel, scattered back to the input pixel.
-            if (gx) scatter_add_row(gx + in_row, k + k_row, go_row, cols, g.stride_w);
-          }
-        }
-      }
-    }
+              T* grad_kernel, const Geometry& g, const int64_t* strides, int num_threads) {
+  for_each_unit<T>(g, num_threads, [&](int64_t b, int64_t group, Buffer<T>& x,
+                                       Buffer<T>& grad_x) {
+    pack(g, unit_map(input, strides, g, b, group), x);
+    if (grad_input) grad_x.zero(g.padded_size());
+    Kernels<T> grad_kernels{};
+    if (grad_kernel) grad_kernels = unit_kernels(grad_kernel, strides + 18, b, group);
+    backward_unit(g, unit_kernels(kernel, strides + 4, b, group), x,
+                  unit_map(grad_output, strides + 10, g, b, group),
+                  grad_input ? &grad_x : nullptr, grad_kernel ? &grad_kernels : nullptr);
+    if (grad_input) unpack(g, grad_x, unit_map(grad_input, strides + 14, g, b, group));
   });
 }
 
@@ -166,25 +305,27 @@ void backward(const T* input, const T* kernel, const T* grad_output, T* grad_inp
 extern "C" {
 
 void involution_forward_f32(const float* input, const float* kernel, float* output,
-                            const int64_t* geometry, int num_threads) {
-  forward(input, kernel, output, Geometry(geometry), num_threads);
+                            const int64_t* geometry, const int64_t* strides, int num_threads) {
+  forward(input, kernel, output, Geometry(geometry), strides, num_threads);
 }
 
 void involution_forward_f64(const double* input, const double* kernel, double* output,
-                            const int64_t* geometry, int num_threads) {
-  forward(input, kernel, output, Geometry(geometry), num_threads);
+                            const int64_t* geometry, const int64_t* strides, int num_threads) {
+  forward(input, kernel, output, Geometry(geometry), strides, num_threads);
 }
 
 void involution_backward_f32(const float* input, const float* kernel, const float* grad_output,
                              float* grad_input, float* grad_kernel, const int64_t* geometry,
-                             int num_threads) {
-  backward(input, kernel, grad_output, grad_input, grad_kernel, Geometry(geometry), num_threads);
+                             const int64_t* strides, int num_threads) {
+  backward(input, kernel, grad_output, grad_input, grad_kernel, Geometry(geometry), strides,
+           num_threads);
 }
 
 void involution_backward_f64(const double* input, const double* kernel,
                              const double* grad_output, double* grad_input, double* grad_kernel,
-                             const int64_t* geometry, int num_threads) {
-  backward(input, kernel, grad_output, grad_input, grad_kernel, Geometry(geometry), num_threads);
+                             const int64_t* geometry, const int64_t* strides, int num_threads) {
+  backward(input, kernel, grad_output, grad_input, grad_kernel, Geometry(geometry), strides,
+           num_threads);
 }
 
 }  // extern "C"
