@@ -7,7 +7,8 @@ behaviour it decides where a run lives and how it is logged:
 * every run gets a folder ``<trainer.default_root_dir>/<run_name>/<version>``
   (``run_name`` defaults to the config file's name, ``version`` is the start
   time) holding ``metrics.csv``, ``results.json``, ``config.yaml`` and
-  ``checkpoints/best.ckpt`` (best val top-1) and ``checkpoints/last.ckpt``;
+  ``checkpoints/best.ckpt`` (best val top-1) and ``checkpoints/last.ckpt``,
+  and ``predictions.csv`` after ``predict``;
 * given ``--ckpt_path`` inside such a folder, fit resumes that same run
   (same folder, same metrics file, same W&B run) and validate/test/predict
   report into it;
@@ -29,7 +30,7 @@ from lightning.pytorch.cli import LightningCLI
 
 from .data import Caltech256DataModule
 from .training import (ImageClassifier, KernelStatsMonitor, NonFiniteLossGuard,
-                       ResumableCSVLogger, RunSummary, wandb_configured)
+                       PredictionWriter, ResumableCSVLogger, RunSummary, wandb_configured)
 
 __all__ = ["InvolutionCLI", "run_cli", "find_run_dir"]
 
@@ -85,6 +86,7 @@ class InvolutionCLI(LightningCLI):
                 KernelStatsMonitor(every_n_steps=50),
                 NonFiniteLossGuard(),
                 RunSummary(),
+                PredictionWriter(),
             ]},
         )
 

@@ -20,7 +20,7 @@ from typing import Literal
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import BasePredictionWriter, Callback
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.fabric.loggers.logger import rank_zero_experiment
@@ -35,7 +35,7 @@ from .models import create_model
 
 __all__ = [
     "ImageClassifier", "KernelStatsMonitor", "NonFiniteLossGuard", "RunSummary",
-    "ResumableCSVLogger", "wandb_configured", "machine_description",
+    "ResumableCSVLogger", "PredictionWriter", "wandb_configured", "machine_description",
 ]
 
 OptimizerName = Literal["sgd", "adam", "adamw"]
@@ -341,6 +341,43 @@ class RunSummary(Callback):
 
     def load_state_dict(self, state_dict):
         self.best = dict(state_dict)
+
+
+class PredictionWriter(BasePredictionWriter):
+    """Writes ``predictions.csv`` in the run folder after ``predict``.
+
+    One row per image of the predict split: its path, the true and the
+    predicted class, the top-5 classes and the top-1 probability.
+    """
+
+    FILENAME = "predictions.csv"
+
+    def __init__(self):
+        super().__init__(write_interval="epoch")
+
+    def write_on_epoch_end(self, trainer, pl_module, predictions, batch_indices):
+        dataset = trainer.predict_dataloaders.dataset
+        names = getattr(dataset, "class_names", None) or []
+        probabilities = torch.cat([batch["probabilities"] for batch in predictions])
+        indices = [i for batch in batch_indices[0] for i in batch] if batch_indices else []
+        top5 = probabilities.topk(min(5, probabilities.shape[1]), dim=1)
+        path = Path(trainer.log_dir or trainer.default_root_dir) / self.FILENAME
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+        def name(label: int) -> str:
+            return names[label] if label < len(names) else str(label)
+
+        with open(path, "w", newline="") as file:
+            writer = csv.writer(file)
+            writer.writerow(["path", "label", "predicted", "probability", "top5"])
+            for row, index in enumerate(indices or range(len(probabilities))):
+                image, label = dataset.samples[index] if hasattr(dataset, "samples") else (
+                    index, -1)
+                best = top5.indices[row].tolist()
+                writer.writerow([image, name(label) if label >= 0 else "", name(best[0]),
+                                 f"{top5.values[row, 0].item():.4f}",
+                                 " ".join(name(i) for i in best)])
+        print(f"Predictions for {len(probabilities)} images written to {path}")
 
 
 # -- loggers ------------------------------------------------------------------

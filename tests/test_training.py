@@ -81,6 +81,14 @@ def test_validate_and_test_from_checkpoint_reproduce_logged_metrics(tmp_path):
     results = json.loads((run_dir / "results.json").read_text())
     assert 0.0 <= results["test_top1"] <= results["test_top5"] <= 1.0
 
+    run_cli(quick_args(tmp_path, "--ckpt_path", str(best), command="predict"))
+    with open(run_dir / "predictions.csv", newline="") as file:
+        predictions = list(csv.DictReader(file))
+    assert len(predictions) == 20  # the sample set's test split
+    hits = sum(row["label"] == row["predicted"] for row in predictions)
+    assert hits / len(predictions) == pytest.approx(results["test_top1"], abs=1e-6)
+    assert all(row["predicted"] in row["top5"].split() for row in predictions)
+
     # The checkpoint alone rebuilds the model: no arguments needed.
     model = ImageClassifier.load_from_checkpoint(best)
     assert model.hparams.model_name == "rednet26" and model.hparams.num_classes == 10
