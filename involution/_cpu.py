@@ -4,8 +4,9 @@
 second with the system C++ compiler. The shared library is cached under
 ``$INVOLUTION_CACHE`` (default ``~/.cache/involution``), keyed by the source,
 the compiler flags and this CPU, so later sessions load it instantly. It is
-called through ctypes, which releases the GIL; the kernel starts its own
-threads (``torch.get_num_threads()`` of them).
+called through ctypes, which releases the GIL, and runs on
+``torch.get_num_threads()`` OpenMP threads (PyTorch's own pool where
+PyTorch uses libgomp).
 
 Where no compiler exists, or compilation fails, :func:`library` returns
 ``None`` after one warning and ``involution2d`` falls back to the pure-PyTorch
@@ -33,7 +34,11 @@ SUPPORTED_DTYPES = {torch.float32: "f32", torch.float64: "f64"}
 # -fassociative-math (with the two flags it needs) lets the compiler sum a
 # 16-channel dot product as a vector instead of one channel after another.
 FLAGS = ["-O3", "-march=native", "-fassociative-math", "-fno-signed-zeros",
-         "-fno-trapping-math", "-std=c++17", "-shared", "-fPIC", "-pthread"]
+         "-fno-trapping-math", "-std=c++17", "-shared", "-fPIC"]
+# Threads come from OpenMP: where PyTorch runs on libgomp (Linux wheels), the
+# library joins PyTorch's own thread pool (see csrc). A compiler without
+# OpenMP support gets a second try without it: correct, but single-threaded.
+OPENMP = "-fopenmp"
 
 
 def cache_dir() -> Path:
@@ -56,9 +61,9 @@ def _compiler() -> str | None:
     return shutil.which(os.environ.get("CXX", "c++")) or shutil.which("g++")
 
 
-def _build(compiler: str) -> Path:
+def _build(compiler: str, flags: list[str]) -> Path:
     digest = hashlib.sha256(
-        SOURCE.read_bytes() + " ".join([compiler, *FLAGS, _cpu_fingerprint()]).encode()
+        SOURCE.read_bytes() + " ".join([compiler, *flags, _cpu_fingerprint()]).encode()
     ).hexdigest()[:16]
     target = cache_dir() / f"involution_cpu_{digest}.so"
     if target.exists():
@@ -68,10 +73,19 @@ def _build(compiler: str) -> Path:
     # workers, parallel tests) never load a half-written file.
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         built = Path(tmp) / target.name
-        subprocess.run([compiler, *FLAGS, str(SOURCE), "-o", str(built)], check=True,
+        subprocess.run([compiler, *flags, str(SOURCE), "-o", str(built)], check=True,
                        capture_output=True, text=True)
         os.replace(built, target)
     return target
+
+
+def _build_with_fallback(compiler: str) -> Path:
+    try:
+        return _build(compiler, [*FLAGS, OPENMP])
+    except subprocess.CalledProcessError:
+        warnings.warn(f"involution: {compiler} cannot compile with OpenMP; the CPU kernel will "
+                      "run on one thread", RuntimeWarning)
+        return _build(compiler, FLAGS)
 
 
 def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
@@ -93,7 +107,7 @@ def library() -> ctypes.CDLL | None:
                       'pure-PyTorch "loop" implementation on the CPU', RuntimeWarning)
         return None
     try:
-        return _declare(ctypes.CDLL(str(_build(compiler))))
+        return _declare(ctypes.CDLL(str(_build_with_fallback(compiler))))
     except (OSError, subprocess.CalledProcessError) as error:
         detail = getattr(error, "stderr", "") or str(error)
         warnings.warn(f"involution: compiling the CPU kernel with {compiler} failed, using the "

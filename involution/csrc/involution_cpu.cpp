@@ -21,11 +21,12 @@
 // padded with zero channels up to a multiple of 16), and four pixels are
 // summed side by side so that consecutive multiply-adds do not wait on each
 // other. Units never share a write, so threads need no locks.
+//
+// Compiled with -fopenmp when the compiler supports it (see for_each_unit).
 
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
-#include <thread>
 #include <vector>
 
 namespace {
@@ -251,24 +252,21 @@ void backward_unit(const Geometry& g, const Kernels<const T>& kernel, const Buff
 }
 
 // Calls body(b, group, scratch) for every unit, split over threads; each
-// thread has its own scratch buffers, reused from unit to unit.
+// thread has its own scratch buffers, reused from unit to unit. The threads
+// are OpenMP's: in a process where PyTorch has loaded its libgomp, this is
+// the same runtime and the same (already running) thread pool that PyTorch's
+// own operators use, so the kernel never competes with idle-spinning
+// PyTorch threads for the cores. Built without OpenMP it runs on one thread.
 template <typename T, typename Body>
 void for_each_unit(const Geometry& g, int num_threads, Body body) {
   const int64_t units = g.batch * g.groups;
-  const int64_t workers = std::max<int64_t>(1, std::min<int64_t>(num_threads, units));
-  const int64_t per_worker = (units + workers - 1) / workers;
-  auto run_range = [&](int64_t first, int64_t last) {
+#pragma omp parallel num_threads(std::max(1, num_threads))
+  {
     Buffer<T> scratch_x, scratch_grad;
-    for (int64_t unit = first; unit < last; ++unit)
+#pragma omp for schedule(static)
+    for (int64_t unit = 0; unit < units; ++unit)
       body(unit / g.groups, unit % g.groups, scratch_x, scratch_grad);
-  };
-  std::vector<std::thread> threads;
-  for (int64_t w = 1; w < workers; ++w) {
-    const int64_t first = std::min(units, w * per_worker);
-    threads.emplace_back(run_range, first, std::min(units, first + per_worker));
   }
-  run_range(0, std::min(units, per_worker));  // this thread takes the first share
-  for (auto& t : threads) t.join();
 }
 
 // strides: input (4), kernel (6), output (4), in elements.
