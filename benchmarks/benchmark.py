@@ -282,6 +282,7 @@ def markdown(result: dict) -> str:
             f"| {shape} | {row['impl']} | {row['ms']:.1f} | {row['speedup']:.1f}x | "
             f"{row['peak_mb']:.0f} | {row['memory_ratio']:.1f}x | "
             f"{100 * row['bandwidth_fraction']:.0f}% | {100 * row['flop_fraction']:.1f}% |")
+    lines += ["", *summary(result)]
     if result["training"]:
         lines += [
             "",
@@ -295,6 +296,30 @@ def markdown(result: dict) -> str:
             lines.append(f"| {row['model']} | {row['memory_format']} | "
                          f"{row['images_per_s']:.2f} | {row['ms']:.0f} | {row['peak_mb']:.0f} |")
     return "\n".join(lines)
+
+
+def summary(result: dict) -> list[str]:
+    """The targets, checked against this run's numbers."""
+    fastest = implementations(torch.device(result["device"]))[-1]
+    rows = [r for r in result["operator"] if r["impl"] == fastest]
+    stage1 = rows[0]
+    lines = [
+        f"- `{fastest}` vs the unfold reference at stage 1: {stage1['speedup']:.1f}x faster, "
+        f"{stage1['memory_ratio']:.1f}x less peak memory; at every stage at least "
+        f"{min(r['speedup'] for r in rows):.1f}x faster.",
+        f"- `{fastest}` reaches {100 * min(r['bandwidth_fraction'] for r in rows):.0f}-"
+        f"{100 * max(r['bandwidth_fraction'] for r in rows):.0f}% of the measured bandwidth and "
+        f"{100 * min(r['flop_fraction'] for r in rows):.0f}-"
+        f"{100 * max(r['flop_fraction'] for r in rows):.0f}% of the matmul FLOP/s.",
+    ]
+    speed = {(r["model"], r["memory_format"]): r["images_per_s"] for r in result["training"]}
+    for depth in (26, 50):
+        ratios = [f"{fmt} {speed[(f'rednet{depth}', fmt)] / speed[(f'resnet{depth}', fmt)]:.2f}"
+                  for fmt in MEMORY_FORMATS if (f"rednet{depth}", fmt) in speed]
+        if ratios:
+            lines.append(f"- RedNet-{depth} trains at this many times ResNet-{depth}'s images/s: "
+                         + ", ".join(ratios) + ".")
+    return lines
 
 
 def update_readme(result: dict) -> None:
