@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# The whole test suite: the package's tests and the notebooks under nbval.
-# Installs what it needs into ./.venv on first use. Extra arguments go to pytest.
+# The whole test suite: the package's tests, the notebooks under nbval (fast
+# mode, see conftest.py) and the slide deck in a headless Chromium.
+# Installs what it needs into ./.venv (and, as root on Debian/Ubuntu, the
+# chromium and chromium-driver packages) on first use. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/bootstrap.sh
+ensure_browser
 exec .venv/bin/python -m pytest "$@"

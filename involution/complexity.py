@@ -28,7 +28,7 @@ from torch import nn
 from .layers import Involution2d
 
 __all__ = ["Complexity", "MAC_TYPES", "count_complexity", "count_parameters", "complexity_table",
-           "format_complexity_table"]
+           "format_complexity_table", "operator_costs", "format_operator_costs"]
 
 
 MAC_TYPES = ("conv", "linear", "involution")
@@ -200,4 +200,47 @@ def format_complexity_table(rows: list[dict], input_size=(3, 224, 224)) -> str:
         "reported by Li et al. (CVPR 2021), official model zoo (mmcv-style); 'torchvision':",
         "reported in torchvision's weight metadata (MACs only, compared with GMACs).",
     ]
+    return "\n".join(lines)
+
+
+def operator_costs(channels: int, kernel_size: int, height: int = 14, width: int = 14,
+                   group_channels: int = 16, reduction_ratio: int = 4) -> dict:
+    """Parameters and multiply-adds of one KxK convolution and one involution, both C -> C.
+
+    Both are counted by :func:`count_complexity` on real modules applied to a
+    C x height x width feature map: ``nn.Conv2d(C, C, K, padding=K // 2,
+    bias=False)`` and ``Involution2d(C, K)`` with its kernel-generation branch
+    (G = C / group_channels groups). Per output pixel a convolution costs
+    C*C*K*K multiply-adds and holds C*C*K*K weights whatever the image size;
+    an involution costs C*K*K for applying its kernels plus C*C/r + (C/r)*K*K*G
+    for generating them, and holds only the generator's weights.
+    """
+    conv = nn.Conv2d(channels, channels, kernel_size, padding=kernel_size // 2, bias=False)
+    involution = Involution2d(channels, kernel_size, group_channels=group_channels,
+                              reduction_ratio=reduction_ratio)
+    conv_counts = count_complexity(conv, (channels, height, width))
+    inv_counts = count_complexity(involution, (channels, height, width))
+    return {
+        "channels": channels, "kernel_size": kernel_size, "height": height, "width": width,
+        "groups": involution.groups,
+        "conv_params": conv_counts.params, "conv_macs": conv_counts.macs,
+        "involution_params": inv_counts.params, "involution_macs": inv_counts.macs,
+        "involution_apply_macs": inv_counts.ops_by_type.get("involution", 0),
+        "involution_generate_macs": inv_counts.ops_by_type.get("conv", 0),
+    }
+
+
+def format_operator_costs(rows: list[dict]) -> str:
+    """A plain-text table of :func:`operator_costs` rows."""
+    lines = [f"{'C':>4} {'K':>3} {'G':>3} {'conv params':>12} {'inv. params':>12} "
+             f"{'conv MACs':>14} {'inv. MACs':>12} {'(apply':>11} {'+ generate)':>12}"]
+    for row in rows:
+        lines.append(
+            f"{row['channels']:>4} {row['kernel_size']:>3} {row['groups']:>3} "
+            f"{row['conv_params']:>12,} {row['involution_params']:>12,} {row['conv_macs']:>14,} "
+            f"{row['involution_macs']:>12,} {row['involution_apply_macs']:>11,} "
+            f"{row['involution_generate_macs']:>12,}")
+    if rows:
+        lines.append(f"MACs per {rows[0]['height']}x{rows[0]['width']} feature map, counted by "
+                     "involution.complexity on real modules.")
     return "\n".join(lines)

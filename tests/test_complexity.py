@@ -4,7 +4,8 @@ import torch
 from torch import nn
 
 from involution import Involution2d
-from involution.complexity import complexity_table, count_complexity, format_complexity_table
+from involution.complexity import (complexity_table, count_complexity, format_complexity_table,
+                                   format_operator_costs, operator_costs)
 from involution.models import create_model
 
 
@@ -54,3 +55,19 @@ def test_table_is_within_a_few_percent_of_the_paper():
     assert abs(by_model["resnet50"]["gap_percent"]) < 0.05
     text = format_complexity_table(rows)
     assert "rednet26" in text and "9,233,166" in text and "reported by Li et al." in text
+
+
+def test_operator_costs_follow_the_formulas():
+    channels, k, size, r, group_channels = 64, 7, 14, 4, 16
+    groups = channels // group_channels
+    row = operator_costs(channels, k, size, size, group_channels, r)
+    assert row["groups"] == groups
+    assert row["conv_params"] == channels * channels * k * k
+    assert row["conv_macs"] == size * size * channels * channels * k * k
+    reduced = channels // r
+    generator_params = channels * reduced + 2 * reduced + reduced * k * k * groups + k * k * groups
+    assert row["involution_params"] == generator_params
+    assert row["involution_apply_macs"] == size * size * channels * k * k
+    assert row["involution_generate_macs"] == size * size * (channels * reduced + reduced * k * k * groups)
+    assert row["involution_macs"] == row["involution_apply_macs"] + row["involution_generate_macs"]
+    assert "MACs per 14x14" in format_operator_costs([row])

@@ -1,0 +1,204 @@
+"""The slide deck: built from slides/ data, up to date, and shown by a real headless browser.
+
+The browser tests drive Debian's Chromium through its matching chromedriver
+with Selenium, entirely offline (nothing is downloaded). ``./test.sh``
+installs both on first use when run as root on Debian/Ubuntu; elsewhere
+install them yourself (see the failure message).
+"""
+import html
+import io
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageStat
+
+from involution import deck
+from involution.workbook import Run
+
+REPO = Path(__file__).resolve().parents[1]
+SLIDES = REPO / "slides"
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+BROWSER_FIX = ("install Debian's Chromium and its driver: `sudo apt-get install -y chromium "
+               "chromium-driver` (./test.sh does this by itself when run as root), or set "
+               "CHROME_BINARY and CHROMEDRIVER to their paths")
+
+
+# -- building ------------------------------------------------------------------------------
+
+
+def _fake_slides(tmp_path: Path, sample: bool = True) -> Path:
+    """A slides folder with tiny figures and two fake runs, written by write_deck_data."""
+    slides = tmp_path / "slides"
+    (slides / "figures").mkdir(parents=True)
+    for name in deck.FIGURES.values():
+        Image.new("RGB", (40, 30), (200, 30, 30)).save(slides / "figures" / name)
+    runs = {}
+    for model, params, top1 in (("rednet26", 7_204_656, 0.4), ("resnet26", 11_668_042, 0.35)):
+        folder = tmp_path / "runs" / f"{model}_sample" / "20260101-000000"
+        folder.mkdir(parents=True)
+        (folder / "results.json").write_text(json.dumps({
+            "model": model, "params": params, "epochs_trained": 15, "best_val_top1": top1,
+            "best_val_top5": 0.9, "test_top1": top1 - 0.05, "test_top5": 0.85,
+            "dataset": {"is_sample_set": sample, "image_size": 64},
+            "machine": {"cpu": "Test CPU", "cpu_threads": 2, "gpu": None}}))
+        (folder / "metrics.csv").write_text("epoch,step,val/top1\n0,7,0.3\n")
+        runs[model] = Run.load(folder)
+    rows = [{"model": "rednet26", "params": 9_233_166, "gmacs": 1.685, "involution_gmacs": 0.034,
+             "mmcv_style_gflops": 1.71, "reported_params_m": 9.23, "reported_gflops": 1.73,
+             "reported_by": "paper", "gap_percent": -1.1},
+            {"model": "resnet26", "params": 13_696_552, "gmacs": 2.342, "involution_gmacs": 0.0,
+             "mmcv_style_gflops": 2.361, "reported_params_m": None, "reported_gflops": None,
+             "reported_by": "", "gap_percent": None}]
+    deck.write_deck_data(slides, runs=runs, data_statement="Training data: test data.",
+                         complexity_rows=rows, complexity_input_size=(3, 224, 224),
+                         kernels={"weights": "Weights: test weights.", "image": "chelsea",
+                                  "image_size": 128, "summary": "deviation"})
+    return slides
+
+
+def test_deck_numbers_come_from_the_data_and_sample_results_say_so(tmp_path):
+    slides = _fake_slides(tmp_path)
+    assert (slides / "data" / "runs" / "rednet26" / "results.json").is_file()
+    page = deck.render_deck(slides)
+    assert page.count('<section class="slide">') == 10
+    assert "40.0%" in page and "35.0%" in page  # best val top-1 of the two runs
+    assert "7.20M" in page and "11.67M" in page
+    assert "sample set, not Caltech-256" in page
+    assert "reported by the course project" in page and "60.05%" in page  # involution.reference
+    assert "reported by Li et al." in page and "75.96%" in page
+    assert "RedNet-26 has 67% of ResNet-26's parameters" in html.unescape(page)  # complexity rows
+    assert 'src="figures/training_curves.png"' in page
+    assert "http://" not in page and "https://" not in page  # nothing to fetch: works offline
+
+
+def test_caltech256_results_carry_no_sample_set_badge(tmp_path):
+    page = deck.render_deck(_fake_slides(tmp_path, sample=False))
+    assert "sample set, not Caltech-256" not in page
+
+
+def test_build_deck_references_or_embeds_the_figures(tmp_path):
+    slides = _fake_slides(tmp_path)
+    elsewhere = deck.build_deck(slides, tmp_path / "out" / "deck.html")
+    assert 'src="../slides/figures/operator_costs.png"' in elsewhere.read_text()
+    embedded = deck.build_deck(slides, tmp_path / "one-file.html", embed_images=True)
+    assert embedded.read_text().count('src="data:image/png;base64,') == len(deck.FIGURES)
+
+
+def test_missing_inputs_are_named(tmp_path, capsys):
+    slides = _fake_slides(tmp_path)
+    (slides / "figures" / "training_curves.png").unlink()
+    with pytest.raises(FileNotFoundError, match="training_curves.png"):
+        deck.render_deck(slides)
+    assert deck.main(["--slides", str(tmp_path / "nowhere")]) == 1
+    assert "04_slide_figures.ipynb" in capsys.readouterr().err
+
+
+def test_committed_deck_is_built_from_the_committed_data():
+    if not (SLIDES / deck.DECK_DATA).is_file():
+        pytest.fail(f"{SLIDES / deck.DECK_DATA} is missing: execute notebooks/04_slide_figures.ipynb "
+                    "(./run.sh does) and commit slides/")
+    assert (SLIDES / "deck.html").read_text(encoding="utf-8") == deck.render_deck(SLIDES), (
+        "slides/deck.html differs from what slides/data and the deck code give: rebuild it with "
+        "`python -m involution.deck` and commit it")
+
+
+# -- in a real browser ------------------------------------------------------------------------
+
+
+def _find(names, variable):
+    if os.environ.get(variable):
+        return os.environ[variable]
+    for name in names:
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser():
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        pytest.fail("selenium is not installed: pip install -e '.[test]' (./test.sh does it)")
+    binary = _find(BROWSERS, "CHROME_BINARY")
+    driver_path = _find(("chromedriver",), "CHROMEDRIVER")
+    if binary is None or driver_path is None:
+        missing = "a Chromium/Chrome browser" if binary is None else "chromedriver"
+        pytest.fail(f"the deck test needs a headless browser but found no {missing}: {BROWSER_FIX}")
+    os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager must not try to download
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--disable-background-networking", "--disable-component-update",
+                     "--disable-sync", "--no-first-run", "--window-size=1280,800",
+                     "--hide-scrollbars", "--force-device-scale-factor=1"):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    try:
+        driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    except Exception as error:  # noqa: BLE001 - say what failed and how to fix it
+        pytest.fail(f"could not start {binary} through {driver_path}: {error}\n{BROWSER_FIX}")
+    yield driver
+    driver.quit()
+
+
+def _screenshot_spread(driver) -> float:
+    image = Image.open(io.BytesIO(driver.get_screenshot_as_png())).convert("L")
+    return ImageStat.Stat(image).stddev[0]
+
+
+def _check_deck_in_browser(driver, path: Path):
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get(path.resolve().as_uri())
+    WebDriverWait(driver, 20).until(lambda d: d.execute_script(
+        "return document.readyState === 'complete' && "
+        "Array.from(document.images).every(i => i.complete)"))
+    images = driver.execute_script(
+        "return Array.from(document.images).map(i => [i.getAttribute('src').slice(0, 60), i.naturalWidth])")
+    assert len(images) == len(deck.FIGURES)
+    broken = [src for src, width in images if width == 0]
+    assert not broken, f"images that did not load in {path}: {broken}"
+    count = driver.execute_script("return window.deck.count")
+    assert count == driver.execute_script("return document.querySelectorAll('.slide').length") >= 8
+    assert driver.execute_script("return window.deck.current()") == 0
+
+    spreads = [_screenshot_spread(driver)]
+    first = driver.get_screenshot_as_png()
+    body = driver.find_element("tag name", "body")
+    body.send_keys(Keys.ARROW_RIGHT)
+    assert driver.execute_script("return [window.deck.current(), location.hash]") == [1, "#2"]
+    spreads.append(_screenshot_spread(driver))
+    assert driver.get_screenshot_as_png() != first, "the second slide looks like the first"
+    assert min(spreads) > 20, f"the first slides look blank (pixel spread {spreads})"
+
+    # Every slide with a figure shows it at a readable size once it is the current slide.
+    for index in range(count):
+        driver.execute_script("window.deck.show(arguments[0])", index)
+        width = driver.execute_script(
+            "var img = document.querySelector('.slide.current img');"
+            "return img ? img.getBoundingClientRect().width : null")
+        assert width is None or width > 200, f"slide {index + 1}: figure drawn {width}px wide"
+    body.send_keys(Keys.HOME)
+    assert driver.execute_script("return window.deck.current()") == 0
+    errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+    assert not errors, errors
+
+
+def test_committed_deck_in_a_headless_browser(browser):
+    if not (SLIDES / "deck.html").is_file():
+        pytest.fail("slides/deck.html is missing: execute notebooks/04_slide_figures.ipynb (./run.sh "
+                    "does) and commit slides/")
+    _check_deck_in_browser(browser, SLIDES / "deck.html")
+
+
+def test_single_file_deck_in_a_headless_browser(browser, tmp_path):
+    path = deck.build_deck(SLIDES if (SLIDES / deck.DECK_DATA).is_file() else _fake_slides(tmp_path),
+                           tmp_path / "embedded" / "deck.html", embed_images=True)
+    _check_deck_in_browser(browser, path)

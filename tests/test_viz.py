@@ -1,0 +1,147 @@
+"""involution.viz: kernel capture and summaries, and the figures of the notebooks and slides."""
+import numpy as np
+import pytest
+import torch
+from matplotlib.figure import Figure
+
+from involution import Involution2d, viz
+from involution.complexity import complexity_table, operator_costs
+from involution.models import create_model
+from involution.workbook import reference_rows
+
+
+@pytest.fixture(scope="module")
+def rednet_kernels():
+    """A real RedNet-26's kernels for two 32x32 images, and the images."""
+    torch.manual_seed(0)
+    model = create_model("rednet26", num_classes=10).eval()
+    images = torch.rand(2, 3, 32, 32)
+    with torch.no_grad(), viz.capture_kernels(model) as kernels:
+        model(images)
+    return images, kernels
+
+
+def test_capture_kernels_records_every_layer_in_forward_order(rednet_kernels):
+    _, kernels = rednet_kernels
+    assert list(kernels)[:2] == ["stem.1", "layer1.0.conv2"] and len(kernels) == 9
+    assert kernels["stem.1"].shape == (2, 2, 3, 3, 16, 16)
+    assert kernels["layer1.0.conv2"].shape == (2, 4, 7, 7, 8, 8)
+
+
+@pytest.mark.parametrize("summary", viz.KERNEL_SUMMARIES)
+def test_kernel_summary_is_one_value_per_pixel_and_varies_over_the_image(summary):
+    torch.manual_seed(0)
+    layer = Involution2d(32, kernel_size=7).eval()
+    with torch.no_grad():
+        kernel = layer.kernel_generator(torch.randn(2, 32, 12, 10))
+    summary_map = viz.kernel_summary(kernel, summary)
+    assert summary_map.shape == (2, 12, 10)
+    assert summary_map[0].std() > 1e-4  # spatially specific: differs from pixel to pixel
+    assert not torch.equal(summary_map[0], summary_map[1])  # and from image to image
+
+
+def test_kernel_summaries_on_a_kernel_that_is_the_same_everywhere():
+    # A convolution's kernel is the same at every pixel: "deviation" is 0 there.
+    constant = torch.full((1, 2, 3, 3, 4, 5), 0.5)
+    assert torch.allclose(viz.kernel_summary(constant, "deviation"), torch.zeros(1, 4, 5))
+    assert torch.allclose(viz.kernel_summary(constant, "sum"), torch.full((1, 4, 5), 4.5))
+    assert torch.allclose(viz.kernel_summary(constant, "norm"), torch.full((1, 4, 5), 0.5))
+    spike = constant.clone()
+    spike[0, :, :, :, 2, 3] = 2.0
+    deviation = viz.kernel_summary(spike, "deviation")[0]
+    assert deviation.argmax() == 2 * 5 + 3  # the one different pixel stands out
+
+
+def test_kernel_summary_rejects_bad_input():
+    with pytest.raises(ValueError, match="unknown kernel summary"):
+        viz.kernel_summary(torch.zeros(1, 1, 3, 3, 2, 2), "mean")
+    with pytest.raises(ValueError, match=r"\(B, G, K, K, H, W\)"):
+        viz.kernel_summary(torch.zeros(1, 9, 2, 2))
+    with pytest.raises(ValueError, match="square"):
+        viz.kernel_summary(torch.zeros(1, 1, 3, 5, 2, 2))
+
+
+def test_heatmaps_draw_one_map_per_layer_over_the_image(rednet_kernels):
+    images, kernels = rednet_kernels
+    figure = viz.plot_kernel_heatmaps(images[1], kernels, index=1, title="t")
+    assert isinstance(figure, Figure)
+    panels = [a for a in figure.axes if a.get_visible() and a.get_title()]
+    assert len(panels) == 1 + len(kernels)
+    assert panels[1].get_title().startswith("stem.1\n16x16 px, 2 groups, 3x3")
+    drawn = panels[1].get_images()[-1].get_array()
+    expected = viz.kernel_summary(kernels["stem.1"], "deviation")[1].numpy()
+    np.testing.assert_allclose(drawn, expected, rtol=1e-6)
+    with pytest.raises(ValueError, match="no kernels captured"):
+        viz.plot_kernel_heatmaps(images[0], kernels, layers=["nope"])
+    with pytest.raises(ValueError, match="denormalize"):
+        viz.plot_kernel_heatmaps(images[0] * 5 - 2, kernels)
+
+
+def test_kernels_at_pixels_shows_the_kernel_of_each_marked_pixel(rednet_kernels):
+    images, kernels = rednet_kernels
+    layers = ["stem.1", "layer2.0.conv2"]
+    pixels = [(0, 0), (31, 31), (10, 20)]
+    figure = viz.plot_kernels_at_pixels(images[0], kernels, pixels, layers=layers, group=1)
+    kernel_axes = [a for a in figure.axes if a.get_images() and a.get_images()[0].get_array().shape
+                   in ((3, 3), (7, 7))]
+    assert len(kernel_axes) == len(layers) * len(pixels)
+    # Pixel (31, 31) of the 32x32 image is cell (15, 15) of the stem's 16x16 grid.
+    np.testing.assert_allclose(kernel_axes[1].get_images()[0].get_array(),
+                               kernels["stem.1"][0, 1, :, :, 15, 15].numpy())
+    with pytest.raises(ValueError, match="outside"):
+        viz.plot_kernels_at_pixels(images[0], kernels, [(32, 0)], layers=layers)
+    with pytest.raises(ValueError, match="group 5"):
+        viz.plot_kernels_at_pixels(images[0], kernels, [(1, 1)], layers=layers, group=5)
+    with pytest.raises(ValueError, match="pixels"):
+        viz.plot_kernels_at_pixels(images[0], kernels, [], layers=layers)
+
+
+def _metrics(offset):
+    return {"epoch": [0.0, 1.0, 2.0], "train/loss_epoch": [2.0, 1.5, 1.0 + offset],
+            "val/loss": [2.1, 1.7, 1.4], "train/top1": [0.1, 0.4, 0.6], "val/top1": [0.1, 0.3, 0.5]}
+
+
+def test_training_curves_plot_train_and_val_of_every_run():
+    figure = viz.plot_training_curves({"RedNet-26": _metrics(0), "ResNet-26": _metrics(0.1)},
+                                      title="sample set, not Caltech-256")
+    loss_axis, accuracy_axis = figure.axes
+    assert [line.get_label() for line in loss_axis.get_lines()] == [
+        "RedNet-26 train", "RedNet-26 val", "ResNet-26 train", "ResNet-26 val"]
+    assert list(loss_axis.get_lines()[0].get_xdata()) == [1, 2, 3]  # epochs completed
+    assert list(accuracy_axis.get_lines()[1].get_ydata()) == pytest.approx([10, 30, 50])
+    assert figure._suptitle.get_text() == "sample set, not Caltech-256"
+    with pytest.raises(ValueError):
+        viz.plot_training_curves({})
+
+
+def test_accuracy_vs_params_keeps_reported_points_apart():
+    ours = [{"label": "RedNet-26", "params_m": 7.2, "best_val_top1": 42.0},
+            {"label": "ResNet-26", "params_m": 11.7, "best_val_top1": 40.0}]
+    figure = viz.plot_accuracy_vs_params(ours, reference_rows(), ours_label="this project: sample set",
+                                         reference_label="reported by the course project")
+    (axis,) = figure.axes
+    ours_points, reported_points = axis.collections
+    assert ours_points.get_offsets().tolist() == [[7.2, 42.0], [11.7, 40.0]]
+    assert sorted(map(tuple, reported_points.get_offsets().tolist())) == [(8.0, 60.05), (11.7, 57.59)]
+    assert [t.get_text() for t in axis.get_legend().get_texts()] == [
+        "this project: sample set", "reported by the course project"]
+
+
+def test_complexity_table_figure_shows_the_counted_numbers():
+    rows = complexity_table(depths=(26,), input_size=(3, 64, 64))
+    figure = viz.plot_complexity_table(rows, (3, 64, 64))
+    table = figure.axes[0].tables[0]
+    texts = {cell.get_text().get_text() for cell in table.get_celld().values()}
+    assert f"{rows[0]['params']:,}" in texts and "rednet26" in texts and "Li et al. 2021" in texts
+    with pytest.raises(ValueError):
+        viz.plot_complexity_table([])
+
+
+def test_operator_costs_figure():
+    by_channels = [operator_costs(c, 3, 4, 4) for c in (16, 32)]
+    by_kernel = [operator_costs(16, k, 4, 4) for k in (3, 5)]
+    figure = viz.plot_operator_costs(by_channels, by_kernel)
+    assert len(figure.axes) == 4
+    params_axis = figure.axes[0]
+    assert list(params_axis.get_lines()[0].get_ydata()) == [r["conv_params"] for r in by_channels]
+    assert list(params_axis.get_lines()[1].get_ydata()) == [r["involution_params"] for r in by_channels]

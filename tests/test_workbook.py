@@ -1,0 +1,331 @@
+"""involution.workbook: the notebooks' settings, data choice, runs and results tables."""
+import json
+import socket
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from involution import workbook
+from involution.workbook import (FAST_ENV, WORKDIR_ENV, DataChoice, Run, choose_data, course_args,
+                                 fast_mode, find_runs, find_weights, format_epoch_table,
+                                 format_results_table, internet_reachable, latest_comparison,
+                                 latest_run, model_label, read_metrics, repo_root, results_rows,
+                                 work_directory)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+# -- where we are --------------------------------------------------------------------
+
+
+def test_repo_root_is_found_from_a_subfolder_and_from_outside(tmp_path):
+    assert repo_root(REPO / "notebooks") == REPO
+    assert repo_root(REPO / "involution" / "sample_data") == REPO
+    # Outside any checkout it falls back to the package's own repository.
+    assert repo_root(tmp_path) == REPO
+
+
+@pytest.mark.parametrize("value, expected", [("1", True), ("true", True), ("YES", True), (" on ", True),
+                                             ("0", False), ("", False), ("false", False), ("off", False)])
+def test_fast_mode_reads_the_environment(monkeypatch, value, expected):
+    monkeypatch.setenv(FAST_ENV, value)
+    assert fast_mode() is expected
+
+
+def test_fast_mode_is_off_without_the_variable_and_rejects_garbage(monkeypatch):
+    monkeypatch.delenv(FAST_ENV, raising=False)
+    assert fast_mode() is False
+    monkeypatch.setenv(FAST_ENV, "maybe")
+    with pytest.raises(ValueError, match="INVOLUTION_FAST='maybe'"):
+        fast_mode()
+
+
+def test_fast_mode_work_directory_is_outside_the_repository(monkeypatch, tmp_path):
+    monkeypatch.delenv(WORKDIR_ENV, raising=False)
+    monkeypatch.setattr(workbook.tempfile, "gettempdir", lambda: str(tmp_path))
+    workdir = work_directory(fast=True)
+    assert workdir.is_dir()
+    assert workdir.parent == tmp_path
+    with pytest.raises(ValueError):
+        workdir.relative_to(REPO)
+
+
+def test_work_directory_follows_the_environment_and_refuses_the_repo_in_fast_mode(monkeypatch, tmp_path):
+    monkeypatch.setenv(WORKDIR_ENV, str(tmp_path / "work"))
+    assert work_directory(fast=True) == (tmp_path / "work").resolve()
+    assert (tmp_path / "work").is_dir()
+    monkeypatch.setenv(WORKDIR_ENV, str(REPO / "runs"))
+    with pytest.raises(ValueError, match="must not write into the repository"):
+        work_directory(fast=True)
+
+
+def test_normal_mode_writes_into_the_repository(monkeypatch):
+    monkeypatch.delenv(WORKDIR_ENV, raising=False)
+    assert work_directory(fast=False) == REPO
+
+
+def test_setup_in_fast_mode(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv(FAST_ENV, "1")
+    monkeypatch.setenv(WORKDIR_ENV, str(tmp_path))
+    monkeypatch.setenv("WANDB_MODE", "online")
+    book = workbook.setup()
+    assert book.fast and book.root == REPO and book.workdir == tmp_path.resolve()
+    assert book.runs_dir == tmp_path.resolve() / "runs"
+    assert book.figures_dir == tmp_path.resolve() / "slides" / "figures"
+    assert book.config("quick_sample") == REPO / "configs" / "quick_sample.yaml"
+    assert workbook.os.environ["WANDB_MODE"] == "disabled"
+    printed = capsys.readouterr().out
+    assert "FAST" in printed and str(tmp_path.resolve()) in printed
+    with pytest.raises(FileNotFoundError, match="available"):
+        book.config("no_such_config")
+
+
+# -- which data ------------------------------------------------------------------------
+
+
+def _fake_caltech(root: Path) -> Path:
+    for name in ("001.ak47", "002.american-flag"):
+        (root / "256_ObjectCategories" / name).mkdir(parents=True)
+    return root
+
+
+def test_fast_mode_always_uses_the_sample_set(tmp_path):
+    choice = choose_data(_fake_caltech(tmp_path), fast=True, reachable=lambda: True)
+    assert choice.is_sample_set and choice.root == "sample" and not choice.download
+    assert "NOT Caltech-256" in choice.statement and "fast mode" in choice.statement
+    assert choice.cli_args() == ["--data.root", "sample", "--data.download", "false"]
+    assert choice.label == "sample set, not Caltech-256"
+
+
+def test_caltech256_on_disk_is_used(tmp_path):
+    choice = choose_data(_fake_caltech(tmp_path), reachable=lambda: pytest.fail("no check needed"))
+    assert not choice.is_sample_set and not choice.download and choice.root == str(tmp_path)
+    assert choice.statement.startswith("Data: Caltech-256, found at")
+    assert choice.label == "Caltech-256"
+
+
+def test_caltech256_is_downloaded_when_reachable(tmp_path):
+    choice = choose_data(tmp_path / "absent", reachable=lambda: True)
+    assert not choice.is_sample_set and choice.download
+    assert choice.cli_args()[-2:] == ["--data.download", "true"]
+    assert "downloaded" in choice.statement
+
+
+def test_falls_back_to_the_sample_set_and_says_so(tmp_path):
+    choice = choose_data(tmp_path / "absent", reachable=lambda: False)
+    assert choice.is_sample_set and choice.root == "sample"
+    assert "NOT Caltech-256" in choice.statement and "cannot be reached" in choice.statement
+    assert "\n" not in choice.statement
+
+
+def test_auto_follows_the_data_root_variable(monkeypatch, tmp_path):
+    monkeypatch.setenv(workbook.DATA_ROOT_ENV, str(_fake_caltech(tmp_path)))
+    assert choose_data("auto", reachable=lambda: False).root == str(tmp_path)
+    monkeypatch.setenv(workbook.DATA_ROOT_ENV, "sample")
+    assert choose_data("auto").is_sample_set
+
+
+@pytest.mark.parametrize("bad", [None, "", "  ", 3])
+def test_bad_data_roots_are_refused(bad):
+    with pytest.raises(ValueError, match="data root"):
+        choose_data(bad)
+
+
+def test_internet_check_is_quick_and_correct():
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        assert internet_reachable(f"http://127.0.0.1:{port}/x", timeout=2)
+    assert not internet_reachable(f"http://127.0.0.1:{port}/x", timeout=2)  # closed now
+    start = time.perf_counter()
+    internet_reachable("https://10.255.255.1/", timeout=0.5)  # unroutable: must not hang
+    assert time.perf_counter() - start < 2
+    with pytest.raises(ValueError):
+        internet_reachable("not a url")
+
+
+# -- runs ------------------------------------------------------------------------------
+
+METRICS_CSV = """epoch,kernels/stem.1/std,lr-SGD,step,train/loss_epoch,train/loss_step,train/top1,val/loss,val/top1,val/top5,test/top1
+,,0.1,0,,,,,,,
+0,0.5,,4,,2.5,,,,,
+0,,,6,,,,2.1,0.3,0.7,
+0,,,6,2.2,,0.25,,,,
+1,,,13,,,,1.9,0.45,0.8,
+1,,,13,1.8,,0.4,,,,
+1,,,13,,,,,,,0.5
+"""
+
+
+def test_read_metrics_collapses_lightning_rows_to_epochs(tmp_path):
+    (tmp_path / "metrics.csv").write_text(METRICS_CSV)
+    metrics = read_metrics(tmp_path)
+    assert metrics["epoch"] == [0.0, 1.0]
+    assert metrics["train/loss_epoch"] == [2.2, 1.8]
+    assert metrics["val/top1"] == [0.3, 0.45]
+    assert metrics["train/top1"] == [0.25, 0.4]
+    assert metrics["test/top1"][1] == 0.5 and metrics["test/top1"][0] != metrics["test/top1"][0]
+    assert not any(k.startswith(("kernels/", "lr-")) or k.endswith("_step") for k in metrics)
+    table = format_epoch_table(metrics)
+    assert table.splitlines()[1].split() == ["1", "2.200", "25.0", "2.100", "30.0", "70.0"]
+    with pytest.raises(FileNotFoundError):
+        read_metrics(tmp_path / "missing.csv")
+
+
+def make_run(runs_dir: Path, name: str, version: str, model="rednet26", sample=True, tested=True,
+             val_top1=0.5, params=7_000_000, epochs=3, metrics=True) -> Path:
+    folder = runs_dir / name / version
+    folder.mkdir(parents=True)
+    results = {"model": model, "params": params, "epochs_trained": epochs, "best_val_top1": val_top1,
+               "best_val_top5": 0.9, "best_epoch": 1,
+               "dataset": {"is_sample_set": sample, "image_size": 64, "root": "/nowhere"},
+               "machine": {"cpu": "Test CPU", "cpu_threads": 2, "gpu": None}}
+    if tested:
+        results.update(test_top1=0.4, test_top5=0.8)
+    (folder / "results.json").write_text(json.dumps(results))
+    if metrics:
+        (folder / "metrics.csv").write_text(METRICS_CSV)
+    return folder
+
+
+def test_latest_run_picks_the_newest_matching_run(tmp_path):
+    make_run(tmp_path, "rednet26_sample", "20260101-120000")
+    newest = make_run(tmp_path, "rednet26_sample", "20260102-120000-1")
+    make_run(tmp_path, "rednet26_sample", "20260102-120000")
+    make_run(tmp_path, "resnet26_sample", "20270101-000000", model="resnet26")
+    (tmp_path / "rednet26_sample" / "20280101-000000").mkdir()  # unfinished: no results.json
+    validate_only = tmp_path / "rednet26_sample" / "20290101-000000"
+    validate_only.mkdir()
+    (validate_only / "results.json").write_text(json.dumps({"model": "rednet26", "params": 1}))
+
+    assert latest_run(tmp_path, name="rednet26_sample").path == newest
+    assert [r.version for r in find_runs(tmp_path, name="rednet26_sample")] == [
+        "20260102-120000-1", "20260102-120000", "20260101-120000"]
+    assert latest_run(tmp_path).model == "resnet26"
+    assert latest_run(tmp_path, model="rednet").path == newest
+    assert latest_run(tmp_path, model="rednet26", sample_set=False) is None
+    assert latest_run(tmp_path, name=["missing", "resnet26_sample"]).model == "resnet26"
+    assert latest_run(tmp_path / "nothing-here") is None
+
+
+def test_run_describes_itself(tmp_path):
+    run = Run.load(make_run(tmp_path, "rednet26_sample", "20260101-000000", epochs=1))
+    assert run.label == "RedNet-26" and run.is_sample_set and run.tested
+    assert run.summary() == "RedNet-26 trained for 1 epoch at 64px on the sample set, not Caltech-256"
+    assert "Test CPU, 2 CPU threads, no GPU" in run.describe()
+    assert run.metrics()["val/top1"] == [0.3, 0.45]
+    with pytest.raises(FileNotFoundError, match="not a finished run"):
+        Run.load(tmp_path)
+
+
+def test_latest_comparison_prefers_caltech256_and_names_what_is_missing(tmp_path):
+    make_run(tmp_path, "rednet26_sample", "20260101-000000")
+    make_run(tmp_path, "resnet26_sample", "20260101-000000", model="resnet26")
+    chosen = latest_comparison(tmp_path)
+    assert {m: r.name for m, r in chosen.items()} == {"rednet26": "rednet26_sample",
+                                                      "resnet26": "resnet26_sample"}
+    # Only one Caltech-256 run: the sample-set pair still wins (same data for both).
+    make_run(tmp_path, "rednet26_caltech256_course", "20260101-000000", sample=False)
+    assert latest_comparison(tmp_path)["rednet26"].name == "rednet26_sample"
+    make_run(tmp_path, "resnet26_caltech256_course", "20260101-000000", model="resnet26", sample=False)
+    assert latest_comparison(tmp_path)["resnet26"].name == "resnet26_caltech256_course"
+    with pytest.raises(FileNotFoundError, match="03_train_rednet_caltech256"):
+        latest_comparison(tmp_path / "empty")
+
+
+def test_runs_data_statement_never_lets_the_sample_set_pass_for_caltech256(tmp_path):
+    sample = Run.load(make_run(tmp_path, "a", "1"))
+    caltech = Run.load(make_run(tmp_path, "b", "1", sample=False))
+    assert "NOT Caltech-256" in workbook.runs_data_statement([sample])
+    assert "NOT" not in workbook.runs_data_statement([caltech])
+    assert "MIX" in workbook.runs_data_statement([sample, caltech])
+
+
+def test_results_table_has_our_runs_and_the_reported_rows(tmp_path):
+    run = Run.load(make_run(tmp_path, "rednet26_sample", "1", val_top1=0.55))
+    (row,) = results_rows([run])
+    assert row["best_val_top1"] == pytest.approx(55.0) and row["test_top1"] == pytest.approx(40.0)
+    assert row["data"] == "sample set, not Caltech-256"
+    table = format_results_table([run])
+    assert "55.0%" in table and "sample set, not Caltech-256 (this project)" in table
+    assert "60.05%" in table and "reported, not ours" in table and "course project" in table
+    assert "60.05%" not in format_results_table([run], reference=False)
+
+
+def test_export_runs_copies_the_files_the_deck_needs(tmp_path):
+    run = Run.load(make_run(tmp_path / "runs", "rednet26_sample", "1"))
+    copied = workbook.export_runs({"rednet26": run}, tmp_path / "slides" / "data" / "runs")
+    assert copied == {"rednet26": tmp_path / "slides" / "data" / "runs" / "rednet26"}
+    assert Run.load(copied["rednet26"]).results == run.results
+    with pytest.raises(ValueError):
+        workbook.export_runs({"../x": run}, tmp_path)
+
+
+def test_model_label():
+    assert model_label("rednet26") == "RedNet-26"
+    assert model_label("resnet152") == "ResNet-152"
+    assert model_label("dednet121") == "DedNet-121"
+
+
+# -- training arguments and weights ----------------------------------------------------------
+
+
+def _book(tmp_path, fast):
+    return workbook.Workbook(root=REPO, fast=fast, workdir=tmp_path, colab=False, gpu=None)
+
+
+def test_course_args_override_only_data_size_and_schedule(tmp_path):
+    sample = DataChoice("sample", False, True, "")
+    args = course_args("fit", _book(tmp_path, fast=False), sample, "rednet26", 64, epochs=15)
+    assert args[:3] == ["fit", "--config", str(REPO / "configs" / "rednet26_caltech256_course.yaml")]
+    pairs = dict(zip(args[3::2], args[4::2]))
+    assert pairs == {"--trainer.default_root_dir": str(tmp_path / "runs"), "--run_name": "rednet26_sample",
+                     "--data.root": "sample", "--data.download": "false", "--data.image_size": "64",
+                     "--trainer.max_epochs": "15", "--data.num_workers": "0"}
+    caltech = DataChoice("data/caltech256", True, False, "")
+    args = course_args("test", _book(tmp_path, fast=False), caltech, "resnet26", 224, epochs=150,
+                       ckpt_path="best.ckpt")
+    pairs = dict(zip(args[3::2], args[4::2]))
+    assert pairs["--run_name"] == "resnet26_caltech256_course" and pairs["--ckpt_path"] == "best.ckpt"
+    assert "--trainer.max_epochs" not in pairs and "--data.num_workers" not in pairs
+    with pytest.raises(ValueError, match="command"):
+        course_args("train", _book(tmp_path, fast=False), sample, "rednet26", 64)
+
+
+def test_course_args_in_fast_mode_run_two_steps_once_each(tmp_path):
+    args = course_args("fit", _book(tmp_path, fast=True), DataChoice("sample", False, True, ""),
+                       "rednet26", 32, epochs=15)
+    flags = args[3::2]
+    assert len(flags) == len(set(flags)), "an option is given twice"
+    pairs = dict(zip(args[3::2], args[4::2]))
+    assert pairs["--trainer.max_epochs"] == "1" and pairs["--trainer.limit_train_batches"] == "2"
+
+
+def test_find_weights_order_and_errors(tmp_path):
+    assert find_weights(runs_dir=tmp_path, run_names=workbook.KERNEL_RUN_NAMES) is None
+    with pytest.raises(FileNotFoundError, match="CHECKPOINT"):
+        find_weights(checkpoint=tmp_path / "missing.ckpt")
+    with pytest.raises(FileNotFoundError, match="OFFICIAL_WEIGHTS"):
+        find_weights(official=tmp_path / "missing.pth")
+
+    quick = make_run(tmp_path, "quick_sample", "20300101-000000")
+    sample = make_run(tmp_path, "rednet26_sample", "20200101-000000")
+    for folder in (quick, sample):
+        (folder / "checkpoints").mkdir()
+        (folder / "checkpoints" / "best.ckpt").write_bytes(b"")
+    chosen = find_weights(runs_dir=tmp_path, run_names=workbook.KERNEL_RUN_NAMES)
+    # Notebook 03's run wins over the newer quick sample-set run.
+    assert chosen.source == "run" and chosen.run.name == "rednet26_sample"
+    assert "sample set, not Caltech-256" in chosen.statement
+    explicit = find_weights(checkpoint=quick / "checkpoints" / "best.ckpt", runs_dir=tmp_path,
+                            run_names=workbook.KERNEL_RUN_NAMES)
+    assert explicit.source == "checkpoint" and explicit.run.path == quick
+
+    official = tmp_path / "rednet26.pth"
+    torch.save({"state_dict": {}}, official)
+    chosen = find_weights(official=official)
+    assert chosen.source == "official" and "ImageNet" in chosen.statement
+    assert "not by this project" in chosen.statement
