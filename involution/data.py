@@ -66,6 +66,7 @@ __all__ = [
     "IMAGENET_STD",
     "TRANSFORM_PRESETS",
     "SAMPLE_SET_NOTICE",
+    "SAMPLE_SET_DESCRIPTION",
     "CorruptImageError",
     "ImageListDataset",
     "Caltech256DataModule",
@@ -114,6 +115,10 @@ DEFAULT_SPLIT = (0.8, 0.1, 0.1)
 DEFAULT_NUM_WORKERS = min(4, os.cpu_count() or 1)
 
 SAMPLE_ROOT_ALIAS = "sample"
+# What the sample set is, for sentences that name the data a number came from.
+SAMPLE_SET_DESCRIPTION = (
+    "the built-in sample set (10 classes, 160 crops of public sample photographs; NOT Caltech-256)"
+)
 SAMPLE_SET_NOTICE = (
     "Using the built-in sample set (10 classes cut from a few public sample photographs): "
     "it is NOT Caltech-256 but a tiny sanity check, so accuracy on it says nothing about Caltech-256."

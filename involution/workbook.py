@@ -295,7 +295,7 @@ def choose_data(root: str | os.PathLike = "auto", fast: bool = False,
     The returned :attr:`DataChoice.statement` is one line to print at the top
     of a notebook's output.
     """
-    from .data import CALTECH256_URL, find_categories_dir
+    from .data import CALTECH256_URL, SAMPLE_SET_DESCRIPTION, find_categories_dir
 
     if not isinstance(root, (str, os.PathLike)) or not str(root).strip():
         raise ValueError(f"data root must be 'auto', 'sample' or a folder path; got {root!r}")
@@ -306,13 +306,11 @@ def choose_data(root: str | os.PathLike = "auto", fast: bool = False,
                    "Caltech-256.")
     if fast:
         return DataChoice("sample", False, True,
-                          "Data: the built-in sample set (10 classes, 160 crops of public sample "
-                          f"photographs; NOT Caltech-256), because fast mode ({FAST_ENV}=1) always "
+                          f"Data: {SAMPLE_SET_DESCRIPTION}, because fast mode ({FAST_ENV}=1) always "
                           "uses it. " + sample_note)
     if root == "sample":
         return DataChoice("sample", False, True,
-                          "Data: the built-in sample set (10 classes, 160 crops of public sample "
-                          "photographs; NOT Caltech-256), as the settings ask. " + sample_note)
+                          f"Data: {SAMPLE_SET_DESCRIPTION}, as the settings ask. " + sample_note)
     categories = find_categories_dir(root)
     if categories is not None:
         return DataChoice(root, False, False, f"Data: Caltech-256, found at {categories}.")
@@ -588,8 +586,8 @@ def runs_data_statement(runs: Iterable[Run]) -> str:
         raise ValueError("no runs given")
     machines = sorted({run.machine() for run in runs})
     if all(run.is_sample_set for run in runs):
-        data = ("the built-in sample set (10 classes, 160 crops of public sample photographs; NOT "
-                "Caltech-256): its accuracies say nothing about Caltech-256")
+        from .data import SAMPLE_SET_DESCRIPTION
+        data = f"{SAMPLE_SET_DESCRIPTION}: its accuracies say nothing about Caltech-256"
     elif not any(run.is_sample_set for run in runs):
         data = "Caltech-256 (this project's stratified split, data/splits/)"
     else:
