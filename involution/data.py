@@ -74,6 +74,7 @@ __all__ = [
     "denormalize",
     "download_caltech256",
     "find_categories_dir",
+    "class_names",
     "sample_data_root",
     "make_split",
     "split_file_name",
@@ -201,6 +202,21 @@ def _class_folders(categories_dir: Path, include_clutter: bool) -> list[str]:
             "(001.ak47/, 002.american-flag/, ...); re-extract the archive or see data/README.md."
         )
     return folders
+
+
+def class_names(root: str | os.PathLike, include_clutter: bool = True) -> list[str]:
+    """Readable class names in label order: the folder names without "NNN.", e.g. ``"ak47"``.
+
+    ``root`` is anything :func:`find_categories_dir` accepts.
+    """
+    categories_dir = find_categories_dir(root)
+    if categories_dir is None:
+        raise FileNotFoundError(_missing_data_message(_resolve_root(root)))
+    return _readable_names(_class_folders(categories_dir, include_clutter))
+
+
+def _readable_names(class_folders: Sequence[str]) -> list[str]:
+    return [folder.partition(".")[2] or folder for folder in class_folders]
 
 
 def _images_in(class_dir: Path) -> list[str]:
@@ -738,7 +754,7 @@ class Caltech256DataModule(L.LightningDataModule):
     @property
     def class_names(self) -> list[str]:
         """Readable class names in label order: the folder names without "NNN.", e.g. ``"ak47"``."""
-        return [folder.partition(".")[2] or folder for folder in self.class_folders]
+        return _readable_names(self.class_folders)
 
     @property
     def is_sample_set(self) -> bool:

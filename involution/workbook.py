@@ -629,10 +629,8 @@ def _class_names(run: Run | None) -> list[str] | None:
     root = dataset.get("root")
     if not root or not Path(root).is_dir():
         return None
-    folders = sorted(p.name for p in Path(root).iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not dataset.get("include_clutter", True):
-        folders = [f for f in folders if not f.endswith(".clutter")]
-    return [f.partition(".")[2] or f for f in folders]
+    from .data import class_names
+    return class_names(root, include_clutter=dataset.get("include_clutter", True))
 
 
 def _existing_file(path: str | os.PathLike, setting: str, hint: str) -> Path:

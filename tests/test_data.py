@@ -279,6 +279,8 @@ def test_clutter_class_can_be_left_out(tmp_path):
     assert (with_clutter.num_classes, without.num_classes) == (3, 2)
     without.setup()
     assert without.class_names == ["ant", "bee"]
+    assert data.class_names(tmp_path, include_clutter=False) == ["ant", "bee"]
+    assert data.class_names(tmp_path) == ["ant", "bee", "clutter"]
     used = {path.parent.name for ds in (without.train_dataset, without.val_dataset, without.test_dataset)
             for path, _ in ds.samples}
     assert used == {"001.ant", "002.bee"}
@@ -452,6 +454,7 @@ def test_sample_set_batches(capsys, monkeypatch):
     assert capsys.readouterr().out == ""  # the notice is shown once
     assert dm.is_sample_set and dm.num_classes == 10
     assert dm.class_names[:2] == ["astronaut", "cat"]
+    assert data.class_names("sample") == dm.class_names  # the same list without a data module
     assert dm.split_path.name == "sample_seed0_80-10-10.csv"
     dm.setup("fit")
     assert "train 120 | val 20 | test 20" in dm.describe() and "NOT Caltech-256" in dm.describe()
