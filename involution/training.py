@@ -205,6 +205,11 @@ def build_schedule(optimizer, h, total_steps: int, steps_per_epoch: int):
 # -- callbacks ----------------------------------------------------------------
 
 
+def run_folder(trainer) -> Path:
+    """The folder of the current run (the logger's), where its files are written."""
+    return Path(trainer.log_dir or trainer.default_root_dir)
+
+
 class KernelStatsMonitor(Callback):
     """Logs statistics of every involution layer's generated kernels.
 
@@ -257,7 +262,7 @@ class NonFiniteLossGuard(Callback):
     def on_before_backward(self, trainer, pl_module, loss):
         if torch.isfinite(loss).all():
             return
-        path = Path(trainer.log_dir or trainer.default_root_dir) / "checkpoints" / (
+        path = run_folder(trainer) / "checkpoints" / (
             f"nonfinite-step{trainer.global_step}.ckpt")
         trainer.save_checkpoint(path)
         raise NonFiniteLossError(
@@ -299,7 +304,7 @@ class RunSummary(Callback):
         self.best = {}
 
     def _path(self, trainer) -> Path:
-        return Path(trainer.log_dir or trainer.default_root_dir) / self.FILENAME
+        return run_folder(trainer) / self.FILENAME
 
     def _update(self, trainer, pl_module, **fields) -> None:
         path = self._path(trainer)
@@ -361,7 +366,7 @@ class PredictionWriter(BasePredictionWriter):
         probabilities = torch.cat([batch["probabilities"] for batch in predictions])
         indices = [i for batch in batch_indices[0] for i in batch] if batch_indices else []
         top5 = probabilities.topk(min(5, probabilities.shape[1]), dim=1)
-        path = Path(trainer.log_dir or trainer.default_root_dir) / self.FILENAME
+        path = run_folder(trainer) / self.FILENAME
         path.parent.mkdir(parents=True, exist_ok=True)
 
         def name(label: int) -> str:
