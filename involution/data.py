@@ -67,6 +67,10 @@ __all__ = [
     "TRANSFORM_PRESETS",
     "SAMPLE_SET_NOTICE",
     "SAMPLE_SET_DESCRIPTION",
+    "SHAPES_ROOT_ALIAS",
+    "DATASET_NAMES",
+    "FIXED_SPLIT_NAME",
+    "dataset_kind",
     "CorruptImageError",
     "ImageListDataset",
     "Caltech256DataModule",
@@ -116,14 +120,30 @@ DEFAULT_SPLIT = (0.8, 0.1, 0.1)
 DEFAULT_NUM_WORKERS = min(4, os.cpu_count() or 1)
 
 SAMPLE_ROOT_ALIAS = "sample"
+SHAPES_ROOT_ALIAS = "shapes"
+# How each kind of data is named beside a number (see dataset_kind).
+DATASET_NAMES = {
+    "sample": "built-in sample set (memorisation check, NOT Caltech-256)",
+    "shapes": "built-in shapes set (generated offline, NOT Caltech-256)",
+    "caltech256": "Caltech-256",
+    "folder": "an image folder (not Caltech-256)",
+}
 # What the sample set is, for sentences that name the data a number came from.
 SAMPLE_SET_DESCRIPTION = (
-    "the built-in sample set (10 classes, 160 crops of public sample photographs; NOT Caltech-256)"
+    "the built-in sample set (10 classes, 160 crops of public sample photographs; NOT Caltech-256). "
+    "It measures memorisation, not learning: its validation and test crops come from the "
+    "training photographs"
 )
 SAMPLE_SET_NOTICE = (
     "Using the built-in sample set (10 classes cut from a few public sample photographs): "
-    "it is NOT Caltech-256 but a tiny sanity check, so accuracy on it says nothing about Caltech-256."
+    "it is NOT Caltech-256 but a tiny smoke test that measures memorisation (its validation and "
+    "test crops come from the training photographs), so its accuracy means little. "
+    "For a result that measures generalisation offline, use root='shapes'."
 )
+
+# A data folder may carry its own fixed split next to 256_ObjectCategories
+# (the built-in shapes set does): it is used instead of making one.
+FIXED_SPLIT_NAME = "split.csv"
 
 _CHECK_DATA_HINT = "python -m involution check-data {root}"
 _MAX_LISTED = 20  # how many file names an error message lists before counting the rest
@@ -140,10 +160,34 @@ def sample_data_root() -> Path:
 
 
 def _resolve_root(root: str | os.PathLike) -> Path:
-    """Turn the ``root`` argument into a path; ``"sample"`` means the built-in set."""
+    """Turn the ``root`` argument into a path.
+
+    ``"sample"`` means the built-in sample set, ``"shapes"`` the built-in
+    shapes set (generated into the cache on first use, see :mod:`involution.shapes`).
+    """
     if str(root) == SAMPLE_ROOT_ALIAS:
         return sample_data_root()
+    if str(root) == SHAPES_ROOT_ALIAS:
+        from .shapes import shapes_root
+        return shapes_root()
     return Path(root).expanduser()
+
+
+def dataset_kind(categories_dir: Path | None) -> str:
+    """What a data folder is: ``"sample"``, ``"shapes"``, ``"caltech256"`` or ``"folder"`` (other images).
+
+    Every number is reported with this, so that a built-in set's accuracy is
+    never mistaken for a Caltech-256 result.
+    """
+    if categories_dir is None:
+        return "caltech256"  # not downloaded yet: only Caltech-256 is ever downloaded
+    if categories_dir.resolve().parent == sample_data_root():
+        return "sample"
+    if (categories_dir.parent / "sources.csv").is_file() and categories_dir.parent.name.startswith("shapes-"):
+        return "shapes"
+    if (categories_dir / "001.ak47").is_dir():
+        return "caltech256"
+    return "folder"
 
 
 def find_categories_dir(root: str | os.PathLike) -> Path | None:
@@ -169,7 +213,8 @@ def _missing_data_message(root: Path) -> str:
         "holding one sub-folder per class (001.ak47, 002.american-flag, ...). "
         "Pass download=True (on the command line: --data.download true) to fetch the "
         "official 1.2 GB archive, or get it by hand as described in data/README.md. "
-        f"For a quick try without downloading, use root={SAMPLE_ROOT_ALIAS!r} (the built-in sample set)."
+        f"To train without downloading, use root={SHAPES_ROOT_ALIAS!r} (the built-in shapes set, "
+        f"generated offline) or root={SAMPLE_ROOT_ALIAS!r} (the tiny sample set)."
     )
 
 
@@ -757,14 +802,21 @@ class Caltech256DataModule(L.LightningDataModule):
         return _readable_names(self.class_folders)
 
     @property
+    def kind(self) -> str:
+        """``"sample"``, ``"shapes"``, ``"caltech256"`` or ``"folder"``: see :func:`dataset_kind`."""
+        return dataset_kind(self.categories_dir)
+
+    @property
     def is_sample_set(self) -> bool:
-        return self.categories_dir is not None and self.categories_dir.resolve().parent == sample_data_root()
+        return self.kind == "sample"
 
     @property
     def split_path(self) -> Path:
         """The CSV the split is loaded from (and written to on first use)."""
         if self._split_file is not None:
             return self._split_file
+        if self.categories_dir is not None and (self.categories_dir.parent / FIXED_SPLIT_NAME).is_file():
+            return self.categories_dir.parent / FIXED_SPLIT_NAME  # the data set's own split
         dataset = "sample" if self.is_sample_set else "caltech256"
         clutter = None if self.is_sample_set else self.include_clutter
         name = split_file_name(dataset, self.split_seed, self.fractions, clutter)
@@ -879,16 +931,26 @@ class Caltech256DataModule(L.LightningDataModule):
         """What the data is, as plain values: results files and notebooks record it."""
         self._require_setup()
         return {
-            "name": "built-in sample set (NOT Caltech-256)" if self.is_sample_set else "Caltech-256",
+            "name": DATASET_NAMES[self.kind],
+            "kind": self.kind,
             "is_sample_set": self.is_sample_set,
-            "root": str(self.categories_dir),
+            # As configured: a built-in set's name, or the folder as the user gave it
+            # (a relative path stays relative, so results files name no machine's folders).
+            "root": str(self.hparams.root),
             "num_classes": self.num_classes,
             "include_clutter": self.include_clutter,
             "image_size": self.hparams.image_size,
             "transforms": self.hparams.transforms,
             "images": {name: len(getattr(self, f"{name}_dataset")) for name in SPLIT_NAMES},
-            "split_file": str(self.split_path),
+            "split_file": self._portable(self.split_path),
         }
+
+    def _portable(self, path: Path) -> str:
+        """``path`` relative to the data root (``<root>/...``) when inside it, else as it is."""
+        try:
+            return f"<{self.hparams.root}>/" + path.resolve().relative_to(self.root.resolve()).as_posix()
+        except ValueError:
+            return str(path)
 
     def describe(self) -> str:
         """A short summary for notebooks: data set, classes, images per split, split file."""
@@ -896,14 +958,14 @@ class Caltech256DataModule(L.LightningDataModule):
         counts = info["images"]
         per_split = " | ".join(f"{name} {count}" for name, count in counts.items())
         return (
-            f"{info['name']} at {info['root']}\n"
+            f"{info['name']} (root {info['root']!r})\n"
             f"  classes: {info['num_classes']}{'' if self.include_clutter else ' (clutter left out)'}\n"
             f"  images:  {per_split} (total {sum(counts.values())})\n"
             f"  split:   {info['split_file']}"
         )
 
     def __repr__(self) -> str:
-        where = "sample set" if self.is_sample_set else str(self.root)
+        where = self.kind if self.kind in ("sample", "shapes") else str(self.root)
         return (
             f"{type(self).__name__}({where}, {self.num_classes} classes, image_size={self.hparams.image_size}, "
             f"batch_size={self.batch_size}, transforms={self.hparams.transforms!r})"

@@ -1,0 +1,137 @@
+"""The built-in shapes set: disjoint by source across splits, deterministic, re-creatable, loadable."""
+import csv
+import io
+from collections import Counter, defaultdict
+from itertools import combinations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from involution import shapes
+from involution.data import Caltech256DataModule, load_split
+
+SMALL = {"train": 3, "val": 2, "test": 2}  # images per class: a set made in a second
+
+
+@pytest.fixture(scope="module")
+def small_set(tmp_path_factory):
+    return shapes.generate_shapes(tmp_path_factory.mktemp("shapes") / "set", seed=0, sizes=SMALL)
+
+
+@pytest.fixture(scope="module")
+def full_records():
+    return shapes.draw_records(seed=0)
+
+
+def sources_by_split(records):
+    """{split: set of photographs used for backgrounds or textures}."""
+    used = defaultdict(set)
+    for record in records:
+        used[record.split].add(record.photo)
+        if record.texture_photo:
+            used[record.split].add(record.texture_photo)
+    return used
+
+
+def test_full_set_sizes_give_usable_confidence_intervals(full_records):
+    counts = Counter((r.split, r.label) for r in full_records)
+    per_split = Counter(r.split for r in full_records)
+    assert per_split == {"train": 4000, "val": 600, "test": 1000}
+    assert len(shapes.SHAPE_CLASSES) >= 10
+    assert set(counts.values()) == {400, 60, 100}  # balanced: every class equally often per split
+
+
+def test_splits_never_share_a_photograph(full_records):
+    used = sources_by_split(full_records)
+    for a, b in combinations(("train", "val", "test"), 2):
+        assert not used[a] & used[b], (a, b, used[a] & used[b])
+    # ... and every photograph a split used is in that split's pool.
+    for split, photos in used.items():
+        assert photos <= set(shapes.PHOTO_POOLS[split])
+
+
+def test_pools_hold_different_photographs():
+    # Names are not enough: scikit-image ships the same cat as "cat" and "chelsea".
+    # Compare small grey thumbnails of every pair of photographs in different pools.
+    thumbs = {}
+    for split, photos in shapes.PHOTO_POOLS.items():
+        for photo in photos:
+            grey = shapes.load_photo(photo).convert("L").resize((24, 24), Image.Resampling.BILINEAR)
+            values = np.asarray(grey, dtype=np.float64).ravel()
+            thumbs[photo] = (split, (values - values.mean()) / (values.std() + 1e-9))
+    for (a, (split_a, x)), (b, (split_b, y)) in combinations(thumbs.items(), 2):
+        if split_a != split_b:
+            assert float(np.mean(x * y)) < 0.9, f"{a} ({split_a}) looks like {b} ({split_b})"
+
+
+def test_splits_draw_from_independent_random_streams(full_records):
+    seeds = defaultdict(set)
+    for record in full_records:
+        seeds[record.split].add(record.noise_seed)
+    for a, b in combinations(seeds, 2):
+        assert not seeds[a] & seeds[b]
+    # A split's draws do not depend on how many images the other splits have.
+    fewer = shapes.draw_records(seed=0, sizes={"train": 1, "val": 60, "test": 100})
+    assert [r for r in fewer if r.split == "test"] == [r for r in full_records if r.split == "test"]
+
+
+def test_generated_files_match_their_records(small_set):
+    records = shapes.read_sources(small_set)
+    assert records == shapes.draw_records(seed=0, sizes=SMALL)
+    split = load_split(small_set / "split.csv")
+    assert split == {r.path: r.split for r in records}
+    for record in records[:: max(1, len(records) // 8)]:
+        stored = np.asarray(Image.open(small_set / "256_ObjectCategories" / record.path))
+        buffer = io.BytesIO()
+        shapes.render(record).save(buffer, format="JPEG", quality=shapes.JPEG_QUALITY)
+        assert np.array_equal(stored, np.asarray(Image.open(buffer))), record.path
+        assert stored.shape == (shapes.SIZE, shapes.SIZE, 3)
+
+
+def test_no_image_appears_in_two_splits(small_set):
+    by_pixels = defaultdict(set)
+    with open(small_set / "split.csv", newline="") as file:
+        for row in csv.DictReader(file):
+            pixels = np.asarray(Image.open(small_set / "256_ObjectCategories" / row["path"]))
+            by_pixels[pixels.tobytes()].add(row["split"])
+    assert all(len(splits) == 1 for splits in by_pixels.values())
+
+
+def test_generation_is_deterministic(small_set, tmp_path):
+    again = shapes.generate_shapes(tmp_path / "again", seed=0, sizes=SMALL)
+    for name in ("split.csv", "sources.csv"):
+        assert (again / name).read_bytes() == (small_set / name).read_bytes()
+    first = sorted((small_set / "256_ObjectCategories").rglob("*.jpg"))
+    assert [p.read_bytes() for p in first] == [
+        (again / p.relative_to(small_set)).read_bytes() for p in first]
+
+
+def test_the_shape_is_where_its_record_says(small_set):
+    # The label is really drawn: a solid shape's colour is at its centre.
+    for record in shapes.read_sources(small_set):
+        if record.fill != "solid" or record.label in ("ring", "crescent") or record.strokes:
+            continue
+        x, y = (round(c * shapes.SIZE) for c in record.center)
+        pixel = np.asarray(shapes.render(record), dtype=float)[y, x]
+        assert np.abs(pixel - record.color).max() < 40, record
+
+
+def test_data_module_reads_the_generated_set(tmp_path, monkeypatch):
+    monkeypatch.setenv("INVOLUTION_DATA_HOME", str(tmp_path))
+    monkeypatch.setattr(shapes, "SPLIT_SIZES", SMALL)
+    dm = Caltech256DataModule("shapes", image_size=32, batch_size=4, num_workers=0)
+    dm.setup()
+    assert dm.kind == "shapes" and not dm.is_sample_set
+    assert dm.num_classes == len(shapes.SHAPE_CLASSES)
+    assert dm.split_path == tmp_path / "shapes-v1-seed0" / "split.csv"
+    assert [len(dm.train_dataset), len(dm.val_dataset), len(dm.test_dataset)] == [30, 20, 20]
+    summary = dm.summary()
+    assert summary["kind"] == "shapes" and "NOT Caltech-256" in summary["name"]
+    assert summary["root"] == "shapes" and str(tmp_path) not in str(summary)
+    images, labels = next(iter(dm.train_dataloader()))
+    assert images.shape == (4, 3, 32, 32)
+    # Used again, not generated again.
+    stamp = (tmp_path / "shapes-v1-seed0" / "split.csv").stat().st_mtime_ns
+    Caltech256DataModule("shapes", image_size=32).setup()
+    assert (tmp_path / "shapes-v1-seed0" / "split.csv").stat().st_mtime_ns == stamp
