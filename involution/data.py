@@ -637,7 +637,7 @@ class CorruptImageError(RuntimeError):
     """An image file could not be decoded (or holds pixels that have no 8-bit RGB meaning)."""
 
 
-class _UnsupportedPixels(ValueError):
+class UnsupportedPixelsError(ValueError):
     """The file decodes, but its pixels cannot be turned into 8-bit RGB without guessing."""
 
 
@@ -658,7 +658,7 @@ def _deep_grey_to_8_bit(image: Image.Image) -> Image.Image:
     values = np.asarray(image)
     low, high = int(values.min()), int(values.max())
     if low < 0 or high > 65535:
-        raise _UnsupportedPixels(
+        raise UnsupportedPixelsError(
             f"it is a {image.mode!r} grey image with values from {low} to {high}, outside the 16-bit range "
             "0..65535 that this loader reads such images on, so their brightness cannot be known"
         )
@@ -677,7 +677,7 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     if image.mode in _DEEP_GREY_MODES:
         image = _deep_grey_to_8_bit(image)
     if image.mode == "F":
-        raise _UnsupportedPixels(
+        raise UnsupportedPixelsError(
             "it is a floating-point image (PIL mode F), which has no standard brightness scale"
         )
     if image.has_transparency_data:
@@ -701,7 +701,7 @@ def load_rgb_image(path: str | os.PathLike, data_root: str | os.PathLike | None 
     try:
         with Image.open(path) as image:
             return _to_rgb(image)
-    except _UnsupportedPixels as error:
+    except UnsupportedPixelsError as error:
         raise CorruptImageError(
             f"Cannot use image {path}: {error}. Convert it to an 8-bit RGB or grey image (PNG or JPEG), "
             f"or delete it. `{check_data_hint}` lists every such file."
@@ -749,7 +749,7 @@ def _read_problem(path: Path) -> str | None:
     try:
         load_rgb_image(path)
     except CorruptImageError as error:
-        return f"{type(error.__cause__).__name__.lstrip('_')}: {error.__cause__}"
+        return f"{type(error.__cause__).__name__}: {error.__cause__}"
     return None
 
 
@@ -983,8 +983,7 @@ class Caltech256DataModule(L.LightningDataModule):
         )
         if self.is_sample_set:
             _announce_sample_set()
-        if self.categories_dir is not None:
-            self._check_own_split_settings()
+        self._check_own_split_settings()
 
     # -- what the model needs to know --------------------------------------
 
@@ -1143,12 +1142,14 @@ class Caltech256DataModule(L.LightningDataModule):
                     f"The sample set's split file {path} is missing: the package is incomplete. Reinstall it "
                     "(in a checkout: python scripts/make_sample_set.py)."
                 )
-            return self._save_new_split(make_split(on_disk, self.fractions, self.split_seed), path)
+            return self._write_split(make_split(on_disk, self.fractions, self.split_seed), path)
 
         whole_file = load_split(path)
-        in_use = set(self._class_folders)
-        # A split made with the clutter class also serves without it.
-        split = {p: s for p, s in whole_file.items() if PurePosixPath(p).parts[0] in in_use}
+        # A split made with the clutter class also serves without it; any other
+        # class in the file must be on disk, or its images count as missing.
+        split = {
+            p: s for p, s in whole_file.items() if self.include_clutter or not _is_clutter(PurePosixPath(p).parts[0])
+        }
         unlisted = sorted(set(on_disk) - split.keys())
         missing = sorted(split.keys() - set(on_disk))
         if unlisted or missing:
@@ -1156,16 +1157,29 @@ class Caltech256DataModule(L.LightningDataModule):
         self._check_every_class_trains(split, path)
         return split
 
-    def _update_split(self, whole_file, split, on_disk, unlisted, missing) -> dict[str, str]:
-        """Apply ``split_update`` to a split file that disagrees with the disk; return the split in use."""
+    def _update_split(
+        self,
+        whole_file: dict[str, str],
+        split: dict[str, str],
+        on_disk: Sequence[str],
+        unlisted: Sequence[str],
+        missing: Sequence[str],
+    ) -> dict[str, str]:
+        """Apply ``split_update`` to a split file that disagrees with the disk; return the split in use.
+
+        ``whole_file`` is the file as read, ``split`` its entries for the classes in use,
+        ``unlisted`` the images on disk that it lacks and ``missing`` its images not on disk.
+        """
         path = self.split_path
         if self.uses_own_split or self.split_update is None or (self.split_update == "extend" and missing):
             fix = _OWN_SPLIT_FIX if self.uses_own_split else _generated_split_fix(unlisted, missing)
             raise SplitMismatchError(_split_mismatch_message(path, self.categories_dir, unlisted, missing, fix))
         if self.split_update == "extend":
             updated = extend_split(split, unlisted, self.fractions, self.split_seed)
-            news = _split_counts(updated[p] for p in unlisted)
-            report = f"Extended the split file {path}: added {len(unlisted)} new image(s) ({news}); every earlier assignment kept."
+            report = (
+                f"Extended the split file {path}: added {len(unlisted)} new image(s) "
+                f"({_split_counts(updated[p] for p in unlisted)}); every earlier assignment kept."
+            )
         else:
             updated = make_split(on_disk, self.fractions, self.split_seed)
             moved = sum(1 for p, s in split.items() if p in updated and updated[p] != s)
@@ -1174,13 +1188,14 @@ class Caltech256DataModule(L.LightningDataModule):
                 f"({_split_counts(updated.values())}): {len(unlisted)} added, {len(missing)} dropped, "
                 f"{moved} moved to another split."
             )
-        # Entries of classes not in use (clutter, in a split shared with clutter) stay as they are.
+        # The clutter entries of a split shared with a clutter run stay as they are.
         others = {p: s for p, s in whole_file.items() if p not in split}
-        self._save_new_split({**others, **updated}, path)
+        self._write_split({**others, **updated}, path)
         print(report)
         return updated
 
-    def _save_new_split(self, split: dict[str, str], path: Path) -> dict[str, str]:
+    def _write_split(self, split: dict[str, str], path: Path) -> dict[str, str]:
+        """Save ``split`` to ``path`` if possible and return it."""
         try:
             save_split(split, path)
         except OSError as error:  # e.g. a read-only data folder; the split is reproducible anyway

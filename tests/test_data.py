@@ -10,6 +10,7 @@ import functools
 import hashlib
 import http.server
 import random
+import shutil
 import tarfile
 import threading
 import zlib
@@ -801,3 +802,11 @@ def test_data_module_names_broken_links_instead_of_crashing(tmp_path, broken_lin
     message = str(error.value)
     assert str(broken_links["loop"]) in message and str(broken_links["dangling"]) in message
     assert "check-data" in message
+
+
+def test_a_class_folder_removed_after_the_split_is_a_mismatch(tmp_path):
+    categories = make_tree(tmp_path, {"001.ant": 4, "002.bee": 4, "003.cat": 4})
+    module(tmp_path, tmp_path).prepare_data()
+    shutil.rmtree(categories / "003.cat")
+    with pytest.raises(data.SplitMismatchError, match="4 image.s. in the split file are missing"):
+        module(tmp_path, tmp_path).setup()
