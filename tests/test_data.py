@@ -731,19 +731,20 @@ def test_palette_images_are_looked_up_and_transparency_becomes_white(tmp_path):
 
 @pytest.mark.parametrize("mode", ["LA", "RGBA", "LA16"])
 def test_alpha_is_composited_on_white(tmp_path, mode):
-    # Three pixels of colour (100, 150, 200) (grey 100 for LA), alpha 255, 0 and 128.
-    alpha = np.array([255, 0, 128])
-    colour = np.array([100, 100, 100]) if mode.startswith("LA") else np.array([100, 150, 200])
+    # Three pixels of one colour (grey 100 for LA), with alpha 255, 0 and 128.
+    colour = np.array([100, 150, 200]) if mode == "RGBA" else np.array([100])
+    alpha = np.array([[255], [0], [128]])
+    pixels = np.concatenate([np.broadcast_to(colour, (3, colour.size)), alpha], axis=1)[None]  # 1 x 3 pixels
     if mode == "LA16":
-        path = write_png16(tmp_path / "la16.png", np.stack([np.full(3, 100 * 257), alpha * 257], axis=1)[None])
+        path = write_png16(tmp_path / "la16.png", pixels * 257)
     else:
-        channels = [colour[:1]] if mode == "LA" else [colour]
-        pixels = np.concatenate([np.broadcast_to(c, (3, len(c))) for c in channels] + [alpha[:, None]], axis=1)
         path = tmp_path / f"{mode}.png"
-        Image.fromarray(pixels[None].astype(np.uint8), mode).save(path)
-    expected = colour * alpha[:, None] / 255 + 255 * (1 - alpha[:, None] / 255)
-    assert np.abs(rgb_pixels(path)[0].astype(int) - expected).max() <= 1
-    assert rgb_pixels(path)[0, 1].tolist() == [255, 255, 255]  # fully transparent is white, not black
+        Image.fromarray(pixels.astype(np.uint8)).save(path)
+        assert Image.open(path).mode == mode
+    expected = colour * alpha / 255 + 255 * (1 - alpha / 255)  # "over" a white background
+    rgb = rgb_pixels(path)[0].astype(int)
+    assert np.abs(rgb - expected).max() <= 1
+    assert rgb[1].tolist() == [255, 255, 255]  # fully transparent is white, not the stored colour
 
 
 def test_cmyk_is_converted_with_known_values(tmp_path):
