@@ -7,19 +7,32 @@ train/test split, so this module makes one and writes it down, and a few
 quirks of the archive need care:
 
 * some JPEGs are grayscale and a few are CMYK, so every image is converted to
-  3-channel RGB when it is read;
+  8-bit, 3-channel RGB when it is read (16-bit, palette and transparent
+  images added by hand too: see :func:`load_rgb_image`);
 * class folders hold the odd non-image file and even a sub-folder, which are
   ignored: only image files directly inside a class folder count;
-* a broken image must not be skipped quietly (the data set would shrink
-  without anyone noticing), so reading one raises an error that names it, and
-  :func:`check_data` scans a whole copy for such files.
+* a broken image or symbolic link must not be skipped quietly (the data set
+  would shrink without anyone noticing), so meeting one raises an error that
+  names it, and :func:`check_data` scans a whole copy for such files.
 
 The split is stratified (every class is cut 80/10/10 on its own) and
 deterministic: inside a class, files are ordered by the SHA-256 of
 ``"{seed}/{relative path}"``, which depends neither on the order in which the
 file system lists them nor on the machine. It is stored as a small CSV
-(``path,split``) in the repository's ``data/splits/`` folder, so everyone
-trains and tests on the same images.
+(``path,split``) that lives with the data it describes, in the folder that
+holds ``256_ObjectCategories``:
+
+* ``<data folder>/split.csv`` is a data set's own, fixed split, shipped with
+  it (the sample set has one); it is used as it is and never written;
+* otherwise the split is made on first use and written to
+  ``<data folder>/splits/<name>.csv`` (see :func:`split_file_name`), so two
+  different data folders never share a split file and an installed package
+  never writes into its own folder.
+
+A split file must list exactly the images on disk: images added or removed
+since it was made stop the data module with a :class:`SplitMismatchError`
+that counts both, rather than training on a silent subset. ``split_update``
+(``"extend"`` or ``"rebuild"``) brings a made split up to date.
 
 For quick runs without the 1.2 GB download, the package ships a tiny sample
 set in the same layout (:func:`sample_data_root`, or ``root="sample"``). It is
@@ -34,6 +47,7 @@ Typical use::
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import math
 import os
@@ -44,8 +58,10 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
+from typing import Literal
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.utilities import rank_zero_only
 from PIL import Image
@@ -69,7 +85,6 @@ __all__ = [
     "SAMPLE_SET_DESCRIPTION",
     "SHAPES_ROOT_ALIAS",
     "DATASET_NAMES",
-    "FIXED_SPLIT_NAME",
     "dataset_kind",
     "CorruptImageError",
     "ImageListDataset",
@@ -83,8 +98,12 @@ __all__ = [
     "make_split",
     "split_file_name",
     "default_split_dir",
+    "extend_split",
     "save_split",
     "load_split",
+    "OWN_SPLIT_FILENAME",
+    "SPLIT_UPDATES",
+    "SplitMismatchError",
     "load_rgb_image",
     "check_data",
     "main_check_data",
@@ -141,12 +160,15 @@ SAMPLE_SET_NOTICE = (
     "For a result that measures generalisation offline, use root='shapes'."
 )
 
-# A data folder may carry its own fixed split next to 256_ObjectCategories
-# (the built-in shapes set does): it is used instead of making one.
-FIXED_SPLIT_NAME = "split.csv"
+# A data set that comes with its own fixed split keeps it here, next to
+# 256_ObjectCategories (the sample set does); generated splits go to SPLITS_DIRNAME.
+OWN_SPLIT_FILENAME = "split.csv"
+SPLITS_DIRNAME = "splits"
+SPLIT_UPDATES = ("extend", "rebuild")
 
 _CHECK_DATA_HINT = "python -m involution check-data {root}"
 _MAX_LISTED = 20  # how many file names an error message lists before counting the rest
+_MAX_EXAMPLES = 5  # how many examples a split mismatch lists per kind
 
 
 # --------------------------------------------------------------------------
@@ -222,23 +244,50 @@ def _is_clutter(class_folder: str) -> bool:
     return class_folder.partition(".")[2] == CLUTTER_NAME
 
 
-def _is_image_file(entry: os.DirEntry) -> bool:
-    # Hidden files are skipped too: macOS leaves "._name.jpg" metadata files
-    # that carry an image suffix but are not images.
-    return (
-        entry.is_file()
-        and not entry.name.startswith(".")
-        and os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS
-    )
+def _has_image_suffix(name: str) -> bool:
+    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
-def _class_folders(categories_dir: Path, include_clutter: bool) -> list[str]:
-    """Sorted class folder names; the numeric prefix makes this Caltech's order."""
-    folders = sorted(
-        entry.name
-        for entry in os.scandir(categories_dir)
-        if entry.is_dir() and not entry.name.startswith(".")
-    )
+def _broken_link(entry: os.DirEntry) -> str | None:
+    """Why the symbolic link ``entry`` cannot be followed, or None (also for anything not a link).
+
+    A dangling link would otherwise be skipped quietly (it is not a file) and
+    a link loop would crash the listing with ``OSError: [Errno 40]``.
+    """
+    if not entry.is_symlink():
+        return None
+    try:
+        os.stat(entry.path)
+    except OSError as error:
+        kind = "symbolic link loop" if error.errno == errno.ELOOP else "dangling symbolic link"
+        return f"{kind} to {os.readlink(entry.path)} ({error.strerror})"
+    return None
+
+
+def _listing(folder: Path, wanted: Callable[[os.DirEntry], bool], named_like_wanted: Callable[[str], bool]):
+    """Sorted names of the wanted entries of ``folder``, and its broken links as sorted (path, reason).
+
+    A broken link is reported only where its name says it would have been
+    used (``named_like_wanted``), like an image file in a class folder.
+    Hidden entries are skipped: macOS leaves "._name.jpg" metadata files that
+    carry an image suffix but are not images.
+    """
+    names, broken = [], []
+    for entry in os.scandir(folder):
+        if entry.name.startswith("."):
+            continue
+        problem = _broken_link(entry)
+        if problem is not None:
+            if named_like_wanted(entry.name):
+                broken.append((Path(entry.path), problem))
+        elif wanted(entry):
+            names.append(entry.name)
+    return sorted(names), sorted(broken)
+
+
+def _scan_class_folders(categories_dir: Path, include_clutter: bool) -> tuple[list[str], list[tuple[Path, str]]]:
+    """Class folder names (the numeric prefix makes the sort Caltech's order) and broken links among them."""
+    folders, broken = _listing(categories_dir, os.DirEntry.is_dir, lambda name: True)
     if not include_clutter:
         folders = [name for name in folders if not _is_clutter(name)]
     if not folders:
@@ -246,6 +295,28 @@ def _class_folders(categories_dir: Path, include_clutter: bool) -> list[str]:
             f"{categories_dir} contains no class folders. It should hold one folder per class "
             "(001.ak47/, 002.american-flag/, ...); re-extract the archive or see data/README.md."
         )
+    return folders, broken
+
+
+def _scan_images(class_dir: Path) -> tuple[list[str], list[tuple[Path, str]]]:
+    """Names of the image files directly inside one class folder, and its broken image links."""
+    return _listing(class_dir, lambda entry: entry.is_file() and _has_image_suffix(entry.name), _has_image_suffix)
+
+
+def _fail_on_broken_links(broken: Sequence[tuple[Path, str]], categories_dir: Path) -> None:
+    if broken:
+        raise FileNotFoundError(
+            f"{len(broken)} symbolic link(s) under {categories_dir} cannot be followed:\n  "
+            + _examples([f"{path}: {reason}" for path, reason in broken], _MAX_LISTED)
+            + "\nRepair or delete them; "
+            f"`{_CHECK_DATA_HINT.format(root=categories_dir)}` lists every problem of the data folder."
+        )
+
+
+def _class_folders(categories_dir: Path, include_clutter: bool) -> list[str]:
+    """Sorted class folder names; broken links among them are an error."""
+    folders, broken = _scan_class_folders(categories_dir, include_clutter)
+    _fail_on_broken_links(broken, categories_dir)
     return folders
 
 
@@ -264,23 +335,21 @@ def _readable_names(class_folders: Sequence[str]) -> list[str]:
     return [folder.partition(".")[2] or folder for folder in class_folders]
 
 
-def _images_in(class_dir: Path) -> list[str]:
-    """File names of the images directly inside one class folder, sorted."""
-    return sorted(entry.name for entry in os.scandir(class_dir) if _is_image_file(entry))
-
-
 def _list_images(categories_dir: Path, class_folders: Sequence[str]) -> list[str]:
     """All image paths, relative to ``categories_dir`` in POSIX form, sorted.
 
-    Raises ValueError naming every class folder that has no image in it,
-    because an empty class cannot be learned and would break the split.
+    Raises naming every class folder that has no image in it, because an
+    empty class cannot be learned and would break the split, and every
+    broken link to an image, which must not be skipped quietly.
     """
-    paths, empty = [], []
+    paths, empty, broken = [], [], []
     for folder in class_folders:
-        names = _images_in(categories_dir / folder)
+        names, broken_here = _scan_images(categories_dir / folder)
+        broken += broken_here
         if not names:
             empty.append(folder)
         paths.extend(f"{folder}/{name}" for name in names)
+    _fail_on_broken_links(broken, categories_dir)
     if empty:
         raise ValueError(
             f"These class folders in {categories_dir} contain no image file: {', '.join(empty)}. "
@@ -288,6 +357,12 @@ def _list_images(categories_dir: Path, class_folders: Sequence[str]) -> list[str
             "class is left out)."
         )
     return paths
+
+
+def _examples(items: Sequence[str], limit: int = _MAX_LISTED, indent: str = "  ") -> str:
+    """The first ``limit`` items, one per line after the first, and how many more there are."""
+    lines = list(items[:limit]) + ([f"... and {len(items) - limit} more"] if len(items) > limit else [])
+    return f"\n{indent}".join(lines)
 
 
 # --------------------------------------------------------------------------
@@ -427,6 +502,12 @@ def make_split(
     return dict(sorted(split.items()))
 
 
+def _split_counts(names: Iterable[str]) -> str:
+    """``"train 8 / val 1 / test 1"`` for an iterable of split names."""
+    names = list(names)
+    return " / ".join(f"{name} {names.count(name)}" for name in SPLIT_NAMES)
+
+
 def _percent(fraction: float) -> str:
     return f"{round(fraction * 100, 4):g}"
 
@@ -444,12 +525,52 @@ def split_file_name(dataset: str, seed: int, fractions: Sequence[float], include
     return name + ".csv"
 
 
+def _data_folder(root: Path, categories_dir: Path | None) -> Path:
+    """The folder that holds ``256_ObjectCategories`` (where a download puts it, before there is one)."""
+    return categories_dir.parent if categories_dir is not None else root
+
+
 def default_split_dir(root: str | os.PathLike) -> Path:
-    """The repository's ``data/splits`` folder, or ``root/splits`` outside a checkout."""
-    repository_splits = Path(__file__).resolve().parents[1] / "data" / "splits"
-    if repository_splits.is_dir():
-        return repository_splits
-    return _resolve_root(root) / "splits"
+    """Where the split files made for the data under ``root`` live: ``splits/`` next to ``256_ObjectCategories``.
+
+    Each copy of the data keeps its own splits, so two different data folders
+    never share (and overwrite) a split file, and an installed package never
+    writes into its own folder.
+    """
+    root = _resolve_root(root)
+    return _data_folder(root, find_categories_dir(root)) / SPLITS_DIRNAME
+
+
+def extend_split(
+    split: Mapping[str, str], new_paths: Iterable[str], fractions: Sequence[float] = DEFAULT_SPLIT, seed: int = 0
+) -> dict[str, str]:
+    """Add ``new_paths`` to ``split`` and keep every assignment it already has; returns the new {path: split}.
+
+    Per class, the new images are ordered by the same hash as in
+    :func:`make_split`; the first ones make up what val and then test lack
+    of their share of the grown class, the rest go to train. A class that
+    is entirely new is therefore split exactly as :func:`make_split` would.
+    The result depends only on the old split, the new paths, the fractions
+    and the seed.
+    """
+    fractions = _check_fractions(fractions)
+    already = defaultdict(lambda: dict.fromkeys(SPLIT_NAMES, 0))
+    for path, name in split.items():
+        already[PurePosixPath(path).parts[0]][name] += 1
+    new_by_class: dict[str, list[str]] = defaultdict(list)
+    for path in set(new_paths) - set(split):
+        new_by_class[PurePosixPath(path).parts[0]].append(path)
+
+    extended = dict(split)
+    for folder, paths in new_by_class.items():
+        ordered = sorted(paths, key=lambda p: _shuffle_key(seed, p))
+        have = already[folder]
+        _, want_val, want_test = _split_sizes(sum(have.values()) + len(ordered), fractions)
+        n_val = min(len(ordered), max(0, want_val - have["val"]))
+        n_test = min(len(ordered) - n_val, max(0, want_test - have["test"]))
+        for index, path in enumerate(ordered):
+            extended[path] = "val" if index < n_val else "test" if index < n_val + n_test else "train"
+    return dict(sorted(extended.items()))
 
 
 def save_split(split: Mapping[str, str], path: str | os.PathLike) -> None:
@@ -469,47 +590,82 @@ def save_split(split: Mapping[str, str], path: str | os.PathLike) -> None:
 
 
 def load_split(path: str | os.PathLike) -> dict[str, str]:
-    """Read a split CSV written by :func:`save_split`; returns {path: split}."""
+    """Read a split CSV written by :func:`save_split`; returns {path: split}.
+
+    An image listed twice (in the same split or in two) is an error that
+    names the lines: which one was meant cannot be guessed, and an image in
+    both train and test would leak the test set into training.
+    """
     path = Path(path)
+    split, first_line, repeated = {}, {}, []
     with open(path, newline="", encoding="utf-8") as file:
         reader = csv.reader(file)
         header = next(reader, None)
         if header != ["path", "split"]:
             raise ValueError(f"{path} is not a split file: its first line should be 'path,split', not {header}.")
-        split = {}
         for line_number, row in enumerate(reader, start=2):
             if len(row) != 2 or row[1] not in SPLIT_NAMES:
                 raise ValueError(
                     f"{path}, line {line_number}: expected 'relative/path.jpg,SPLIT' with SPLIT one of "
                     f"{', '.join(SPLIT_NAMES)}; got {row}. Delete the file to regenerate it."
                 )
-            split[row[0]] = row[1]
+            image, name = row
+            if image in first_line:
+                repeated.append(f"{image} on lines {first_line[image]} and {line_number} ({split[image]}, {name})")
+            else:
+                first_line[image], split[image] = line_number, name
+    if repeated:
+        raise ValueError(
+            f"{path} lists {len(repeated)} image(s) more than once:\n  {_examples(repeated)}\n"
+            "Each image must appear on one line only: delete the extra lines (keeping the split you mean)."
+        )
     return split
 
 
-def _check_split_against_disk(
-    split: Mapping[str, str], on_disk: Sequence[str], split_path: Path, categories_dir: Path
-) -> None:
-    """Fail if the split names files that are not there; warn about unlisted files."""
-    on_disk_set = set(on_disk)
-    missing = sorted(path for path in split if path not in on_disk_set)
+class SplitMismatchError(ValueError):
+    """A split file and the images on disk disagree: some are in one but not the other."""
+
+
+def _split_mismatch_message(
+    split_path: Path, categories_dir: Path, unlisted: Sequence[str], missing: Sequence[str], fix: str
+) -> str:
+    return (
+        f"The split file {split_path} does not match the images in {categories_dir}:\n"
+        f"  {len(unlisted)} image(s) on disk are not in the split file"
+        + (":\n    " + _examples(unlisted, _MAX_EXAMPLES, "    ") if unlisted else "")
+        + f"\n  {len(missing)} image(s) in the split file are missing from disk"
+        + (":\n    " + _examples(missing, _MAX_EXAMPLES, "    ") if missing else "")
+        + "\nA split must list exactly the images it is used with, so that no image is left out or "
+        f"expected in vain.\n{fix}"
+    )
+
+
+_OWN_SPLIT_FIX = (
+    "This is the data set's own split, which came with the data: restore the data as it came "
+    "(re-create or re-copy the folder). To train on the images as they are now, pass a split file "
+    "of your own (--data.split_file PATH, in Python split_file=PATH): it is made from the images "
+    "present on first use. split_update never changes a data set's own split."
+)
+
+
+def _generated_split_fix(unlisted: Sequence[str], missing: Sequence[str]) -> str:
+    fixes = []
+    if unlisted and not missing:
+        fixes.append(
+            "- images were added: --data.split_update extend (in Python split_update=\"extend\") adds "
+            "them to train/val/test and keeps every existing assignment;"
+        )
     if missing:
-        listed = "\n  ".join(missing[:_MAX_LISTED])
-        more = f"\n  ... and {len(missing) - _MAX_LISTED} more" if len(missing) > _MAX_LISTED else ""
-        raise FileNotFoundError(
-            f"The split file {split_path} lists {len(missing)} image(s) that are missing from "
-            f"{categories_dir}:\n  {listed}{more}\n"
-            "Restore the missing files (re-extract or re-download the archive), or, if this copy "
-            f"is meant to differ, delete {split_path} to regenerate the split from the files present "
-            "(or pass another split_file)."
+        fixes.append(
+            "- images were removed or lost: restore them (re-extract the archive); if they are gone "
+            "for good, rebuild the split as on the next line (split_update extend only adds images);"
         )
-    unlisted = len(on_disk_set) - len(split)
-    if unlisted:
-        warnings.warn(
-            f"{unlisted} image(s) under {categories_dir} are not in the split file {split_path} "
-            "and are not used. Delete the split file to regenerate it if they should be.",
-            stacklevel=3,
-        )
+    fixes.append(
+        "- --data.split_update rebuild (split_update=\"rebuild\") makes a new split of the images "
+        "present and rewrites the file; results are then not comparable with runs on the old split;"
+    )
+    fixes.append("- if this split file belongs to another copy of the data, pass that copy's root or split file.")
+    return "To fix:\n" + "\n".join(fixes)
 
 
 # --------------------------------------------------------------------------
@@ -518,27 +674,83 @@ def _check_split_against_disk(
 
 
 class CorruptImageError(RuntimeError):
-    """An image file could not be decoded."""
+    """An image file could not be decoded (or holds pixels that have no 8-bit RGB meaning)."""
+
+
+class UnsupportedPixelsError(ValueError):
+    """The file decodes, but its pixels cannot be turned into 8-bit RGB without guessing."""
+
+
+# Grey images with more than 8 bits: 16-bit PNGs and TIFFs open as "I;16*",
+# 32-bit integer TIFFs as "I".
+_DEEP_GREY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+
+def _deep_grey_to_8_bit(image: Image.Image) -> Image.Image:
+    """16-bit (or 32-bit integer) grey -> 8-bit "L", keeping the high byte.
+
+    PIL's own ``convert`` clips every value above 255 to white, so a 16-bit
+    PNG came out almost all white. Keeping the high byte is what PIL does
+    with 16-bit colour PNGs, so grey and colour 16-bit images agree. A
+    32-bit image is read on the same 0..65535 scale; other values have no
+    known brightness scale and are refused rather than clipped.
+    """
+    values = np.asarray(image)
+    low, high = int(values.min()), int(values.max())
+    if low < 0 or high > 65535:
+        raise UnsupportedPixelsError(
+            f"it is a {image.mode!r} grey image with values from {low} to {high}, outside the 16-bit range "
+            "0..65535 that this loader reads such images on, so their brightness cannot be known"
+        )
+    return Image.fromarray((values.astype(np.uint32) >> 8).astype(np.uint8))
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """Any PIL image -> 8-bit RGB with the colours a viewer shows.
+
+    Transparency (an alpha channel, a palette entry or a colour marked
+    transparent) is composited on white, the page a viewer shows it on:
+    just dropping alpha would reveal whatever colour the transparent pixels
+    happen to store, often black. CMYK, YCbCr, palette, 1-bit and 8-bit grey
+    images go through PIL's ``convert``.
+    """
+    if image.mode in _DEEP_GREY_MODES:
+        image = _deep_grey_to_8_bit(image)
+    if image.mode == "F":
+        raise UnsupportedPixelsError(
+            "it is a floating-point image (PIL mode F), which has no standard brightness scale"
+        )
+    if image.has_transparency_data:
+        white = Image.new("RGBA", image.size, "white")
+        return Image.alpha_composite(white, image.convert("RGBA")).convert("RGB")
+    return image.convert("RGB")
 
 
 def load_rgb_image(path: str | os.PathLike, data_root: str | os.PathLike | None = None) -> Image.Image:
-    """Decode an image fully and return it as 3-channel RGB.
+    """Decode an image fully and return it as 8-bit, 3-channel RGB (see :func:`_to_rgb`).
 
-    Grayscale ("L") and CMYK JPEGs exist in Caltech-256; ``convert("RGB")``
-    handles both and forces the whole file to be decoded, so a truncated file
-    fails here rather than later. PIL's LOAD_TRUNCATED_IMAGES stays off on
-    purpose: a half-gray image is a silent data bug.
+    Grayscale ("L") and CMYK JPEGs exist in Caltech-256; images added by
+    hand can be 16-bit, palette or transparent PNGs too. Converting forces
+    the whole file to be decoded, so a truncated file fails here rather than
+    later. PIL's LOAD_TRUNCATED_IMAGES stays off on purpose: a half-gray
+    image is a silent data bug.
     """
+    # Without a root, name the 256_ObjectCategories folder: check-data accepts it too.
+    where = data_root if data_root is not None else Path(path).parent.parent
+    check_data_hint = _CHECK_DATA_HINT.format(root=where)
     try:
         with Image.open(path) as image:
-            return image.convert("RGB")
+            return _to_rgb(image)
+    except UnsupportedPixelsError as error:
+        raise CorruptImageError(
+            f"Cannot use image {path}: {error}. Convert it to an 8-bit RGB or grey image (PNG or JPEG), "
+            f"or delete it. `{check_data_hint}` lists every such file."
+        ) from error
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        # Without a root, name the 256_ObjectCategories folder: check-data accepts it too.
-        where = data_root if data_root is not None else Path(path).parent.parent
         raise CorruptImageError(
             f"Cannot read image {path}: {error}. The file is corrupt or truncated. Run "
-            f"`{_CHECK_DATA_HINT.format(root=where)}` to list every unreadable file, then "
-            "replace them (re-extract the archive) or delete them and their split file."
+            f"`{check_data_hint}` to list every unreadable file, then replace them (re-extract "
+            "the archive) or delete them; the data module then says how to bring the split file up to date."
         ) from error
 
 
@@ -581,23 +793,34 @@ def _read_problem(path: Path) -> str | None:
     return None
 
 
-def _images_by_class(root: Path) -> tuple[Path, dict[str, list[str]]]:
-    """The categories folder and {class folder: image names}, clutter included."""
+def _survey(root: Path) -> tuple[Path, dict[str, list[str]], list[tuple[Path, str]]]:
+    """The categories folder, {class folder: image names} (clutter included) and every broken link."""
     categories_dir = find_categories_dir(root)
     if categories_dir is None:
         raise FileNotFoundError(_missing_data_message(root))
-    folders = _class_folders(categories_dir, include_clutter=True)
-    return categories_dir, {folder: _images_in(categories_dir / folder) for folder in folders}
+    folders, broken = _scan_class_folders(categories_dir, include_clutter=True)
+    images = {}
+    for folder in folders:
+        images[folder], broken_here = _scan_images(categories_dir / folder)
+        broken += broken_here
+    return categories_dir, images, broken
 
 
 def check_data(root: str | os.PathLike, workers: int | None = None) -> list[tuple[Path, str]]:
-    """Decode every image under ``root`` and return the unreadable ones as (path, reason).
+    """Decode every image under ``root``; return the problems as (path, reason), broken links first.
 
-    All class folders are scanned, the clutter class included. Decoding is
-    spread over a few threads (PIL releases the GIL while decoding); a full
-    Caltech-256 takes a minute or two.
+    All class folders are scanned, the clutter class included. A symbolic
+    link that cannot be followed (dangling, or a loop) where a class folder
+    or an image would be is a problem too. Decoding is spread over a few
+    threads (PIL releases the GIL while decoding); a full Caltech-256 takes
+    a minute or two.
     """
-    categories_dir, images = _images_by_class(_resolve_root(root))
+    categories_dir, images, broken = _survey(_resolve_root(root))
+    return broken + _undecodable(categories_dir, images, workers)
+
+
+def _undecodable(categories_dir: Path, images: Mapping[str, Sequence[str]], workers: int | None = None):
+    """(path, reason) of every image in ``images`` ({class folder: names}) that does not decode."""
     paths = [categories_dir / folder / name for folder, names in images.items() for name in names]
     workers = workers or min(8, os.cpu_count() or 1)
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -609,27 +832,31 @@ def main_check_data(root: str | os.PathLike) -> int:
     """``python -m involution check-data ROOT``: print a report, return the exit code.
 
     0 when every image decodes and every class folder has images, 1 when
-    there are unreadable files or empty class folders, 2 when there is no data.
+    there are unreadable files, broken links or empty class folders, 2 when
+    there is no data.
     """
     try:
-        categories_dir, images = _images_by_class(_resolve_root(root))
+        categories_dir, images, broken = _survey(_resolve_root(root))
     except (FileNotFoundError, ValueError) as error:
         print(error)
         return 2
-    bad = check_data(root)
+    unreadable = _undecodable(categories_dir, images)
     empty = [folder for folder, names in images.items() if not names]
     n_images = sum(map(len, images.values()))
     print(f"Checked {n_images} images in {len(images)} class folders under {categories_dir}.")
-    for path, reason in bad:
+    for path, reason in broken:
+        print(f"  broken link: {path}  ({reason})")
+    for path, reason in unreadable:
         print(f"  unreadable: {path}  ({reason})")
     for folder in empty:
         print(f"  empty class folder: {categories_dir / folder}")
-    if not bad and not empty:
+    if not unreadable and not broken and not empty:
         print("All images decode.")
         return 0
     print(
-        f"{len(bad)} unreadable file(s), {len(empty)} empty class folder(s). Re-extract the archive "
-        "(see data/README.md) or delete the bad files, then delete the split file so it is regenerated."
+        f"{len(unreadable)} unreadable file(s), {len(broken)} broken link(s), {len(empty)} empty class "
+        "folder(s). Re-extract the archive (see data/README.md), or repair or delete the bad files and "
+        "links; the data module then says how to bring the split file up to date."
     )
     return 1
 
@@ -734,10 +961,20 @@ class Caltech256DataModule(L.LightningDataModule):
         num_workers: DataLoader worker processes (0 = load in the main process).
         transforms: training augmentation preset, ``"course"`` or ``"standard"``
             (see :func:`build_transforms`).
-        split: (train, val, test) fractions, per class.
-        split_seed: seed of the deterministic split.
-        split_file: CSV to load the split from (created if missing); by default
-            ``data/splits/<name>.csv`` in the repository (see :func:`split_file_name`).
+        split: (train, val, test) fractions, per class, for a split made here.
+        split_seed: seed of the deterministic split made here.
+        split_file: CSV to load the split from (made there from the images
+            present if missing). By default the data set's own split,
+            ``<data folder>/split.csv``, when it has one (the sample set does;
+            ``split`` and ``split_seed`` then do not apply), else
+            ``<data folder>/splits/<name>.csv`` (see :func:`split_file_name`),
+            where the data folder is the one holding ``256_ObjectCategories``.
+        split_update: what to do when the split file and the images on disk
+            disagree. ``None`` (default): stop with an error that names both
+            counts. ``"extend"``: add the images that are not in the split,
+            keeping every existing assignment (see :func:`extend_split`).
+            ``"rebuild"``: make a new split of the images present. Either
+            rewrites the split file; a data set's own split is never changed.
         include_clutter: keep ``257.clutter`` as a class (257 classes) or not (256).
         download: fetch the official archive into ``root`` if it is not there.
     """
@@ -752,6 +989,7 @@ class Caltech256DataModule(L.LightningDataModule):
         split: tuple[float, float, float] = DEFAULT_SPLIT,
         split_seed: int = 0,
         split_file: str | Path | None = None,
+        split_update: Literal["extend", "rebuild"] | None = None,
         include_clutter: bool = True,
         download: bool = False,
     ) -> None:
@@ -762,6 +1000,12 @@ class Caltech256DataModule(L.LightningDataModule):
         self.train_transform = build_transforms(transforms, image_size, train=True)
         self.eval_transform = build_transforms(transforms, image_size, train=False)
         self.fractions = _check_fractions(split)
+        if split_update is not None and split_update not in SPLIT_UPDATES:
+            raise ValueError(
+                f"split_update must be None (stop when the split file and the images disagree) or one of "
+                f"{', '.join(map(repr, SPLIT_UPDATES))}; got {split_update!r}."
+            )
+        self.split_update = split_update
         self.root = _resolve_root(root)
         self.batch_size = batch_size
         self.num_workers = num_workers
@@ -779,6 +1023,7 @@ class Caltech256DataModule(L.LightningDataModule):
         )
         if self.is_sample_set:
             _announce_sample_set()
+        self._check_own_split_settings()
 
     # -- what the model needs to know --------------------------------------
 
@@ -811,16 +1056,26 @@ class Caltech256DataModule(L.LightningDataModule):
         return self.kind == "sample"
 
     @property
+    def data_dir(self) -> Path:
+        """The folder holding ``256_ObjectCategories``; its split files live in it too."""
+        return _data_folder(self.root, self.categories_dir)
+
+    @property
+    def uses_own_split(self) -> bool:
+        """Whether the split is the data set's own, ``<data folder>/split.csv`` (never written here)."""
+        if self._split_file is not None:
+            return False
+        return self.is_sample_set or (self.data_dir / OWN_SPLIT_FILENAME).is_file()
+
+    @property
     def split_path(self) -> Path:
-        """The CSV the split is loaded from (and written to on first use)."""
+        """The CSV the split is loaded from (and written to on first use, unless it is the data set's own)."""
         if self._split_file is not None:
             return self._split_file
-        if self.categories_dir is not None and (self.categories_dir.parent / FIXED_SPLIT_NAME).is_file():
-            return self.categories_dir.parent / FIXED_SPLIT_NAME  # the data set's own split
-        dataset = "sample" if self.is_sample_set else "caltech256"
-        clutter = None if self.is_sample_set else self.include_clutter
-        name = split_file_name(dataset, self.split_seed, self.fractions, clutter)
-        return default_split_dir(self.root) / name
+        if self.uses_own_split:
+            return self.data_dir / OWN_SPLIT_FILENAME
+        name = split_file_name("caltech256", self.split_seed, self.fractions, self.include_clutter)
+        return self.data_dir / SPLITS_DIRNAME / name
 
     # -- Lightning hooks -----------------------------------------------------
 
@@ -900,22 +1155,96 @@ class Caltech256DataModule(L.LightningDataModule):
         if self._class_folders is None:
             self._class_folders = _class_folders(self.categories_dir, self.include_clutter)
 
+    def _check_own_split_settings(self) -> None:
+        """A data set's own split is not cut by seed and fractions: asking for them is an error, not ignored."""
+        if not self.uses_own_split:
+            return
+        asked = []
+        if self.fractions != DEFAULT_SPLIT:
+            asked.append(f"split={self.fractions}")
+        if self.split_seed != 0:
+            asked.append(f"split_seed={self.split_seed}")
+        if asked:
+            raise ValueError(
+                f"The data at {self.data_dir} comes with its own split ({self.split_path}), so "
+                f"{' and '.join(asked)} cannot apply. Leave split and split_seed at their defaults to use "
+                "it, or pass split_file=PATH (--data.split_file PATH) to make and use a split of your own "
+                "with these settings."
+            )
+
     def _load_or_create_split(self) -> dict[str, str]:
-        """The split of the classes in use, loaded from ``split_path`` or created there."""
+        """The split of the classes in use, loaded from ``split_path`` or made there.
+
+        A split file that does not list exactly the images on disk is brought
+        up to date as ``split_update`` says, or is an error.
+        """
+        self._check_own_split_settings()
         on_disk = _list_images(self.categories_dir, self._class_folders)
         path = self.split_path
-        if path.is_file():
-            in_use = set(self._class_folders)
-            # A split made with the clutter class also serves without it.
-            split = {p: s for p, s in load_split(path).items() if PurePosixPath(p).parts[0] in in_use}
-            _check_split_against_disk(split, on_disk, path, self.categories_dir)
-            self._check_every_class_trains(split, path)
-            return split
-        split = make_split(on_disk, self.fractions, self.split_seed)
+        if not path.is_file():
+            if self.uses_own_split:  # only the sample set gets here: its split ships with the package
+                raise FileNotFoundError(
+                    f"The sample set's split file {path} is missing: the package is incomplete. Reinstall it "
+                    "(in a checkout: python scripts/make_sample_set.py)."
+                )
+            return self._write_split(make_split(on_disk, self.fractions, self.split_seed), path)
+
+        whole_file = load_split(path)
+        # A split made with the clutter class also serves without it; any other
+        # class in the file must be on disk, or its images count as missing.
+        split = {
+            p: s for p, s in whole_file.items() if self.include_clutter or not _is_clutter(PurePosixPath(p).parts[0])
+        }
+        unlisted = sorted(set(on_disk) - split.keys())
+        missing = sorted(split.keys() - set(on_disk))
+        if unlisted or missing:
+            split = self._update_split(whole_file, split, on_disk, unlisted, missing)
+        self._check_every_class_trains(split, path)
+        return split
+
+    def _update_split(
+        self,
+        whole_file: dict[str, str],
+        split: dict[str, str],
+        on_disk: Sequence[str],
+        unlisted: Sequence[str],
+        missing: Sequence[str],
+    ) -> dict[str, str]:
+        """Apply ``split_update`` to a split file that disagrees with the disk; return the split in use.
+
+        ``whole_file`` is the file as read, ``split`` its entries for the classes in use,
+        ``unlisted`` the images on disk that it lacks and ``missing`` its images not on disk.
+        """
+        path = self.split_path
+        if self.uses_own_split or self.split_update is None or (self.split_update == "extend" and missing):
+            fix = _OWN_SPLIT_FIX if self.uses_own_split else _generated_split_fix(unlisted, missing)
+            raise SplitMismatchError(_split_mismatch_message(path, self.categories_dir, unlisted, missing, fix))
+        if self.split_update == "extend":
+            updated = extend_split(split, unlisted, self.fractions, self.split_seed)
+            report = (
+                f"Extended the split file {path}: added {len(unlisted)} new image(s) "
+                f"({_split_counts(updated[p] for p in unlisted)}); every earlier assignment kept."
+            )
+        else:
+            updated = make_split(on_disk, self.fractions, self.split_seed)
+            moved = sum(1 for p, s in split.items() if p in updated and updated[p] != s)
+            report = (
+                f"Rebuilt the split file {path} from the {len(on_disk)} images present "
+                f"({_split_counts(updated.values())}): {len(unlisted)} added, {len(missing)} dropped, "
+                f"{moved} moved to another split."
+            )
+        # The clutter entries of a split shared with a clutter run stay as they are.
+        others = {p: s for p, s in whole_file.items() if p not in split}
+        self._write_split({**others, **updated}, path)
+        print(report)
+        return updated
+
+    def _write_split(self, split: dict[str, str], path: Path) -> dict[str, str]:
+        """Save ``split`` to ``path`` if possible and return it."""
         try:
             save_split(split, path)
-        except OSError as error:  # e.g. a read-only install; the split is reproducible anyway
-            warnings.warn(f"Could not write the split file {path} ({error}); using the split in memory.", stacklevel=2)
+        except OSError as error:  # e.g. a read-only data folder; the split is reproducible anyway
+            warnings.warn(f"Could not write the split file {path} ({error}); using the split in memory.", stacklevel=3)
         return split
 
     def _check_every_class_trains(self, split: Mapping[str, str], path: Path) -> None:

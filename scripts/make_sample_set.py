@@ -11,8 +11,10 @@ Caltech-256.
 
 Deterministic: the crops come from a seeded generator and the JPEG encoder is
 deterministic, so running the script again (with the same Pillow) rewrites
-byte-identical files. It also writes the sample set's split file under
-``data/splits/``. Run from the repository root::
+byte-identical files. It also writes the sample set's own fixed split,
+``involution/sample_data/split.csv`` (stratified 80/10/10, seed 0: 120/20/20
+images), which the data module uses for ``root="sample"``. Run from the
+repository root::
 
     .venv/bin/python scripts/make_sample_set.py
 """
@@ -29,12 +31,11 @@ from skimage import data as skimage_data
 from involution.data import (
     CATEGORIES_DIRNAME,
     DEFAULT_SPLIT,
+    OWN_SPLIT_FILENAME,
     SAMPLE_SET_NOTICE,
-    default_split_dir,
     make_split,
     sample_data_root,
     save_split,
-    split_file_name,
 )
 
 SEED = 2021  # the year of the paper; any fixed number would do
@@ -100,7 +101,8 @@ def write_readme(root: Path) -> None:
         "The photographs ship with scikit-image (skimage.data: astronaut, chelsea, coffee,\n"
         "rocket, stereo_motorcycle, hubble_deep_field, camera, coins, moon) and matplotlib\n"
         "(sample_data/grace_hopper.jpg); see their documentation for credits and licences.\n"
-        "The cameraman, coins and moon classes are grayscale JPEGs, as some Caltech-256 images are.\n\n"
+        "The cameraman, coins and moon classes are grayscale JPEGs, as some Caltech-256 images are.\n"
+        f"{OWN_SPLIT_FILENAME} is the set's own fixed split: stratified 80/10/10 with seed 0, 120/20/20 images.\n\n"
         "Use it with Caltech256DataModule(root='sample') or --data.root sample. It exists so that\n"
         "notebooks, the command line and the tests run in seconds; train on the real\n"
         "Caltech-256 (see data/README.md) for any result worth reporting.\n\n"
@@ -118,7 +120,7 @@ def main() -> None:
     write_readme(root)
 
     paths = sorted(p.relative_to(categories).as_posix() for p in categories.glob("*/*.jpg"))
-    split_path = default_split_dir(root) / split_file_name("sample", 0, DEFAULT_SPLIT, None)
+    split_path = root / OWN_SPLIT_FILENAME
     save_split(make_split(paths, DEFAULT_SPLIT, seed=0), split_path)
     size = sum(p.stat().st_size for p in categories.glob("*/*.jpg"))
     print(f"Wrote {len(paths)} images ({size / 1e6:.2f} MB) to {categories} and the split {split_path}.")

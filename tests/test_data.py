@@ -1,8 +1,8 @@
 """Tests of involution.data: layout, split, decoding, download, transforms, sample set.
 
-Every data set here is a few tiny JPEGs written by the test into tmp_path, and
-every data module gets an explicit ``split_file`` inside tmp_path, so no test
-writes into the repository's data/splits/.
+Every data set here is a few tiny images written by the test into tmp_path.
+Split files live with the data they describe, so no test writes into the
+repository; most data modules get an explicit ``split_file`` in tmp_path anyway.
 """
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ import functools
 import hashlib
 import http.server
 import random
+import shutil
 import tarfile
 import threading
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -156,18 +158,21 @@ def test_split_is_loaded_from_the_file_once_written(tmp_path):
 
 
 def test_missing_files_in_split_are_listed(tmp_path):
+    # Issue 9 changed this from FileNotFoundError listing 20 names to a SplitMismatchError
+    # that counts both directions, lists five examples and names split_update as the fix.
     categories = make_tree(tmp_path, {"001.ant": 30, "002.bee": 3})
     module(tmp_path, tmp_path).prepare_data()
     removed = sorted(categories.glob("001.ant/*.jpg"))[:25]
     for path in removed:
         path.unlink()
-    with pytest.raises(FileNotFoundError) as error:
+    with pytest.raises(data.SplitMismatchError) as error:
         module(tmp_path, tmp_path).setup()
     message = str(error.value)
-    assert "25 image(s) that are missing" in message
-    assert "001.ant/001_0001.jpg" in message and "001.ant/001_0020.jpg" in message
-    assert "001.ant/001_0021.jpg" not in message and "and 5 more" in message
-    assert "delete" in message and "regenerate" in message
+    assert "25 image(s) in the split file are missing from disk" in message
+    assert "0 image(s) on disk are not in the split file" in message
+    assert "001.ant/001_0001.jpg" in message and "001.ant/001_0005.jpg" in message
+    assert "001.ant/001_0006.jpg" not in message and "... and 20 more" in message
+    assert "restore them" in message and "split_update rebuild" in message
 
 
 def test_split_without_training_image_for_a_class_is_rejected(tmp_path):
@@ -441,9 +446,10 @@ def test_sample_set_files_and_split_are_committed_and_valid():
     assert {Image.open(p).mode for p in files} == {"RGB", "L"}
     assert (sample_data_root() / "README.txt").read_text().count("NOT Caltech-256") == 1
 
-    split_path = data.default_split_dir(sample_data_root()) / "sample_seed0_80-10-10.csv"
+    # The sample set's own split ships with it (issue 9: not in the repository's data/splits/);
+    # it is the split it always had, stratified 80/10/10 with seed 0.
     relative = [p.relative_to(categories).as_posix() for p in files]
-    assert load_split(split_path) == make_split(relative)  # the committed file is current
+    assert load_split(sample_data_root() / "split.csv") == make_split(relative)
 
 
 def test_sample_set_batches(capsys, monkeypatch):
@@ -455,7 +461,7 @@ def test_sample_set_batches(capsys, monkeypatch):
     assert dm.is_sample_set and dm.num_classes == 10
     assert dm.class_names[:2] == ["astronaut", "cat"]
     assert data.class_names("sample") == dm.class_names  # the same list without a data module
-    assert dm.split_path.name == "sample_seed0_80-10-10.csv"
+    assert dm.uses_own_split and dm.split_path == sample_data_root() / "split.csv"
     dm.setup("fit")
     assert "train 120 | val 20 | test 20" in dm.describe() and "NOT Caltech-256" in dm.describe()
     for loader in (dm.train_dataloader(), dm.val_dataloader(), dm.test_dataloader()):
@@ -466,12 +472,342 @@ def test_sample_set_batches(capsys, monkeypatch):
     assert {label for _, label in dm.val_dataset.samples} == set(range(10))  # stratified
 
 
-def test_data_module_works_with_lightning_cli_parsing():
+def test_data_module_works_with_lightning_cli_parsing(tmp_path, capsys):
     from jsonargparse import ArgumentParser
 
     parser = ArgumentParser()
     parser.add_class_arguments(Caltech256DataModule, "data")
-    config = parser.parse_args(["--data.root", "sample", "--data.split", "[0.6, 0.2, 0.2]", "--data.num_workers", "0"])
+    # Since issue 9 the sample set has its own fixed split: other fractions need a split file of one's own.
+    split_file = str(tmp_path / "mine.csv")
+    config = parser.parse_args(["--data.root", "sample", "--data.split", "[0.6, 0.2, 0.2]", "--data.num_workers", "0",
+                                "--data.split_file", split_file, "--data.split_update", "extend"])
     dm = Caltech256DataModule(**config.data.as_dict())
-    assert dm.fractions == (0.6, 0.2, 0.2) and dm.hparams.root == "sample"
-    assert dm.split_path.name == "sample_seed0_60-20-20.csv"
+    assert dm.fractions == (0.6, 0.2, 0.2) and dm.hparams.root == "sample" and dm.split_update == "extend"
+    assert dm.split_path == tmp_path / "mine.csv"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--data.root", "sample", "--data.split_update", "merge"])
+    assert "data.split_update" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------
+# Issue 9: splits that match their data
+# ---------------------------------------------------------------------------
+
+
+def add_images(categories: Path, folder: str, names: list[str]) -> list[str]:
+    for i, name in enumerate(names):
+        write_jpeg(categories / folder / name, size=(24, 20), seed=100 + i)
+    return [f"{folder}/{name}" for name in names]
+
+
+def test_images_added_after_the_split_stop_with_counts_and_the_fix(tmp_path):
+    categories = make_tree(tmp_path, {"001.ant": 10, "002.bee": 10})
+    module(tmp_path, tmp_path).prepare_data()
+    add_images(categories, "002.bee", [f"new_{i}.jpg" for i in range(7)])
+    with pytest.raises(data.SplitMismatchError) as error:
+        module(tmp_path, tmp_path).setup()
+    message = str(error.value)
+    assert str(tmp_path / "split.csv") in message and str(categories) in message
+    assert "7 image(s) on disk are not in the split file" in message
+    assert "0 image(s) in the split file are missing" in message
+    assert "002.bee/new_0.jpg" in message and "... and 2 more" in message  # five examples
+    assert "split_update extend" in message and "split_update rebuild" in message
+
+
+def test_images_added_and_removed_are_both_counted(tmp_path):
+    categories = make_tree(tmp_path, {"001.ant": 10, "002.bee": 10})
+    module(tmp_path, tmp_path).prepare_data()
+    add_images(categories, "001.ant", ["extra.jpg"])
+    (categories / "002.bee" / "002_0003.jpg").unlink()
+    with pytest.raises(data.SplitMismatchError) as error:
+        module(tmp_path, tmp_path).setup()
+    message = str(error.value)
+    assert "1 image(s) on disk are not in the split file" in message and "001.ant/extra.jpg" in message
+    assert "1 image(s) in the split file are missing" in message and "002.bee/002_0003.jpg" in message
+
+
+def test_split_update_extend_adds_new_images_and_keeps_every_assignment(tmp_path, capsys):
+    categories = make_tree(tmp_path, {"001.ant": 10, "002.bee": 10})
+    module(tmp_path, tmp_path).prepare_data()
+    before = load_split(tmp_path / "split.csv")
+    new = add_images(categories, "002.bee", [f"new_{i:02d}.jpg" for i in range(10)])
+    new += add_images(categories, "003.cat", [f"cat_{i:02d}.jpg" for i in range(10)])  # a new class
+
+    dm = module(tmp_path, tmp_path, split_update="extend")
+    dm.setup()
+    after = load_split(tmp_path / "split.csv")
+    assert {path: after[path] for path in before} == before  # nothing moved
+    assert sorted(set(after) - set(before)) == sorted(new)
+    # 002.bee grows from 10 (8/1/1) to 20: the new images fill val and test up to 2/2.
+    assert counts_by_class(after) == {"001.ant": (8, 1, 1), "002.bee": (16, 2, 2), "003.cat": (8, 1, 1)}
+    # A class that is entirely new is split exactly as make_split would split it.
+    new_class = {p: s for p, s in after.items() if p.startswith("003.cat/")}
+    assert new_class == make_split([p for p in new if p.startswith("003.cat/")])
+    assert sum(map(len, (dm.train_dataset, dm.val_dataset, dm.test_dataset))) == 40
+    assert "added 20 new image(s)" in capsys.readouterr().out
+    # Deterministic: extending a second copy of the same files gives the same file.
+    assert data.extend_split(before, new) == after
+
+
+def test_split_update_extend_refuses_to_drop_missing_images(tmp_path):
+    categories = make_tree(tmp_path, {"001.ant": 10})
+    module(tmp_path, tmp_path).prepare_data()
+    text = (tmp_path / "split.csv").read_text()
+    (categories / "001.ant" / "001_0001.jpg").unlink()
+    with pytest.raises(data.SplitMismatchError, match="extend only adds images"):
+        module(tmp_path, tmp_path, split_update="extend").setup()
+    assert (tmp_path / "split.csv").read_text() == text  # untouched
+
+
+def test_split_update_rebuild_splits_the_files_present(tmp_path, capsys):
+    categories = make_tree(tmp_path, {"001.ant": 10, "002.bee": 10})
+    module(tmp_path, tmp_path).prepare_data()
+    (categories / "001.ant" / "001_0001.jpg").unlink()
+    add_images(categories, "002.bee", ["new.jpg"])
+    dm = module(tmp_path, tmp_path, split_update="rebuild")
+    dm.setup()
+    on_disk = sorted(p.relative_to(categories).as_posix() for p in categories.glob("*/*.jpg"))
+    assert load_split(tmp_path / "split.csv") == make_split(on_disk)
+    assert "Rebuilt the split file" in capsys.readouterr().out
+    # When split and files agree, split_update does nothing.
+    stamp = (tmp_path / "split.csv").stat().st_mtime_ns
+    module(tmp_path, tmp_path, split_update="rebuild").setup()
+    assert (tmp_path / "split.csv").stat().st_mtime_ns == stamp
+
+
+def test_unknown_split_update_is_rejected():
+    with pytest.raises(ValueError, match="split_update.*'extend', 'rebuild'"):
+        Caltech256DataModule("sample", split_update="merge", num_workers=0)
+
+
+def test_two_data_folders_get_their_own_split_files(tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    make_tree(first, {"001.ant": 5, "002.bee": 5})
+    make_tree(second / "caltech256", {"001.owl": 4, "002.yak": 4, "003.zebu": 4})  # torchvision's layout
+    modules = []
+    for root in (first, second):
+        dm = Caltech256DataModule(root, image_size=16, num_workers=0)
+        dm.setup()
+        modules.append(dm)
+    name = "caltech256_seed0_80-10-10_with-clutter.csv"
+    assert modules[0].split_path == first / "splits" / name
+    assert modules[1].split_path == second / "caltech256" / "splits" / name  # next to 256_ObjectCategories
+    assert data.default_split_dir(second) == second / "caltech256" / "splits"
+    assert len(modules[0].train_dataset) + len(modules[0].val_dataset) + len(modules[0].test_dataset) == 10
+    assert modules[1].num_classes == 3 and len(load_split(modules[1].split_path)) == 12
+
+
+def test_a_data_sets_own_split_file_is_used_and_nothing_else_is_written(tmp_path):
+    categories = make_tree(tmp_path, {"001.ant": 4, "002.bee": 4})
+    own = {path: "train" for path in make_split([p.relative_to(categories).as_posix()
+                                                  for p in categories.glob("*/*.jpg")])}
+    own["001.ant/001_0001.jpg"] = own["002.bee/002_0001.jpg"] = "val"
+    own["001.ant/001_0002.jpg"] = own["002.bee/002_0002.jpg"] = "test"
+    data.save_split(own, tmp_path / "split.csv")
+    before = sorted(tmp_path.rglob("*"))
+
+    dm = Caltech256DataModule(tmp_path, image_size=16, num_workers=0)
+    dm.prepare_data()
+    dm.setup()
+    assert dm.split_path == tmp_path / "split.csv"
+    assert (len(dm.train_dataset), len(dm.val_dataset), len(dm.test_dataset)) == (4, 2, 2)
+    assert sorted(tmp_path.rglob("*")) == before  # no splits/ folder, no other file
+
+    # Its own split is not cut by seed and fractions: asking for them is an error that says what to do.
+    with pytest.raises(ValueError) as error:
+        Caltech256DataModule(tmp_path, split=(0.6, 0.2, 0.2), num_workers=0)
+    assert "comes with its own split" in str(error.value) and "split_file" in str(error.value)
+    with pytest.raises(ValueError, match="split_seed=3"):
+        Caltech256DataModule(tmp_path, split_seed=3, num_workers=0)
+    # ... and an explicit split_file still makes a split of one's own.
+    mine = module(tmp_path, tmp_path / "elsewhere", split=(0.5, 0.25, 0.25))
+    mine.setup()
+    assert mine.split_path == tmp_path / "elsewhere" / "split.csv" and len(mine.val_dataset) == 2
+
+
+def test_a_data_sets_own_split_is_never_updated(tmp_path):
+    categories = make_tree(tmp_path, {"001.ant": 4})
+    data.save_split(make_split(p.relative_to(categories).as_posix() for p in categories.glob("*/*.jpg")),
+                    tmp_path / "split.csv")
+    text = (tmp_path / "split.csv").read_text()
+    add_images(categories, "001.ant", ["new.jpg"])
+    for update in (None, "extend", "rebuild"):
+        with pytest.raises(data.SplitMismatchError) as error:
+            Caltech256DataModule(tmp_path, split_update=update, num_workers=0).setup()
+        assert "data set's own split" in str(error.value) and "--data.split_file" in str(error.value)
+    assert (tmp_path / "split.csv").read_text() == text
+
+
+@pytest.mark.parametrize("rows, lines", [
+    (["001.a/1.jpg,train", "001.a/2.jpg,val", "001.a/1.jpg,train"], "lines 2 and 4"),
+    (["001.a/1.jpg,train", "001.a/1.jpg,test"], "lines 2 and 3"),
+])
+def test_split_file_listing_an_image_twice_is_rejected_with_line_numbers(tmp_path, rows, lines):
+    path = tmp_path / "split.csv"
+    path.write_text("\n".join(["path,split", *rows]) + "\n")
+    with pytest.raises(ValueError) as error:
+        load_split(path)
+    message = str(error.value)
+    assert str(path) in message and "001.a/1.jpg" in message and lines in message
+
+
+# ---------------------------------------------------------------------------
+# Issue 9: every pixel format decoded to the right 8-bit RGB
+# ---------------------------------------------------------------------------
+
+
+def write_png16(path: Path, pixels: np.ndarray) -> Path:
+    """A 16-bit PNG (grey + alpha, RGB or RGBA) written by hand: Pillow cannot write these."""
+    color_type = {2: 4, 3: 2, 4: 6}[pixels.shape[2]]
+    height, width = pixels.shape[:2]
+    rows = b"".join(b"\x00" + row.astype(">u2").tobytes() for row in pixels)  # filter 0 per row
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
+
+    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([16, color_type, 0, 0, 0])
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+def rgb_pixels(path: Path) -> np.ndarray:
+    image = data.load_rgb_image(path)
+    assert image.mode == "RGB"
+    return np.asarray(image)
+
+
+GREY_16 = np.array([[0, 255, 256, 1000], [32768, 40000, 65280, 65535]], dtype=np.uint16)
+GREY_16_AS_8 = np.array([[0, 0, 1, 3], [128, 156, 255, 255]], dtype=np.uint8)  # the high byte
+
+
+@pytest.mark.parametrize("suffix, dtype", [(".png", "<u2"), (".tif", ">u2"), (".tif", "<i4")])
+def test_16_bit_and_32_bit_grey_images_keep_their_brightness(tmp_path, suffix, dtype):
+    path = tmp_path / f"grey{suffix}"
+    Image.fromarray(GREY_16.astype(dtype)).save(path)
+    assert Image.open(path).mode in {"I;16", "I;16B", "I"}
+    assert np.array_equal(rgb_pixels(path), np.repeat(GREY_16_AS_8[..., None], 3, axis=2))
+
+
+def test_16_bit_colour_png_matches_16_bit_grey(tmp_path):
+    rgb = np.stack([GREY_16, 65535 - GREY_16, GREY_16], axis=2)
+    expected = np.stack([GREY_16_AS_8, 255 - GREY_16_AS_8, GREY_16_AS_8], axis=2)
+    assert np.array_equal(rgb_pixels(write_png16(tmp_path / "rgb16.png", rgb)), expected)
+
+
+def test_32_bit_grey_outside_the_16_bit_range_is_named(tmp_path):
+    path = tmp_path / "wide.tif"
+    Image.fromarray(np.array([[0, 70000], [-5, 3]], dtype=np.int32)).save(path)
+    with pytest.raises(CorruptImageError) as error:
+        data.load_rgb_image(path)
+    message = str(error.value)
+    assert str(path) in message and "-5" in message and "70000" in message and "0..65535" in message
+
+
+def test_floating_point_images_are_named_not_called_corrupt(tmp_path):
+    path = tmp_path / "float.tif"
+    Image.fromarray(np.zeros((2, 2), dtype=np.float32)).save(path)
+    with pytest.raises(CorruptImageError) as error:
+        data.load_rgb_image(path)
+    assert "mode F" in str(error.value) and "corrupt" not in str(error.value)
+
+
+def palette_image(transparent_index: int | None) -> Image.Image:
+    image = Image.new("P", (3, 1))
+    image.putpalette([255, 0, 0, 0, 0, 255, 10, 200, 30])
+    image.putdata([0, 1, 2])
+    if transparent_index is not None:
+        image.info["transparency"] = transparent_index
+    return image
+
+
+def test_palette_images_are_looked_up_and_transparency_becomes_white(tmp_path):
+    palette_image(None).save(tmp_path / "p.png")
+    palette_image(1).save(tmp_path / "p_transparent.png")
+    assert Image.open(tmp_path / "p_transparent.png").mode == "P"
+    assert rgb_pixels(tmp_path / "p.png").tolist() == [[[255, 0, 0], [0, 0, 255], [10, 200, 30]]]
+    assert rgb_pixels(tmp_path / "p_transparent.png").tolist() == [[[255, 0, 0], [255, 255, 255], [10, 200, 30]]]
+
+
+@pytest.mark.parametrize("mode", ["LA", "RGBA", "LA16"])
+def test_alpha_is_composited_on_white(tmp_path, mode):
+    # Three pixels of one colour (grey 100 for LA), with alpha 255, 0 and 128.
+    colour = np.array([100, 150, 200]) if mode == "RGBA" else np.array([100])
+    alpha = np.array([[255], [0], [128]])
+    pixels = np.concatenate([np.broadcast_to(colour, (3, colour.size)), alpha], axis=1)[None]  # 1 x 3 pixels
+    if mode == "LA16":
+        path = write_png16(tmp_path / "la16.png", pixels * 257)
+    else:
+        path = tmp_path / f"{mode}.png"
+        Image.fromarray(pixels.astype(np.uint8)).save(path)
+        assert Image.open(path).mode == mode
+    expected = colour * alpha / 255 + 255 * (1 - alpha / 255)  # "over" a white background
+    rgb = rgb_pixels(path)[0].astype(int)
+    assert np.abs(rgb - expected).max() <= 1
+    assert rgb[1].tolist() == [255, 255, 255]  # fully transparent is white, not the stored colour
+
+
+def test_cmyk_is_converted_with_known_values(tmp_path):
+    image = Image.new("CMYK", (4, 1))
+    image.putdata([(0, 0, 0, 0), (255, 0, 0, 0), (0, 255, 255, 0), (0, 0, 0, 255)])
+    image.save(tmp_path / "cmyk.tif")
+    assert rgb_pixels(tmp_path / "cmyk.tif").tolist() == [[[255, 255, 255], [0, 255, 255], [255, 0, 0], [0, 0, 0]]]
+
+
+def test_check_data_passes_16_bit_images_that_decode_correctly(tmp_path):
+    categories = make_tree(tmp_path, {"001.ant": 2})
+    Image.fromarray(GREY_16).save(categories / "001.ant" / "deep.png")
+    assert check_data(tmp_path) == []
+    dm = module(tmp_path, tmp_path, split=(1.0, 0.0, 0.0))
+    dm.setup()
+    dm.train_dataset.transform = None
+    by_name = {path.name: i for i, (path, _) in enumerate(dm.train_dataset.samples)}
+    image, _ = dm.train_dataset[by_name["deep.png"]]
+    assert np.array_equal(np.asarray(image)[..., 0], GREY_16_AS_8)
+
+
+# ---------------------------------------------------------------------------
+# Issue 9: broken symbolic links are problems, not crashes or silent skips
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def broken_links(tmp_path):
+    categories = make_tree(tmp_path, {"001.ant": 3, "002.bee": 3})
+    loop = categories / "001.ant" / "loop.jpg"
+    loop.symlink_to(loop.name)  # points at itself
+    dangling = categories / "002.bee" / "gone.jpg"
+    dangling.symlink_to(tmp_path / "nowhere.jpg")
+    (categories / "002.bee" / "notes").symlink_to(tmp_path / "nowhere.txt")  # not an image name: ignored
+    dangling_class = categories / "003.cow"
+    dangling_class.symlink_to(tmp_path / "no-such-folder")
+    return {"loop": loop, "dangling": dangling, "dangling_class": dangling_class}
+
+
+def test_check_data_reports_symlink_loops_and_dangling_links(tmp_path, broken_links, capsys):
+    problems = dict(check_data(tmp_path))
+    assert set(problems) == set(broken_links.values())
+    assert "loop" in problems[broken_links["loop"]]
+    assert "dangling" in problems[broken_links["dangling"]] and "nowhere.jpg" in problems[broken_links["dangling"]]
+    assert main_check_data(tmp_path) == 1
+    output = capsys.readouterr().out
+    for path in broken_links.values():
+        assert str(path) in output
+    assert "3 broken link(s)" in output
+
+
+def test_data_module_names_broken_links_instead_of_crashing(tmp_path, broken_links):
+    broken_links["dangling_class"].unlink()  # found when listing classes; here test the images
+    with pytest.raises(FileNotFoundError) as error:
+        module(tmp_path, tmp_path).setup()
+    message = str(error.value)
+    assert str(broken_links["loop"]) in message and str(broken_links["dangling"]) in message
+    assert "check-data" in message
+
+
+def test_a_class_folder_removed_after_the_split_is_a_mismatch(tmp_path):
+    categories = make_tree(tmp_path, {"001.ant": 4, "002.bee": 4, "003.cat": 4})
+    module(tmp_path, tmp_path).prepare_data()
+    shutil.rmtree(categories / "003.cat")
+    with pytest.raises(data.SplitMismatchError, match="4 image.s. in the split file are missing"):
+        module(tmp_path, tmp_path).setup()
