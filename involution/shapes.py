@@ -52,17 +52,17 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 __all__ = ["SHAPES_ROOT_ALIAS", "SHAPE_CLASSES", "PHOTO_POOLS", "SPLIT_SIZES", "ShapeRecord",
-           "shapes_root", "generate_shapes", "render", "read_sources", "data_home"]
+           "shapes_root", "generate_shapes", "render", "read_sources", "data_home", "landmarks"]
 
 SHAPES_ROOT_ALIAS = "shapes"
 VERSION = 1  # bump when the generator's output changes, so old caches are not reused
 SIZE = 64  # pixels; the workbook trains at 64 px
 JPEG_QUALITY = 92
 SUPERSAMPLE = 4  # shapes are drawn at 4x and scaled down: smooth, antialiased edges
-BACKGROUND_CONTRAST = 0.5  # how much of the photograph's contrast the background keeps
+BACKGROUND_CONTRAST = 0.35  # how much of the photograph's contrast the background keeps
 
-SHAPE_CLASSES = ("circle", "triangle", "square", "pentagon", "hexagon",
-                 "star", "cross", "ring", "crescent", "arrow")
+SHAPE_CLASSES = ("circle", "triangle", "square", "star", "cross",
+                 "ring", "crescent", "arrow", "heart", "tee")
 # Images per class and split: 4,000 train, 600 val, 1,000 test in all. With
 # 1,000 test images a top-1 accuracy near 70% is known to about +-3 points (95%).
 SPLIT_SIZES = {"train": 400, "val": 60, "test": 100}
@@ -156,12 +156,23 @@ def _star(points: int = 5, inner: float = 0.45) -> list[tuple[float, float]]:
     return outline
 
 
+def _heart(points: int = 48) -> list[tuple[float, float]]:
+    outline = []
+    for k in range(points):
+        t = 2 * math.pi * k / points
+        x = 16 * math.sin(t) ** 3
+        y = -(13 * math.cos(t) - 5 * math.cos(2 * t) - 2 * math.cos(3 * t) - math.cos(4 * t))
+        outline.append((x / 17, (y + 2.5) / 17))
+    return outline
+
+
 _POLYGONS = {
     "triangle": _regular(3),
     "square": _regular(4, phase=-45),
-    "pentagon": _regular(5),
-    "hexagon": _regular(6),
     "star": _star(),
+    "heart": _heart(),
+    "tee": [(-1, -0.9), (1, -0.9), (1, -0.35), (0.3, -0.35), (0.3, 1), (-0.3, 1), (-0.3, -0.35),
+            (-1, -0.35)],
     "cross": [(-0.3, -1), (0.3, -1), (0.3, -0.3), (1, -0.3), (1, 0.3), (0.3, 0.3), (0.3, 1),
               (-0.3, 1), (-0.3, 0.3), (-1, 0.3), (-1, -0.3), (-0.3, -0.3)],
     "arrow": [(-1, -0.25), (0.2, -0.25), (0.2, -0.65), (1, 0), (0.2, 0.65), (0.2, 0.25), (-1, 0.25)],
@@ -276,11 +287,11 @@ def _draw_record(rng: np.random.Generator, split: str, label: str, path: str) ->
     tint = tuple(float(v) for v in rng.uniform(0.6, 1.3, 3))
     # The shape is dark on a bright background and bright on a dark one.
     dark = float(np.asarray(_background(photo, crop, flip, tint).convert("L")).mean()) > 128
-    radius = float(rng.uniform(0.18, 0.34))
+    radius = float(rng.uniform(0.22, 0.36))
     # Keep the whole shape inside the centre crop that evaluation keeps (about 88%).
-    margin = radius + 0.08
+    margin = radius + 0.06
     center = (float(rng.uniform(margin, 1 - margin)), float(rng.uniform(margin, 1 - margin)))
-    fill = str(rng.choice(["solid", "outline", "texture"], p=[0.6, 0.2, 0.2]))
+    fill = str(rng.choice(["solid", "outline", "texture"], p=[0.7, 0.15, 0.15]))
     texture_photo = pool[rng.integers(len(pool))] if fill == "texture" else ""
     strokes = tuple(
         (*(float(v) for v in rng.uniform(0, 1, 4)), float(rng.integers(1, 3)), *_random_color(rng))
@@ -405,3 +416,37 @@ def shapes_root(seed: int = 0, cache_dir: str | os.PathLike | None = None) -> Pa
             shutil.rmtree(folder)
         generate_shapes(folder, seed)
     return folder
+
+
+def landmarks(record: ShapeRecord, image_size: int = SIZE) -> dict[str, tuple[int, int]]:
+    """Three telling pixels of an image, as (row, col) in its evaluation view.
+
+    ``"inside"``: the point of the shape nearest its centre; ``"outline"``: the
+    right-most point of its outline; ``"background"``: the corner (inset by a
+    sixth) farthest from the shape. Coordinates are where the evaluation
+    transform (:func:`involution.data.build_transforms` with ``train=False``:
+    resize, then centre crop to ``image_size``) puts them, so they can mark the
+    kernels of a network that saw the image that way.
+    """
+    from .data import _eval_resize
+    inside = np.asarray(_shape_mask(record)) > 127
+    padded = np.pad(inside, 1)
+    interior = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
+    rows, cols = np.nonzero(inside)
+    edge_rows, edge_cols = np.nonzero(inside & ~interior)
+    centre_row, centre_col = record.center[1] * SIZE, record.center[0] * SIZE
+    nearest = np.argmin((rows - centre_row) ** 2 + (cols - centre_col) ** 2)
+    rightmost = np.argmax(edge_cols - np.abs(edge_rows - centre_row))
+    inset = SIZE / 6
+    corners = [(r, c) for r in (inset, SIZE - 1 - inset) for c in (inset, SIZE - 1 - inset)]
+    background = max(corners, key=lambda p: (p[0] - centre_row) ** 2 + (p[1] - centre_col) ** 2)
+    resized = _eval_resize(image_size)
+    scale, offset = resized / SIZE, (resized - image_size) / 2
+
+    def view(row: float, col: float) -> tuple[int, int]:
+        return (int(np.clip(round(row * scale - offset), 0, image_size - 1)),
+                int(np.clip(round(col * scale - offset), 0, image_size - 1)))
+
+    return {"inside": view(rows[nearest], cols[nearest]),
+            "outline": view(edge_rows[rightmost], edge_cols[rightmost]),
+            "background": view(*background)}

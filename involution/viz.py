@@ -272,32 +272,40 @@ def _epochs(metrics: Mapping[str, Sequence[float]]) -> np.ndarray:
 
 def plot_training_curves(curves: Mapping[str, Mapping[str, Sequence[float]]],
                          title: str | None = None) -> Figure:
-    """Loss and top-1 accuracy per epoch, training (solid) and validation (dashed), per model.
+    """Loss and top-1 accuracy per epoch, training (solid) and validation (dashed), per run.
 
     Args:
         curves: ``{label: per-epoch metrics}`` as returned by
             :func:`involution.workbook.read_metrics` (keys ``epoch``,
             ``train/loss_epoch``, ``val/loss``, ``train/top1``, ``val/top1``).
+            Runs of one model with different seeds, labelled ``"<model> seed <n>"``,
+            share the model's colour and one legend entry.
         title: say here which data and machine the runs come from.
     """
     if not curves:
         raise ValueError("no runs to plot: pass {label: metrics} for at least one run")
     figure = Figure(figsize=(10, 3.8), layout="constrained")
     loss_axis, accuracy_axis = figure.subplots(1, 2)
-    colours = iter(("#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"))
+    palette = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
+    models = list(dict.fromkeys(label.split(" seed ")[0] for label in curves))
+    colour_of = {model: palette[i % len(palette)] for i, model in enumerate(models)}
+    legend_done = set()
     for label, metrics in curves.items():
         if "epoch" not in metrics:
             raise ValueError(f"metrics of {label!r} have no 'epoch' column; use workbook.read_metrics")
-        colour = next(colours)
+        model = label.split(" seed ")[0]
         epochs = _epochs(metrics)
         for key, axis, style, split, scale in (
                 ("train/loss_epoch", loss_axis, "-", "train", 1), ("val/loss", loss_axis, "--", "val", 1),
                 ("train/top1", accuracy_axis, "-", "train", 100),
                 ("val/top1", accuracy_axis, "--", "val", 100)):
             if key in metrics:
+                entry = f"{model} {split}"
                 axis.plot(epochs, np.asarray(metrics[key], dtype=float) * scale, style,
-                          color=colour, marker="o" if len(epochs) < 40 else None, markersize=3,
-                          label=f"{label} {split}")
+                          color=colour_of[model], marker="o" if len(epochs) < 40 else None,
+                          markersize=3, alpha=0.85,
+                          label=entry if (entry, axis) not in legend_done else None)
+                legend_done.add((entry, axis))
     loss_axis.set(xlabel="epochs trained", ylabel="cross-entropy loss", title="loss")
     accuracy_axis.set(xlabel="epochs trained", ylabel="top-1 accuracy (%)", title="top-1 accuracy",
                       ylim=(0, 100))
@@ -306,6 +314,36 @@ def plot_training_curves(curves: Mapping[str, Mapping[str, Sequence[float]]],
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
     _suptitle(figure, title, fontsize=10)
+    return figure
+
+
+def plot_examples(dataset, per_class: int = 6, max_classes: int = 10,
+                  title: str | None = None) -> Figure:
+    """A grid of a data set's images as stored (before augmentation): one row per class.
+
+    ``dataset`` is an :class:`involution.data.ImageListDataset` (``samples``
+    of (path, label) and ``class_names``), e.g. a data module's ``test_dataset``.
+    """
+    from .data import load_rgb_image
+    by_class: dict[int, list] = {}
+    for path, label in dataset.samples:
+        if label < max_classes and len(by_class.setdefault(label, [])) < per_class:
+            by_class[label].append(path)
+    if not by_class:
+        raise ValueError("the data set has no images to show")
+    rows = sorted(by_class)
+    figure = Figure(figsize=(1.1 * per_class + 1.4, 1.1 * len(rows) + 0.5), layout="constrained")
+    axes = figure.subplots(len(rows), per_class, squeeze=False)
+    for row, label in zip(axes, rows):
+        for column, axis in enumerate(row):
+            axis.set_xticks([])
+            axis.set_yticks([])
+            axis.spines[:].set_visible(False)
+            if column < len(by_class[label]):
+                axis.imshow(np.asarray(load_rgb_image(by_class[label][column])))
+        name = dataset.class_names[label] if label < len(dataset.class_names) else str(label)
+        row[0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
+    _suptitle(figure, title)
     return figure
 
 

@@ -25,6 +25,7 @@ import getpass
 import json
 import math
 import os
+import re
 import shutil
 import socket
 import sys
@@ -38,12 +39,12 @@ from urllib.parse import urlparse
 
 __all__ = [
     "FAST_ENV", "WORKDIR_ENV", "DATA_ROOT_ENV", "REPO_URL_ENV", "DEFAULT_REPO_URL",
-    "FAST_TRAINER_ARGS", "Workbook", "DataChoice", "Run", "Weights",
-    "repo_root", "fast_mode", "in_colab", "work_directory", "setup", "gpu_name",
+    "FAST_TRAINER_ARGS", "DATA_LABELS", "RECIPES", "Workbook", "DataChoice", "Run", "Weights",
+    "SeedSpread", "HeldOutImages", "held_out_images", "repo_root", "fast_mode", "in_colab", "work_directory", "setup", "gpu_name",
     "internet_reachable", "choose_data", "read_metrics", "find_runs", "latest_run",
     "find_weights", "results_rows", "format_results_table", "reference_rows", "model_label",
-    "export_runs", "training_run_name", "KERNEL_RUN_NAMES", "course_args", "format_epoch_table",
-    "latest_comparison", "runs_data_statement",
+    "export_runs", "training_run_name", "KERNEL_RUN_NAMES", "training_args", "format_epoch_table",
+    "find_comparison", "runs_data_statement", "seed_spread", "compare_spreads", "format_seed_table",
 ]
 
 FAST_ENV = "INVOLUTION_FAST"
@@ -145,6 +146,29 @@ def gpu_name() -> str | None:
     return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
 
 
+def _short(path: Path) -> Path:
+    """``path`` relative to the working folder when inside it: printed paths name no machine's folders."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return path
+
+
+def _quiet_libraries() -> None:
+    """Keep notebook outputs to what the lesson needs: no library chatter, adverts or internal warnings."""
+    import logging
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    # Lightning's advice to add DataLoader workers does not apply to small images
+    # that decode in microseconds, where workers only cost start-up time.
+    warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+    # run_cli passes its arguments explicitly; inside a Jupyter kernel sys.argv
+    # holds the kernel's own options, which LightningCLI warns about needlessly.
+    warnings.filterwarnings("ignore", message=r".*LightningCLI's args parameter is intended.*")
+    # A deprecation inside Lightning itself (torch's pytree API), nothing a reader can act on.
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
+
+
 @dataclass
 class Workbook:
     """What a notebook needs to know about where it runs. Made by :func:`setup`."""
@@ -157,11 +181,11 @@ class Workbook:
 
     @property
     def runs_dir(self) -> Path:
-        return self.workdir / "runs"
+        return _short(self.workdir / "runs")
 
     @property
     def slides_dir(self) -> Path:
-        return self.workdir / "slides"
+        return _short(self.workdir / "slides")
 
     @property
     def figures_dir(self) -> Path:
@@ -169,7 +193,7 @@ class Workbook:
 
     def config(self, name: str) -> Path:
         """The path of ``configs/<name>.yaml``."""
-        path = self.root / "configs" / f"{name.removesuffix('.yaml')}.yaml"
+        path = _short(self.root / "configs" / f"{name.removesuffix('.yaml')}.yaml")
         if not path.is_file():
             available = sorted(p.stem for p in (self.root / "configs").glob("*.yaml"))
             raise FileNotFoundError(f"no config {path}; available: {available}")
@@ -184,9 +208,12 @@ class Workbook:
             f"CPU only ({machine['cpu']}, {machine['cpu_threads']} threads)"
         mode = ("FAST (INVOLUTION_FAST=1: sample set, tiny images, a step or two of training; "
                 "numbers are smoke-test numbers)" if self.fast else "normal")
-        lines = [f"repository: {self.root}" + (" (Colab)" if self.colab else ""),
+        outputs = ("runs/ and slides/ in the repository" if self.workdir == self.root
+                   else f"{self.workdir} (outside the repository)")
+        lines = [f"repository: {self.root.name}/" + (" (Colab)" if self.colab else "")
+                 + " (the working folder: relative paths start here)",
                  f"mode:       {mode}",
-                 f"outputs:    {self.workdir}",
+                 f"outputs:    {outputs}",
                  f"device:     {device}, torch {torch.__version__}"]
         return "\n".join(lines)
 
@@ -215,12 +242,10 @@ def setup(fast: bool | None = None, repo_url: str | None = None, verbose: bool =
     fast = fast_mode() if fast is None else bool(fast)
     if fast:
         os.environ["WANDB_MODE"] = "disabled"  # tests must not log to anyone's W&B project
-    # Lightning's advice to add DataLoader workers does not apply to the tiny
-    # sample set, where workers only cost start-up time.
-    warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
-    # run_cli passes its arguments explicitly; inside a Jupyter kernel sys.argv
-    # holds the kernel's own options, which LightningCLI warns about needlessly.
-    warnings.filterwarnings("ignore", message=r".*LightningCLI's args parameter is intended.*")
+    _quiet_libraries()
+    # Work from the repository's root (a notebook starts in notebooks/): configs,
+    # runs and slides then have the short relative paths the outputs print.
+    os.chdir(root)
     book = Workbook(root=root, fast=fast, workdir=work_directory(fast, root), colab=colab,
                     gpu=gpu_name())
     if verbose:
@@ -261,14 +286,30 @@ def internet_reachable(url: str | None = None, timeout: float = 3.0) -> bool:
     return bool(outcome and outcome[0])
 
 
+# Short names to put beside every number, by kind of data (see involution.data.dataset_kind).
+DATA_LABELS = {
+    "sample": "sample set (memorisation check), not Caltech-256",
+    "shapes": "shapes set (offline), not Caltech-256",
+    "caltech256": "Caltech-256",
+    "folder": "an image folder, not Caltech-256",
+}
+# The training recipe (config) of each kind of data; the model is chosen on the command line.
+RECIPES = {"sample": "quick_sample", "shapes": "shapes", "folder": "shapes",
+           "caltech256": "{model}_caltech256_course"}
+
+
 @dataclass(frozen=True)
 class DataChoice:
     """Which data a notebook trains on, and the sentence that says so."""
 
     root: str
     download: bool
-    is_sample_set: bool
+    kind: str  # "sample", "shapes", "caltech256" or "folder"
     statement: str
+
+    @property
+    def is_sample_set(self) -> bool:
+        return self.kind == "sample"
 
     def cli_args(self) -> list[str]:
         """The ``--data.*`` arguments of :func:`involution.cli.run_cli` for this choice."""
@@ -276,53 +317,79 @@ class DataChoice:
 
     @property
     def label(self) -> str:
-        """A short name to put beside every number: never lets the sample set pass for Caltech-256."""
-        return "sample set, not Caltech-256" if self.is_sample_set else "Caltech-256"
+        """A short name to put beside every number: never lets a built-in set pass for Caltech-256."""
+        return DATA_LABELS[self.kind]
 
 
-def choose_data(root: str | os.PathLike = "auto", fast: bool = False,
+_SAMPLE_NOTE = ("It measures memorisation, not learning (its validation and test crops come from the "
+                "training photographs), and says nothing about Caltech-256.")
+
+
+def _shapes_statement(why: str) -> str:
+    from .data import DATASET_NAMES
+    from .shapes import SHAPE_CLASSES, SPLIT_SIZES
+    counts = ", ".join(f"{n * len(SHAPE_CLASSES):,} {split}" for split, n in SPLIT_SIZES.items())
+    return (f"Data: the {DATASET_NAMES['shapes']}, {why}: {len(SHAPE_CLASSES)} classes of shapes on "
+            f"crops of real photographs ({counts} images), each split drawn from its own "
+            "photographs, so test accuracy measures generalisation to unseen backgrounds. Its "
+            "numbers are not Caltech-256 numbers.")
+
+
+def choose_data(root: str | os.PathLike = "shapes", fast: bool = False,
                 reachable: Callable[[], bool] | None = None) -> DataChoice:
-    """Decide the data: Caltech-256 if present or downloadable, else the built-in sample set.
+    """Decide the data a notebook trains on, and say why in one sentence.
 
     Args:
-        root: ``"auto"`` (``$INVOLUTION_DATA_ROOT`` if set, else the repository's
-            ``data/caltech256``), ``"sample"`` (the built-in sample set), or the
-            folder that holds (or will hold) ``256_ObjectCategories``.
+        root: ``"shapes"`` (the built-in shapes set, generated offline: the
+            default), ``"sample"`` (the tiny sample set: a smoke test), a folder
+            that holds (or will hold) ``256_ObjectCategories``, or ``"auto"``:
+            ``$INVOLUTION_DATA_ROOT`` if set, else Caltech-256 when it is in the
+            repository's ``data/caltech256`` or can be downloaded, else the
+            shapes set.
         fast: fast mode always uses the sample set.
         reachable: returns whether the Caltech-256 server can be reached
             (default: :func:`internet_reachable`, a 3-second check).
 
     The returned :attr:`DataChoice.statement` is one line to print at the top
-    of a notebook's output.
+    of a notebook's output; it names the setting the choice came from.
     """
-    from .data import CALTECH256_URL, SAMPLE_SET_DESCRIPTION, find_categories_dir
+    from .data import (CALTECH256_URL, SAMPLE_SET_DESCRIPTION, SAMPLE_ROOT_ALIAS, SHAPES_ROOT_ALIAS,
+                       dataset_kind, find_categories_dir)
 
     if not isinstance(root, (str, os.PathLike)) or not str(root).strip():
-        raise ValueError(f"data root must be 'auto', 'sample' or a folder path; got {root!r}")
+        raise ValueError(f"data root must be 'shapes', 'sample', 'auto' or a folder path; got {root!r}")
+    setting = f"DATA_ROOT = {str(root)!r} in the settings cell"
     root = str(root)
-    if root == "auto":
-        root = os.environ.get(DATA_ROOT_ENV) or str(repo_root() / "data" / "caltech256")
-    sample_note = ("Every accuracy below is measured on the sample set and says nothing about "
-                   "Caltech-256.")
     if fast:
-        return DataChoice("sample", False, True,
-                          f"Data: {SAMPLE_SET_DESCRIPTION}, because fast mode ({FAST_ENV}=1) always "
-                          "uses it. " + sample_note)
-    if root == "sample":
-        return DataChoice("sample", False, True,
-                          f"Data: {SAMPLE_SET_DESCRIPTION}, as the settings ask. " + sample_note)
+        return DataChoice(SAMPLE_ROOT_ALIAS, False, "sample",
+                          f"Data: {SAMPLE_SET_DESCRIPTION}; fast mode ({FAST_ENV}=1) always uses it, "
+                          f"whatever {setting} says. {_SAMPLE_NOTE}")
+    automatic = root == "auto"
+    if automatic and os.environ.get(DATA_ROOT_ENV):
+        root = os.environ[DATA_ROOT_ENV]
+        setting = f"${DATA_ROOT_ENV}={root!r} (DATA_ROOT is 'auto')"
+    elif automatic:
+        root = str(repo_root() / "data" / "caltech256")
+    if root == SAMPLE_ROOT_ALIAS:
+        return DataChoice(root, False, "sample", f"Data: {SAMPLE_SET_DESCRIPTION}, as {setting} asks. "
+                          + _SAMPLE_NOTE)
+    if root == SHAPES_ROOT_ALIAS:
+        return DataChoice(root, False, "shapes", _shapes_statement(f"as {setting} asks"))
     categories = find_categories_dir(root)
     if categories is not None:
-        return DataChoice(root, False, False, f"Data: Caltech-256, found at {categories}.")
+        kind = dataset_kind(categories)
+        return DataChoice(root, False, kind, f"Data: {DATA_LABELS[kind]}, found in {root} ({setting}).")
     host = urlparse(CALTECH256_URL).hostname
     if (reachable or internet_reachable)():
-        return DataChoice(root, True, False,
-                          f"Data: Caltech-256, not yet under {root}: it will be downloaded from "
-                          f"{host} (1.2 GB, checked by MD5) before training.")
-    return DataChoice("sample", False, True,
-                      f"Data: the built-in sample set (NOT Caltech-256), because Caltech-256 is "
-                      f"not under {root} and {host} cannot be reached to download it. "
-                      + sample_note)
+        return DataChoice(root, True, "caltech256",
+                          f"Data: Caltech-256, not yet in {root}: it will be downloaded from "
+                          f"{host} (1.2 GB, checked by MD5) before training ({setting}).")
+    if not automatic:
+        raise FileNotFoundError(f"{setting}, but {root} holds no 256_ObjectCategories folder and "
+                                f"{host} cannot be reached to download Caltech-256. Put the data "
+                                "there (see data/README.md) or set DATA_ROOT = 'shapes'.")
+    return DataChoice(SHAPES_ROOT_ALIAS, False, "shapes", _shapes_statement(
+        f"because {setting} found no Caltech-256 in {root} and {host} cannot be reached"))
 
 
 # -- runs ------------------------------------------------------------------------------
@@ -411,12 +478,29 @@ class Run:
         return model_label(self.model)
 
     @property
+    def kind(self) -> str:
+        """The kind of data it trained on: ``"sample"``, ``"shapes"``, ``"caltech256"`` or ``"folder"``."""
+        dataset = self.results.get("dataset") or {}
+        if dataset.get("kind"):
+            return dataset["kind"]
+        return "sample" if dataset.get("is_sample_set") else "caltech256"  # results of older versions
+
+    @property
     def is_sample_set(self) -> bool:
-        return bool((self.results.get("dataset") or {}).get("is_sample_set"))
+        return self.kind == "sample"
 
     @property
     def data_label(self) -> str:
-        return "sample set, not Caltech-256" if self.is_sample_set else "Caltech-256"
+        return DATA_LABELS[self.kind]
+
+    @property
+    def seed(self) -> int | None:
+        """The run's random seed (``seed_everything``), when it was recorded."""
+        seed = self.results.get("seed")
+        if seed is None:
+            match = re.search(r"_seed(\d+)$", self.name)
+            seed = int(match.group(1)) if match else None
+        return seed
 
     @property
     def image_size(self) -> int | None:
@@ -441,27 +525,29 @@ class Run:
                 f"threads, {'GPU ' + gpu if gpu else 'no GPU'}")
 
     def summary(self) -> str:
-        """``"RedNet-26 trained for 15 epochs at 64px on the sample set, not Caltech-256"``."""
+        """``"RedNet-26 (seed 0) trained for 8 epochs at 64px on the shapes set (offline), not Caltech-256"``."""
         epochs = self.results.get("epochs_trained", "?")
-        return (f"{self.label} trained for {epochs} epoch{'' if epochs == 1 else 's'} at "
+        seed = f" (seed {self.seed})" if self.seed is not None else ""
+        return (f"{self.label}{seed} trained for {epochs} epoch{'' if epochs == 1 else 's'} at "
                 f"{self.image_size}px on the {self.data_label}")
 
     def describe(self) -> str:
-        """The summary, with the parameter count, the machine and the run's folder."""
+        """The summary, with the parameter count, the machine and the run's name."""
         return (f"{self.summary()} ({self.results['params']:,} parameters); machine: "
-                f"{self.machine()}; run {self.path}")
+                f"{self.machine()}; run {self.name}/{self.version}")
 
 
 def find_runs(runs_dir: str | os.PathLike, name: str | Sequence[str] | None = None,
               model: str | None = None, sample_set: bool | None = None,
-              tested: bool | None = None) -> list[Run]:
+              tested: bool | None = None, kind: str | None = None) -> list[Run]:
     """Finished runs under ``runs_dir`` (those with a results.json), newest first.
 
     Args:
         name: the run name(s) (``--run_name``, or the config's name) to look in.
         model: keep runs of this model (``"rednet26"``), or of a family
             (``"rednet"``).
-        sample_set: keep only sample-set runs (True) or only Caltech-256 runs (False).
+        sample_set: keep only sample-set runs (True) or only other runs (False).
+        kind: keep only runs on this kind of data (``"shapes"``, ``"caltech256"``, ...).
         tested: keep only runs with (True) or without (False) test results.
     """
     runs_dir = Path(runs_dir)
@@ -484,6 +570,8 @@ def find_runs(runs_dir: str | os.PathLike, name: str | Sequence[str] | None = No
                 continue
             if sample_set is not None and run.is_sample_set != sample_set:
                 continue
+            if kind is not None and run.kind != kind:
+                continue
             if tested is not None and run.tested != tested:
                 continue
             runs.append(run)
@@ -497,48 +585,55 @@ def latest_run(runs_dir: str | os.PathLike, **filters) -> Run | None:
     return runs[0] if runs else None
 
 
-# -- the training runs of notebook 03 -----------------------------------------------------
+# -- the training runs of notebook 02 -----------------------------------------------------
 
 
-def training_run_name(model: str, is_sample_set: bool) -> str:
-    """The folder name notebook 03 gives a run: ``rednet26_sample`` or ``rednet26_caltech256_course``."""
-    return f"{model}_sample" if is_sample_set else f"{model}_caltech256_course"
+def training_run_name(model: str, kind: str, seed: int | None = None) -> str:
+    """The folder name notebook 02 gives a run: ``rednet26_shapes_seed0``, ``resnet26_caltech256_course``."""
+    name = f"{model}_caltech256_course" if kind == "caltech256" else f"{model}_{kind}"
+    return name if seed is None else f"{name}_seed{seed}"
 
 
-# Where notebook 02 looks for a trained RedNet, best first: notebook 03's
-# Caltech-256 run, its sample-set run, then the quick sample-set model.
-KERNEL_RUN_NAMES = (training_run_name("rednet26", False), training_run_name("rednet26", True),
-                    "quick_sample")
+def training_args(command: str, book: Workbook, data: DataChoice, model: str, image_size: int,
+                  epochs: int | None = None, batch_size: int | None = None,
+                  ckpt_path: str | os.PathLike | None = None, seed: int | None = None) -> list[str]:
+    """Command-line arguments of one run of notebook 02, for :func:`involution.cli.run_cli`.
 
-
-def course_args(command: str, book: Workbook, data: DataChoice, model: str, image_size: int,
-                epochs: int | None = None, batch_size: int | None = None,
-                ckpt_path: str | os.PathLike | None = None) -> list[str]:
-    """Command-line arguments for the course recipe (``configs/<model>_caltech256_course.yaml``).
-
-    The recipe's config is used as it is; only the data (:class:`DataChoice`),
-    the image size, the epochs and the batch size are overridden, and, in fast
-    mode, :data:`FAST_TRAINER_ARGS` cut every run to a couple of steps.
-    ``python -m involution`` followed by these arguments runs the same thing.
+    The data's recipe (:data:`RECIPES`: ``configs/shapes.yaml`` for the shapes
+    set, the course project's ``configs/<model>_caltech256_course.yaml`` for
+    Caltech-256) is used as it is; only the model, the data
+    (:class:`DataChoice`), the image size, the epochs, the batch size and the
+    seed are set, and, in fast mode, :data:`FAST_TRAINER_ARGS` cut every run
+    to a couple of steps. ``python -m involution`` followed by these
+    arguments runs the same thing.
     """
     if command not in ("fit", "validate", "test", "predict"):
         raise ValueError(f"command must be fit, validate, test or predict; got {command!r}")
-    args = [command, "--config", str(book.config(f"{model}_caltech256_course")),
+    args = [command, "--config", str(book.config(RECIPES[data.kind].format(model=model))),
+            "--model.model_name", model,
             "--trainer.default_root_dir", str(book.runs_dir),
-            "--run_name", training_run_name(model, data.is_sample_set),
-            *data.cli_args(), "--data.image_size", str(image_size)]
+            "--run_name", training_run_name(model, data.kind, seed),
+            *data.cli_args(), "--data.image_size", str(image_size),
+            # Notebooks print one line per epoch instead of a progress bar, which
+            # would stay frozen in the saved notebook.
+            "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+    if seed is not None:
+        args += ["--seed_everything", str(seed)]
     if book.fast:
         args += list(FAST_TRAINER_ARGS)  # these set the epochs and workers too
-    else:
-        if epochs is not None and command == "fit":
-            args += ["--trainer.max_epochs", str(epochs)]
-        if data.is_sample_set:
-            args += ["--data.num_workers", "0"]  # 160 small images: workers only cost start-up
+    elif epochs is not None and command == "fit":
+        args += ["--trainer.max_epochs", str(epochs)]
     if batch_size is not None:
         args += ["--data.batch_size", str(batch_size)]
     if ckpt_path is not None:
         args += ["--ckpt_path", str(ckpt_path)]
     return args
+
+
+# Where notebook 03 looks for a trained RedNet, best first: notebook 02's seed-0
+# run on Caltech-256, on the shapes set, on the sample set.
+KERNEL_RUN_NAMES = tuple(training_run_name("rednet26", kind, seed=0)
+                         for kind in ("caltech256", "shapes", "sample"))
 
 
 def format_epoch_table(metrics: Mapping[str, Sequence[float]]) -> str:
@@ -557,26 +652,27 @@ def format_epoch_table(metrics: Mapping[str, Sequence[float]]) -> str:
     return "\n".join(lines)
 
 
-def latest_comparison(runs_dir: str | os.PathLike,
-                      models: Sequence[str] = ("rednet26", "resnet26")) -> dict[str, Run]:
-    """The newest tested run of each model from notebook 03, all on the same data.
+def find_comparison(runs_dir: str | os.PathLike, models: Sequence[str] = ("rednet26", "resnet26"),
+                    kinds: Sequence[str] = ("caltech256", "shapes", "sample")) -> dict[str, list[Run]]:
+    """Notebook 02's tested runs, ``{model: [one run per seed, by seed]}``, all on one kind of data.
 
-    Caltech-256 runs are preferred when every model has one; otherwise the
-    sample-set runs. Raises FileNotFoundError naming what is missing.
+    The first kind of ``kinds`` for which every model has at least one tested
+    run wins (Caltech-256 first); for each (model, seed) the newest run counts.
+    Raises FileNotFoundError naming what is missing.
     """
-    for sample_set in (False, True):
+    for kind in kinds:
         chosen = {}
         for model in models:
-            run = latest_run(runs_dir, name=training_run_name(model, sample_set), model=model,
-                             tested=True)
-            if run is not None:
-                chosen[model] = run
+            newest_per_seed: dict[int | None, Run] = {}
+            for run in find_runs(runs_dir, model=model, kind=kind, tested=True):
+                if run.name.startswith(training_run_name(model, kind)):
+                    newest_per_seed.setdefault(run.seed, run)  # find_runs lists newest first
+            if newest_per_seed:
+                chosen[model] = [newest_per_seed[seed] for seed in sorted(newest_per_seed, key=str)]
         if len(chosen) == len(models):
             return chosen
-    names = [training_run_name(m, s) for s in (False, True) for m in models]
-    raise FileNotFoundError(f"no trained and tested runs of {list(models)} under {runs_dir} "
-                            f"(looked for {names}): run notebooks/03_train_rednet_caltech256.ipynb "
-                            "first")
+    raise FileNotFoundError(f"no trained and tested runs of {list(models)} under {runs_dir}: run "
+                            "notebooks/02_train_rednet.ipynb first")
 
 
 def runs_data_statement(runs: Iterable[Run]) -> str:
@@ -585,14 +681,87 @@ def runs_data_statement(runs: Iterable[Run]) -> str:
     if not runs:
         raise ValueError("no runs given")
     machines = sorted({run.machine() for run in runs})
-    if all(run.is_sample_set for run in runs):
+    kinds = {run.kind for run in runs}
+    if kinds == {"sample"}:
         from .data import SAMPLE_SET_DESCRIPTION
-        data = f"{SAMPLE_SET_DESCRIPTION}: its accuracies say nothing about Caltech-256"
-    elif not any(run.is_sample_set for run in runs):
-        data = "Caltech-256 (this project's stratified split, data/splits/)"
+        data = f"{SAMPLE_SET_DESCRIPTION}; its accuracies say nothing about Caltech-256"
+    elif kinds == {"shapes"}:
+        data = ("the built-in shapes set (generated offline, NOT Caltech-256; train, validation "
+                "and test images from disjoint photographs)")
+    elif kinds == {"caltech256"}:
+        data = "Caltech-256 (this project's stratified split)"
+    elif len(kinds) == 1:
+        data = DATA_LABELS[kinds.pop()]
     else:
-        data = "a MIX of Caltech-256 and sample-set runs (compare with care)"
+        data = f"a MIX of {', '.join(sorted(DATA_LABELS[k] for k in kinds))} (compare with care)"
     return f"Training data: {data}. Machine: {'; '.join(machines)}."
+
+
+# -- several seeds ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SeedSpread:
+    """One model's metric over its seeds: mean, standard deviation, range, and the values."""
+
+    label: str
+    values: tuple[float, ...]
+
+    @property
+    def mean(self) -> float:
+        return sum(self.values) / len(self.values)
+
+    @property
+    def std(self) -> float:
+        """Sample standard deviation (n - 1); 0 for a single run."""
+        if len(self.values) < 2:
+            return 0.0
+        return math.sqrt(sum((v - self.mean) ** 2 for v in self.values) / (len(self.values) - 1))
+
+    def __str__(self) -> str:
+        spread = f" +- {self.std:.1f}" if len(self.values) > 1 else ""
+        return (f"{self.mean:.1f}%{spread} (n={len(self.values)}, "
+                f"range {min(self.values):.1f}-{max(self.values):.1f})")
+
+
+def seed_spread(runs: Sequence[Run], key: str = "test_top1") -> SeedSpread:
+    """The spread of ``results.json[key]`` (in %) over the runs of one model."""
+    values = tuple(100 * run.results[key] for run in runs if run.results.get(key) is not None)
+    if not values:
+        raise ValueError(f"none of the {len(runs)} run(s) has {key!r} in its results.json")
+    return SeedSpread(runs[0].label, values)
+
+
+def compare_spreads(first: SeedSpread, second: SeedSpread) -> str:
+    """Whether two models differ by more than their seed-to-seed spread, in one honest sentence.
+
+    Only when every run of one model beats every run of the other (the ranges
+    do not overlap) is one called ahead; with 3 seeds that is the most such a
+    comparison supports. Otherwise the difference is within the spread.
+    """
+    if len(first.values) < 2 or len(second.values) < 2:
+        return (f"{first.label} {first.mean:.1f}% vs {second.label} {second.mean:.1f}%: one run each "
+                "gives no spread, so no winner can be called.")
+    difference = first.mean - second.mean
+    ahead, behind = (first, second) if difference > 0 else (second, first)
+    if min(ahead.values) > max(behind.values):
+        return (f"{ahead.label} is ahead by {abs(difference):.1f} points on average, and every one "
+                f"of its {len(ahead.values)} runs beats every run of {behind.label}: a difference "
+                "larger than the seed-to-seed spread (on this data and schedule).")
+    return (f"The means differ by {abs(difference):.1f} points ({ahead.label} higher), but the runs' "
+            f"ranges overlap ({first.label} {min(first.values):.1f}-{max(first.values):.1f}%, "
+            f"{second.label} {min(second.values):.1f}-{max(second.values):.1f}%): the difference is "
+            "within the seed-to-seed spread, so neither model can be called better here.")
+
+
+def format_seed_table(runs_by_model: Mapping[str, Sequence[Run]]) -> str:
+    """Per model: best validation and test top-1 over seeds (mean +- sd and range), parameters."""
+    lines = [f"{'model':<10} {'params':>11} {'seeds':>5}  {'best val top-1':<34} test top-1"]
+    for runs in runs_by_model.values():
+        seeds = ",".join(str(run.seed) for run in runs)
+        lines.append(f"{runs[0].label:<10} {runs[0].results['params']:>11,} {seeds:>5}  "
+                     f"{str(seed_spread(runs, 'best_val_top1')):<34} {seed_spread(runs)}")
+    return "\n".join(lines)
 
 
 # -- weights for a forward pass -------------------------------------------------------
@@ -627,10 +796,13 @@ class Weights:
 def _class_names(run: Run | None) -> list[str] | None:
     dataset = (run.results.get("dataset") or {}) if run else {}
     root = dataset.get("root")
-    if not root or not Path(root).is_dir():
+    if not root:
         return None
     from .data import class_names
-    return class_names(root, include_clutter=dataset.get("include_clutter", True))
+    try:  # a built-in set's name or the data folder; gone data just means no names
+        return class_names(root, include_clutter=dataset.get("include_clutter", True))
+    except FileNotFoundError:
+        return None
 
 
 def _existing_file(path: str | os.PathLike, setting: str, hint: str) -> Path:
@@ -685,6 +857,70 @@ def find_weights(checkpoint: str | os.PathLike | None = None,
     return None
 
 
+@dataclass
+class HeldOutImages:
+    """A small batch of images a model never trained on, with what to say about them."""
+
+    batch: "torch.Tensor"  # (N, 3, H, W), normalised as in evaluation
+    names: list[str]
+    labels: list[str | None]  # true class names (None for photographs without one)
+    pixels: list[dict[str, tuple[int, int]]]  # per image: {what: (row, col)} to mark
+    statement: str
+
+
+# Pixels to mark where an image has no record of its content: fractions of (height, width).
+_FIXED_PIXELS = {"upper left": (0.3, 0.3), "centre": (0.5, 0.5), "lower left": (0.85, 0.15)}
+
+
+def _fixed_pixels(size: int) -> dict[str, tuple[int, int]]:
+    return {what: (int(r * size), int(c * size)) for what, (r, c) in _FIXED_PIXELS.items()}
+
+
+def held_out_images(weights: Weights, count: int = 3, photo_size: int = 128) -> HeldOutImages:
+    """Test images for looking at a model's kernels: never the images it trained on.
+
+    For weights from a run of this project: the first test image of each of
+    the first ``count`` classes of the data the run trained on, at the run's
+    image size (for the shapes set the marked pixels come from each image's
+    record: inside the shape, on its outline, on the background). For the
+    official ImageNet weights: scikit-image's sample photographs.
+    """
+    import torch
+    from .data import Caltech256DataModule, build_transforms
+    if weights.run is None:  # official weights or a checkpoint outside a run folder
+        import skimage.data
+        from PIL import Image
+        transform = build_transforms("standard", photo_size, train=False)
+        names = ["chelsea", "astronaut", "coffee"][:count]
+        batch = torch.stack([transform(Image.fromarray(getattr(skimage.data, n)()).convert("RGB"))
+                             for n in names])
+        return HeldOutImages(batch, names, [None] * len(names), [_fixed_pixels(photo_size)] * len(names),
+                             f"Images: scikit-image's sample photographs ({', '.join(names)}) at "
+                             f"{photo_size}px.")
+    dataset = weights.run.results.get("dataset") or {}
+    size = int(dataset.get("image_size") or 64)
+    datamodule = Caltech256DataModule(dataset.get("root", "shapes"), image_size=size, num_workers=0)
+    datamodule.setup()
+    test = datamodule.test_dataset
+    first_of_class: dict[int, int] = {}
+    for index, (_, label) in enumerate(test.samples):
+        first_of_class.setdefault(label, index)
+    chosen = [first_of_class[label] for label in sorted(first_of_class)][:count]
+    batch = torch.stack([test[i][0] for i in chosen])
+    paths = [Path(test.samples[i][0]) for i in chosen]
+    names = [f"{path.parent.name}/{path.name}" for path in paths]
+    labels = [test.class_names[test.samples[i][1]] for i in chosen]
+    if datamodule.kind == "shapes":
+        from .shapes import landmarks, read_sources
+        records = {record.path: record for record in read_sources(datamodule.data_dir)}
+        pixels = [landmarks(records[name], size) for name in names]
+    else:
+        pixels = [_fixed_pixels(size)] * len(chosen)
+    return HeldOutImages(batch, names, labels, pixels,
+                         f"Images: {len(chosen)} test images of the {DATA_LABELS[datamodule.kind]} "
+                         f"(held out from training) at {size}px.")
+
+
 # -- results tables -----------------------------------------------------------------------
 
 
@@ -703,7 +939,7 @@ def results_rows(runs: Iterable[Run]) -> list[dict]:
             "best_val_top1": percent("best_val_top1"), "best_val_top5": percent("best_val_top5"),
             "best_epoch": r.get("best_epoch"),
             "test_top1": percent("test_top1"), "test_top5": percent("test_top5"),
-            "machine": run.machine(), "run": run.name + "/" + run.version,
+            "machine": run.machine(), "run": run.name + "/" + run.version, "seed": run.seed,
         })
     return rows
 
@@ -728,7 +964,8 @@ def format_results_table(runs: Iterable[Run], reference: bool = True) -> str:
         lines.append(f"{row['label']:<10} {row['params']:>11,} {fmt(row['epochs'], 'd'):>6} "
                      f"{fmt(row['image_size'], 'd'):>5} {fmt(row['best_val_top1']):>13}% "
                      f"{fmt(row['best_val_top5']):>5}% {fmt(row['test_top1']):>9}% "
-                     f"{fmt(row['test_top5']):>5}%  {row['data']} (this project)")
+                     f"{fmt(row['test_top5']):>5}%  {row['data']} (this project"
+                     + (f", seed {row['seed']})" if row["seed"] is not None else ")"))
     if reference:
         rows = reference_rows()
         for row in rows:
