@@ -255,21 +255,48 @@ class NonFiniteLossError(RuntimeError):
 class NonFiniteLossGuard(Callback):
     """Stops training at the first NaN/inf loss, after saving a checkpoint.
 
-    It runs before the backward pass, so the saved weights are the last
-    finite ones: load them to inspect what went wrong.
+    The training loss is checked before each backward pass, so the saved
+    weights are the last finite ones: load them to inspect what went wrong.
+    A diverged run can keep a finite training loss (lr 1e6 gives 1e31) while
+    its validation loss is NaN, so every validation metric is checked too,
+    after each validation of ``fit``. Lightning calls ModelCheckpoint after
+    every other callback, so no ``best.ckpt`` or ``last.ckpt`` is written from
+    such an epoch; the weights that gave it are saved beside them instead.
     """
+
+    ADVICE = ("Lower the learning rate, add a warm-up (model.warmup_epochs) or clip gradients "
+              "(trainer.gradient_clip_val).")
 
     def on_before_backward(self, trainer, pl_module, loss):
         if torch.isfinite(loss).all():
             return
-        path = run_folder(trainer) / "checkpoints" / (
-            f"nonfinite-step{trainer.global_step}.ckpt")
-        trainer.save_checkpoint(path)
+        path = self._save(trainer, f"nonfinite-step{trainer.global_step}.ckpt")
         raise NonFiniteLossError(
             f"non-finite loss ({loss.item()}) at global step {trainer.global_step} (epoch "
             f"{trainer.current_epoch}); the weights before this step are saved in {path}. "
-            "Lower the learning rate, add a warm-up (model.warmup_epochs) or clip gradients "
-            "(trainer.gradient_clip_val).")
+            + self.ADVICE)
+
+    def on_validation_end(self, trainer, pl_module):
+        if trainer.sanity_checking or trainer.state.fn != "fit":
+            return
+        bad = {name: float(value) for name, value in trainer.callback_metrics.items()
+               if name.startswith("val/") and not torch.isfinite(value).all()}
+        if not bad:
+            return
+        what = (f"loss ({bad['val/loss']})" if "val/loss" in bad else
+                ", ".join(f"{name} ({value})" for name, value in bad.items()))
+        path = self._save(trainer, f"nonfinite-val-epoch{trainer.current_epoch}.ckpt")
+        raise NonFiniteLossError(
+            f"non-finite validation {what} after epoch {trainer.current_epoch} (global step "
+            f"{trainer.global_step}) although the training loss stayed finite: the weights have "
+            f"diverged. They are saved in {path}; no best.ckpt comes from this epoch. "
+            + self.ADVICE)
+
+    @staticmethod
+    def _save(trainer, name: str) -> Path:
+        path = run_folder(trainer) / "checkpoints" / name
+        trainer.save_checkpoint(path)
+        return path
 
 
 def machine_description() -> dict:

@@ -171,10 +171,35 @@ def test_non_finite_validation_loss_stops_the_run_without_a_best_checkpoint(tmp_
     saved = run_dir / "checkpoints" / "nonfinite-val-epoch0.ckpt"
     assert str(error.value).startswith("non-finite validation loss (nan) after epoch 0")
     assert str(saved) in str(error.value)
+    # Neither the training-loss check fired (no nonfinite-step*.ckpt) nor ModelCheckpoint.
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == [saved.name]
-    logged = [float(row["train/loss_epoch"]) for row in read_metrics(run_dir)
-              if row.get("train/loss_epoch")]
-    assert logged and all(abs(loss) < float("inf") for loss in logged)  # training looked finite
+
+
+def test_nan_validation_accuracy_is_caught_before_model_checkpoint(tmp_path):
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from torch.utils.data import DataLoader, TensorDataset
+    from involution.training import ImageClassifier, NonFiniteLossGuard
+
+    class NanAccuracy(ImageClassifier):
+        def validation_step(self, batch, batch_idx):
+            self.log("val/loss", 1.0)
+            self.log("val/top1", float("nan"))
+
+    loader = DataLoader(TensorDataset(torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 0])),
+                        batch_size=4)
+    checkpoints = tmp_path / "checkpoints"
+    # ModelCheckpoint first in the list: Lightning still runs it after the guard.
+    trainer = L.Trainer(max_epochs=1, default_root_dir=tmp_path, logger=False,
+                        num_sanity_val_steps=0, enable_progress_bar=False,
+                        enable_model_summary=False,
+                        callbacks=[ModelCheckpoint(checkpoints, "best", monitor="val/top1",
+                                                   mode="max", save_last=True),
+                                   NonFiniteLossGuard()])
+    with pytest.raises(NonFiniteLossError, match=r"^non-finite validation val/top1 \(nan\) "
+                                                 "after epoch 0"):
+        trainer.fit(NanAccuracy("resnet26", num_classes=3), loader, loader)
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["nonfinite-val-epoch0.ckpt"]
 
 
 def test_finite_validation_keeps_the_best_checkpoint(tmp_path, no_wandb):
