@@ -15,6 +15,7 @@ import netrc
 import os
 import platform
 import time
+import warnings
 from pathlib import Path
 from typing import Literal
 
@@ -35,7 +36,8 @@ from .models import create_model
 
 __all__ = [
     "ImageClassifier", "KernelStatsMonitor", "NonFiniteLossGuard", "RunSummary",
-    "ResumableCSVLogger", "PredictionWriter", "wandb_configured", "machine_description",
+    "ResumableCSVLogger", "PredictionWriter", "wandb_configured", "wandb_init_timeout",
+    "start_wandb_logger", "machine_description",
 ]
 
 OptimizerName = Literal["sgd", "adam", "adamw"]
@@ -476,3 +478,56 @@ def wandb_configured() -> bool:
         return netrc.netrc().authenticators("api.wandb.ai") is not None
     except (OSError, netrc.NetrcParseError):
         return False
+
+
+WANDB_DEFAULT_INIT_TIMEOUT = 30.0
+
+
+def wandb_init_timeout() -> float:
+    """Seconds W&B may take to start a run: ``WANDB_INIT_TIMEOUT`` (wandb's own variable), or 30.
+
+    wandb's default of 90 s (about 100 s with its account look-ups) is a long
+    stall for a logger, after which it raises instead of training.
+    """
+    value = os.environ.get("WANDB_INIT_TIMEOUT")
+    if value is None:
+        return WANDB_DEFAULT_INIT_TIMEOUT
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not seconds > 0:  # also refuses NaN
+        raise ValueError(f"WANDB_INIT_TIMEOUT must be a positive number of seconds, got "
+                         f"{value!r}; unset it for the default of {WANDB_DEFAULT_INIT_TIMEOUT:g} s")
+    return seconds
+
+
+def start_wandb_logger(**kwargs):
+    """A WandbLogger whose run has started, or ``None`` with one warning if W&B cannot start one.
+
+    Logging must never cost a run: when the server cannot be reached within
+    :func:`wandb_init_timeout`, or refuses the key, the run goes on with its
+    CSV log. The W&B run is started here, before training, rather than at
+    Lightning's first use of the logger, where a failure would abort ``fit``.
+    ``kwargs`` go to :class:`~lightning.pytorch.loggers.WandbLogger`.
+    """
+    import wandb
+    from lightning.pytorch.loggers import WandbLogger
+
+    timeout = wandb_init_timeout()
+    logger = WandbLogger(settings=wandb.Settings(init_timeout=timeout), **kwargs)
+    try:
+        logger.experiment  # noqa: B018 -- the property starts the run
+    except Exception as error:  # CommError, AuthenticationError, UsageError...: all mean no W&B
+        # wandb keeps the failed session's settings (server, mode) for the rest of the
+        # process: drop them, so that a later run here starts afresh.
+        wandb.teardown()
+        server = f" at {os.environ['WANDB_BASE_URL']}" if "WANDB_BASE_URL" in os.environ else ""
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        warnings.warn(
+            f"W&B could not start a run{server} within {timeout:g} s ({reason}): logging to "
+            "CSV only. Set WANDB_INIT_TIMEOUT=<seconds> to wait longer, WANDB_MODE=offline to "
+            "log locally and `wandb sync` later, or WANDB_MODE=disabled to skip W&B.",
+            UserWarning, stacklevel=2)
+        return None
+    return logger
