@@ -64,7 +64,8 @@ class InvolutionGeometry:
 
 
 def is_positive_int(value) -> bool:
-    """True for 1, 2, 3...; False for 0, negatives, floats and bools (True is an int in Python)."""
+    """True for 1, 2, 3...; False for 0, negatives, floats and bools."""
+    # bool is an int in Python: True would pass as a size of 1.
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
