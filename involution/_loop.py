@@ -11,9 +11,10 @@ reason: autograd would otherwise allocate a full-size gradient for every view.
 This runs on any device and dtype; it is the fallback where no faster
 kernel exists.
 
-In float16 and bfloat16 the K*K products are summed in float32 and rounded
-once at the end, as unfold's reduction and matrix-multiply kernels do: summing
-49 terms in bfloat16's 8 significant bits would lose about three of them.
+In float16 and bfloat16 the K*K products are formed and summed in float32
+and rounded once at the end, as unfold's ``sum`` does: rounding the running
+sum to bfloat16 after each of the 49 terms made the output 2.4 times less
+accurate than unfold's.
 """
 from __future__ import annotations
 

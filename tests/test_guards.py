@@ -11,7 +11,7 @@ from involution import Involution2d
 from involution.cli import run_cli
 from involution.functional import involution2d
 from involution.models import create_model, load_official_checkpoint
-from involution.training import NonFiniteLossError
+from involution.training import NonFiniteLossError, wandb_init_timeout
 
 from test_models import synthetic_official_checkpoint
 from test_training import only_run_dir, quick_args, read_metrics
@@ -246,7 +246,6 @@ def test_unreachable_wandb_falls_back_to_csv_with_one_warning(tmp_path, monkeypa
 
 
 def test_wandb_time_box_defaults_to_30_seconds(monkeypatch):
-    from involution.training import wandb_init_timeout
     monkeypatch.delenv("WANDB_INIT_TIMEOUT", raising=False)
     assert wandb_init_timeout() == 30.0
     monkeypatch.setenv("WANDB_INIT_TIMEOUT", "2.5")
