@@ -10,6 +10,11 @@ unfolded tensor. The backward pass is written out by hand for the same
 reason: autograd would otherwise allocate a full-size gradient for every view.
 This runs on any device and dtype; it is the fallback where no faster
 kernel exists.
+
+In float16 and bfloat16 the K*K products are formed and summed in float32
+and rounded once at the end, as unfold's ``sum`` does: rounding the running
+sum to bfloat16 after each of the 49 terms made the output 2.4 times less
+accurate than unfold's.
 """
 from __future__ import annotations
 
@@ -23,6 +28,11 @@ def _padded_groups(input: torch.Tensor, geo) -> torch.Tensor:
     pad_h, pad_w = geo.padding
     padded = F.pad(input, (pad_w, pad_w, pad_h, pad_h))
     return padded.view(geo.batch, geo.groups, geo.group_channels, *padded.shape[-2:])
+
+
+def _accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
+    """float32 for float16/bfloat16, the dtype itself for float32/float64."""
+    return torch.promote_types(dtype, torch.float32)
 
 
 def _offset_window(padded: torch.Tensor, geo, u: int, v: int) -> torch.Tensor:
@@ -40,12 +50,13 @@ class _LoopInvolution(torch.autograd.Function):
         ctx.save_for_backward(input, kernel)
         padded = _padded_groups(input, geo)
         out = input.new_zeros(geo.batch, geo.groups, geo.group_channels, geo.out_height,
-                              geo.out_width)
+                              geo.out_width, dtype=_accumulation_dtype(input.dtype))
         for u in range(geo.kernel_size):
             for v in range(geo.kernel_size):
                 # kernel[:, :, u, v] is (B, G, H_out, W_out): broadcast over the group's channels.
+                # A half-precision product is formed in out's float32 before it is added.
                 out.addcmul_(_offset_window(padded, geo, u, v), kernel[:, :, u, v].unsqueeze(2))
-        return out.view(geo.batch, geo.channels, geo.out_height, geo.out_width)
+        return out.to(input.dtype).view(geo.batch, geo.channels, geo.out_height, geo.out_width)
 
     @staticmethod
     @once_differentiable
@@ -53,10 +64,11 @@ class _LoopInvolution(torch.autograd.Function):
         input, kernel = ctx.saved_tensors
         geo = ctx.geo
         need_input, need_kernel = ctx.needs_input_grad[:2]
+        accumulation = _accumulation_dtype(input.dtype)
         grad_out = grad_out.reshape(geo.batch, geo.groups, geo.group_channels, geo.out_height,
-                                    geo.out_width)
+                                    geo.out_width).to(accumulation)
         padded = _padded_groups(input, geo)
-        grad_padded = torch.zeros_like(padded) if need_input else None
+        grad_padded = torch.zeros_like(padded, dtype=accumulation) if need_input else None
         grad_kernel = torch.empty_like(kernel) if need_kernel else None
         for u in range(geo.kernel_size):
             for v in range(geo.kernel_size):
@@ -64,6 +76,7 @@ class _LoopInvolution(torch.autograd.Function):
                     _offset_window(grad_padded, geo, u, v).addcmul_(
                         grad_out, kernel[:, :, u, v].unsqueeze(2))
                 if need_kernel:
+                    # Summed over the group's channels in float32, rounded once on assignment.
                     window = _offset_window(padded, geo, u, v)
                     grad_kernel[:, :, u, v] = (grad_out * window).sum(dim=2)
         grad_input = None
@@ -71,7 +84,7 @@ class _LoopInvolution(torch.autograd.Function):
             pad_h, pad_w = geo.padding
             grad_input = grad_padded.view(
                 geo.batch, geo.channels, *padded.shape[-2:]
-            )[..., pad_h: pad_h + geo.height, pad_w: pad_w + geo.width]
+            )[..., pad_h: pad_h + geo.height, pad_w: pad_w + geo.width].to(input.dtype)
         return grad_input, grad_kernel, None
 
 

@@ -64,12 +64,14 @@ def _loggers(run_dir: Path, resume_epoch: int | None) -> list:
         print(f"W&B is not configured (no login, WANDB_API_KEY or WANDB_MODE=offline): "
               f"logging to CSV only, in {run_dir}")
         return [csv_logger]
-    from lightning.pytorch.loggers import WandbLogger
+    from .training import start_wandb_logger
 
     run_id = re.sub(r"[^A-Za-z0-9_-]", "-", f"{run_dir.parent.name}-{run_dir.name}")
-    wandb_logger = WandbLogger(project=os.environ.get("WANDB_PROJECT", "involution"),
-                               name=f"{run_dir.parent.name}/{run_dir.name}", id=run_id,
-                               save_dir=str(run_dir), resume="allow")
+    wandb_logger = start_wandb_logger(project=os.environ.get("WANDB_PROJECT", "involution"),
+                                      name=f"{run_dir.parent.name}/{run_dir.name}", id=run_id,
+                                      save_dir=str(run_dir), resume="allow")
+    if wandb_logger is None:  # W&B could not start: it has warned, the CSV log goes on
+        return [csv_logger]
     # The CSV logger comes first: it defines the run folder and checkpoint place.
     return [csv_logger, wandb_logger]
 

@@ -63,9 +63,15 @@ class InvolutionGeometry:
         return self.channels // self.groups
 
 
+def is_positive_int(value) -> bool:
+    """True for 1, 2, 3...; False for 0, negatives, floats and bools."""
+    # bool is an int in Python: True would pass as a size of 1.
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
 def _positive_pair(value, name: str) -> tuple[int, int]:
     pair = _pair(value)
-    if len(pair) != 2 or any(not isinstance(v, int) or v < 1 for v in pair):
+    if len(pair) != 2 or not all(is_positive_int(v) for v in pair):
         raise ValueError(f"{name} must be a positive int or a pair of them, got {value!r}")
     return pair
 

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torchvision.ops import Conv2dNormActivation
 
-from .functional import involution2d
+from .functional import involution2d, is_positive_int
 
 __all__ = ["Involution2d", "KernelGenerator"]
 
@@ -46,6 +46,25 @@ class KernelGenerator(nn.Module):
         return weights.view(batch, self.groups, k, k, height, width)
 
 
+def _check_arguments(channels, kernel_size, stride, group_channels, reduction_ratio) -> None:
+    """Refuse sizes that would fail later with a ZeroDivisionError or a tensor error."""
+    official = {"kernel_size": 7, "stride": 1, "group_channels": 16, "reduction_ratio": 4}
+    for name, value in [("channels", channels), ("kernel_size", kernel_size), ("stride", stride),
+                        ("group_channels", group_channels), ("reduction_ratio", reduction_ratio)]:
+        if not is_positive_int(value):
+            hint = f" (the official value is {official[name]})" if name in official else ""
+            raise ValueError(f"{name} must be a positive int{hint}, got {value!r}")
+    if kernel_size % 2 != 1:
+        raise ValueError(f"kernel_size must be odd so the kernel is centred, got {kernel_size}; "
+                         f"use {kernel_size - 1} or {kernel_size + 1}")
+    if channels % group_channels != 0:
+        raise ValueError(f"channels={channels} must be divisible by "
+                         f"group_channels={group_channels}")
+    if channels // reduction_ratio < 1:
+        raise ValueError(f"reduction_ratio={reduction_ratio} leaves no channels from "
+                         f"channels={channels}; use a ratio of at most {channels}")
+
+
 class Involution2d(nn.Module):
     """Involution with a generated kernel, as in RedNet.
 
@@ -63,14 +82,7 @@ class Involution2d(nn.Module):
     def __init__(self, channels: int, kernel_size: int = 7, stride: int = 1,
                  group_channels: int = 16, reduction_ratio: int = 4, impl: str | None = None):
         super().__init__()
-        if channels % group_channels != 0:
-            raise ValueError(f"channels={channels} must be divisible by "
-                             f"group_channels={group_channels}")
-        if channels // reduction_ratio < 1:
-            raise ValueError(f"reduction_ratio={reduction_ratio} leaves no channels from "
-                             f"channels={channels}; use a ratio of at most {channels}")
-        if kernel_size % 2 != 1:
-            raise ValueError(f"kernel_size must be odd so the kernel is centred, got {kernel_size}")
+        _check_arguments(channels, kernel_size, stride, group_channels, reduction_ratio)
         self.channels, self.kernel_size, self.stride = channels, kernel_size, stride
         self.groups = channels // group_channels
         self.impl = impl

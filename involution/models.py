@@ -17,6 +17,7 @@ Use the registry::
 """
 from __future__ import annotations
 
+import pickle
 import re
 import warnings
 from pathlib import Path
@@ -28,6 +29,7 @@ from torchvision import models as tvm
 from torchvision.models.resnet import Bottleneck
 from torchvision.ops import Conv2dNormActivation
 
+from .functional import is_positive_int
 from .layers import Involution2d
 
 __all__ = [
@@ -51,6 +53,13 @@ OFFICIAL_MODEL_ZOO = (
     "https://github.com/d-li14/involution#model-zoo (ImageNet RedNet checkpoints in mmcls "
     "format, linked from the official repository's README)"
 )
+
+
+def _check_num_classes(num_classes) -> None:
+    # nn.Linear accepts 0 outputs and fails on -1 with a tensor error: say what is wrong instead.
+    if not is_positive_int(num_classes):
+        raise ValueError("num_classes must be a positive int (257 for Caltech-256, 1000 for "
+                         f"ImageNet), got {num_classes!r}")
 
 
 def _kaiming_init(module: nn.Module) -> None:
@@ -79,6 +88,7 @@ class ResNet(tvm.ResNet):
 
     def __init__(self, layers, num_classes: int = 1000, drop_rate: float = 0.0,
                  zero_init_residual: bool = True):
+        _check_num_classes(num_classes)
         super().__init__(Bottleneck, list(layers), num_classes=num_classes,
                          zero_init_residual=zero_init_residual)
         self.dropout = nn.Dropout(drop_rate)
@@ -152,6 +162,7 @@ def _dense_involution(dense_layer: nn.Module, kernel_size: int) -> nn.Module:
 
 
 def _densenet(num_classes: int, drop_rate: float, involution_kernel_size: int | None):
+    _check_num_classes(num_classes)
     model = tvm.densenet121(num_classes=num_classes)
     if involution_kernel_size is not None:
         for module in model.modules():
@@ -302,16 +313,65 @@ def convert_official_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[
     return converted
 
 
+def _load_file(path: Path):
+    """``torch.load`` of tensors only, with a message that says what is wrong with the file.
+
+    torch answers every failure with "re-run with weights_only=False", which
+    cannot help a truncated download or an HTML error page saved as .pth.
+    """
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}; official RedNet weights are "
+                                f"listed at {OFFICIAL_MODEL_ZOO}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
+        raise ValueError(_unreadable_file_message(path, str(error))) from None
+
+
+def _unreadable_file_message(path: Path, reason: str) -> str:
+    # A pickle that names a Python class is a real checkpoint with extra objects in it.
+    python_object = re.search(r"Unsupported global: GLOBAL ([\w.]+)", reason)
+    if python_object:
+        return (f"{path} holds Python objects besides tensors ({python_object.group(1)}), which "
+                "are only loaded from trusted files: if you trust its source, load it with "
+                "torch.load(path, weights_only=False) and pass the dict to "
+                "load_official_checkpoint")
+    size = path.stat().st_size
+    unpickler = re.search(r"WeightsUnpickler error:\s*(.+)", reason)
+    if unpickler:
+        detail = unpickler.group(1).strip()
+    else:  # torch's first sentence; an empty file raises a bare EOFError
+        detail = reason.split(". ")[0] or ("the file is empty" if size == 0 else "it ends early")
+    return (f"{path} ({size} bytes) is not a PyTorch checkpoint ({detail}): it may be an "
+            f"interrupted download or an error page; download it again from {OFFICIAL_MODEL_ZOO}")
+
+
 def _read_checkpoint(checkpoint) -> Mapping[str, torch.Tensor]:
     if isinstance(checkpoint, (str, Path)):
-        path = Path(checkpoint).expanduser()
-        if not path.is_file():
-            raise FileNotFoundError(f"no checkpoint at {path}; official RedNet weights are "
-                                    f"listed at {OFFICIAL_MODEL_ZOO}")
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint = _load_file(Path(checkpoint).expanduser())
     if not isinstance(checkpoint, Mapping):
         raise ValueError(f"expected a checkpoint dict, got {type(checkpoint).__name__}")
-    return checkpoint.get("state_dict", checkpoint)
+    state = checkpoint.get("state_dict", checkpoint)
+    if state and all(key.startswith("model.") for key in state):
+        raise ValueError(
+            "this is a checkpoint of this package's training (its tensors are named 'model.*'), "
+            "not an official RedNet checkpoint: resume or evaluate it with --ckpt_path, or get "
+            "the network with ImageClassifier.load_from_checkpoint(path).model")
+    return state
+
+
+_CLASSIFIER = {"fc.weight": "weight (head.fc.weight)", "fc.bias": "bias (head.fc.bias)"}
+
+
+def _check_classifier_is_whole(state: Mapping[str, torch.Tensor]) -> None:
+    """A weight without its bias (or the reverse) would load beside a fresh half: refuse it."""
+    present = [name for name in _CLASSIFIER if name in state]
+    if len(present) == 1:
+        (lacking,) = set(_CLASSIFIER) - set(present)
+        raise ValueError(
+            f"checkpoint has a classifier {_CLASSIFIER[present[0]]} but no "
+            f"{_CLASSIFIER[lacking]}: the file is incomplete. Download it again from "
+            f"{OFFICIAL_MODEL_ZOO}, or remove both head.fc tensors to train a fresh classifier")
 
 
 def load_official_checkpoint(model: RedNet, checkpoint) -> RedNet:
@@ -326,10 +386,14 @@ def load_official_checkpoint(model: RedNet, checkpoint) -> RedNet:
     Every backbone tensor must match by name and shape. If the checkpoint's
     classifier has another number of classes than ``model`` (e.g. 1000 vs
     257), the classifier keeps its fresh initialisation and a warning says so.
+    A classifier weight without its bias, a checkpoint of this package's own
+    training and a file that is no checkpoint at all each raise a
+    ``ValueError`` that says so.
     """
     state = convert_official_state_dict(_read_checkpoint(checkpoint))
+    _check_classifier_is_whole(state)
     own = model.state_dict()
-    head = {"fc.weight", "fc.bias"}
+    head = set(_CLASSIFIER)
     if "fc.weight" not in state:
         warnings.warn("checkpoint has no classifier (fc): it keeps its fresh initialisation "
                       "and must be trained", UserWarning, stacklevel=2)

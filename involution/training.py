@@ -15,6 +15,7 @@ import netrc
 import os
 import platform
 import time
+import warnings
 from pathlib import Path
 from typing import Literal
 
@@ -35,7 +36,8 @@ from .models import create_model
 
 __all__ = [
     "ImageClassifier", "KernelStatsMonitor", "NonFiniteLossGuard", "RunSummary",
-    "ResumableCSVLogger", "PredictionWriter", "wandb_configured", "machine_description",
+    "ResumableCSVLogger", "PredictionWriter", "wandb_configured", "wandb_init_timeout",
+    "start_wandb_logger", "machine_description",
 ]
 
 OptimizerName = Literal["sgd", "adam", "adamw"]
@@ -255,21 +257,48 @@ class NonFiniteLossError(RuntimeError):
 class NonFiniteLossGuard(Callback):
     """Stops training at the first NaN/inf loss, after saving a checkpoint.
 
-    It runs before the backward pass, so the saved weights are the last
-    finite ones: load them to inspect what went wrong.
+    The training loss is checked before each backward pass, so the saved
+    weights are the last finite ones: load them to inspect what went wrong.
+    A diverged run can keep a finite training loss (lr 1e6 gives 1e31) while
+    its validation loss is NaN, so every validation metric is checked too,
+    after each validation of ``fit``. Lightning calls ModelCheckpoint after
+    every other callback, so no ``best.ckpt`` or ``last.ckpt`` is written from
+    such an epoch; the weights that gave it are saved beside them instead.
     """
+
+    ADVICE = ("Lower the learning rate, add a warm-up (model.warmup_epochs) or clip gradients "
+              "(trainer.gradient_clip_val).")
 
     def on_before_backward(self, trainer, pl_module, loss):
         if torch.isfinite(loss).all():
             return
-        path = run_folder(trainer) / "checkpoints" / (
-            f"nonfinite-step{trainer.global_step}.ckpt")
-        trainer.save_checkpoint(path)
+        path = self._save(trainer, f"nonfinite-step{trainer.global_step}.ckpt")
         raise NonFiniteLossError(
             f"non-finite loss ({loss.item()}) at global step {trainer.global_step} (epoch "
             f"{trainer.current_epoch}); the weights before this step are saved in {path}. "
-            "Lower the learning rate, add a warm-up (model.warmup_epochs) or clip gradients "
-            "(trainer.gradient_clip_val).")
+            + self.ADVICE)
+
+    def on_validation_end(self, trainer, pl_module):
+        if trainer.sanity_checking or trainer.state.fn != "fit":
+            return
+        bad = {name: float(value) for name, value in trainer.callback_metrics.items()
+               if name.startswith("val/") and not torch.isfinite(value).all()}
+        if not bad:
+            return
+        what = (f"loss ({bad['val/loss']})" if "val/loss" in bad else
+                ", ".join(f"{name} ({value})" for name, value in bad.items()))
+        path = self._save(trainer, f"nonfinite-val-epoch{trainer.current_epoch}.ckpt")
+        raise NonFiniteLossError(
+            f"non-finite validation {what} after epoch {trainer.current_epoch} (global step "
+            f"{trainer.global_step}) although the training loss stayed finite: the weights have "
+            f"diverged. They are saved in {path}; no best.ckpt comes from this epoch. "
+            + self.ADVICE)
+
+    @staticmethod
+    def _save(trainer, name: str) -> Path:
+        path = run_folder(trainer) / "checkpoints" / name
+        trainer.save_checkpoint(path)
+        return path
 
 
 def machine_description() -> dict:
@@ -449,3 +478,56 @@ def wandb_configured() -> bool:
         return netrc.netrc().authenticators("api.wandb.ai") is not None
     except (OSError, netrc.NetrcParseError):
         return False
+
+
+WANDB_DEFAULT_INIT_TIMEOUT = 30.0
+
+
+def wandb_init_timeout() -> float:
+    """Seconds W&B may take to start a run: ``WANDB_INIT_TIMEOUT`` (wandb's own variable), or 30.
+
+    wandb's default of 90 s (about 100 s with its account look-ups) is a long
+    stall for a logger, after which it raises instead of training.
+    """
+    value = os.environ.get("WANDB_INIT_TIMEOUT")
+    if value is None:
+        return WANDB_DEFAULT_INIT_TIMEOUT
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not seconds > 0:  # also refuses NaN
+        raise ValueError(f"WANDB_INIT_TIMEOUT must be a positive number of seconds, got "
+                         f"{value!r}; unset it for the default of {WANDB_DEFAULT_INIT_TIMEOUT:g} s")
+    return seconds
+
+
+def start_wandb_logger(**kwargs):
+    """A WandbLogger whose run has started, or ``None`` with one warning if W&B cannot start one.
+
+    Logging must never cost a run: when the server cannot be reached within
+    :func:`wandb_init_timeout`, or refuses the key, the run goes on with its
+    CSV log. The W&B run is started here, before training, rather than at
+    Lightning's first use of the logger, where a failure would abort ``fit``.
+    ``kwargs`` go to :class:`~lightning.pytorch.loggers.WandbLogger`.
+    """
+    import wandb
+    from lightning.pytorch.loggers import WandbLogger
+
+    timeout = wandb_init_timeout()
+    logger = WandbLogger(settings=wandb.Settings(init_timeout=timeout), **kwargs)
+    try:
+        logger.experiment  # noqa: B018 -- the property starts the run
+    except Exception as error:  # CommError, AuthenticationError, UsageError...: all mean no W&B
+        # wandb keeps the failed session's settings (server, mode) for the rest of the
+        # process: drop them, so that a later run here starts afresh.
+        wandb.teardown()
+        server = f" at {os.environ['WANDB_BASE_URL']}" if "WANDB_BASE_URL" in os.environ else ""
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        warnings.warn(
+            f"W&B could not start a run{server} within {timeout:g} s ({reason}): logging to "
+            "CSV only. Set WANDB_INIT_TIMEOUT=<seconds> to wait longer, WANDB_MODE=offline to "
+            "log locally and `wandb sync` later, or WANDB_MODE=disabled to skip W&B.",
+            UserWarning, stacklevel=2)
+        return None
+    return logger

@@ -1,0 +1,256 @@
+"""Guards and clear errors (issue 9): bad sizes, bad checkpoints, half-precision accuracy,
+diverging runs and an unreachable W&B server."""
+import socket
+import time
+import warnings
+
+import pytest
+import torch
+
+from involution import Involution2d
+from involution.cli import run_cli
+from involution.functional import involution2d
+from involution.models import create_model, load_official_checkpoint
+from involution.training import NonFiniteLossError, wandb_init_timeout
+
+from test_models import synthetic_official_checkpoint
+from test_training import only_run_dir, quick_args, read_metrics
+
+
+# -- sizes that used to fail with ZeroDivisionError or a tensor error -------------------------
+
+BAD_SIZES = [
+    (dict(kernel_size=-1), "kernel_size must be a positive int (the official value is 7), got -1"),
+    (dict(kernel_size=0), "kernel_size must be a positive int (the official value is 7), got 0"),
+    (dict(kernel_size=4), "kernel_size must be odd so the kernel is centred, got 4; use 3 or 5"),
+    (dict(group_channels=0), "group_channels must be a positive int (the official value is 16), "
+                             "got 0"),
+    (dict(reduction_ratio=0), "reduction_ratio must be a positive int (the official value is 4), "
+                              "got 0"),
+    (dict(stride=0), "stride must be a positive int (the official value is 1), got 0"),
+    (dict(channels=-32), "channels must be a positive int, got -32"),
+    (dict(group_channels=2.0), "group_channels must be a positive int (the official value is 16), "
+                               "got 2.0"),
+    (dict(reduction_ratio=True), "reduction_ratio must be a positive int (the official value is "
+                                 "4), got True"),
+]
+
+
+@pytest.mark.parametrize("kwargs,message", BAD_SIZES,
+                         ids=[" ".join(f"{k}={v!r}" for k, v in kw.items()) for kw, _ in BAD_SIZES])
+def test_bad_involution_sizes_are_named(kwargs, message):
+    arguments = {"channels": 32, **kwargs}
+    with pytest.raises(ValueError) as error:
+        Involution2d(**arguments)
+    assert str(error.value) == message
+
+
+@pytest.mark.parametrize("name", ["rednet26", "resnet26", "dednet121"])
+@pytest.mark.parametrize("num_classes", [0, -1])
+def test_bad_num_classes_is_named(name, num_classes):
+    with pytest.raises(ValueError) as error:
+        create_model(name, num_classes=num_classes)
+    assert str(error.value) == ("num_classes must be a positive int (257 for Caltech-256, 1000 "
+                                f"for ImageNet), got {num_classes}")
+
+
+def test_bad_model_options_are_named():
+    with pytest.raises(ValueError, match="reduction_ratio must be a positive int .* got 0"):
+        create_model("rednet26", reduction_ratio=0)
+    with pytest.raises(ValueError, match="kernel_size must be a positive int .* got -1"):
+        create_model("dednet121", kernel_size=-1)
+
+
+# -- official checkpoints: each wrong file gets its own precise message -----------------------
+
+def test_classifier_without_bias_is_refused():
+    checkpoint = synthetic_official_checkpoint("rednet26")
+    del checkpoint["state_dict"]["head.fc.bias"]
+    with pytest.raises(ValueError) as error:
+        load_official_checkpoint(create_model("rednet26"), checkpoint)
+    assert str(error.value).startswith(
+        "checkpoint has a classifier weight (head.fc.weight) but no bias (head.fc.bias)")
+
+
+def test_lightning_checkpoint_gets_a_hint(tmp_path):
+    # What `python -m involution fit` saves: the network is the LightningModule's "model".
+    import lightning as L
+    from torch.utils.data import DataLoader, TensorDataset
+    from involution.training import ImageClassifier
+    images, labels = torch.randn(2, 3, 32, 32), torch.tensor([0, 1])
+    trainer = L.Trainer(max_steps=1, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False,
+                        default_root_dir=tmp_path)
+    trainer.fit(ImageClassifier("rednet26", num_classes=10),
+                DataLoader(TensorDataset(images, labels), batch_size=2))
+    path = tmp_path / "best.ckpt"
+    trainer.save_checkpoint(path)
+    with pytest.raises(ValueError) as error:
+        create_model("rednet26", num_classes=10, pretrained=path)
+    message = str(error.value)
+    assert "is a checkpoint of this package's training (its tensors are named 'model.*')" in message
+    assert "ImageClassifier.load_from_checkpoint" in message and "--ckpt_path" in message
+
+
+@pytest.mark.parametrize("content,reason", [
+    (b"<html><body>404 Not Found</body></html>", "Unsupported operand 60"),
+    (bytes(range(256)) * 4, "Unsupported operand"),
+    (b"", "the file is empty"),
+], ids=["error-page", "random-bytes", "empty"])
+def test_garbage_file_is_not_a_checkpoint(tmp_path, content, reason):
+    path = tmp_path / "rednet50.pth"
+    path.write_bytes(content)
+    with pytest.raises(ValueError) as error:
+        create_model("rednet50", pretrained=path)
+    message = str(error.value)
+    assert message.startswith(f"{path} ({len(content)} bytes) is not a PyTorch checkpoint")
+    assert reason in message
+    assert "github.com/d-li14/involution" in message  # where to download it again
+    assert "weights_only" not in message  # torch's advice does not apply to a broken file
+
+
+def test_truncated_checkpoint_is_not_a_checkpoint(tmp_path):
+    path = tmp_path / "rednet26.pth"
+    torch.save(synthetic_official_checkpoint("rednet26"), path)
+    path.write_bytes(path.read_bytes()[:100_000])  # an interrupted download
+    with pytest.raises(ValueError, match=r"is not a PyTorch checkpoint .*zip archive"):
+        create_model("rednet26", pretrained=path)
+
+
+def test_checkpoint_with_python_objects_says_how_to_load_it(tmp_path):
+    path = tmp_path / "rednet26.pth"
+    checkpoint = synthetic_official_checkpoint("rednet26")
+    checkpoint["meta"]["created"] = __import__("datetime").date(2021, 3, 1)
+    torch.save(checkpoint, path)
+    with pytest.raises(ValueError) as error:
+        create_model("rednet26", pretrained=path)
+    message = str(error.value)
+    assert "holds Python objects besides tensors (datetime.date)" in message
+    assert "torch.load(path, weights_only=False)" in message
+
+
+# -- half precision: the loop accumulates in float32 -------------------------------------------
+
+def relative_error(value, truth):
+    return ((value.double() - truth).norm() / truth.norm()).item()
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
+def test_loop_is_as_accurate_as_unfold_in_half_precision(dtype):
+    # RedNet's stage-3 involution at 14x14 (C/G = 16, K = 7), against unfold in float64.
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 64, 14, 14, generator=generator, dtype=torch.float64)
+    kernel = torch.randn(2, 4, 7, 7, 14, 14, generator=generator, dtype=torch.float64)
+    grad_out = torch.randn(2, 64, 14, 14, generator=generator, dtype=torch.float64)
+
+    def forward_and_gradients(impl, precision):
+        inputs = (x.to(precision).requires_grad_(), kernel.to(precision).requires_grad_())
+        out = involution2d(*inputs, impl=impl)
+        return (out, *torch.autograd.grad(out, inputs, grad_out.to(precision)))
+
+    truth = forward_and_gradients("unfold", torch.float64)
+    unfold = forward_and_gradients("unfold", dtype)
+    loop = forward_and_gradients("loop", dtype)
+    for name, got, reference, want in zip(["output", "input grad", "kernel grad"],
+                                          loop, unfold, truth):
+        assert got.dtype == dtype, name
+        assert relative_error(got, want) <= relative_error(reference, want), name
+    # The error of rounding the inputs and the result to 8 (bf16) or 11 (fp16) significant
+    # bits, not of 49 roundings of a running sum (7.8e-3 in bf16 before the fix).
+    unit_roundoff = torch.finfo(dtype).eps / 2
+    assert relative_error(loop[0], truth[0]) < 1.5 * unit_roundoff
+
+
+# -- a run that diverges while its training loss stays finite ----------------------------------
+
+@pytest.fixture
+def no_wandb(monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+
+
+def test_non_finite_validation_loss_stops_the_run_without_a_best_checkpoint(tmp_path, no_wandb):
+    # lr 1e6: after two steps the training loss is ~1e31 (finite), the validation loss NaN.
+    args = quick_args(tmp_path, "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2",
+                      "--trainer.limit_val_batches", "1", "--trainer.num_sanity_val_steps", "0",
+                      "--model.lr", "1e6", "--model.warmup_epochs", "0")
+    with pytest.raises(NonFiniteLossError) as error:
+        run_cli(args)
+    run_dir = only_run_dir(tmp_path)
+    saved = run_dir / "checkpoints" / "nonfinite-val-epoch0.ckpt"
+    assert str(error.value).startswith("non-finite validation loss (nan) after epoch 0")
+    assert str(saved) in str(error.value)
+    # Neither the training-loss check fired (no nonfinite-step*.ckpt) nor ModelCheckpoint.
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == [saved.name]
+
+
+def test_nan_validation_accuracy_is_caught_before_model_checkpoint(tmp_path):
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from torch.utils.data import DataLoader, TensorDataset
+    from involution.training import ImageClassifier, NonFiniteLossGuard
+
+    class NanAccuracy(ImageClassifier):
+        def validation_step(self, batch, batch_idx):
+            self.log("val/loss", 1.0)
+            self.log("val/top1", float("nan"))
+
+    loader = DataLoader(TensorDataset(torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 0])),
+                        batch_size=4)
+    checkpoints = tmp_path / "checkpoints"
+    # ModelCheckpoint first in the list: Lightning still runs it after the guard.
+    trainer = L.Trainer(max_epochs=1, default_root_dir=tmp_path, logger=False,
+                        num_sanity_val_steps=0, enable_progress_bar=False,
+                        enable_model_summary=False,
+                        callbacks=[ModelCheckpoint(checkpoints, "best", monitor="val/top1",
+                                                   mode="max", save_last=True),
+                                   NonFiniteLossGuard()])
+    with pytest.raises(NonFiniteLossError, match=r"^non-finite validation val/top1 \(nan\) "
+                                                 "after epoch 0"):
+        trainer.fit(NanAccuracy("resnet26", num_classes=3), loader, loader)
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["nonfinite-val-epoch0.ckpt"]
+
+
+# -- a configured W&B whose server cannot be reached -------------------------------------------
+
+def closed_local_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]  # nothing listens there once the socket is closed
+
+
+def test_unreachable_wandb_falls_back_to_csv_with_one_warning(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc, no ~/.config/wandb
+    monkeypatch.setenv("WANDB_MODE", "online")
+    monkeypatch.setenv("WANDB_API_KEY", "0123456789abcdef" * 2 + "01234567")  # 40 characters
+    monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{closed_local_port()}")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb"))
+    monkeypatch.setenv("WANDB_ERROR_REPORTING", "false")
+    monkeypatch.setenv("WANDB_INIT_TIMEOUT", "1")  # the time-box, in seconds
+    started = time.monotonic()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cli = run_cli(quick_args(tmp_path, "--trainer.max_epochs", "1",
+                                 "--trainer.limit_train_batches", "1",
+                                 "--trainer.limit_val_batches", "1"))
+    elapsed = time.monotonic() - started
+    about_wandb = [str(w.message) for w in caught if "W&B" in str(w.message)]
+    assert len(about_wandb) == 1, about_wandb
+    assert about_wandb[0].startswith("W&B could not start a run at http://127.0.0.1:")
+    assert "logging to CSV only" in about_wandb[0] and "WANDB_INIT_TIMEOUT" in about_wandb[0]
+    assert [type(logger).__name__ for logger in cli.trainer.loggers] == ["ResumableCSVLogger"]
+    run_dir = only_run_dir(tmp_path)
+    assert [int(float(r["epoch"])) for r in read_metrics(run_dir) if r.get("val/top1")] == [0]
+    assert (run_dir / "checkpoints" / "best.ckpt").is_file()
+    # wandb's own account look-ups add about 10 s to the 1 s time-box; untimed it waits ~100 s.
+    assert elapsed < 60, elapsed
+
+
+def test_wandb_time_box_defaults_to_30_seconds(monkeypatch):
+    monkeypatch.delenv("WANDB_INIT_TIMEOUT", raising=False)
+    assert wandb_init_timeout() == 30.0
+    monkeypatch.setenv("WANDB_INIT_TIMEOUT", "2.5")
+    assert wandb_init_timeout() == 2.5
+    monkeypatch.setenv("WANDB_INIT_TIMEOUT", "soon")
+    with pytest.raises(ValueError, match="WANDB_INIT_TIMEOUT must be a positive number of "
+                                         "seconds, got 'soon'"):
+        wandb_init_timeout()
