@@ -133,7 +133,7 @@ IMAGE_EXTENSIONS = frozenset(IMG_EXTENSIONS)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-TRANSFORM_PRESETS = ("course", "standard")
+TRANSFORM_PRESETS = ("course", "standard", "light")
 SPLIT_NAMES = ("train", "val", "test")
 DEFAULT_SPLIT = (0.8, 0.1, 0.1)
 DEFAULT_NUM_WORKERS = min(4, os.cpu_count() or 1)
@@ -878,7 +878,9 @@ def build_transforms(preset: str = "course", image_size: int = 224, train: bool 
     then a rotation and an affine rotation of up to 45 degrees each) after
     resizing the short side to ``image_size`` and cropping the centre.
     ``"standard"``: the usual ImageNet recipe, RandomResizedCrop + horizontal
-    flip. With ``train=False`` both give the deterministic evaluation
+    flip. ``"light"``: the evaluation view's scale with a random crop (small
+    shifts) and a horizontal flip, for data whose objects are already varied
+    in position and size (the shapes set). With ``train=False`` all give the deterministic evaluation
     pipeline: resize to ``image_size * 256 / 224`` and crop the centre.
     """
     if preset not in TRANSFORM_PRESETS:
@@ -899,6 +901,8 @@ def build_transforms(preset: str = "course", image_size: int = 224, train: bool 
             v2.RandomRotation(45),
             v2.RandomAffine(degrees=45),
         ]
+    elif preset == "light":
+        steps = [v2.Resize(_eval_resize(image_size)), v2.RandomCrop(image_size), v2.RandomHorizontalFlip()]
     else:
         steps = [v2.RandomResizedCrop(image_size), v2.RandomHorizontalFlip()]
     return v2.Compose(

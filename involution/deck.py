@@ -28,7 +28,8 @@ import time
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from .workbook import Run, export_runs, reference_rows, repo_root, results_rows
+from .workbook import (DATA_LABELS, Run, compare_spreads, export_runs, reference_rows, repo_root,
+                       seed_spread)
 
 __all__ = ["DECK_DATA", "FIGURES", "write_deck_data", "load_deck_data", "render_deck",
            "build_deck", "main"]
@@ -125,6 +126,7 @@ html, body { margin: 0; height: 100%; background: #2b2b2e; font-family: "DejaVu 
 .slide td:first-child { white-space: nowrap; }
 .slide th:first-child, .slide td:first-child, .slide td.text { text-align: left; }
 .slide tr.reported td { color: var(--muted); font-style: italic; }
+.slide .range { font-size: 13px; color: var(--muted); }
 .slide code, .slide pre { font-family: "DejaVu Sans Mono", Menlo, monospace; font-size: 17px; }
 .slide pre { background: #f5f5f7; padding: 12px 16px; border-radius: 6px; margin: 8px 0; white-space: pre-wrap; }
 .slide .footer { position: absolute; left: 64px; right: 64px; bottom: 16px; font-size: 13px; color: var(--muted); display: flex; justify-content: space-between; }
@@ -208,37 +210,69 @@ def _complexity_sentence(rows: Sequence[Mapping]) -> str:
             f"parameters, {red['reported_gflops']} GFLOPs.")
 
 
+def _by_model(runs: Sequence[Run]) -> dict[str, list[Run]]:
+    grouped: dict[str, list[Run]] = {}
+    for run in runs:
+        grouped.setdefault(run.model, []).append(run)
+    return grouped
+
+
+def _spread_cell(runs: Sequence[Run], key: str) -> str:
+    try:
+        spread = seed_spread(runs, key)
+    except ValueError:
+        return "&ndash;"
+    if len(spread.values) == 1:
+        return f"{spread.mean:.1f}%"
+    return (f"{spread.mean:.1f}% &plusmn; {spread.std:.1f}<br><span class='range'>"
+            f"{min(spread.values):.1f}&ndash;{max(spread.values):.1f}</span>")
+
+
 def _results_table(runs: Sequence[Run]) -> str:
-    from .reference import OFFICIAL_REDNET, OFFICIAL_REDNET_SOURCE
-    head = ("<tr><th>model</th><th>params</th><th>epochs</th><th>image</th>"
-            "<th>best val top-1</th><th>top-5</th><th>test top-1</th><th>top-5</th>"
-            "<th>data, source</th></tr>")
+    """This project's runs, one row per model (mean +- sd over seeds), then reported rows apart."""
+    from .reference import COURSE_PROJECT_SOURCE, OFFICIAL_REDNET, OFFICIAL_REDNET_SOURCE
+    head = ("<tr><th>model</th><th>params</th><th>seeds</th><th>epochs</th><th>image</th>"
+            "<th>best val top-1</th><th>test top-1</th><th>test top-5</th><th>data</th></tr>")
     body = []
-    for row in results_rows(runs):
-        badge = ' <span class="badge">sample set, not Caltech-256</span>' \
-            if row["data"].startswith("sample") else ""
+    for model_runs in _by_model(runs).values():
+        first = model_runs[0]
+        epochs = sorted({str(run.results.get("epochs_trained")) for run in model_runs})
         body.append(
-            f"<tr><td>{_e(row['label'])}</td><td>{row['params_m']:.2f}M</td><td>{row['epochs']}</td>"
-            f"<td>{row['image_size']}px</td><td>{_pct(row['best_val_top1'])}</td>"
-            f"<td>{_pct(row['best_val_top5'])}</td><td>{_pct(row['test_top1'])}</td>"
-            f"<td>{_pct(row['test_top5'])}</td><td class='text'>this project{badge}</td></tr>")
-    for row in reference_rows():
-        body.append(
-            f"<tr class='reported'><td>{_e(row['label'])}</td><td>{row['params_m']:.1f}M</td>"
-            f"<td>{row['epochs']}</td><td>&ndash;</td><td>{row['best_val_top1']:.2f}%</td>"
-            "<td>&ndash;</td><td>&ndash;</td><td>&ndash;</td>"
-            "<td class='text'>Caltech-256, reported by the course project</td></tr>")
+            f"<tr><td>{_e(first.label)}</td><td>{first.results['params'] / 1e6:.2f}M</td>"
+            f"<td>{len(model_runs)}</td><td>{', '.join(epochs)}</td><td>{first.image_size}px</td>"
+            f"<td>{_spread_cell(model_runs, 'best_val_top1')}</td>"
+            f"<td>{_spread_cell(model_runs, 'test_top1')}</td>"
+            f"<td>{_spread_cell(model_runs, 'test_top5')}</td>"
+            f"<td class='text'>{_e(first.data_label)}</td></tr>")
+    table = (f"<table>{head}{''.join(body)}</table>"
+             "<p class='note'>This project's runs: mean &plusmn; standard deviation over seeds, and "
+             "the range from the worst to the best run.</p>")
+    # Other people's numbers come from other data: a table of their own, never a shared column.
+    course = "".join(
+        f"<tr class='reported'><td>{_e(row['label'])}</td><td>{row['params_m']:.1f}M</td>"
+        f"<td>{row['epochs']}</td><td>{row['best_val_top1']:.2f}% (val)</td>"
+        "<td class='text'>Caltech-256, reported by the course project</td></tr>"
+        for row in reference_rows())
     official = OFFICIAL_REDNET[26]
-    body.append(
-        f"<tr class='reported'><td>RedNet-26</td><td>{official['params_m']:.2f}M</td>"
-        f"<td>&ndash;</td><td>&ndash;</td><td>&ndash;</td><td>&ndash;</td>"
-        f"<td>{official['top1']:.2f}%</td><td>{official['top5']:.2f}%</td>"
-        "<td class='text'>ImageNet-1k, reported by Li et al.</td></tr>")
-    from .reference import COURSE_PROJECT_SOURCE
-    return (f"<table>{head}{''.join(body)}</table>"
-            f"<p class='note'>Italic rows are not ours: {_e(COURSE_PROJECT_SOURCE)}; "
-            f"{_e(OFFICIAL_REDNET_SOURCE)} (its top-1/top-5 are ImageNet validation accuracies). "
-            "Different data sets: the rows cannot be compared number for number.</p>")
+    reported = (
+        "<table><tr><th>reported by others</th><th>params</th><th>epochs</th><th>top-1</th>"
+        f"<th>data</th></tr>{course}"
+        f"<tr class='reported'><td>RedNet-26</td><td>{official['params_m']:.2f}M</td><td>&ndash;</td>"
+        f"<td>{official['top1']:.2f}% (ImageNet val)</td><td class='text'>ImageNet-1k, reported by "
+        "Li et al.</td></tr></table>"
+        f"<p class='note'>Not ours: {_e(COURSE_PROJECT_SOURCE)}; {_e(OFFICIAL_REDNET_SOURCE)}. "
+        "Different data sets from each other and from ours: compare within a row's data set only.</p>")
+    return table + reported
+
+
+def _comparison_sentence(runs: Sequence[Run]) -> str:
+    grouped = list(_by_model(runs).values())
+    if len(grouped) != 2:
+        return ""
+    try:
+        return "Test top-1: " + compare_spreads(seed_spread(grouped[0]), seed_spread(grouped[1]))
+    except ValueError:
+        return ""
 
 
 def _slide(body: str, footer: str) -> str:
@@ -256,16 +290,19 @@ def render_deck(slides_dir: str | os.PathLike | None = None, embed_images: bool 
     relative_to = Path(relative_to) if relative_to is not None else slides_dir
     deck, runs = load_deck_data(slides_dir)
     ordered = list(runs.values())
-    sample = any(run.is_sample_set for run in ordered)
-    data_label = "sample set, not Caltech-256" if sample else "Caltech-256"
+    kinds = sorted({run.kind for run in ordered})
+    data_label = " + ".join(DATA_LABELS[kind] for kind in kinds)
+    sample = "sample" in kinds
+    built_in = set(kinds) <= {"sample", "shapes"}
     machines = sorted({run.machine() for run in ordered})
     epochs = sorted({str(run.results.get("epochs_trained")) for run in ordered})
     sizes = sorted({str(run.image_size) for run in ordered})
-    labels = " vs ".join(run.label for run in ordered)
+    labels = " vs ".join(dict.fromkeys(run.label for run in ordered))
+    seeds = sorted({str(run.seed) for run in ordered})
     fast = " FAST-MODE SMOKE TEST, not a result." if deck.get("fast_mode") else ""
     plural = "" if epochs == ["1"] else "s"
-    source_note = (f"Runs: {data_label}; {', '.join(epochs)} epoch{plural} at {', '.join(sizes)}px; "
-                   f"machine: {'; '.join(machines)}.{fast}")
+    source_note = (f"Runs: {data_label}; seeds {', '.join(seeds)}; {', '.join(epochs)} epoch{plural} "
+                   f"at {', '.join(sizes)}px; machine: {'; '.join(machines)}.{fast}")
     footer = (f"<span>Involution &amp; RedNet &middot; built by python -m involution.deck from "
               f"slides/data</span><span>{_e(data_label)}</span>")
 
@@ -341,14 +378,14 @@ def render_deck(slides_dir: str | os.PathLike | None = None, embed_images: bool 
             footer),
         _slide(
             f"<h2>Training {_e(labels)}"
-            + (' <span class="badge">sample set, not Caltech-256</span>' if sample else "") + "</h2>"
+            + (f' <span class="badge">{_e(data_label)}</span>' if built_in else "") + "</h2>"
             + figure("training_curves",
                      "Loss and top-1 accuracy per epoch (solid: training, dashed: validation), read "
                      f"from the runs' metrics.csv. {_e(source_note)}"),
             footer),
         _slide(
             "<h2>Results</h2>" + _results_table(ordered)
-            + f"<p class='note'>{_e(source_note)}</p>",
+            + f"<p class='note'><b>{_e(_comparison_sentence(ordered))}</b> {_e(source_note)}</p>",
             footer),
         _slide(
             "<h2>Accuracy vs parameters</h2>"
@@ -362,13 +399,18 @@ def render_deck(slides_dir: str | os.PathLike | None = None, embed_images: bool 
             "<li>Involution swaps convolution's two inductive biases: kernels that vary over space "
             "and are shared over channels. The kernel maps change with image content.</li>"
             f"<li>{_e(_complexity_sentence(complexity['rows']))}</li>"
-            + ("<li>The training runs here are on the built-in sample set: they show that the "
-               "pipeline works end to end, <b>not</b> how RedNet does on Caltech-256. For that, "
-               "run notebook 03 where Caltech-256 is available (a GPU helps).</li>" if sample else
+            + (f"<li>{_e(_comparison_sentence(ordered))}</li>" if _comparison_sentence(ordered) else "")
+            + ("<li>The training runs here are on the built-in sample set, which measures "
+               "memorisation: they show that the pipeline works end to end, <b>not</b> how RedNet "
+               "learns. </li>" if sample else
+               "<li>The training runs here are on the built-in shapes set (generated offline; test "
+               "images from photographs no training image used): they compare how the two models "
+               "learn in minutes on a CPU, <b>not</b> how they do on Caltech-256. For that, run "
+               "notebook 02 with Caltech-256 and a GPU.</li>" if built_in else
                "<li>Training results are on Caltech-256 with this project's split; the course "
                "project's reported numbers used a different split and RedNet variant.</li>")
             + "</ul><h2>Reproduce</h2>"
-            "<pre>./run.sh                      # demo, the four notebooks, this deck\n"
+            "<pre>./run.sh                      # demo, the four notebooks (3 seeds per model), this deck\n"
             "python -m involution.deck     # rebuild the deck from slides/\n"
             "./test.sh                     # tests, notebooks under nbval, the deck in a browser</pre>",
             footer),

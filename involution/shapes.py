@@ -59,6 +59,7 @@ VERSION = 1  # bump when the generator's output changes, so old caches are not r
 SIZE = 64  # pixels; the workbook trains at 64 px
 JPEG_QUALITY = 92
 SUPERSAMPLE = 4  # shapes are drawn at 4x and scaled down: smooth, antialiased edges
+MAX_TILT = 25  # degrees: shapes stand roughly upright, as objects in photographs do
 BACKGROUND_CONTRAST = 0.35  # how much of the photograph's contrast the background keeps
 
 SHAPE_CLASSES = ("circle", "triangle", "square", "star", "cross",
@@ -298,7 +299,7 @@ def _draw_record(rng: np.random.Generator, split: str, label: str, path: str) ->
         for _ in range(rng.integers(0, 3)))
     return ShapeRecord(
         path=path, split=split, label=label, photo=photo, crop=crop, flip=flip, tint=tint,
-        center=center, radius=radius, angle=float(rng.uniform(0, 360)), fill=fill,
+        center=center, radius=radius, angle=float(rng.uniform(-MAX_TILT, MAX_TILT)), fill=fill,
         color=_random_color(rng, dark), texture_photo=texture_photo,
         texture_crop=_random_crop(rng, texture_photo) if texture_photo else (0, 0, 0, 0),
         strokes=strokes, noise_seed=int(rng.integers(2**63)), noise_std=float(rng.uniform(2, 6)))

@@ -8,10 +8,11 @@ import pytest
 import torch
 
 from involution import workbook
-from involution.workbook import (FAST_ENV, WORKDIR_ENV, DataChoice, Run, choose_data, course_args,
-                                 fast_mode, find_runs, find_weights, format_epoch_table,
-                                 format_results_table, internet_reachable, latest_comparison,
-                                 latest_run, model_label, read_metrics, repo_root, results_rows,
+from involution.workbook import (FAST_ENV, WORKDIR_ENV, DataChoice, Run, SeedSpread, choose_data,
+                                 compare_spreads, fast_mode, find_comparison, find_runs,
+                                 find_weights, format_epoch_table, format_results_table,
+                                 format_seed_table, internet_reachable, latest_run, model_label,
+                                 read_metrics, repo_root, results_rows, training_args,
                                  work_directory)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -70,11 +71,14 @@ def test_setup_in_fast_mode(monkeypatch, tmp_path, capsys):
     monkeypatch.setenv(FAST_ENV, "1")
     monkeypatch.setenv(WORKDIR_ENV, str(tmp_path))
     monkeypatch.setenv("WANDB_MODE", "online")
+    monkeypatch.chdir(REPO / "notebooks")  # where a notebook starts
     book = workbook.setup()
+    # The notebook now works from the repository's root, so its paths are short and relative.
+    assert Path.cwd() == REPO
     assert book.fast and book.root == REPO and book.workdir == tmp_path.resolve()
     assert book.runs_dir == tmp_path.resolve() / "runs"
     assert book.figures_dir == tmp_path.resolve() / "slides" / "figures"
-    assert book.config("quick_sample") == REPO / "configs" / "quick_sample.yaml"
+    assert book.config("quick_sample") == Path("configs") / "quick_sample.yaml"
     assert workbook.os.environ["WANDB_MODE"] == "disabled"
     printed = capsys.readouterr().out
     assert "FAST" in printed and str(tmp_path.resolve()) in printed
@@ -96,13 +100,21 @@ def test_fast_mode_always_uses_the_sample_set(tmp_path):
     assert choice.is_sample_set and choice.root == "sample" and not choice.download
     assert "NOT Caltech-256" in choice.statement and "fast mode" in choice.statement
     assert choice.cli_args() == ["--data.root", "sample", "--data.download", "false"]
-    assert choice.label == "sample set, not Caltech-256"
+    assert choice.label == "sample set (memorisation check), not Caltech-256"
+
+
+def test_the_default_is_the_shapes_set_and_the_statement_names_the_setting():
+    choice = choose_data(reachable=lambda: pytest.fail("no check needed"))
+    assert choice.kind == "shapes" and choice.root == "shapes" and not choice.download
+    assert "DATA_ROOT = 'shapes' in the settings cell" in choice.statement
+    assert "NOT Caltech-256" in choice.statement and "generalisation" in choice.statement
+    assert choice.label == "shapes set (offline), not Caltech-256"
 
 
 def test_caltech256_on_disk_is_used(tmp_path):
     choice = choose_data(_fake_caltech(tmp_path), reachable=lambda: pytest.fail("no check needed"))
-    assert not choice.is_sample_set and not choice.download and choice.root == str(tmp_path)
-    assert choice.statement.startswith("Data: Caltech-256, found at")
+    assert choice.kind == "caltech256" and not choice.download and choice.root == str(tmp_path)
+    assert choice.statement.startswith("Data: Caltech-256, found in")
     assert choice.label == "Caltech-256"
 
 
@@ -113,11 +125,18 @@ def test_caltech256_is_downloaded_when_reachable(tmp_path):
     assert "downloaded" in choice.statement
 
 
-def test_falls_back_to_the_sample_set_and_says_so(tmp_path):
-    choice = choose_data(tmp_path / "absent", reachable=lambda: False)
-    assert choice.is_sample_set and choice.root == "sample"
+def test_auto_falls_back_to_the_shapes_set_and_says_so(monkeypatch, tmp_path):
+    monkeypatch.delenv(workbook.DATA_ROOT_ENV, raising=False)
+    monkeypatch.setattr(workbook, "repo_root", lambda: tmp_path)  # no data/caltech256 there
+    choice = choose_data("auto", reachable=lambda: False)
+    assert choice.kind == "shapes" and choice.root == "shapes"
     assert "NOT Caltech-256" in choice.statement and "cannot be reached" in choice.statement
     assert "\n" not in choice.statement
+
+
+def test_a_named_folder_without_data_is_an_error_not_a_silent_fallback(tmp_path):
+    with pytest.raises(FileNotFoundError, match="DATA_ROOT = 'shapes'"):
+        choose_data(tmp_path / "absent", reachable=lambda: False)
 
 
 def test_auto_follows_the_data_root_variable(monkeypatch, tmp_path):
@@ -176,15 +195,18 @@ def test_read_metrics_collapses_lightning_rows_to_epochs(tmp_path):
 
 
 def make_run(runs_dir: Path, name: str, version: str, model="rednet26", sample=True, tested=True,
-             val_top1=0.5, params=7_000_000, epochs=3, metrics=True) -> Path:
+             val_top1=0.5, params=7_000_000, epochs=3, metrics=True, kind=None, test_top1=0.4,
+             seed=None) -> Path:
     folder = runs_dir / name / version
     folder.mkdir(parents=True)
+    kind = kind or ("sample" if sample else "caltech256")
     results = {"model": model, "params": params, "epochs_trained": epochs, "best_val_top1": val_top1,
-               "best_val_top5": 0.9, "best_epoch": 1,
-               "dataset": {"is_sample_set": sample, "image_size": 64, "root": "/nowhere"},
+               "best_val_top5": 0.9, "best_epoch": 1, "seed": seed,
+               "dataset": {"is_sample_set": kind == "sample", "kind": kind, "image_size": 64,
+                           "root": "/nowhere"},
                "machine": {"cpu": "Test CPU", "cpu_threads": 2, "gpu": None}}
     if tested:
-        results.update(test_top1=0.4, test_top5=0.8)
+        results.update(test_top1=test_top1, test_top5=0.8)
     (folder / "results.json").write_text(json.dumps(results))
     if metrics:
         (folder / "metrics.csv").write_text(METRICS_CSV)
@@ -214,26 +236,50 @@ def test_latest_run_picks_the_newest_matching_run(tmp_path):
 def test_run_describes_itself(tmp_path):
     run = Run.load(make_run(tmp_path, "rednet26_sample", "20260101-000000", epochs=1))
     assert run.label == "RedNet-26" and run.is_sample_set and run.tested
-    assert run.summary() == "RedNet-26 trained for 1 epoch at 64px on the sample set, not Caltech-256"
+    assert run.summary() == ("RedNet-26 trained for 1 epoch at 64px on the sample set (memorisation "
+                             "check), not Caltech-256")
     assert "Test CPU, 2 CPU threads, no GPU" in run.describe()
     assert run.metrics()["val/top1"] == [0.3, 0.45]
     with pytest.raises(FileNotFoundError, match="not a finished run"):
         Run.load(tmp_path)
 
 
-def test_latest_comparison_prefers_caltech256_and_names_what_is_missing(tmp_path):
-    make_run(tmp_path, "rednet26_sample", "20260101-000000")
-    make_run(tmp_path, "resnet26_sample", "20260101-000000", model="resnet26")
-    chosen = latest_comparison(tmp_path)
-    assert {m: r.name for m, r in chosen.items()} == {"rednet26": "rednet26_sample",
-                                                      "resnet26": "resnet26_sample"}
-    # Only one Caltech-256 run: the sample-set pair still wins (same data for both).
+def test_find_comparison_takes_every_seed_of_one_kind_of_data(tmp_path):
+    make_run(tmp_path, "rednet26_sample_seed0", "20260101-000000", seed=0)
+    make_run(tmp_path, "resnet26_sample_seed0", "20260101-000000", model="resnet26", seed=0)
+    chosen = find_comparison(tmp_path)
+    assert {m: [r.name for r in runs] for m, runs in chosen.items()} == {
+        "rednet26": ["rednet26_sample_seed0"], "resnet26": ["resnet26_sample_seed0"]}
+    # Shapes runs of both models win over sample-set runs; every seed, the newest run of each.
+    for seed in (0, 1):
+        make_run(tmp_path, f"rednet26_shapes_seed{seed}", "20260101-000000", kind="shapes", seed=seed)
+        make_run(tmp_path, f"resnet26_shapes_seed{seed}", "20260101-000000", model="resnet26",
+                 kind="shapes", seed=seed)
+    newer = make_run(tmp_path, "rednet26_shapes_seed1", "20260102-000000", kind="shapes", seed=1)
+    chosen = find_comparison(tmp_path)
+    assert [r.seed for r in chosen["rednet26"]] == [0, 1] and chosen["rednet26"][1].path == newer
+    assert all(r.kind == "shapes" for runs in chosen.values() for r in runs)
+    # A Caltech-256 run of one model only: the shapes pair still wins (same data for both).
     make_run(tmp_path, "rednet26_caltech256_course", "20260101-000000", sample=False)
-    assert latest_comparison(tmp_path)["rednet26"].name == "rednet26_sample"
-    make_run(tmp_path, "resnet26_caltech256_course", "20260101-000000", model="resnet26", sample=False)
-    assert latest_comparison(tmp_path)["resnet26"].name == "resnet26_caltech256_course"
-    with pytest.raises(FileNotFoundError, match="03_train_rednet_caltech256"):
-        latest_comparison(tmp_path / "empty")
+    assert find_comparison(tmp_path)["rednet26"][0].kind == "shapes"
+    with pytest.raises(FileNotFoundError, match="02_train_rednet"):
+        find_comparison(tmp_path / "empty")
+
+
+def test_seed_spread_and_an_honest_comparison(tmp_path):
+    overlapping = compare_spreads(SeedSpread("RedNet-26", (60.0, 64.0, 62.0)),
+                                  SeedSpread("ResNet-26", (61.0, 59.0, 63.0)))
+    assert "within the seed-to-seed spread" in overlapping and "neither" in overlapping
+    separated = compare_spreads(SeedSpread("RedNet-26", (70.0, 72.0, 71.0)),
+                                SeedSpread("ResNet-26", (61.0, 59.0, 63.0)))
+    assert separated.startswith("RedNet-26 is ahead by 10.0 points")
+    assert "no winner" in compare_spreads(SeedSpread("A", (1.0,)), SeedSpread("B", (2.0,)))
+    spread = SeedSpread("RedNet-26", (60.0, 64.0, 62.0))
+    assert spread.mean == pytest.approx(62.0) and spread.std == pytest.approx(2.0)
+    runs = {"rednet26": [Run.load(make_run(tmp_path, f"rednet26_shapes_seed{s}", "1", kind="shapes",
+                                           seed=s, test_top1=t)) for s, t in ((0, 0.6), (1, 0.64))]}
+    table = format_seed_table(runs)
+    assert "RedNet-26" in table and "62.0% +- 2.8 (n=2, range 60.0-64.0)" in table
 
 
 def test_runs_data_statement_never_lets_the_sample_set_pass_for_caltech256(tmp_path):
@@ -248,9 +294,9 @@ def test_results_table_has_our_runs_and_the_reported_rows(tmp_path):
     run = Run.load(make_run(tmp_path, "rednet26_sample", "1", val_top1=0.55))
     (row,) = results_rows([run])
     assert row["best_val_top1"] == pytest.approx(55.0) and row["test_top1"] == pytest.approx(40.0)
-    assert row["data"] == "sample set, not Caltech-256"
+    assert row["data"] == "sample set (memorisation check), not Caltech-256"
     table = format_results_table([run])
-    assert "55.0%" in table and "sample set, not Caltech-256 (this project)" in table
+    assert "55.0%" in table and "not Caltech-256 (this project)" in table
     assert "60.05%" in table and "reported, not ours" in table and "course project" in table
     assert "60.05%" not in format_results_table([run], reference=False)
 
@@ -277,31 +323,36 @@ def _book(tmp_path, fast):
     return workbook.Workbook(root=REPO, fast=fast, workdir=tmp_path, colab=False, gpu=None)
 
 
-def test_course_args_override_only_data_size_and_schedule(tmp_path):
-    sample = DataChoice("sample", False, True, "")
-    args = course_args("fit", _book(tmp_path, fast=False), sample, "rednet26", 64, epochs=15)
-    assert args[:3] == ["fit", "--config", str(REPO / "configs" / "rednet26_caltech256_course.yaml")]
+def test_training_args_set_only_model_data_seed_and_schedule(tmp_path):
+    shapes = DataChoice("shapes", False, "shapes", "")
+    args = training_args("fit", _book(tmp_path, fast=False), shapes, "resnet26", 64, epochs=15, seed=2)
+    assert args[:2] == ["fit", "--config"] and Path(args[2]).resolve() == REPO / "configs" / "shapes.yaml"
     pairs = dict(zip(args[3::2], args[4::2]))
-    assert pairs == {"--trainer.default_root_dir": str(tmp_path / "runs"), "--run_name": "rednet26_sample",
-                     "--data.root": "sample", "--data.download": "false", "--data.image_size": "64",
-                     "--trainer.max_epochs": "15", "--data.num_workers": "0"}
-    caltech = DataChoice("data/caltech256", True, False, "")
-    args = course_args("test", _book(tmp_path, fast=False), caltech, "resnet26", 224, epochs=150,
-                       ckpt_path="best.ckpt")
+    assert pairs == {"--model.model_name": "resnet26", "--trainer.default_root_dir": str(tmp_path / "runs"),
+                     "--run_name": "resnet26_shapes_seed2", "--data.root": "shapes",
+                     "--data.download": "false", "--data.image_size": "64",
+                     "--trainer.enable_progress_bar": "false",
+                     "--trainer.enable_model_summary": "false", "--seed_everything": "2",
+                     "--trainer.max_epochs": "15"}
+    caltech = DataChoice("data/caltech256", True, "caltech256", "")
+    args = training_args("test", _book(tmp_path, fast=False), caltech, "resnet26", 224, epochs=150,
+                         ckpt_path="best.ckpt")
+    assert Path(args[2]).resolve() == REPO / "configs" / "resnet26_caltech256_course.yaml"
     pairs = dict(zip(args[3::2], args[4::2]))
     assert pairs["--run_name"] == "resnet26_caltech256_course" and pairs["--ckpt_path"] == "best.ckpt"
-    assert "--trainer.max_epochs" not in pairs and "--data.num_workers" not in pairs
+    assert "--trainer.max_epochs" not in pairs and "--seed_everything" not in pairs
     with pytest.raises(ValueError, match="command"):
-        course_args("train", _book(tmp_path, fast=False), sample, "rednet26", 64)
+        training_args("train", _book(tmp_path, fast=False), shapes, "rednet26", 64)
 
 
-def test_course_args_in_fast_mode_run_two_steps_once_each(tmp_path):
-    args = course_args("fit", _book(tmp_path, fast=True), DataChoice("sample", False, True, ""),
-                       "rednet26", 32, epochs=15)
+def test_training_args_in_fast_mode_run_two_steps_once_each(tmp_path):
+    args = training_args("fit", _book(tmp_path, fast=True), DataChoice("sample", False, "sample", ""),
+                         "rednet26", 32, epochs=15, seed=0)
     flags = args[3::2]
     assert len(flags) == len(set(flags)), "an option is given twice"
     pairs = dict(zip(args[3::2], args[4::2]))
     assert pairs["--trainer.max_epochs"] == "1" and pairs["--trainer.limit_train_batches"] == "2"
+    assert Path(args[2]).resolve() == REPO / "configs" / "quick_sample.yaml"
 
 
 def test_find_weights_order_and_errors(tmp_path):
@@ -312,14 +363,14 @@ def test_find_weights_order_and_errors(tmp_path):
         find_weights(official=tmp_path / "missing.pth")
 
     quick = make_run(tmp_path, "quick_sample", "20300101-000000")
-    sample = make_run(tmp_path, "rednet26_sample", "20200101-000000")
+    sample = make_run(tmp_path, "rednet26_sample_seed0", "20200101-000000")
     for folder in (quick, sample):
         (folder / "checkpoints").mkdir()
         (folder / "checkpoints" / "best.ckpt").write_bytes(b"")
     chosen = find_weights(runs_dir=tmp_path, run_names=workbook.KERNEL_RUN_NAMES)
-    # Notebook 03's run wins over the newer quick sample-set run.
-    assert chosen.source == "run" and chosen.run.name == "rednet26_sample"
-    assert "sample set, not Caltech-256" in chosen.statement
+    # Notebook 02's seed-0 run wins over the newer quick sample-set run.
+    assert chosen.source == "run" and chosen.run.name == "rednet26_sample_seed0"
+    assert "sample set (memorisation check), not Caltech-256" in chosen.statement
     explicit = find_weights(checkpoint=quick / "checkpoints" / "best.ckpt", runs_dir=tmp_path,
                             run_names=workbook.KERNEL_RUN_NAMES)
     assert explicit.source == "checkpoint" and explicit.run.path == quick
