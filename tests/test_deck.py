@@ -29,23 +29,29 @@ BROWSER_FIX = ("install Debian's Chromium and its driver: `sudo apt-get install 
 # -- building ------------------------------------------------------------------------------
 
 
-def _fake_slides(tmp_path: Path, sample: bool = True) -> Path:
-    """A slides folder with tiny figures and two fake runs, written by write_deck_data."""
+def _fake_slides(tmp_path: Path, sample: bool = True, kind: str | None = None,
+                 seeds: dict | None = None) -> Path:
+    """A slides folder with tiny figures and fake runs, written by write_deck_data.
+
+    ``seeds``: {seed: (RedNet test top-1, ResNet test top-1)}; one seed by default.
+    """
     slides = tmp_path / "slides"
     (slides / "figures").mkdir(parents=True)
     for name in deck.FIGURES.values():
         Image.new("RGB", (40, 30), (200, 30, 30)).save(slides / "figures" / name)
+    kind = kind or ("sample" if sample else "caltech256")
     runs = {}
-    for model, params, top1 in (("rednet26", 7_204_656, 0.4), ("resnet26", 11_668_042, 0.35)):
-        folder = tmp_path / "runs" / f"{model}_sample" / "20260101-000000"
-        folder.mkdir(parents=True)
-        (folder / "results.json").write_text(json.dumps({
-            "model": model, "params": params, "epochs_trained": 15, "best_val_top1": top1,
-            "best_val_top5": 0.9, "test_top1": top1 - 0.05, "test_top5": 0.85,
-            "dataset": {"is_sample_set": sample, "image_size": 64},
-            "machine": {"cpu": "Test CPU", "cpu_threads": 2, "gpu": None}}))
-        (folder / "metrics.csv").write_text("epoch,step,val/top1\n0,7,0.3\n")
-        runs[model] = Run.load(folder)
+    for seed, tops in (seeds or {0: (0.35, 0.30)}).items():
+        for (model, params), test_top1 in zip((("rednet26", 7_204_656), ("resnet26", 11_668_042)), tops):
+            folder = tmp_path / "runs" / f"{model}_{kind}_seed{seed}" / "20260101-000000"
+            folder.mkdir(parents=True)
+            (folder / "results.json").write_text(json.dumps({
+                "model": model, "params": params, "epochs_trained": 15, "best_val_top1": test_top1 + 0.05,
+                "best_val_top5": 0.9, "test_top1": test_top1, "test_top5": 0.85, "seed": seed,
+                "dataset": {"is_sample_set": kind == "sample", "kind": kind, "image_size": 64},
+                "machine": {"cpu": "Test CPU", "cpu_threads": 2, "gpu": None}}))
+            (folder / "metrics.csv").write_text("epoch,step,val/top1\n0,7,0.3\n")
+            runs[f"{model}_seed{seed}"] = Run.load(folder)
     rows = [{"model": "rednet26", "params": 9_233_166, "gmacs": 1.685, "involution_gmacs": 0.034,
              "mmcv_style_gflops": 1.71, "reported_params_m": 9.23, "reported_gflops": 1.73,
              "reported_by": "paper", "gap_percent": -1.1},
@@ -61,12 +67,12 @@ def _fake_slides(tmp_path: Path, sample: bool = True) -> Path:
 
 def test_deck_numbers_come_from_the_data_and_sample_results_say_so(tmp_path):
     slides = _fake_slides(tmp_path)
-    assert (slides / "data" / "runs" / "rednet26" / "results.json").is_file()
+    assert (slides / "data" / "runs" / "rednet26_seed0" / "results.json").is_file()
     page = deck.render_deck(slides)
     assert page.count('<section class="slide">') == 10
     assert "40.0%" in page and "35.0%" in page  # best val top-1 of the two runs
     assert "7.20M" in page and "11.67M" in page
-    assert "sample set, not Caltech-256" in page
+    assert "sample set (memorisation check), not Caltech-256" in page
     assert "reported by the course project" in page and "60.05%" in page  # involution.reference
     assert "reported by Li et al." in page and "75.96%" in page
     assert "RedNet-26 has 67% of ResNet-26's parameters" in html.unescape(page)  # complexity rows
@@ -76,7 +82,19 @@ def test_deck_numbers_come_from_the_data_and_sample_results_say_so(tmp_path):
 
 def test_caltech256_results_carry_no_sample_set_badge(tmp_path):
     page = deck.render_deck(_fake_slides(tmp_path, sample=False))
-    assert "sample set, not Caltech-256" not in page
+    assert "not Caltech-256" not in page and "badge" not in page.split("</style>")[1]
+
+
+def test_seeds_are_summarised_and_no_winner_is_claimed_within_the_spread(tmp_path):
+    overlapping = {0: (0.60, 0.58), 1: (0.64, 0.62), 2: (0.62, 0.66)}
+    page = html.unescape(deck.render_deck(_fake_slides(tmp_path, kind="shapes", seeds=overlapping)))
+    assert "shapes set (offline), not Caltech-256" in page
+    assert "62.0% ± 2.0" in page and "60.0–64.0" in page  # RedNet-26 test top-1 over 3 seeds
+    assert "within the seed-to-seed spread" in page and "is ahead" not in page
+    assert "seeds 0, 1, 2" in page
+    separated = {0: (0.70, 0.58), 1: (0.72, 0.62), 2: (0.71, 0.60)}
+    page = html.unescape(deck.render_deck(_fake_slides(tmp_path / "b", kind="shapes", seeds=separated)))
+    assert "RedNet-26 is ahead by 11.0 points" in page
 
 
 def test_build_deck_references_or_embeds_the_figures(tmp_path):
