@@ -219,9 +219,10 @@ class InvolutionCLI(LightningCLI):
 
     def _plugins_with_atomic_checkpoints(self) -> list:
         plugins = self.config_init[self.subcommand]["trainer"].get("plugins")
-        plugins = [] if plugins is None else list(plugins) if isinstance(plugins, (list, tuple)) \
-            else [plugins]
-        if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):  # unless the config has one
+        if plugins is None:
+            plugins = []
+        plugins = list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
+        if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):  # the config's wins
             plugins.append(AtomicCheckpointIO())
         return plugins
 

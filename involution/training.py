@@ -9,12 +9,13 @@ learning-rate schedule); the Trainer and the callbacks hold the engineering
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import netrc
 import os
 import platform
-import tempfile
+import secrets
 import time
 from pathlib import Path
 from typing import Callable, Literal
@@ -301,15 +302,16 @@ def write_atomically(path: str | os.PathLike, write: Callable) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    # open(), not tempfile.mkstemp(): the file gets the usual permissions, not 0600.
+    temporary = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.partial")
     try:
-        with os.fdopen(handle, "wb") as file:
+        with open(temporary, "xb") as file:
             write(file)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise
     try:  # make the rename itself durable
         folder = os.open(path.parent, os.O_RDONLY)
@@ -357,20 +359,23 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as error:
-        state = "empty (0 bytes)" if size == 0 else f"truncated or damaged ({size:,} bytes: {error})"
+        state = ("empty (0 bytes)" if size == 0
+                 else f"truncated or damaged ({size:,} bytes: {error})")
         raise CheckpointError(
             f"checkpoint {path} is {state}; it was probably cut off while being written (a "
             f"killed job, a full disk){_other_checkpoints(path)}") from error
 
 
 def _other_checkpoints(path: Path) -> str:
-    """``"; use one of ... instead"`` for the other checkpoint files beside ``path``."""
+    """The end of an error message: the other checkpoint files beside ``path``, newest first."""
     others = sorted((p for p in path.parent.glob("*.ckpt") if p != path and p.stat().st_size),
                     key=lambda p: p.stat().st_mtime, reverse=True)
     if not others:
         return "; no other checkpoint is in its folder, so start the run again"
-    listed = ", ".join(f"{p} (written {time.strftime('%Y-%m-%d %H:%M', time.localtime(p.stat().st_mtime))})"
-                       for p in others)
+
+    def written(p: Path) -> str:
+        return time.strftime("%Y-%m-%d %H:%M", time.localtime(p.stat().st_mtime))
+    listed = ", ".join(f"{p} (written {written(p)})" for p in others)
     return (f". Resume or evaluate from another checkpoint of the run instead, newest first: "
             f"{listed} (best.ckpt is the epoch with the best val top-1, which may be older than "
             "the lost one)")
@@ -515,7 +520,8 @@ class RunSummary(Callback):
 
     def on_train_start(self, trainer, pl_module):
         if trainer.ckpt_path:  # a resumed fit; its checkpoint is restored by now
-            self._resume = {"checkpoint": str(trainer.ckpt_path), "epoch": trainer.current_epoch,
+            self._resume = {"checkpoint": str(trainer.ckpt_path),
+                            "first_epoch": trainer.current_epoch,
                             "time": time.strftime("%Y-%m-%d %H:%M:%S"),
                             "machine": machine_description()}
 
@@ -667,11 +673,18 @@ class _AppendingWriter(ExperimentWriter):
             rows = list(reader)
         limit = self.keep_through_epoch
         if limit is not None:
-            rows = [r for r in rows if not r.get("epoch") or float(r["epoch"]) <= limit]
-        with open(self.metrics_file_path, "w", newline="") as file:
-            writer = csv.DictWriter(file, fieldnames=self.metrics_keys)
-            writer.writeheader()
-            writer.writerows(rows)
+            kept = [r for r in rows if not r.get("epoch") or float(r["epoch"]) <= limit]
+            if len(kept) < len(rows):
+                print(f"Resuming after epoch {limit}: {len(rows) - len(kept)} rows of later epochs "
+                      f"are dropped from {self.metrics_file_path}, since those epochs are trained "
+                      "again.")
+            rows = kept
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=self.metrics_keys)
+        writer.writeheader()
+        writer.writerows(rows)
+        # Atomically: a job killed now must not lose the run's metrics.
+        write_atomically(self.metrics_file_path, lambda file: file.write(text.getvalue().encode()))
 
     def log_hparams(self, params: dict) -> None:
         resuming = self.keep_through_epoch is not None

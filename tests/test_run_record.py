@@ -57,6 +57,20 @@ def no_wandb(monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "disabled")
 
 
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """One run trained for one epoch, for the tests below that each take a copy."""
+    return train(tmp_path_factory.mktemp("trained"))
+
+
+@pytest.fixture
+def run_dir(trained, tmp_path) -> Path:
+    """A copy of the trained run in ``tmp_path/quick_sample/``, this test's to change."""
+    copy = tmp_path / "quick_sample" / trained.name
+    shutil.copytree(trained, copy)
+    return copy
+
+
 # -- 2. extending a run ----------------------------------------------------------------------
 
 
@@ -73,8 +87,6 @@ def test_extending_a_run_continues_the_cosine_schedule_over_the_new_length(tmp_p
     run_cli(quick_args(tmp_path, "--trainer.max_epochs", "4", *extra,
                        "--ckpt_path", str(run_dir / "checkpoints" / "last.ckpt")))
     said = capsys.readouterr().out
-    assert "now defined over 8 (the run's length changed): it continues over the new length " \
-           "from step 4" in said and "-> 0.001." in said
 
     with open(run_dir / "metrics.csv", newline="") as file:
         logged = {int(r["step"]): float(r["lr-AdamW"]) for r in csv.DictReader(file)
@@ -86,14 +98,15 @@ def test_extending_a_run_continues_the_cosine_schedule_over_the_new_length(tmp_p
     assert [logged[s] for s in range(4)] == pytest.approx([cosine(s, 4) for s in range(4)])
     # From the resume on: the cosine over the new length, decreasing to the end.
     assert [logged[s] for s in range(4, 8)] == pytest.approx([cosine(s, 8) for s in range(4, 8)])
+    assert "now defined over 8 (the run's length changed): it continues over the new length " \
+           "from step 4" in said and "-> 0.001." in said
 
 
 # -- 3. evaluations keep the training's record -----------------------------------------------
 
 
-def test_evaluations_never_change_what_the_training_recorded(tmp_path):
-    run_dir = train(tmp_path)
-    trained = files_under(run_dir)
+def test_evaluations_never_change_what_the_training_recorded(tmp_path, run_dir):
+    as_trained = files_under(run_dir)
     recorded = results(run_dir)
     best = str(run_dir / "checkpoints" / "best.ckpt")
 
@@ -107,7 +120,7 @@ def test_evaluations_never_change_what_the_training_recorded(tmp_path):
     now = files_under(run_dir)
     for name in ("config.yaml", "hparams.yaml", "metrics.csv", "checkpoints/best.ckpt",
                  "checkpoints/last.ckpt"):
-        assert now[name] == trained[name], name
+        assert now[name] == as_trained[name], name
     final = results(run_dir)
     for key, value in recorded.items():
         if key != "updated":
@@ -137,10 +150,10 @@ def test_evaluations_never_change_what_the_training_recorded(tmp_path):
 
 
 @pytest.mark.parametrize("command", ["fit", "test"])
-def test_checkpoint_of_another_model_is_refused_before_anything_is_written(tmp_path, command):
+def test_checkpoint_of_another_model_is_refused_before_anything_is_written(tmp_path, run_dir,
+                                                                            command):
     # Lightning replaced the config's model with the checkpoint's: the "ResNet-26"
     # went on as the RedNet-26 of the checkpoint.
-    run_dir = train(tmp_path)
     before = files_under(tmp_path)
     with pytest.raises(ValueError) as error:
         run_cli(quick_args(tmp_path, "--trainer.max_epochs", "2", "--model.model_name", "resnet26",
@@ -152,8 +165,7 @@ def test_checkpoint_of_another_model_is_refused_before_anything_is_written(tmp_p
     assert files_under(tmp_path) == before
 
 
-def test_checkpoint_for_other_classes_is_refused_before_anything_is_written(tmp_path):
-    run_dir = train(tmp_path)
+def test_checkpoint_for_other_classes_is_refused_before_anything_is_written(tmp_path, run_dir):
     # A copy of the sample set with 3 of its 10 classes.
     fewer = tmp_path / "fewer" / "256_ObjectCategories"
     sample = REPO / "involution" / "sample_data" / "256_ObjectCategories"
@@ -175,12 +187,11 @@ class Killed(Exception):
     """The job dying at this point."""
 
 
-def test_checkpoint_write_killed_mid_copy_leaves_whole_checkpoints(tmp_path, monkeypatch):
+def test_checkpoint_write_killed_mid_copy_leaves_whole_checkpoints(tmp_path, run_dir, monkeypatch):
     # Lightning wrote a checkpoint to $TMPDIR and moved it into place; with
     # $TMPDIR on another file system the move is a copy, and a job killed during
     # it left a truncated checkpoint. Here renames fail as across file systems,
     # and the first copy dies halfway.
-    run_dir = train(tmp_path)
     last = run_dir / "checkpoints" / "last.ckpt"
 
     def rename_across_file_systems(src, dst, *args, **kwargs):
@@ -207,8 +218,7 @@ def test_checkpoint_write_killed_mid_copy_leaves_whole_checkpoints(tmp_path, mon
 
 
 @pytest.mark.parametrize("damage", ["empty", "truncated"])
-def test_cut_off_checkpoint_is_reported_with_the_checkpoints_to_use(tmp_path, damage):
-    run_dir = train(tmp_path)
+def test_cut_off_checkpoint_is_reported_with_the_checkpoints_to_use(tmp_path, run_dir, damage):
     last = run_dir / "checkpoints" / "last.ckpt"
     data = last.read_bytes()
     last.write_bytes(b"" if damage == "empty" else data[:len(data) // 2])
@@ -251,11 +261,12 @@ def test_two_process_ddp_run_writes_each_file_once_with_metrics_over_all_process
     # The validation of each epoch covered both processes' halves of the
     # validation set (20 images, 10 each): one process evaluating the whole set
     # from the best checkpoint finds the same accuracy and loss.
-    validated = run_cli(quick_args(tmp_path, "--ckpt_path", str(best), "--trainer.limit_val_batches",
-                                   "1.0", command="validate")).trainer.callback_metrics
-    assert float(validated["val/top1"]) == pytest.approx(recorded["best_val_top1"], abs=1e-6)
     with open(run_dir / "metrics.csv", newline="") as file:
         (val_row,) = [r for r in csv.DictReader(file) if r.get("val/loss")]
+    validated = run_cli(quick_args(tmp_path, "--ckpt_path", str(best),
+                                   "--trainer.limit_val_batches", "1.0",
+                                   command="validate")).trainer.callback_metrics
+    assert float(validated["val/top1"]) == pytest.approx(recorded["best_val_top1"], abs=1e-6)
     assert float(val_row["val/loss"]) == pytest.approx(float(validated["val/loss"]), rel=1e-4)
 
     # Predictions from two processes: one file, each test image once, in order.
