@@ -6,19 +6,30 @@ behaviour it decides where a run lives and how it is logged:
 
 * every run gets a folder ``<trainer.default_root_dir>/<run_name>/<version>``
   (``run_name`` defaults to the config file's name, ``version`` is the start
-  time) holding ``metrics.csv``, ``results.json``, ``config.yaml`` and
-  ``checkpoints/best.ckpt`` (best val top-1) and ``checkpoints/last.ckpt``,
-  and ``predictions.csv`` after ``predict``;
+  time) holding ``metrics.csv``, ``results.json``, ``config.yaml``,
+  ``hparams.yaml`` and ``checkpoints/best.ckpt`` (best val top-1) and
+  ``checkpoints/last.ckpt``;
 * given ``--ckpt_path`` inside such a folder, fit resumes that same run
-  (same folder, same metrics file, same W&B run) and validate/test/predict
-  report into it;
+  (same folder, same metrics file, same W&B run; the resumed command's
+  settings go to ``config-resumed-<time>.yaml``), and validate/test/predict
+  evaluate it: each writes its own files (config, metrics, predictions)
+  into ``<run>/evaluations/<time>-<command>/`` and adds an entry to the
+  run's ``results.json``, never changing what the training recorded;
+* a checkpoint is checked before anything is written: readable (not cut off
+  mid-write), of the model the config names, for the data's classes;
+  checkpoints are written atomically (:class:`~involution.training.AtomicCheckpointIO`);
 * W&B logs when it is configured (logged in, ``WANDB_API_KEY`` or
   ``WANDB_MODE=offline``); a CSV log is always written as well;
 * on a GPU, mixed precision is switched on unless the config sets
-  ``trainer.precision``.
+  ``trainer.precision``;
+* with several processes (``--trainer.devices 2 --trainer.strategy ddp``, or
+  ``--trainer.num_nodes`` under SLURM) every file is written once, by
+  global rank 0, into rank 0's run folder.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import re
 import time
@@ -27,39 +38,93 @@ from pathlib import Path
 import torch
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.plugins.io import CheckpointIO
+from lightning.pytorch.utilities import rank_zero_only
 
 from .data import Caltech256DataModule
-from .training import (ImageClassifier, KernelStatsMonitor, NonFiniteLossGuard,
-                       PredictionWriter, ResumableCSVLogger, RunSummary, wandb_configured)
+from .training import (AtomicCheckpointIO, ImageClassifier, KernelStatsMonitor,
+                       NonFiniteLossGuard, PredictionWriter, ResumableCSVLogger, RunSummary,
+                       find_run_dir, read_checkpoint, wandb_configured)
 
-__all__ = ["InvolutionCLI", "run_cli", "find_run_dir"]
-
-
-def find_run_dir(ckpt_path: str | os.PathLike | None) -> Path | None:
-    """The run folder a checkpoint belongs to (``<run>/checkpoints/x.ckpt``), if any."""
-    if not ckpt_path:
-        return None
-    path = Path(ckpt_path)
-    if path.parent.name == "checkpoints" and path.parent.parent.is_dir():
-        return path.parent.parent
-    return None
+__all__ = ["InvolutionCLI", "run_cli", "find_run_dir", "check_checkpoint_architecture",
+           "check_checkpoint_classes"]
 
 
-def _new_run_dir(root: Path, run_name: str) -> Path:
+# The model options that decide the architecture: a checkpoint of another
+# architecture cannot be what the config asks for.
+ARCHITECTURE_OPTIONS = ("model_name", "kernel_size", "group_channels", "reduction_ratio")
+# Lightning's own ``--ckpt_path`` values, which name no file.
+LIGHTNING_CKPT_KEYWORDS = ("best", "last", "hpc")
+
+
+def _versioned(folder: Path, template: str = "{}") -> Path:
+    """``folder/<template with the start time>``, which does not exist yet."""
     version = time.strftime("%Y%m%d-%H%M%S")
-    candidate, n = root / run_name / version, 1
-    while candidate.exists():  # two runs started within the same second
-        candidate, n = root / run_name / f"{version}-{n}", n + 1
+    candidate, n = folder / template.format(version), 1
+    while candidate.exists():  # two commands started within the same second
+        candidate, n = folder / template.format(f"{version}-{n}"), n + 1
     return candidate
 
 
-def _checkpoint_epoch(ckpt_path: str | os.PathLike) -> int:
-    return torch.load(ckpt_path, map_location="cpu", weights_only=True)["epoch"]
+def _is_checkpoint_file(ckpt_path) -> bool:
+    text = str(ckpt_path or "")
+    return bool(text) and text not in LIGHTNING_CKPT_KEYWORDS and not text.startswith("registry")
+
+
+def check_checkpoint_architecture(checkpoint: dict, ckpt_path, model_config) -> None:
+    """Refuse a checkpoint whose architecture differs from the config's model.
+
+    LightningCLI replaces the config's model options with the checkpoint's,
+    so ``--model.model_name resnet26 --ckpt_path <a RedNet>`` would quietly
+    load the RedNet. Options the config leaves at None are not compared.
+    """
+    saved = checkpoint.get("hyper_parameters") or {}
+    differ = {key: (model_config.get(key), saved.get(key)) for key in ARCHITECTURE_OPTIONS
+              if key in saved and model_config.get(key) is not None
+              and model_config.get(key) != saved[key]}
+    if differ:
+        listed = ", ".join(f"model.{key}: {wanted!r} in the config, {found!r} in the checkpoint"
+                           for key, (wanted, found) in differ.items())
+        fix = " ".join(f"--model.{key} {found}" for key, (_, found) in differ.items())
+        raise ValueError(
+            f"the checkpoint {ckpt_path} is not the model the config asks for ({listed}). "
+            f"Use a checkpoint of that model, or pass {fix} to use this one. Nothing was written.")
+
+
+def check_checkpoint_classes(checkpoint: dict, ckpt_path, model, datamodule) -> None:
+    """Refuse a checkpoint trained for another number of classes than the data has."""
+    saved = (checkpoint.get("hyper_parameters") or {}).get("num_classes")
+    if saved is not None and saved != model.hparams.num_classes:
+        raise ValueError(
+            f"the checkpoint {ckpt_path} was trained for {saved} classes but the data "
+            f"({datamodule!r}) has {model.hparams.num_classes}. Evaluate or resume it on the data "
+            "it was trained on (its data settings are in its run's config.yaml), or fine-tune "
+            "from official weights with model.pretrained. Nothing was written.")
+
+
+@contextlib.contextmanager
+def _rank_zero_speaks():
+    """Silence this process unless it is global rank 0.
+
+    Ranks started by SLURM or torchrun cannot know rank 0's run folder before
+    the processes connect (Lightning then broadcasts it, and every file goes
+    there); what they would print about their own guess is wrong, and the
+    rest repeats rank 0.
+    """
+    if rank_zero_only.rank == 0:
+        yield
+    else:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+
+
+def _csv_logger(log_dir: Path, resume_epoch: int | None = None) -> ResumableCSVLogger:
+    return ResumableCSVLogger(save_dir=log_dir.parent, name="", version=log_dir.name,
+                              keep_through_epoch=resume_epoch)
 
 
 def _loggers(run_dir: Path, resume_epoch: int | None) -> list:
-    csv_logger = ResumableCSVLogger(save_dir=run_dir.parent, name="", version=run_dir.name,
-                                    keep_through_epoch=resume_epoch)
+    csv_logger = _csv_logger(run_dir, resume_epoch)
     if not wandb_configured():
         print(f"W&B is not configured (no login, WANDB_API_KEY or WANDB_MODE=offline): "
               f"logging to CSV only, in {run_dir}")
@@ -78,12 +143,16 @@ def _loggers(run_dir: Path, resume_epoch: int | None) -> list:
 
 class InvolutionCLI(LightningCLI):
     def __init__(self, args=None, run: bool = True):
+        self._checkpoint = None  # the --ckpt_path file's contents, once read
         super().__init__(
             ImageClassifier, Caltech256DataModule, args=args, run=run,
-            save_config_kwargs={"overwrite": True},
             trainer_defaults={"callbacks": [
-                ModelCheckpoint(monitor="val/top1", mode="max", filename="best", save_last=True,
+                ModelCheckpoint(monitor="val/top1", mode="max", filename="best",
                                 enable_version_counter=False),
+                # Lightning's save_last rewrites last.ckpt only when best.ckpt
+                # changes, so a resumed run would lose every epoch since the last
+                # improvement; this one writes last.ckpt after every epoch.
+                ModelCheckpoint(filename="last", enable_version_counter=False),
                 LearningRateMonitor(logging_interval="step"),
                 KernelStatsMonitor(every_n_steps=50),
                 NonFiniteLossGuard(),
@@ -99,6 +168,18 @@ class InvolutionCLI(LightningCLI):
                                  "(default: the config file's name).")
         parser.set_defaults({"trainer.default_root_dir": "runs"})
 
+    def parse_arguments(self, parser, args) -> None:
+        super().parse_arguments(parser, args)
+        # Next, Lightning replaces the model options with the checkpoint's:
+        # check the checkpoint against what the config asked for, first.
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if _is_checkpoint_file(ckpt_path):
+            checkpoint = read_checkpoint(ckpt_path)
+            check_checkpoint_architecture(checkpoint, ckpt_path, self.config[subcommand]["model"])
+            # Keep what the later checks need, not the (memory-mapped) weights.
+            self._checkpoint = {key: checkpoint.get(key) for key in ("epoch", "hyper_parameters")}
+
     def _run_name(self, config) -> str:
         if config.get("run_name"):
             return config["run_name"]
@@ -110,18 +191,42 @@ class InvolutionCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs):
         config = self.config[self.subcommand]
         ckpt_path = config.get("ckpt_path")
+        if self._checkpoint is not None:  # the model and data exist now; no file does yet
+            check_checkpoint_classes(self._checkpoint, ckpt_path, self.model, self.datamodule)
         run_dir = find_run_dir(ckpt_path)
         resume_epoch = None
-        if run_dir is not None and self.subcommand == "fit":
-            resume_epoch = _checkpoint_epoch(ckpt_path)
-        if run_dir is None:
-            run_dir = _new_run_dir(Path(config["trainer"]["default_root_dir"]),
-                                   self._run_name(config))
+        if run_dir is None:  # a new run
+            run_dir = log_dir = _versioned(Path(config["trainer"]["default_root_dir"])
+                                           / self._run_name(config))
+            config_file = "config.yaml"
+        elif self.subcommand == "fit":  # resume the run: same folder, same metrics.csv
+            resume_epoch = self._checkpoint["epoch"]
+            log_dir, config_file = run_dir, _versioned(run_dir, "config-resumed-{}.yaml").name
+        else:  # evaluate the run's checkpoint: its own folder inside the run
+            log_dir = _versioned(run_dir / "evaluations", "{}-" + self.subcommand)
+            config_file = "config.yaml"
+        # overwrite=False: a command never replaces another's record.
+        self.save_config_kwargs = {"config_filename": config_file, "overwrite": False}
         if config["trainer"].get("logger") in (None, True):
-            kwargs["logger"] = _loggers(run_dir, resume_epoch)
+            with _rank_zero_speaks():
+                kwargs["logger"] = _loggers(run_dir, resume_epoch)
+            if log_dir != run_dir:
+                # An evaluation's CSV log goes to its own folder: it never
+                # rewrites the training's metrics.csv (W&B reports into the run).
+                kwargs["logger"][0] = _csv_logger(log_dir)
+        kwargs["plugins"] = self._plugins_with_atomic_checkpoints()
         if torch.cuda.is_available() and config["trainer"].get("precision") is None:
             kwargs["precision"] = "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
         return super().instantiate_trainer(**kwargs)
+
+    def _plugins_with_atomic_checkpoints(self) -> list:
+        plugins = self.config_init[self.subcommand]["trainer"].get("plugins")
+        if plugins is None:
+            plugins = []
+        plugins = list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
+        if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):  # the config's wins
+            plugins.append(AtomicCheckpointIO())
+        return plugins
 
 
 def run_cli(args: list[str] | None = None) -> InvolutionCLI:

@@ -9,15 +9,17 @@ learning-rate schedule); the Trainer and the callbacks hold the engineering
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import netrc
 import os
 import platform
+import secrets
 import time
 import warnings
 from pathlib import Path
-from typing import Literal
+from typing import Callable, Literal
 
 import lightning as L
 import torch
@@ -25,6 +27,8 @@ from lightning.pytorch.callbacks import BasePredictionWriter, Callback
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.fabric.loggers.logger import rank_zero_experiment
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.utilities import rank_zero_only
 from torch import nn
 from torch.optim import lr_scheduler
 from torchmetrics import MetricCollection
@@ -35,10 +39,17 @@ from .layers import KernelGenerator
 from .models import create_model
 
 __all__ = [
-    "ImageClassifier", "KernelStatsMonitor", "NonFiniteLossGuard", "RunSummary",
-    "ResumableCSVLogger", "PredictionWriter", "wandb_configured", "wandb_init_timeout",
+    "ImageClassifier", "StepSchedule", "build_schedule", "KernelStatsMonitor", "NonFiniteLossGuard",
+    "RunSummary", "ResumableCSVLogger", "PredictionWriter", "AtomicCheckpointIO", "CheckpointError",
+    "read_checkpoint", "find_run_dir", "run_folder", "wandb_configured", "wandb_init_timeout",
     "start_wandb_logger", "machine_description",
 ]
+
+@rank_zero_only
+def _say(message: str) -> None:
+    """Print on global rank 0 only: the other processes of a multi-process run would repeat it."""
+    print(message)
+
 
 OptimizerName = Literal["sgd", "adam", "adamw"]
 SchedulerName = Literal["cosine", "exponential", "linear", "step", "polynomial", "constant"]
@@ -132,8 +143,11 @@ class ImageClassifier(L.LightningModule):
         logits = self(images)
         loss = self.criterion(logits, labels)
         on_step = stage == "train"
+        # sync_dist: with several processes (DDP) the logged loss is the mean
+        # over all of them, not rank 0's share of the batch (torchmetrics
+        # reduces the accuracies across processes by itself).
         self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True,
-                 batch_size=len(labels))
+                 batch_size=len(labels), sync_dist=True)
         metrics = getattr(self, f"{stage}_metrics")
         metrics(logits, labels)
         self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=True,
@@ -175,41 +189,198 @@ class ImageClassifier(L.LightningModule):
                 "lr_scheduler": {"scheduler": schedule, "interval": "step", "frequency": 1}}
 
 
-def build_schedule(optimizer, h, total_steps: int, steps_per_epoch: int):
-    """The learning-rate schedule ``h.scheduler`` with optional linear warm-up, in steps."""
-    warmup_steps = min(total_steps - 1, round(h.warmup_epochs * steps_per_epoch))
-    warmup_steps = max(0, warmup_steps)
+class StepSchedule(lr_scheduler.LambdaLR):
+    """A learning-rate schedule that is a function of the optimiser step alone.
+
+    Torch's schedulers keep their length (``T_max``, ``total_iters``) in their
+    state, and a checkpoint restores it: a run resumed with a larger
+    ``trainer.max_epochs`` went on with the old length, so its cosine reached 0
+    at the old end and climbed back to the peak. This schedule's state is only
+    the step count (and, for the record, the length it was defined over): the
+    length always comes from the current run, so a resumed run continues the
+    schedule defined over its new length, and says so when the length changed.
+
+    Args:
+        factor: step -> multiple of the base learning rate.
+        total_steps: the run's length in optimiser steps.
+        depends_on_length: False for schedules that a new length leaves
+            unchanged (step, exponential, constant).
+    """
+
+    def __init__(self, optimizer, factor: Callable[[int], float], total_steps: int,
+                 depends_on_length: bool = True):
+        self.factor, self.total_steps = factor, total_steps
+        self.depends_on_length = depends_on_length
+        super().__init__(optimizer, factor)
+
+    def state_dict(self) -> dict:
+        return {"last_epoch": self.last_epoch, "_step_count": self._step_count,
+                "total_steps": self.total_steps}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        # Any torch scheduler's state has last_epoch (here: optimiser steps
+        # taken), so checkpoints written before this class resume as well.
+        self.last_epoch = state_dict["last_epoch"]
+        self._step_count = state_dict.get("_step_count", self.last_epoch + 1)
+        # The optimiser state restored just before holds the learning rate of
+        # the checkpoint's schedule; set this schedule's for the current step.
+        before = [group["lr"] for group in self.optimizer.param_groups]
+        for group, base_lr in zip(self.optimizer.param_groups, self.base_lrs):
+            group["lr"] = base_lr * self.factor(self.last_epoch)
+        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+        saved_total = state_dict.get("total_steps")
+        if self.depends_on_length and saved_total is not None and saved_total != self.total_steps:
+            _say(f"The learning-rate schedule was defined over {saved_total} steps when the "
+                 f"checkpoint was written and is now defined over {self.total_steps} (the run's "
+                 f"length changed): it continues over the new length from step {self.last_epoch}, "
+                 f"learning rate {before[0]:.3g} -> {self._last_lr[0]:.3g}.")
+
+
+def build_schedule(optimizer, h, total_steps: int, steps_per_epoch: int) -> StepSchedule:
+    """The learning-rate schedule ``h.scheduler`` with optional linear warm-up, in steps.
+
+    The same curves as torch's LinearLR warm-up followed by CosineAnnealingLR,
+    LinearLR, PolynomialLR, StepLR, ExponentialLR or ConstantLR, written as one
+    function of the step so that a resumed run can change its length (see
+    :class:`StepSchedule`); each curve stays at its end value after its end.
+    """
+    warmup_steps = max(0, min(total_steps - 1, round(h.warmup_epochs * steps_per_epoch)))
     main_steps = max(1, total_steps - warmup_steps)
-    base_lr = optimizer.param_groups[0]["lr"]
-    if h.scheduler == "cosine":
-        main = lr_scheduler.CosineAnnealingLR(optimizer, T_max=main_steps, eta_min=h.min_lr)
-    elif h.scheduler == "linear":
-        main = lr_scheduler.LinearLR(optimizer, start_factor=1.0,
-                                     end_factor=max(h.min_lr / base_lr, 1e-8),
-                                     total_iters=main_steps)
-    elif h.scheduler == "polynomial":
-        main = lr_scheduler.PolynomialLR(optimizer, total_iters=main_steps, power=h.power)
-    elif h.scheduler == "step":
-        main = lr_scheduler.StepLR(optimizer, step_size=h.step_epochs * steps_per_epoch,
-                                   gamma=h.gamma)
-    elif h.scheduler == "exponential":
-        # gamma is per epoch; spread it evenly over the epoch's steps.
-        main = lr_scheduler.ExponentialLR(optimizer, gamma=h.gamma ** (1 / steps_per_epoch))
-    else:
-        main = lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
-    if warmup_steps == 0:
-        return main
-    warmup = lr_scheduler.LinearLR(optimizer, start_factor=h.warmup_start_factor,
-                                   end_factor=1.0, total_iters=warmup_steps)
-    return lr_scheduler.SequentialLR(optimizer, [warmup, main], milestones=[warmup_steps])
+    min_factor = h.min_lr / optimizer.param_groups[0]["lr"]
+
+    def main(step: int) -> float:  # step counted from the end of the warm-up
+        progress = min(step, main_steps) / main_steps
+        if h.scheduler == "cosine":
+            return min_factor + (1 - min_factor) * (1 + math.cos(math.pi * progress)) / 2
+        if h.scheduler == "linear":
+            return 1 + (max(min_factor, 1e-8) - 1) * progress
+        if h.scheduler == "polynomial":
+            return (1 - progress) ** h.power
+        if h.scheduler == "step":
+            return h.gamma ** (step // (h.step_epochs * steps_per_epoch))
+        if h.scheduler == "exponential":  # gamma is per epoch, spread over its steps
+            return h.gamma ** (step / steps_per_epoch)
+        return 1.0
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return h.warmup_start_factor + (1 - h.warmup_start_factor) * step / warmup_steps
+        return main(step - warmup_steps)
+
+    return StepSchedule(optimizer, factor, total_steps,
+                        depends_on_length=h.scheduler in ("cosine", "linear", "polynomial"))
 
 
 # -- callbacks ----------------------------------------------------------------
 
 
 def run_folder(trainer) -> Path:
-    """The folder of the current run (the logger's), where its files are written."""
+    """The folder of the current run (the logger's), where its files are written.
+
+    With several processes every one must call it: ``trainer.log_dir`` is
+    rank 0's folder, broadcast to the others.
+    """
     return Path(trainer.log_dir or trainer.default_root_dir)
+
+
+def find_run_dir(ckpt_path: str | os.PathLike | None) -> Path | None:
+    """The run folder a checkpoint belongs to (``<run>/checkpoints/x.ckpt``), if any."""
+    if not ckpt_path:
+        return None
+    path = Path(ckpt_path)
+    if path.parent.name == "checkpoints" and path.parent.parent.is_dir():
+        return path.parent.parent
+    return None
+
+
+def write_atomically(path: str | os.PathLike, write: Callable) -> None:
+    """Write a file so that it is either complete or not replaced at all.
+
+    ``write(file)`` fills a temporary file in the destination folder (on the
+    same file system, so the final rename cannot turn into a copy), which is
+    flushed to disk and then renamed over ``path`` in one step. A process
+    killed at any moment leaves the previous file intact (and at worst a
+    hidden ``.NAME.*.partial`` file beside it).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # open(), not tempfile.mkstemp(): the file gets the usual permissions, not 0600.
+    temporary = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.partial")
+    try:
+        with open(temporary, "xb") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    try:  # make the rename itself durable
+        folder = os.open(path.parent, os.O_RDONLY)
+    except OSError:  # some systems cannot open folders
+        return
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer, made atomic within the destination folder.
+
+    Lightning writes a checkpoint through a temporary file in ``$TMPDIR`` and
+    moves it into place; when ``$TMPDIR`` is on another file system the move
+    is a copy, and a job killed during it leaves an empty or truncated
+    ``last.ckpt``. Every checkpoint (ModelCheckpoint's, and
+    ``trainer.save_checkpoint``'s) goes through this plugin instead; the CLI
+    installs it. Remote paths (``s3://...``) keep Lightning's own writer.
+    """
+
+    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+        if storage_options is not None or "://" in str(path):
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        write_atomically(path, lambda file: torch.save(checkpoint, file))
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be read: empty, truncated or not a checkpoint."""
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    """Load a checkpoint's contents (tensors memory-mapped, so it is cheap), or explain why not.
+
+    An empty or truncated file (a write that was cut off) raises
+    :class:`CheckpointError` naming the other checkpoints of its folder to use
+    instead, rather than torch's bare ``EOFError`` or zip error.
+    """
+    path = Path(path)
+    if not path.is_file():
+        others = _other_checkpoints(path) if path.parent.is_dir() else ""
+        raise FileNotFoundError(f"checkpoint {path} does not exist{others}")
+    size = path.stat().st_size
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as error:
+        state = ("empty (0 bytes)" if size == 0
+                 else f"truncated or damaged ({size:,} bytes: {error})")
+        raise CheckpointError(
+            f"checkpoint {path} is {state}; it was probably cut off while being written (a "
+            f"killed job, a full disk){_other_checkpoints(path)}") from error
+
+
+def _other_checkpoints(path: Path) -> str:
+    """The end of an error message: the other checkpoint files beside ``path``, newest first."""
+    others = sorted((p for p in path.parent.glob("*.ckpt") if p != path and p.stat().st_size),
+                    key=lambda p: p.stat().st_mtime, reverse=True)
+    if not others:
+        return "; no other checkpoint is in its folder, so start the run again"
+
+    def written(p: Path) -> str:
+        return time.strftime("%Y-%m-%d %H:%M", time.localtime(p.stat().st_mtime))
+    listed = ", ".join(f"{p} (written {written(p)})" for p in others)
+    return (f". Resume or evaluate from another checkpoint of the run instead, newest first: "
+            f"{listed} (best.ckpt is the epoch with the best val top-1, which may be older than "
+            "the lost one)")
 
 
 class KernelStatsMonitor(Callback):
@@ -322,38 +493,72 @@ def machine_description() -> dict:
 class RunSummary(Callback):
     """Writes ``results.json`` in the run folder: what the notebooks and slides read.
 
-    It holds the model, its parameter count, the data set, the best
-    validation top-1 (and top-5 at that epoch), test accuracy when tested,
-    epochs trained, the machine and the full configuration.
+    What the training recorded: the model, its parameter count, the data set
+    and the configuration it was trained with, the machine, epochs trained,
+    the best validation top-1 (and top-5 at that epoch) and ``resumes`` (one
+    entry per resumed fit). Evaluations of the run's checkpoints (validate,
+    test, predict) never change these: each appends an entry to
+    ``evaluations`` (command, checkpoint, data, configuration, metrics, the
+    folder holding its own files). A test on the data the run was trained on
+    also sets ``test_top1``/``test_top5``, the run's test accuracy; one on
+    other data (another image size, say) is only listed. Only global rank 0
+    writes, atomically.
     """
 
     FILENAME = "results.json"
+    # Dataset fields that say where the files are, not what was measured.
+    _LOCATION_FIELDS = ("root", "split_file")
 
     def __init__(self):
-        self.best = {}
+        self.best, self._resume = {}, None
 
-    def _path(self, trainer) -> Path:
-        return run_folder(trainer) / self.FILENAME
+    # -- what is recorded ------------------------------------------------------
 
-    def _update(self, trainer, pl_module, **fields) -> None:
-        path = self._path(trainer)
-        results = json.loads(path.read_text()) if path.exists() else {}
+    @staticmethod
+    def _dataset(trainer) -> dict | None:
         datamodule = getattr(trainer, "datamodule", None)
-        results.update({
+        return datamodule.summary() if hasattr(datamodule, "summary") else None
+
+    def _description(self, trainer, pl_module) -> dict:
+        datamodule = getattr(trainer, "datamodule", None)
+        return {
             "model": pl_module.hparams.model_name,
             "params": pl_module.num_parameters,
-            "dataset": datamodule.summary() if hasattr(datamodule, "summary") else None,
+            "dataset": self._dataset(trainer),
             "machine": machine_description(),
             "config": {"model": dict(pl_module.hparams),
                        "data": dict(getattr(datamodule, "hparams", {}))},
-            "updated": time.strftime("%Y-%m-%d %H:%M:%S"),
-        })
-        results.update(fields)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(results, indent=2, default=str) + "\n")
+        }
+
+    def _same_data(self, recorded: dict | None, used: dict | None) -> bool:
+        def measured(dataset):
+            return {k: v for k, v in (dataset or {}).items() if k not in self._LOCATION_FIELDS}
+        return recorded is not None and measured(recorded) == measured(used)
+
+    def _write(self, trainer, folder: Path, update: Callable[[dict], None]) -> None:
+        if not trainer.is_global_zero:
+            return
+        path = folder / self.FILENAME
+        results = json.loads(path.read_text()) if path.exists() else {}
+        update(results)
+        results["updated"] = time.strftime("%Y-%m-%d %H:%M:%S")
+        text = json.dumps(results, indent=2, default=str) + "\n"
+        write_atomically(path, lambda file: file.write(text.encode()))
+
+    # -- training ----------------------------------------------------------------
+
+    def on_train_start(self, trainer, pl_module):
+        if trainer.ckpt_path:  # a resumed fit; its checkpoint is restored by now
+            self._resume = {"checkpoint": str(trainer.ckpt_path),
+                            "first_epoch": trainer.current_epoch,
+                            "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+                            "machine": machine_description()}
 
     def on_validation_end(self, trainer, pl_module):
-        if trainer.sanity_checking or trainer.state.fn != "fit":
+        if trainer.sanity_checking:
+            return
+        if trainer.state.fn == "validate":
+            self._record_evaluation(trainer, pl_module, "val/")
             return
         metrics = trainer.callback_metrics
         top1 = float(metrics.get("val/top1", math.nan))
@@ -362,13 +567,53 @@ class RunSummary(Callback):
                          "best_epoch": trainer.current_epoch}
 
     def on_fit_end(self, trainer, pl_module):
-        self._update(trainer, pl_module, epochs_trained=trainer.current_epoch, **self.best)
+        description = self._description(trainer, pl_module)
+
+        def update(results):
+            # A resumed run keeps the description of its start (the CLI saves
+            # its own settings in config-resumed-<time>.yaml); counts and best move on.
+            for key, value in description.items():
+                results.setdefault(key, value)
+            results.update(epochs_trained=trainer.current_epoch, **self.best)
+            if self._resume:
+                results.setdefault("resumes", []).append(self._resume)
+        self._write(trainer, run_folder(trainer), update)
+
+    # -- evaluations ---------------------------------------------------------------
 
     def on_test_end(self, trainer, pl_module):
-        metrics = trainer.callback_metrics
-        self._update(trainer, pl_module, test_top1=float(metrics["test/top1"]),
-                     test_top5=float(metrics["test/top5"]),
-                     test_checkpoint=str(trainer.ckpt_path) if trainer.ckpt_path else None)
+        self._record_evaluation(trainer, pl_module, "test/")
+
+    def on_predict_end(self, trainer, pl_module):
+        self._record_evaluation(trainer, pl_module, None)
+
+    def _record_evaluation(self, trainer, pl_module, prefix: str | None) -> None:
+        own_folder = run_folder(trainer)  # every rank: it is a broadcast
+        run = find_run_dir(trainer.ckpt_path) or own_folder
+        metrics = {name: float(value) for name, value in trainer.callback_metrics.items()
+                   if prefix and name.startswith(prefix)}
+        description = self._description(trainer, pl_module)
+        entry = {"command": trainer.state.fn.value,
+                 "checkpoint": str(trainer.ckpt_path) if trainer.ckpt_path else None,
+                 "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+                 "folder": os.path.relpath(own_folder, run), "metrics": metrics,
+                 **{k: description[k] for k in ("dataset", "machine", "config")}}
+
+        def update(results):
+            if own_folder == run:  # no training run to report into: this is the record
+                for key, value in description.items():
+                    results.setdefault(key, value)
+            results.setdefault("evaluations", []).append(entry)
+            if prefix != "test/":
+                return
+            if self._same_data(results.get("dataset"), entry["dataset"]):
+                results.update(test_top1=metrics["test/top1"], test_top5=metrics["test/top5"],
+                               test_checkpoint=entry["checkpoint"])
+            else:
+                _say(f"This test used other data than the run was trained on (see "
+                     f"{run / self.FILENAME}, 'dataset'): it is listed under 'evaluations' and "
+                     "does not replace the run's test_top1/test_top5.")
+        self._write(trainer, run, update)
 
     def state_dict(self):
         return dict(self.best)
@@ -396,22 +641,39 @@ class PredictionWriter(BasePredictionWriter):
         indices = [i for batch in batch_indices[0] for i in batch] if batch_indices else []
         top5 = probabilities.topk(min(5, probabilities.shape[1]), dim=1)
         path = run_folder(trainer) / self.FILENAME
-        path.parent.mkdir(parents=True, exist_ok=True)
 
         def name(label: int) -> str:
             return names[label] if label < len(names) else str(label)
 
+        rows = []
+        for row, index in enumerate(indices or range(len(probabilities))):
+            image, label = dataset.samples[index] if hasattr(dataset, "samples") else (index, -1)
+            best = top5.indices[row].tolist()
+            rows.append((index, [image, name(label) if label >= 0 else "", name(best[0]),
+                                 f"{top5.values[row, 0].item():.4f}",
+                                 " ".join(name(i) for i in best)]))
+        rows = _gather_to_rank_zero(trainer, rows)
+        if not trainer.is_global_zero:
+            return
+        rows.sort(key=lambda indexed_row: indexed_row[0])  # the data set's order
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "w", newline="") as file:
             writer = csv.writer(file)
             writer.writerow(["path", "label", "predicted", "probability", "top5"])
-            for row, index in enumerate(indices or range(len(probabilities))):
-                image, label = dataset.samples[index] if hasattr(dataset, "samples") else (
-                    index, -1)
-                best = top5.indices[row].tolist()
-                writer.writerow([image, name(label) if label >= 0 else "", name(best[0]),
-                                 f"{top5.values[row, 0].item():.4f}",
-                                 " ".join(name(i) for i in best)])
-        print(f"Predictions for {len(probabilities)} images written to {path}")
+            writer.writerows(row for _, row in rows)
+        print(f"Predictions for {len(rows)} images written to {path}")
+
+
+def _gather_to_rank_zero(trainer, items: list) -> list:
+    """All processes' ``items`` together (on every rank); just ``items`` with one process.
+
+    With DDP each process predicts its own share of the images.
+    """
+    if trainer.world_size == 1 or not torch.distributed.is_initialized():
+        return items
+    gathered = [None] * trainer.world_size
+    torch.distributed.all_gather_object(gathered, items)
+    return [item for share in gathered for item in share]
 
 
 # -- loggers ------------------------------------------------------------------
@@ -423,6 +685,8 @@ class _AppendingWriter(ExperimentWriter):
     Lightning deletes an existing metrics.csv; when a run resumes from the
     checkpoint of epoch E we keep the rows of epochs <= E (rows of the epoch
     that was interrupted are dropped, since that epoch is trained again).
+    A resumed run also keeps the ``hparams.yaml`` of its start: the CLI saves
+    the resumed command's settings in ``config-resumed-<time>.yaml``.
     """
 
     def __init__(self, log_dir: str, keep_through_epoch: int | None = None):
@@ -438,11 +702,25 @@ class _AppendingWriter(ExperimentWriter):
             rows = list(reader)
         limit = self.keep_through_epoch
         if limit is not None:
-            rows = [r for r in rows if not r.get("epoch") or float(r["epoch"]) <= limit]
-        with open(self.metrics_file_path, "w", newline="") as file:
-            writer = csv.DictWriter(file, fieldnames=self.metrics_keys)
-            writer.writeheader()
-            writer.writerows(rows)
+            kept = [r for r in rows if not r.get("epoch") or float(r["epoch"]) <= limit]
+            if len(kept) < len(rows):
+                print(f"Resuming after epoch {limit}: {len(rows) - len(kept)} rows of later epochs "
+                      f"are dropped from {self.metrics_file_path}, since those epochs are trained "
+                      "again.")
+            rows = kept
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=self.metrics_keys)
+        writer.writeheader()
+        writer.writerows(rows)
+        # Atomically: a job killed now must not lose the run's metrics.
+        write_atomically(self.metrics_file_path, lambda file: file.write(text.getvalue().encode()))
+
+    def log_hparams(self, params: dict) -> None:
+        resuming = self.keep_through_epoch is not None
+        if resuming and os.path.isfile(os.path.join(self.log_dir, self.NAME_HPARAMS_FILE)):
+            self.hparams.update(params)
+            return
+        super().log_hparams(params)
 
 
 class ResumableCSVLogger(CSVLogger):

@@ -82,7 +82,9 @@ def test_validate_and_test_from_checkpoint_reproduce_logged_metrics(tmp_path):
     assert 0.0 <= results["test_top1"] <= results["test_top5"] <= 1.0
 
     run_cli(quick_args(tmp_path, "--ckpt_path", str(best), command="predict"))
-    with open(run_dir / "predictions.csv", newline="") as file:
+    # Each evaluation writes its files into its own folder inside the run.
+    (predictions_file,) = run_dir.glob("evaluations/*-predict/predictions.csv")
+    with open(predictions_file, newline="") as file:
         predictions = list(csv.DictReader(file))
     assert len(predictions) == 20  # the sample set's test split
     hits = sum(row["label"] == row["predicted"] for row in predictions)

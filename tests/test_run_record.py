@@ -1,0 +1,279 @@
+"""A run's record survives what users do to it for days: resume, extend, re-test, predict, DDP.
+
+Each test trains a few steps on the built-in sample set at 32 px, then does
+one everyday action and checks the run's files: what the training recorded
+never changes, and a refused action writes nothing at all.
+"""
+import csv
+import errno
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from involution.cli import run_cli
+from involution.data import Caltech256DataModule
+from involution.training import CheckpointError
+
+REPO = Path(__file__).resolve().parents[1]
+QUICK = str(REPO / "configs" / "quick_sample.yaml")
+STEPS_PER_EPOCH = 2
+
+
+def quick_args(tmp_path, *extra, command="fit"):
+    """The quick sample-set config, shrunk to seconds: 2 steps an epoch, 1 validation batch."""
+    return [command, "--config", QUICK, "--trainer.default_root_dir", str(tmp_path),
+            "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
+            "--data.image_size", "32", "--data.num_workers", "0",
+            "--trainer.limit_train_batches", str(STEPS_PER_EPOCH),
+            "--trainer.limit_val_batches", "1", *extra]
+
+
+def train(tmp_path, epochs=1, *extra) -> Path:
+    """Fit a fresh run and return its folder."""
+    run_cli(quick_args(tmp_path, "--trainer.max_epochs", str(epochs), *extra))
+    (run_dir,) = (tmp_path / "quick_sample").iterdir()
+    return run_dir
+
+
+def files_under(folder: Path) -> dict[str, bytes]:
+    """Every file below ``folder`` with its bytes: a run's whole record."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+def results(run_dir: Path) -> dict:
+    return json.loads((run_dir / "results.json").read_text())
+
+
+@pytest.fixture(autouse=True)
+def no_wandb(monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """One run trained for one epoch, for the tests below that each take a copy."""
+    return train(tmp_path_factory.mktemp("trained"))
+
+
+@pytest.fixture
+def run_dir(trained, tmp_path) -> Path:
+    """A copy of the trained run in ``tmp_path/quick_sample/``, this test's to change."""
+    copy = tmp_path / "quick_sample" / trained.name
+    shutil.copytree(trained, copy)
+    return copy
+
+
+# -- 2. extending a run ----------------------------------------------------------------------
+
+
+def test_extending_a_run_continues_the_cosine_schedule_over_the_new_length(tmp_path, capsys):
+    # 2 epochs, then resumed from the last checkpoint with max_epochs 4. Torch's
+    # CosineAnnealingLR restored its old length from the checkpoint: the learning
+    # rate reached 0 at step 4 and climbed back to the peak by step 8.
+    lr, extra = 0.002, ["--model.warmup_epochs", "0", "--trainer.log_every_n_steps", "1"]
+    run_dir = train(tmp_path, 2, *extra)
+    # last.ckpt is the last epoch's even when val top-1 did not improve (Lightning's
+    # save_last only followed best.ckpt: this run would have resumed from step 2).
+    assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 4
+    capsys.readouterr()
+    run_cli(quick_args(tmp_path, "--trainer.max_epochs", "4", *extra,
+                       "--ckpt_path", str(run_dir / "checkpoints" / "last.ckpt")))
+    said = capsys.readouterr().out
+
+    with open(run_dir / "metrics.csv", newline="") as file:
+        logged = {int(r["step"]): float(r["lr-AdamW"]) for r in csv.DictReader(file)
+                  if r.get("lr-AdamW")}
+    assert sorted(logged) == list(range(8))
+
+    def cosine(step, total):
+        return lr * (1 + math.cos(math.pi * step / total)) / 2
+    assert [logged[s] for s in range(4)] == pytest.approx([cosine(s, 4) for s in range(4)])
+    # From the resume on: the cosine over the new length, decreasing to the end.
+    assert [logged[s] for s in range(4, 8)] == pytest.approx([cosine(s, 8) for s in range(4, 8)])
+    assert "now defined over 8 (the run's length changed): it continues over the new length " \
+           "from step 4" in said and "-> 0.001." in said
+
+
+# -- 3. evaluations keep the training's record -----------------------------------------------
+
+
+def test_evaluations_never_change_what_the_training_recorded(tmp_path, run_dir):
+    as_trained = files_under(run_dir)
+    recorded = results(run_dir)
+    best = str(run_dir / "checkpoints" / "best.ckpt")
+
+    run_cli(quick_args(tmp_path, "--ckpt_path", best, command="validate"))
+    run_cli(quick_args(tmp_path, "--ckpt_path", best, "--data.image_size", "48", command="test"))
+    after_other_test = results(run_dir)
+    run_cli(quick_args(tmp_path, "--ckpt_path", best, command="test"))
+    run_cli(quick_args(tmp_path, "--ckpt_path", best, command="predict"))
+
+    # The training's files are untouched, byte for byte (results.json aside).
+    now = files_under(run_dir)
+    for name in ("config.yaml", "hparams.yaml", "metrics.csv", "checkpoints/best.ckpt",
+                 "checkpoints/last.ckpt"):
+        assert now[name] == as_trained[name], name
+    final = results(run_dir)
+    for key, value in recorded.items():
+        if key != "updated":
+            assert final[key] == value, key
+    assert final["dataset"]["image_size"] == 32
+    assert final["config"]["data"]["image_size"] == 32
+
+    # Each evaluation has its own entry and its own folder with its own config.
+    evaluations = final["evaluations"]
+    assert [e["command"] for e in evaluations] == ["validate", "test", "test", "predict"]
+    assert [e["dataset"]["image_size"] for e in evaluations] == [32, 48, 32, 32]
+    assert set(evaluations[0]["metrics"]) == {"val/loss", "val/top1", "val/top5"}
+    for entry in evaluations:
+        folder = run_dir / entry["folder"]
+        assert folder.parent == run_dir / "evaluations" and folder.name.endswith(entry["command"])
+        assert f"image_size: {entry['dataset']['image_size']}" in (
+            folder / "config.yaml").read_text()
+    # The test at 48 px is listed, but the run's test accuracy is the one on its own data.
+    assert "test_top1" not in after_other_test
+    assert final["test_top1"] == evaluations[2]["metrics"]["test/top1"]
+    assert final["test_top5"] == evaluations[2]["metrics"]["test/top5"]
+    with open(run_dir / evaluations[3]["folder"] / "predictions.csv", newline="") as file:
+        assert len(list(csv.DictReader(file))) == 20  # the sample set's test split
+
+
+# -- 4. a checkpoint of another model or other classes -----------------------------------------
+
+
+@pytest.mark.parametrize("command", ["fit", "test"])
+def test_checkpoint_of_another_model_is_refused_before_anything_is_written(tmp_path, run_dir,
+                                                                            command):
+    # Lightning replaced the config's model with the checkpoint's: the "ResNet-26"
+    # went on as the RedNet-26 of the checkpoint.
+    before = files_under(tmp_path)
+    with pytest.raises(ValueError) as error:
+        run_cli(quick_args(tmp_path, "--trainer.max_epochs", "2", "--model.model_name", "resnet26",
+                           "--ckpt_path", str(run_dir / "checkpoints" / "last.ckpt"),
+                           command=command))
+    assert "model.model_name: 'resnet26' in the config, 'rednet26' in the checkpoint" in str(
+        error.value)
+    assert "--model.model_name rednet26" in str(error.value)
+    assert files_under(tmp_path) == before
+
+
+def test_checkpoint_for_other_classes_is_refused_before_anything_is_written(tmp_path, run_dir):
+    # A copy of the sample set with 3 of its 10 classes.
+    fewer = tmp_path / "fewer" / "256_ObjectCategories"
+    sample = REPO / "involution" / "sample_data" / "256_ObjectCategories"
+    for folder in sorted(sample.iterdir())[:3]:
+        shutil.copytree(folder, fewer / folder.name)
+    before = files_under(tmp_path)
+    with pytest.raises(ValueError, match=r"trained for 10 classes but the data .* has 3"):
+        run_cli(quick_args(tmp_path, "--data.root", str(fewer.parent),
+                           "--data.split_file", str(tmp_path / "split.csv"),
+                           "--ckpt_path", str(run_dir / "checkpoints" / "best.ckpt"),
+                           command="test"))
+    assert files_under(tmp_path) == before
+
+
+# -- 5. checkpoints cut off mid-write ---------------------------------------------------------
+
+
+class Killed(Exception):
+    """The job dying at this point."""
+
+
+def test_checkpoint_write_killed_mid_copy_leaves_whole_checkpoints(tmp_path, run_dir, monkeypatch):
+    # Lightning wrote a checkpoint to $TMPDIR and moved it into place; with
+    # $TMPDIR on another file system the move is a copy, and a job killed during
+    # it left a truncated checkpoint. Here renames fail as across file systems,
+    # and the first copy dies halfway.
+    last = run_dir / "checkpoints" / "last.ckpt"
+
+    def rename_across_file_systems(src, dst, *args, **kwargs):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    def copy_killed_halfway(src, dst, *args, **kwargs):
+        data = Path(src).read_bytes()
+        Path(dst).write_bytes(data[:len(data) // 2])
+        raise Killed
+
+    monkeypatch.setattr(os, "rename", rename_across_file_systems)
+    monkeypatch.setattr(shutil, "copyfile", copy_killed_halfway)
+    try:
+        run_cli(quick_args(tmp_path, "--trainer.max_epochs", "2", "--ckpt_path", str(last)))
+    except Killed:
+        pass
+    monkeypatch.undo()
+
+    # Every checkpoint is whole: the previous one, or the new one.
+    for checkpoint in last.parent.glob("*.ckpt"):
+        assert torch.load(checkpoint, weights_only=True)["epoch"] in (0, 1), checkpoint
+    assert torch.load(last, weights_only=True)["epoch"] in (0, 1)
+    assert not list(last.parent.glob(".*.partial"))  # no unfinished file left behind
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated"])
+def test_cut_off_checkpoint_is_reported_with_the_checkpoints_to_use(tmp_path, run_dir, damage):
+    last = run_dir / "checkpoints" / "last.ckpt"
+    data = last.read_bytes()
+    last.write_bytes(b"" if damage == "empty" else data[:len(data) // 2])
+    before = files_under(tmp_path)
+    with pytest.raises(CheckpointError) as error:  # was a bare EOFError / zip error
+        run_cli(quick_args(tmp_path, "--trainer.max_epochs", "2", "--ckpt_path", str(last)))
+    message = str(error.value)
+    state = "empty (0 bytes)" if damage == "empty" else f"truncated or damaged ({len(data) // 2:,}"
+    assert f"checkpoint {last} is {state}" in message
+    assert str(run_dir / "checkpoints" / "best.ckpt") in message
+    assert files_under(tmp_path) == before
+
+
+# -- many processes ---------------------------------------------------------------------------
+
+
+def test_two_process_ddp_run_writes_each_file_once_with_metrics_over_all_processes(tmp_path):
+    # Two CPU processes (gloo), launched by Lightning itself.
+    ddp = ["--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp"]
+    env = dict(os.environ, PYTHONPATH=str(REPO), WANDB_MODE="disabled")
+
+    def launch(*args):
+        done = subprocess.run([sys.executable, "-m", "involution", *args, *ddp], cwd=REPO,
+                              env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        return done.stdout + done.stderr
+
+    output = launch(*quick_args(tmp_path, "--trainer.max_epochs", "1"))
+    (run_dir,) = (tmp_path / "quick_sample").iterdir()
+    assert list(tmp_path.rglob("results.json")) == [run_dir / "results.json"]
+    assert list(tmp_path.rglob("config.yaml")) == [run_dir / "config.yaml"]
+    # Only rank 0 speaks, and about the folder that exists.
+    assert output.count("logging to CSV only, in ") == 1
+    assert f"logging to CSV only, in {run_dir}" in output
+    recorded = results(run_dir)
+    assert recorded["epochs_trained"] == 1 and recorded["model"] == "rednet26"
+    best = run_dir / "checkpoints" / "best.ckpt"
+    assert best.is_file() and (run_dir / "checkpoints" / "last.ckpt").is_file()
+
+    # The validation of each epoch covered both processes' halves of the
+    # validation set (20 images, 10 each): one process evaluating the whole set
+    # from the best checkpoint finds the same accuracy and loss.
+    with open(run_dir / "metrics.csv", newline="") as file:
+        (val_row,) = [r for r in csv.DictReader(file) if r.get("val/loss")]
+    validated = run_cli(quick_args(tmp_path, "--ckpt_path", str(best),
+                                   "--trainer.limit_val_batches", "1.0",
+                                   command="validate")).trainer.callback_metrics
+    assert float(validated["val/top1"]) == pytest.approx(recorded["best_val_top1"], abs=1e-6)
+    assert float(val_row["val/loss"]) == pytest.approx(float(validated["val/loss"]), rel=1e-4)
+
+    # Predictions from two processes: one file, each test image once, in order.
+    launch(*quick_args(tmp_path, "--ckpt_path", str(best), command="predict"))
+    (predictions,) = run_dir.glob("evaluations/*-predict/predictions.csv")
+    with open(predictions, newline="") as file:
+        rows = list(csv.DictReader(file))
+    data = Caltech256DataModule("sample", image_size=32, num_workers=0)
+    data.setup("predict")
+    assert [row["path"] for row in rows] == [str(path) for path, _ in data.test_dataset.samples]
