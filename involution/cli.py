@@ -42,7 +42,7 @@ from lightning.pytorch.plugins.io import CheckpointIO
 from lightning.pytorch.utilities import rank_zero_only
 
 from .data import Caltech256DataModule
-from .training import (AtomicCheckpointIO, ImageClassifier, KernelStatsMonitor,
+from .training import (AtomicCheckpointIO, EpochPrinter, ImageClassifier, KernelStatsMonitor,
                        NonFiniteLossGuard, PredictionWriter, ResumableCSVLogger, RunSummary,
                        find_run_dir, read_checkpoint, wandb_configured)
 
@@ -123,11 +123,17 @@ def _csv_logger(log_dir: Path, resume_epoch: int | None = None) -> ResumableCSVL
                               keep_through_epoch=resume_epoch)
 
 
+_said_csv_only = False  # the "W&B is not configured" note is printed once per process
+
+
 def _loggers(run_dir: Path, resume_epoch: int | None) -> list:
+    global _said_csv_only
     csv_logger = _csv_logger(run_dir, resume_epoch)
     if not wandb_configured():
-        print(f"W&B is not configured (no login, WANDB_API_KEY or WANDB_MODE=offline): "
-              f"logging to CSV only, in {run_dir}")
+        if not _said_csv_only:
+            print("W&B is not configured (no login, WANDB_API_KEY or WANDB_MODE=offline): "
+                  "logging to CSV only (metrics.csv in each run's folder).")
+            _said_csv_only = True
         return [csv_logger]
     from .training import start_wandb_logger
 
@@ -156,6 +162,7 @@ class InvolutionCLI(LightningCLI):
                 LearningRateMonitor(logging_interval="step"),
                 KernelStatsMonitor(every_n_steps=50),
                 NonFiniteLossGuard(),
+                EpochPrinter(),
                 RunSummary(),
                 PredictionWriter(),
             ]},

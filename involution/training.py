@@ -42,7 +42,7 @@ __all__ = [
     "ImageClassifier", "StepSchedule", "build_schedule", "KernelStatsMonitor", "NonFiniteLossGuard",
     "RunSummary", "ResumableCSVLogger", "PredictionWriter", "AtomicCheckpointIO", "CheckpointError",
     "read_checkpoint", "find_run_dir", "run_folder", "wandb_configured", "wandb_init_timeout",
-    "start_wandb_logger", "machine_description",
+    "start_wandb_logger", "machine_description", "EpochPrinter",
 ]
 
 @rank_zero_only
@@ -490,6 +490,40 @@ def machine_description() -> dict:
     }
 
 
+class EpochPrinter(Callback):
+    """One line per epoch when the progress bar is off (notebooks, logs of batch jobs).
+
+    A progress bar saved in a notebook stays frozen at whatever it showed last;
+    a line per epoch reads well both while training and afterwards.
+    """
+
+    def __init__(self):
+        self._start = None
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self._start = time.perf_counter()
+
+    def on_validation_end(self, trainer, pl_module):
+        if (trainer.sanity_checking or trainer.state.fn != "fit" or trainer.progress_bar_callback
+                is not None or not trainer.is_global_zero or self._start is None):
+            return
+        metrics = trainer.callback_metrics
+        # (The epoch's training averages are only aggregated after validation: metrics.csv has them.)
+        parts = [f"{label} {float(metrics[key]) * scale:{spec}}{unit}" for key, label, scale, spec, unit in (
+            ("val/loss", "val loss", 1, ".3f", ""), ("val/top1", "val top-1", 100, ".1f", "%"))
+            if key in metrics]
+        print(f"  epoch {trainer.current_epoch + 1}/{trainer.max_epochs}: {', '.join(parts)} "
+              f"({time.perf_counter() - self._start:.0f} s)", flush=True)
+
+
+def _portable(path: str | os.PathLike) -> str:
+    """``path`` relative to the working folder when inside it, so results files name no machine's folders."""
+    try:
+        return Path(path).resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
 class RunSummary(Callback):
     """Writes ``results.json`` in the run folder: what the notebooks and slides read.
 
@@ -526,6 +560,9 @@ class RunSummary(Callback):
             "params": pl_module.num_parameters,
             "dataset": self._dataset(trainer),
             "machine": machine_description(),
+            # seed_everything's value (Lightning keeps it in PL_GLOBAL_SEED): runs of one
+            # recipe differ only by it, and results are compared over seeds.
+            "seed": int(os.environ["PL_GLOBAL_SEED"]) if os.environ.get("PL_GLOBAL_SEED") else None,
             "config": {"model": dict(pl_module.hparams),
                        "data": dict(getattr(datamodule, "hparams", {}))},
         }
@@ -549,7 +586,7 @@ class RunSummary(Callback):
 
     def on_train_start(self, trainer, pl_module):
         if trainer.ckpt_path:  # a resumed fit; its checkpoint is restored by now
-            self._resume = {"checkpoint": str(trainer.ckpt_path),
+            self._resume = {"checkpoint": _portable(trainer.ckpt_path),
                             "first_epoch": trainer.current_epoch,
                             "time": time.strftime("%Y-%m-%d %H:%M:%S"),
                             "machine": machine_description()}
@@ -594,7 +631,7 @@ class RunSummary(Callback):
                    if prefix and name.startswith(prefix)}
         description = self._description(trainer, pl_module)
         entry = {"command": trainer.state.fn.value,
-                 "checkpoint": str(trainer.ckpt_path) if trainer.ckpt_path else None,
+                 "checkpoint": _portable(trainer.ckpt_path) if trainer.ckpt_path else None,
                  "time": time.strftime("%Y-%m-%d %H:%M:%S"),
                  "folder": os.path.relpath(own_folder, run), "metrics": metrics,
                  **{k: description[k] for k in ("dataset", "machine", "config")}}
