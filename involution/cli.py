@@ -130,10 +130,10 @@ def _loggers(run_dir: Path, resume_epoch: int | None) -> list:
     global _said_csv_only
     csv_logger = _csv_logger(run_dir, resume_epoch)
     if not wandb_configured():
-        if not _said_csv_only:
-            print("W&B is not configured (no login, WANDB_API_KEY or WANDB_MODE=offline): "
-                  "logging to CSV only (metrics.csv in each run's folder).")
-            _said_csv_only = True
+        why = "" if _said_csv_only else (
+            " (W&B is not configured: no login, WANDB_API_KEY or WANDB_MODE=offline)")
+        print(f"Logging to CSV only, in {run_dir}{why}")
+        _said_csv_only = True
         return [csv_logger]
     from .training import start_wandb_logger
 

@@ -251,8 +251,8 @@ def test_two_process_ddp_run_writes_each_file_once_with_metrics_over_all_process
     assert list(tmp_path.rglob("results.json")) == [run_dir / "results.json"]
     assert list(tmp_path.rglob("config.yaml")) == [run_dir / "config.yaml"]
     # Only rank 0 speaks, and about the folder that exists.
-    assert output.count("logging to CSV only, in ") == 1
-    assert f"logging to CSV only, in {run_dir}" in output
+    assert output.count("Logging to CSV only, in ") == 1
+    assert f"Logging to CSV only, in {run_dir}" in output
     recorded = results(run_dir)
     assert recorded["epochs_trained"] == 1 and recorded["model"] == "rednet26"
     best = run_dir / "checkpoints" / "best.ckpt"
