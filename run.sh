@@ -17,9 +17,8 @@ export INVOLUTION_FAST=0
 for notebook in notebooks/0[1-4]_*.ipynb; do
   echo "Executing ${notebook} ..."
   start=$SECONDS
-  # transport=ipc: the kernel talks over local sockets, not unencrypted TCP (no warning).
   .venv/bin/jupyter nbconvert --to notebook --execute --inplace \
-    --ExecutePreprocessor.timeout=-1 --KernelManager.transport=ipc --log-level=WARN "${notebook}"
+    --ExecutePreprocessor.timeout=-1 --log-level=WARN "${notebook}"
   echo "  done in $((SECONDS - start)) s"
 done
 .venv/bin/python -m involution.deck

@@ -33,6 +33,7 @@ import io
 import os
 import re
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -122,6 +123,11 @@ def _csv_logger(log_dir: Path, resume_epoch: int | None = None) -> ResumableCSVL
     return ResumableCSVLogger(save_dir=log_dir.parent, name="", version=log_dir.name,
                               keep_through_epoch=resume_epoch)
 
+
+# An evaluation writes into its own folder (<run>/evaluations/...), so Lightning
+# notes that the checkpoint callbacks' folder differs from the one they were saved
+# with. Expected by design, and nothing a user can act on.
+warnings.filterwarnings("ignore", message=r"The dirpath has changed from .*evaluations")
 
 _said_csv_only = False  # the "W&B is not configured" note is printed once per process
 

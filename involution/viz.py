@@ -225,6 +225,9 @@ def plot_kernels_at_pixels(image, kernels: Mapping[str, torch.Tensor],
     grid = figure.add_gridspec(len(layers), len(pixels) + 2, width_ratios=[2.2, 2.2] + [1] * len(pixels))
     image_axis = figure.add_subplot(grid[:, :2])
     image_axis.imshow(picture)
+    # The windows drawn below may reach past the border: keep the view on the image.
+    image_axis.set_xlim(-0.5, picture.shape[1] - 0.5)
+    image_axis.set_ylim(picture.shape[0] - 0.5, -0.5)
     image_axis.set_xticks([])
     image_axis.set_yticks([])
     image_axis.set_title(f"input, {height}x{width} px", fontsize=9)

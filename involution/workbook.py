@@ -210,8 +210,8 @@ class Workbook:
                 "numbers are smoke-test numbers)" if self.fast else "normal")
         outputs = ("runs/ and slides/ in the repository" if self.workdir == self.root
                    else f"{self.workdir} (outside the repository)")
-        lines = [f"repository: {self.root.name}/" + (" (Colab)" if self.colab else "")
-                 + " (the working folder: relative paths start here)",
+        lines = ["working in: the repository's root folder (relative paths start there)"
+                 + (", in Colab" if self.colab else ""),
                  f"mode:       {mode}",
                  f"outputs:    {outputs}",
                  f"device:     {device}, torch {torch.__version__}"]
@@ -594,7 +594,7 @@ def training_run_name(model: str, kind: str, seed: int | None = None) -> str:
     return name if seed is None else f"{name}_seed{seed}"
 
 
-def training_args(command: str, book: Workbook, data: DataChoice, model: str, image_size: int,
+def training_args(command: str, book: Workbook, data: DataChoice, model: str, image_size: int | None,
                   epochs: int | None = None, batch_size: int | None = None,
                   ckpt_path: str | os.PathLike | None = None, seed: int | None = None) -> list[str]:
     """Command-line arguments of one run of notebook 02, for :func:`involution.cli.run_cli`.
@@ -602,8 +602,8 @@ def training_args(command: str, book: Workbook, data: DataChoice, model: str, im
     The data's recipe (:data:`RECIPES`: ``configs/shapes.yaml`` for the shapes
     set, the course project's ``configs/<model>_caltech256_course.yaml`` for
     Caltech-256) is used as it is; only the model, the data
-    (:class:`DataChoice`), the image size, the epochs, the batch size and the
-    seed are set, and, in fast mode, :data:`FAST_TRAINER_ARGS` cut every run
+    (:class:`DataChoice`) and the seed are set, and the image size, the epochs
+    and the batch size where they are not None, and, in fast mode, :data:`FAST_TRAINER_ARGS` cut every run
     to a couple of steps. ``python -m involution`` followed by these
     arguments runs the same thing.
     """
@@ -613,10 +613,14 @@ def training_args(command: str, book: Workbook, data: DataChoice, model: str, im
             "--model.model_name", model,
             "--trainer.default_root_dir", str(book.runs_dir),
             "--run_name", training_run_name(model, data.kind, seed),
-            *data.cli_args(), "--data.image_size", str(image_size),
+            *data.cli_args(),
             # Notebooks print one line per epoch instead of a progress bar, which
             # would stay frozen in the saved notebook.
             "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+    if image_size is not None:
+        args += ["--data.image_size", str(image_size)]
+    if command in ("validate", "test"):
+        args += ["--verbose", "false"]  # the notebook prints the result itself
     if seed is not None:
         args += ["--seed_everything", str(seed)]
     if book.fast:

@@ -218,3 +218,12 @@ def test_offline_wandb_run_logs_beside_the_csv(tmp_path, monkeypatch):
         "ResumableCSVLogger", "WandbLogger"]
     assert (run_dir / "metrics.csv").is_file()
     assert list((run_dir / "wandb").glob("offline-run-*"))
+
+
+def test_without_a_progress_bar_each_epoch_prints_one_line(tmp_path, capsys):
+    # Notebooks run without a progress bar (a saved bar stays frozen): one line per epoch instead.
+    run_cli(quick_args(tmp_path, "--trainer.max_epochs", "2", "--trainer.limit_train_batches", "1",
+                       "--trainer.limit_val_batches", "1"))
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  epoch ")]
+    assert [line.split(":")[0] for line in lines] == ["  epoch 1/2", "  epoch 2/2"]
+    assert "val top-1" in lines[0] and lines[0].endswith(" s)")

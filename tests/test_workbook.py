@@ -343,6 +343,9 @@ def test_training_args_set_only_model_data_seed_and_schedule(tmp_path):
     assert "--trainer.max_epochs" not in pairs and "--seed_everything" not in pairs
     with pytest.raises(ValueError, match="command"):
         training_args("train", _book(tmp_path, fast=False), shapes, "rednet26", 64)
+    # Settings left at None keep the recipe's values: nothing is passed for them.
+    args = training_args("fit", _book(tmp_path, fast=False), shapes, "rednet26", None, seed=0)
+    assert not {"--data.image_size", "--trainer.max_epochs", "--data.batch_size"} & set(args)
 
 
 def test_training_args_in_fast_mode_run_two_steps_once_each(tmp_path):
