@@ -6,7 +6,7 @@ step or two of training, so all four take a few minutes on a CPU. nbval's
 kernels inherit this process's environment, so setting the variables here,
 before any kernel starts, is enough. Everything the notebooks write goes to a
 fresh temporary work directory, shared by the four notebooks of one session
-(notebook 04 reads the runs of notebook 03) and deleted at the end: the
+(notebooks 03 and 04 read the runs of notebook 02) and deleted at the end: the
 tests never touch committed files.
 """
 import os
@@ -14,7 +14,7 @@ import shutil
 import tempfile
 
 # Fast mode unless the caller asks otherwise (INVOLUTION_FAST=0 runs the
-# notebooks in normal mode, which takes a quarter of an hour on a CPU).
+# notebooks in normal mode, which takes about 20 minutes on a 2-core CPU).
 os.environ.setdefault("INVOLUTION_FAST", "1")
 _WORKDIR = tempfile.mkdtemp(prefix="involution-tests-")
 os.environ["INVOLUTION_WORKDIR"] = _WORKDIR

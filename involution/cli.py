@@ -132,13 +132,15 @@ warnings.filterwarnings("ignore", message=r"The dirpath has changed from .*evalu
 _said_csv_only = False  # the "W&B is not configured" note is printed once per process
 
 
-def _loggers(run_dir: Path, resume_epoch: int | None) -> list:
+def _loggers(run_dir: Path, resume_epoch: int | None, csv_dir: Path | None = None) -> list:
+    """The CSV logger (in ``csv_dir``, default the run folder) and W&B's, reporting into the run."""
     global _said_csv_only
-    csv_logger = _csv_logger(run_dir, resume_epoch)
+    csv_dir = csv_dir or run_dir
+    csv_logger = _csv_logger(csv_dir, resume_epoch if csv_dir == run_dir else None)
     if not wandb_configured():
         why = "" if _said_csv_only else (
             " (W&B is not configured: no login, WANDB_API_KEY or WANDB_MODE=offline)")
-        print(f"Logging to CSV only, in {run_dir}{why}")
+        print(f"Logging to CSV only, in {csv_dir}{why}")
         _said_csv_only = True
         return [csv_logger]
     from .training import start_wandb_logger
@@ -221,12 +223,12 @@ class InvolutionCLI(LightningCLI):
         # overwrite=False: a command never replaces another's record.
         self.save_config_kwargs = {"config_filename": config_file, "overwrite": False}
         if config["trainer"].get("logger") in (None, True):
+            # An evaluation's CSV log goes to its own folder: it never rewrites the
+            # training's metrics.csv (W&B reports into the run).
             with _rank_zero_speaks():
-                kwargs["logger"] = _loggers(run_dir, resume_epoch)
-            if log_dir != run_dir:
-                # An evaluation's CSV log goes to its own folder: it never
-                # rewrites the training's metrics.csv (W&B reports into the run).
-                kwargs["logger"][0] = _csv_logger(log_dir)
+                kwargs["logger"] = _loggers(run_dir, resume_epoch, csv_dir=log_dir)
+        else:  # the config's own logger (or none): our folder still holds this command's files
+            kwargs["default_root_dir"] = str(log_dir)
         kwargs["plugins"] = self._plugins_with_atomic_checkpoints()
         if torch.cuda.is_available() and config["trainer"].get("precision") is None:
             kwargs["precision"] = "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"

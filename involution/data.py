@@ -207,7 +207,8 @@ def dataset_kind(categories_dir: Path | None) -> str:
         return "sample"
     if (categories_dir.parent / "sources.csv").is_file() and categories_dir.parent.name.startswith("shapes-"):
         return "shapes"
-    if (categories_dir / "001.ak47").is_dir():
+    # Caltech-256 is 256 classes (257 with clutter) starting at 001.ak47; a subset is just a folder.
+    if (categories_dir / "001.ak47").is_dir() and len(_class_folders(categories_dir, True)) >= 256:
         return "caltech256"
     return "folder"
 
@@ -958,13 +959,14 @@ class Caltech256DataModule(L.LightningDataModule):
 
     Args:
         root: folder holding ``256_ObjectCategories`` (or torchvision's
-            ``caltech256/256_ObjectCategories``); ``"sample"`` selects the
-            built-in sample set.
+            ``caltech256/256_ObjectCategories``); ``"shapes"`` selects the
+            built-in shapes set (generated offline on first use), ``"sample"``
+            the tiny built-in sample set.
         image_size: side of the square images the model sees.
         batch_size: images per batch.
         num_workers: DataLoader worker processes (0 = load in the main process).
-        transforms: training augmentation preset, ``"course"`` or ``"standard"``
-            (see :func:`build_transforms`).
+        transforms: training augmentation preset, ``"course"``, ``"standard"``
+            or ``"light"`` (see :func:`build_transforms`).
         split: (train, val, test) fractions, per class, for a split made here.
         split_seed: seed of the deterministic split made here.
         split_file: CSV to load the split from (made there from the images

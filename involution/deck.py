@@ -23,6 +23,7 @@ import html
 import inspect
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -71,6 +72,7 @@ def write_deck_data(slides_dir: str | os.PathLike, *, runs: Mapping[str, Run],
     if missing:
         raise FileNotFoundError(f"figures missing from {slides_dir / 'figures'}: {missing}; "
                                 "write them first (notebooks/04_slide_figures.ipynb)")
+    _remove_other_runs(slides_dir / RUNS_FOLDER, keep=set(runs))
     folders = {key: folder.relative_to(slides_dir).as_posix()
                for key, folder in export_runs(runs, slides_dir / RUNS_FOLDER).items()}
     deck = {
@@ -85,6 +87,15 @@ def write_deck_data(slides_dir: str | os.PathLike, *, runs: Mapping[str, Run],
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(deck, indent=2, default=str) + "\n")
     return path
+
+
+def _remove_other_runs(folder: Path, keep: set[str]) -> None:
+    """Delete copies of runs the deck no longer quotes, so that slides/data holds only its data."""
+    if not folder.is_dir():
+        return
+    for copy in folder.iterdir():
+        if copy.name not in keep and (copy / "results.json").is_file():
+            shutil.rmtree(copy)
 
 
 def load_deck_data(slides_dir: str | os.PathLike) -> tuple[dict, dict[str, Run]]:
@@ -294,6 +305,7 @@ def render_deck(slides_dir: str | os.PathLike | None = None, embed_images: bool 
     data_label = " + ".join(DATA_LABELS[kind] for kind in kinds)
     sample = "sample" in kinds
     built_in = set(kinds) <= {"sample", "shapes"}
+    caltech = kinds == ["caltech256"]
     machines = sorted({run.machine() for run in ordered})
     epochs = sorted({str(run.results.get("epochs_trained")) for run in ordered})
     sizes = sorted({str(run.image_size) for run in ordered})
@@ -378,7 +390,7 @@ def render_deck(slides_dir: str | os.PathLike | None = None, embed_images: bool 
             footer),
         _slide(
             f"<h2>Training {_e(labels)}"
-            + (f' <span class="badge">{_e(data_label)}</span>' if built_in else "") + "</h2>"
+            + (f' <span class="badge">{_e(data_label)}</span>' if not caltech else "") + "</h2>"
             + figure("training_curves",
                      "Loss and top-1 accuracy per epoch (solid: training, dashed: validation), read "
                      f"from the runs' metrics.csv. {_e(source_note)}"),
@@ -408,7 +420,8 @@ def render_deck(slides_dir: str | os.PathLike | None = None, embed_images: bool 
                "learn in minutes on a CPU, <b>not</b> how they do on Caltech-256. For that, run "
                "notebook 02 with Caltech-256 and a GPU.</li>" if built_in else
                "<li>Training results are on Caltech-256 with this project's split; the course "
-               "project's reported numbers used a different split and RedNet variant.</li>")
+               "project's reported numbers used a different split and RedNet variant.</li>"
+               if caltech else f"<li>Training results are on {_e(data_label)}.</li>")
             + "</ul><h2>Reproduce</h2>"
             "<pre>./run.sh                      # demo, the four notebooks (3 seeds per model), this deck\n"
             "python -m involution.deck     # rebuild the deck from slides/\n"

@@ -24,7 +24,7 @@ generalisation instead:
 
 Layout (what :class:`~involution.data.Caltech256DataModule` reads)::
 
-    <cache>/shapes-v1-seed0/
+    <cache>/shapes-v2-seed0/
         256_ObjectCategories/01.circle/train_00000.jpg ...
         split.csv      path,split: the set's own fixed split
         sources.csv    one row per image: split, photograph, crop, shape, colours
@@ -55,7 +55,7 @@ __all__ = ["SHAPES_ROOT_ALIAS", "SHAPE_CLASSES", "PHOTO_POOLS", "SPLIT_SIZES", "
            "shapes_root", "generate_shapes", "render", "read_sources", "data_home", "landmarks"]
 
 SHAPES_ROOT_ALIAS = "shapes"
-VERSION = 1  # bump when the generator's output changes, so old caches are not reused
+VERSION = 2  # bump when the generator's output changes, so old caches are not reused
 SIZE = 64  # pixels; the workbook trains at 64 px
 JPEG_QUALITY = 92
 SUPERSAMPLE = 4  # shapes are drawn at 4x and scaled down: smooth, antialiased edges
@@ -167,7 +167,14 @@ def _heart(points: int = 48) -> list[tuple[float, float]]:
     return outline
 
 
-_POLYGONS = {
+def _within_unit_circle(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Scale an outline so that its farthest point is at distance 1: every class then
+    fits in the same circle of the drawn radius, which the placement keeps in view."""
+    farthest = max(math.hypot(x, y) for x, y in points)
+    return [(x / farthest, y / farthest) for x, y in points]
+
+
+_POLYGONS = {name: _within_unit_circle(points) for name, points in {
     "triangle": _regular(3),
     "square": _regular(4, phase=-45),
     "star": _star(),
@@ -177,7 +184,7 @@ _POLYGONS = {
     "cross": [(-0.3, -1), (0.3, -1), (0.3, -0.3), (1, -0.3), (1, 0.3), (0.3, 0.3), (0.3, 1),
               (-0.3, 1), (-0.3, 0.3), (-1, 0.3), (-1, -0.3), (-0.3, -0.3)],
     "arrow": [(-1, -0.25), (0.2, -0.25), (0.2, -0.65), (1, 0), (0.2, 0.65), (0.2, 0.25), (-1, 0.25)],
-}
+}.items()}
 
 
 def _shape_mask(record: ShapeRecord) -> Image.Image:
@@ -289,7 +296,8 @@ def _draw_record(rng: np.random.Generator, split: str, label: str, path: str) ->
     # The shape is dark on a bright background and bright on a dark one.
     dark = float(np.asarray(_background(photo, crop, flip, tint).convert("L")).mean()) > 128
     radius = float(rng.uniform(0.22, 0.36))
-    # Keep the whole shape inside the centre crop that evaluation keeps (about 88%).
+    # Every outline lies within the drawn radius (see _within_unit_circle); the margin
+    # keeps it inside the centre crop that evaluation keeps (about 88% of the side).
     margin = radius + 0.06
     center = (float(rng.uniform(margin, 1 - margin)), float(rng.uniform(margin, 1 - margin)))
     fill = str(rng.choice(["solid", "outline", "texture"], p=[0.7, 0.15, 0.15]))
@@ -402,7 +410,12 @@ def generate_shapes(destination: str | os.PathLike, seed: int = 0,
         (staging / "README.txt").write_text(_README.format(
             classes=len(SHAPE_CLASSES), names=", ".join(SHAPE_CLASSES), size=SIZE, counts=counts,
             pools=pools, seed=seed))
-        os.replace(staging, destination)
+        try:
+            os.replace(staging, destination)
+        except OSError:
+            # Another process (a DDP rank, a second notebook) finished the same set first.
+            if not (destination / "split.csv").is_file():
+                raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return destination
@@ -411,10 +424,10 @@ def generate_shapes(destination: str | os.PathLike, seed: int = 0,
 def shapes_root(seed: int = 0, cache_dir: str | os.PathLike | None = None) -> Path:
     """The generated set's folder in the cache; generated there on first use (a few seconds)."""
     folder = Path(cache_dir or data_home()) / f"shapes-v{VERSION}-seed{seed}"
+    # The folder appears whole (generate_shapes renames it into place when done), so
+    # one that exists is complete; processes starting together may each generate it.
     if not (folder / "split.csv").is_file():
         print(f"Generating the built-in shapes set into {folder} (first use only, a few seconds) ...")
-        if folder.exists():  # an unfinished folder from an older version: start again
-            shutil.rmtree(folder)
         generate_shapes(folder, seed)
     return folder
 

@@ -540,8 +540,8 @@ class RunSummary(Callback):
     """
 
     FILENAME = "results.json"
-    # Dataset fields that say where the files are, not what was measured.
-    _LOCATION_FIELDS = ("root", "split_file")
+    # Dataset fields that decide which images a test evaluates, and how big.
+    _EVALUATED_FIELDS = ("num_classes", "include_clutter", "image_size", "images")
 
     def __init__(self):
         self.best, self._resume = {}, None
@@ -568,8 +568,12 @@ class RunSummary(Callback):
         }
 
     def _same_data(self, recorded: dict | None, used: dict | None) -> bool:
+        """Whether a test saw the images the run was trained for: classes, size, split counts.
+
+        Names, folders and the training augmentation do not change the test images.
+        """
         def measured(dataset):
-            return {k: v for k, v in (dataset or {}).items() if k not in self._LOCATION_FIELDS}
+            return {k: (dataset or {}).get(k) for k in self._EVALUATED_FIELDS}
         return recorded is not None and measured(recorded) == measured(used)
 
     def _write(self, trainer, folder: Path, update: Callable[[dict], None]) -> None:

@@ -121,7 +121,7 @@ def work_directory(fast: bool, root: Path | None = None) -> Path:
 
     ``$INVOLUTION_WORKDIR`` when set. Otherwise: in fast mode a folder under the
     system's temporary directory (the same one for every notebook of a user, so
-    notebook 04 finds what notebook 03 trained), in normal mode the repository.
+    notebook 04 finds what notebook 02 trained), in normal mode the repository.
     Fast mode refuses a work directory inside the repository: its outputs must
     never replace committed files.
     """
@@ -635,9 +635,9 @@ def training_args(command: str, book: Workbook, data: DataChoice, model: str, im
 
 
 # Where notebook 03 looks for a trained RedNet, best first: notebook 02's seed-0
-# run on Caltech-256, on the shapes set, on the sample set.
+# run on Caltech-256, on another image folder, on the shapes set, on the sample set.
 KERNEL_RUN_NAMES = tuple(training_run_name("rednet26", kind, seed=0)
-                         for kind in ("caltech256", "shapes", "sample"))
+                         for kind in ("caltech256", "folder", "shapes", "sample"))
 
 
 def format_epoch_table(metrics: Mapping[str, Sequence[float]]) -> str:
@@ -657,7 +657,8 @@ def format_epoch_table(metrics: Mapping[str, Sequence[float]]) -> str:
 
 
 def find_comparison(runs_dir: str | os.PathLike, models: Sequence[str] = ("rednet26", "resnet26"),
-                    kinds: Sequence[str] = ("caltech256", "shapes", "sample")) -> dict[str, list[Run]]:
+                    kinds: Sequence[str] = ("caltech256", "folder", "shapes", "sample")
+                    ) -> dict[str, list[Run]]:
     """Notebook 02's tested runs, ``{model: [one run per seed, by seed]}``, all on one kind of data.
 
     The first kind of ``kinds`` for which every model has at least one tested
@@ -903,7 +904,12 @@ def held_out_images(weights: Weights, count: int = 3, photo_size: int = 128) -> 
                              f"{photo_size}px.")
     dataset = weights.run.results.get("dataset") or {}
     size = int(dataset.get("image_size") or 64)
-    datamodule = Caltech256DataModule(dataset.get("root", "shapes"), image_size=size, num_workers=0)
+    # The run's own split settings: only then are its test images really held out.
+    trained_with = (weights.run.results.get("config") or {}).get("data") or {}
+    split_settings = {key: trained_with[key] for key in ("split", "split_seed", "split_file",
+                                                         "include_clutter") if key in trained_with}
+    datamodule = Caltech256DataModule(dataset.get("root", "shapes"), image_size=size, num_workers=0,
+                                      **split_settings)
     datamodule.setup()
     test = datamodule.test_dataset
     first_of_class: dict[int, int] = {}

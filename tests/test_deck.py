@@ -80,6 +80,20 @@ def test_deck_numbers_come_from_the_data_and_sample_results_say_so(tmp_path):
     assert "http://" not in page and "https://" not in page  # nothing to fetch: works offline
 
 
+def test_deck_data_keeps_only_the_runs_it_quotes(tmp_path):
+    slides = _fake_slides(tmp_path)
+    stale = slides / "data" / "runs" / "old_run"
+    stale.mkdir()
+    (stale / "results.json").write_text("{}")
+    deck_data = json.loads((slides / deck.DECK_DATA).read_text())
+    runs = {f"{model}_seed0": Run.load(tmp_path / "runs" / f"{model}_sample_seed0" / "20260101-000000")
+            for model in ("rednet26", "resnet26")}
+    deck.write_deck_data(slides, runs=runs, data_statement="Training data: test data.",
+                         complexity_rows=deck_data["complexity"]["rows"],
+                         complexity_input_size=(3, 224, 224), kernels=deck_data["kernels"])
+    assert sorted(p.name for p in (slides / "data" / "runs").iterdir()) == sorted(runs)
+
+
 def test_caltech256_results_carry_no_sample_set_badge(tmp_path):
     page = deck.render_deck(_fake_slides(tmp_path, sample=False))
     assert "not Caltech-256" not in page and "badge" not in page.split("</style>")[1]

@@ -6,6 +6,7 @@ never changes, and a refused action writes nothing at all.
 """
 import csv
 import errno
+import io
 import json
 import math
 import os
@@ -215,6 +216,28 @@ def test_checkpoint_write_killed_mid_copy_leaves_whole_checkpoints(tmp_path, run
         assert torch.load(checkpoint, weights_only=True)["epoch"] in (0, 1), checkpoint
     assert torch.load(last, weights_only=True)["epoch"] in (0, 1)
     assert not list(last.parent.glob(".*.partial"))  # no unfinished file left behind
+
+
+def test_checkpoint_writer_killed_halfway_keeps_the_previous_checkpoint(tmp_path, run_dir,
+                                                                       monkeypatch):
+    # The atomic writer itself dies halfway through a checkpoint: the file in place
+    # must still be the previous, whole one, and nothing unfinished is left beside it.
+    last = run_dir / "checkpoints" / "last.ckpt"
+    before = last.read_bytes()
+    real_save = torch.save
+
+    def save_killed_halfway(obj, file, *args, **kwargs):
+        buffer = io.BytesIO()
+        real_save(obj, buffer, *args, **kwargs)
+        file.write(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+        raise Killed
+
+    monkeypatch.setattr(torch, "save", save_killed_halfway)
+    with pytest.raises(Killed):
+        run_cli(quick_args(tmp_path, "--trainer.max_epochs", "2", "--ckpt_path", str(last)))
+    monkeypatch.undo()
+    assert last.read_bytes() == before
+    assert not [p for p in last.parent.iterdir() if p.name.endswith(".partial")]
 
 
 @pytest.mark.parametrize("damage", ["empty", "truncated"])

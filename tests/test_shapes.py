@@ -124,7 +124,7 @@ def test_data_module_reads_the_generated_set(tmp_path, monkeypatch):
     dm.setup()
     assert dm.kind == "shapes" and not dm.is_sample_set
     assert dm.num_classes == len(shapes.SHAPE_CLASSES)
-    assert dm.split_path == tmp_path / "shapes-v1-seed0" / "split.csv"
+    assert dm.split_path == tmp_path / f"shapes-v{shapes.VERSION}-seed0" / "split.csv"
     assert [len(dm.train_dataset), len(dm.val_dataset), len(dm.test_dataset)] == [30, 20, 20]
     summary = dm.summary()
     assert summary["kind"] == "shapes" and "NOT Caltech-256" in summary["name"]
@@ -132,6 +132,21 @@ def test_data_module_reads_the_generated_set(tmp_path, monkeypatch):
     images, labels = next(iter(dm.train_dataloader()))
     assert images.shape == (4, 3, 32, 32)
     # Used again, not generated again.
-    stamp = (tmp_path / "shapes-v1-seed0" / "split.csv").stat().st_mtime_ns
+    stamp = (tmp_path / f"shapes-v{shapes.VERSION}-seed0" / "split.csv").stat().st_mtime_ns
     Caltech256DataModule("shapes", image_size=32).setup()
-    assert (tmp_path / "shapes-v1-seed0" / "split.csv").stat().st_mtime_ns == stamp
+    assert (tmp_path / f"shapes-v{shapes.VERSION}-seed0" / "split.csv").stat().st_mtime_ns == stamp
+
+
+def test_a_set_finished_by_another_process_first_is_kept(small_set, tmp_path):
+    # Two processes (DDP ranks, two notebooks) may generate the set at once: the
+    # slower one finds the folder complete and leaves it as it is.
+    before = (small_set / "split.csv").read_bytes()
+    assert shapes.generate_shapes(small_set, seed=0, sizes=SMALL) == small_set
+    assert (small_set / "split.csv").read_bytes() == before
+    assert not [p for p in small_set.parent.iterdir() if p.name.startswith(".generating-")]
+
+
+def test_every_outline_stays_within_its_radius():
+    # The placement keeps a circle of the drawn radius inside the evaluation crop.
+    for name, points in shapes._POLYGONS.items():
+        assert max(np.hypot(x, y) for x, y in points) == pytest.approx(1.0), name

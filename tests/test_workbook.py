@@ -90,9 +90,18 @@ def test_setup_in_fast_mode(monkeypatch, tmp_path, capsys):
 
 
 def _fake_caltech(root: Path) -> Path:
-    for name in ("001.ak47", "002.american-flag"):
+    """Caltech-256's 257 class folders, empty (choose_data only looks at the folders)."""
+    for number in range(1, 258):
+        name = "001.ak47" if number == 1 else f"{number:03d}.class{number}"
         (root / "256_ObjectCategories" / name).mkdir(parents=True)
     return root
+
+
+def test_a_subset_of_caltech256_is_not_called_caltech256(tmp_path):
+    for name in ("001.ak47", "002.american-flag"):
+        (tmp_path / "256_ObjectCategories" / name).mkdir(parents=True)
+    choice = choose_data(tmp_path, reachable=lambda: pytest.fail("no check needed"))
+    assert choice.kind == "folder" and "not Caltech-256" in choice.statement
 
 
 def test_fast_mode_always_uses_the_sample_set(tmp_path):
