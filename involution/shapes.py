@@ -421,13 +421,22 @@ def generate_shapes(destination: str | os.PathLike, seed: int = 0,
     return destination
 
 
+def _shown(path: Path) -> str:
+    """``path`` with the home folder written as ``~``: outputs name no user's folders."""
+    try:
+        return "~/" + path.resolve().relative_to(Path.home().resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def shapes_root(seed: int = 0, cache_dir: str | os.PathLike | None = None) -> Path:
     """The generated set's folder in the cache; generated there on first use (a few seconds)."""
     folder = Path(cache_dir or data_home()) / f"shapes-v{VERSION}-seed{seed}"
     # The folder appears whole (generate_shapes renames it into place when done), so
     # one that exists is complete; processes starting together may each generate it.
     if not (folder / "split.csv").is_file():
-        print(f"Generating the built-in shapes set into {folder} (first use only, a few seconds) ...")
+        print(f"Generating the built-in shapes set into {_shown(folder)} (first use only, a few "
+              "seconds) ...")
         generate_shapes(folder, seed)
     return folder
 
