@@ -374,9 +374,16 @@ def plot_accuracy_vs_params(ours: Sequence[Mapping], reference: Sequence[Mapping
         if not rows:
             continue
         axis.scatter([r["params_m"] for r in rows], [r[metric] for r in rows], label=label, **style)
+        # One label per model: several seeds of a model are annotated with their mean.
+        by_label: dict[str, list[Mapping]] = {}
         for r in rows:
-            axis.annotate(f"{r['label']} {r[metric]:.1f}%", (r["params_m"], r[metric]),
-                          xytext=(6, 4), textcoords="offset points", fontsize=8)
+            by_label.setdefault(r["label"], []).append(r)
+        for name, group in by_label.items():
+            values = [r[metric] for r in group]
+            mean = sum(values) / len(values)
+            text = f"{name} {mean:.1f}%" + (f" (mean of {len(values)})" if len(values) > 1 else "")
+            axis.annotate(text, (group[0]["params_m"], max(values)), xytext=(6, 4),
+                          textcoords="offset points", fontsize=8)
     axis.set(xlabel="parameters (millions)", ylabel=f"{metric.replace('_', ' ')} (%)",
              ylim=(0, 100))
     axis.set_xlim(left=0, right=1.25 * max(r["params_m"] for r in [*ours, *reference]))

@@ -145,3 +145,10 @@ def test_operator_costs_figure():
     params_axis = figure.axes[0]
     assert list(params_axis.get_lines()[0].get_ydata()) == [r["conv_params"] for r in by_channels]
     assert list(params_axis.get_lines()[1].get_ydata()) == [r["involution_params"] for r in by_channels]
+
+
+def test_accuracy_vs_params_labels_each_model_once_over_seeds():
+    ours = [{"label": "RedNet-26", "params_m": 7.2, "best_val_top1": v} for v in (60.0, 62.0, 64.0)]
+    (axis,) = viz.plot_accuracy_vs_params(ours).axes
+    assert len(axis.collections[0].get_offsets()) == 3  # every seed is drawn
+    assert [t.get_text() for t in axis.texts] == ["RedNet-26 62.0% (mean of 3)"]
