@@ -4,7 +4,7 @@
 # RedNet-26 and ResNet-26 on the built-in shapes set (3 seeds each, generated
 # offline on first use; NOT Caltech-256), visualise the trained RedNet's kernels
 # on held-out test images, write the slide figures and data into slides/ and
-# build slides/deck.html. About 25 minutes on a 2-core laptop CPU.
+# build slides/deck.html. About 20 minutes on a 2-core laptop CPU (18 measured).
 # Installs what it needs into ./.venv on first use.
 #
 # The notebooks choose their data in their settings cell (DATA_ROOT): for
