@@ -28,6 +28,7 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import sys
 import tempfile
 import threading
@@ -321,8 +322,8 @@ class DataChoice:
         return DATA_LABELS[self.kind]
 
 
-_SAMPLE_NOTE = ("It measures memorisation, not learning (its validation and test crops come from the "
-                "training photographs), and says nothing about Caltech-256.")
+# SAMPLE_SET_DESCRIPTION already says that the sample set measures memorisation.
+_SAMPLE_NOTE = "Its accuracies say nothing about Caltech-256."
 
 
 def _shapes_statement(why: str) -> str:
@@ -714,14 +715,12 @@ class SeedSpread:
 
     @property
     def mean(self) -> float:
-        return sum(self.values) / len(self.values)
+        return statistics.mean(self.values)
 
     @property
     def std(self) -> float:
         """Sample standard deviation (n - 1); 0 for a single run."""
-        if len(self.values) < 2:
-            return 0.0
-        return math.sqrt(sum((v - self.mean) ** 2 for v in self.values) / (len(self.values) - 1))
+        return statistics.stdev(self.values) if len(self.values) > 1 else 0.0
 
     def __str__(self) -> str:
         spread = f" +- {self.std:.1f}" if len(self.values) > 1 else ""
