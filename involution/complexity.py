@@ -127,51 +127,39 @@ def count_complexity(model: nn.Module, input_size=(3, 224, 224),
     return result
 
 
-def _reported_figures(name: str) -> tuple[float | None, float | None, str]:
-    """(params in M, GFLOPs, source) reported for ``name``, if anyone reported them."""
-    from torchvision import models as tvm
-
-    from .reference import OFFICIAL_REDNET
-
-    family, depth = name[:6], int(name[6:])
-    if family == "rednet":
-        row = OFFICIAL_REDNET[depth]
-        return row["params_m"], row["gflops"], "paper"
-    weights = getattr(tvm, f"ResNet{depth}_Weights", None)
-    if weights is not None:  # torchvision's ResNet-50/101/152 are ours exactly
-        meta = weights.DEFAULT.meta
-        return meta["num_params"] / 1e6, meta["_ops"], "torchvision"
-    return None, None, ""
-
-
 def complexity_table(depths=(26, 38, 50, 101, 152), input_size=(3, 224, 224)) -> list[dict]:
     """Our counts for every RedNet and ResNet depth beside the reported figures.
 
     Each row: model, params, GMACs (our convention), G ops with mmcv's
     element operations added, the reported params (M) and GFLOPs with their
-    source, and the gap in % between the reported FLOPs and our count in the
-    reporter's convention (mmcv-style for the paper, GMACs for torchvision).
+    source (from the model's registry record), and the gap in % between the
+    reported FLOPs and our count in the reporter's convention (mmcv-style
+    for the paper, GMACs for torchvision).
     """
     from .models import create_model
+    from .registry import list_models, model_info
 
+    families = ("rednet", "resnet")
+    infos = [model_info(name) for name in list_models()]
+    chosen = sorted((info for info in infos if info.family in families and info.depth in depths),
+                    key=lambda info: (families.index(info.family), info.depth))
     rows = []
-    for family in ("rednet", "resnet"):
-        for depth in depths:
-            name = f"{family}{depth}"
-            counted = count_complexity(create_model(name), input_size, elementwise=True)
-            reported_params, reported_gflops, source = _reported_figures(name)
-            mmcv_style = (counted.macs + counted.elementwise_ops) / 1e9
-            # Compare like with like: the paper used mmcv's counter, torchvision counts MACs.
-            comparable = mmcv_style if source == "paper" else counted.gmacs
-            rows.append({
-                "model": name, "params": counted.params, "gmacs": counted.gmacs,
-                "involution_gmacs": counted.ops_by_type.get("involution", 0) / 1e9,
-                "mmcv_style_gflops": mmcv_style,
-                "reported_params_m": reported_params, "reported_gflops": reported_gflops,
-                "reported_by": source,
-                "gap_percent": (None if reported_gflops is None
-                                else 100 * (comparable - reported_gflops) / reported_gflops),
-            })
+    for info in chosen:
+        counted = count_complexity(create_model(info.name), input_size, elementwise=True)
+        reported = info.reported
+        mmcv_style = (counted.macs + counted.elementwise_ops) / 1e9
+        # Compare like with like: the paper used mmcv's counter, torchvision counts MACs.
+        comparable = mmcv_style if reported and reported.source == "paper" else counted.gmacs
+        rows.append({
+            "model": info.name, "params": counted.params, "gmacs": counted.gmacs,
+            "involution_gmacs": counted.ops_by_type.get("involution", 0) / 1e9,
+            "mmcv_style_gflops": mmcv_style,
+            "reported_params_m": reported.params_m if reported else None,
+            "reported_gflops": reported.gflops if reported else None,
+            "reported_by": reported.source if reported else "",
+            "gap_percent": (None if reported is None
+                            else 100 * (comparable - reported.gflops) / reported.gflops),
+        })
     return rows
 
 

@@ -1,4 +1,4 @@
-"""RedNet, its ResNet baselines, DedNet, and official-checkpoint loading.
+"""RedNet, its ResNet baselines, DedNet and DenseNet, and their registry entries.
 
 RedNet is "torchvision's ResNet with involution in the bottleneck and a
 different stem", so that is how it is built here: torchvision's
@@ -8,22 +8,28 @@ with the block's stride, and whose 7x7 stem convolution is replaced by the
 official involution stem. Everything else (stage widths, strides,
 projection shortcuts, zero-initialised last BN of each block) is torchvision's.
 
-Use the registry::
+Every model has timm's interface (``forward_features``, ``forward_head``,
+``reset_classifier``, ``num_features``, ``feature_info``, ``pretrained_cfg``)
+and registers its children in the order its forward runs them, so
+torchvision's ``IntermediateLayerGetter``/``BackboneWithFPN`` and timm's
+``features_only`` work. Use the registry::
 
     >>> from involution.models import create_model, list_models
     >>> model = create_model("rednet26", num_classes=257)
-    >>> list_models()
-    ['dednet121', 'densenet121', 'rednet101', 'rednet152', 'rednet26', ...]
+    >>> list_models("rednet*")
+    ['rednet101', 'rednet152', 'rednet26', 'rednet38', 'rednet50', 'test_rednet'][:5]
+
+Each model's facts (family, label, options, reported figures, official
+weights) are in its record: ``model_info("rednet26")``. ``import
+involution.timm_support`` registers the RedNets with timm.
 """
 from __future__ import annotations
 
-import pickle
-import re
-import warnings
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Mapping
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torchvision import models as tvm
 from torchvision.models.resnet import Bottleneck
@@ -31,28 +37,27 @@ from torchvision.ops import Conv2dNormActivation
 
 from .functional import is_positive_int
 from .layers import Involution2d
+from .pretrained import (OFFICIAL_MODEL_ZOO, convert_official_state_dict,
+                         load_official_checkpoint, load_pretrained)
+from .registry import OfficialWeights, Reported, list_models, model_info, register_model
 
 __all__ = [
-    "ResNet", "RedNet", "STAGE_BLOCKS", "create_model", "list_models",
-    "load_official_checkpoint", "convert_official_state_dict",
+    "ResNet", "RedNet", "DenseNet", "DedNet", "STAGE_BLOCKS", "create_model", "list_models",
+    "model_info", "load_official_checkpoint", "convert_official_state_dict",
     "rednet26", "rednet38", "rednet50", "rednet101", "rednet152",
     "resnet26", "resnet38", "resnet50", "resnet101", "resnet152",
-    "dednet121", "densenet121", "OFFICIAL_MODEL_ZOO",
+    "dednet121", "densenet121", "test_rednet", "test_resnet", "OFFICIAL_MODEL_ZOO",
 ]
 
 # Bottleneck blocks per stage for each depth (depth = 3 * blocks + 2).
 STAGE_BLOCKS = {
+    14: (1, 1, 1, 1),  # the tiny test models
     26: (1, 2, 4, 1),
     38: (2, 3, 5, 2),
     50: (3, 4, 6, 3),
     101: (3, 4, 23, 3),
     152: (3, 8, 36, 3),
 }
-
-OFFICIAL_MODEL_ZOO = (
-    "https://github.com/d-li14/involution#model-zoo (ImageNet RedNet checkpoints in mmcls "
-    "format, linked from the official repository's README)"
-)
 
 
 def _check_num_classes(num_classes) -> None:
@@ -74,7 +79,57 @@ def _kaiming_init(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-class ResNet(tvm.ResNet):
+def _in_execution_order(module: nn.Module, names: list[str]) -> None:
+    """Re-register ``module``'s children in the order its forward runs them.
+
+    torchvision's IntermediateLayerGetter and timm's feature extraction run a
+    model's children one after another in registration order, so that order
+    must be the forward pass's.
+    """
+    children = dict(module.named_children())
+    if sorted(children) != sorted(names):
+        raise RuntimeError(f"execution order {names} does not name the children {list(children)}")
+    for name in names:
+        delattr(module, name)
+        setattr(module, name, children[name])
+
+
+class _TimmInterface:
+    """timm's classifier interface, over torchvision's module names.
+
+    A subclass sets ``classifier_name``, ``num_features``, ``feature_info``
+    and the ``avgpool``/``dropout`` modules, and defines ``forward_features``.
+    """
+
+    classifier_name = "fc"
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Global pooling, dropout and the classifier (``pre_logits``: stop before it)."""
+        x = self.dropout(torch.flatten(self.avgpool(x), 1))
+        return x if pre_logits else self.get_classifier()(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def get_classifier(self) -> nn.Module:
+        return getattr(self, self.classifier_name)
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """A fresh classifier for ``num_classes``; 0 removes it (the model returns pooled
+        features), as in timm."""
+        if num_classes != 0:
+            _check_num_classes(num_classes)
+        head = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
+        setattr(self, self.classifier_name, head)
+
+
+def _stage_info(planes: int, stem: dict) -> list[dict]:
+    """timm's ``feature_info``: the stem's output, then each stage's channels and stride."""
+    return [stem] + [{"num_chs": 4 * planes * 2 ** i, "reduction": 4 * 2 ** i,
+                      "module": f"layer{i + 1}"} for i in range(4)]
+
+
+class ResNet(_TimmInterface, tvm.ResNet):
     """torchvision's bottleneck ResNet with optional dropout before the classifier.
 
     Args:
@@ -84,14 +139,33 @@ class ResNet(tvm.ResNet):
         zero_init_residual: start every block's last BN at zero, so each
             residual block begins as the identity (the official RedNet and
             mmcls ResNet recipe; torchvision's default is False).
+        planes: bottleneck width of the first stage (64 in every published
+            ResNet and RedNet; each stage doubles it, and a block's output
+            has 4x as many channels). The tiny test models use 16.
     """
 
     def __init__(self, layers, num_classes: int = 1000, drop_rate: float = 0.0,
-                 zero_init_residual: bool = True):
+                 zero_init_residual: bool = True, planes: int = 64):
         _check_num_classes(num_classes)
+        if not is_positive_int(planes):
+            raise ValueError(f"planes must be a positive int (64 in published models), got {planes!r}")
+        self._planes = planes  # read by _make_layer, which torchvision's __init__ calls
         super().__init__(Bottleneck, list(layers), num_classes=num_classes,
                          zero_init_residual=zero_init_residual)
+        if self.fc.in_features != self.inplanes:  # torchvision sizes fc for 64 planes
+            self.fc = nn.Linear(self.inplanes, num_classes)
         self.dropout = nn.Dropout(drop_rate)
+        self.num_features = self.fc.in_features
+        self.feature_info = _stage_info(planes, {"num_chs": 64, "reduction": 2, "module": "relu"})
+        _in_execution_order(self, self._stem_names() + [
+            "maxpool", "layer1", "layer2", "layer3", "layer4", "avgpool", "dropout", "fc"])
+
+    def _stem_names(self) -> list[str]:
+        return ["conv1", "bn1", "relu"]
+
+    def _make_layer(self, block, planes: int, *args, **kwargs) -> nn.Sequential:
+        # torchvision asks for 64, 128, 256 and 512 planes: scale them to this model's width.
+        return super()._make_layer(block, planes * self._planes // 64, *args, **kwargs)
 
     def stem_forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.maxpool(self.relu(self.bn1(self.conv1(x))))
@@ -100,10 +174,6 @@ class ResNet(tvm.ResNet):
         """The feature map before global pooling."""
         x = self.stem_forward(x)
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        features = torch.flatten(self.avgpool(self.forward_features(x)), 1)
-        return self.fc(self.dropout(features))
 
     def bottlenecks(self) -> list[Bottleneck]:
         return [m for m in self.modules() if isinstance(m, Bottleneck)]
@@ -114,7 +184,7 @@ class RedNet(ResNet):
 
     Args:
         layers: bottleneck blocks per stage, e.g. ``STAGE_BLOCKS[26]``.
-        num_classes, drop_rate, zero_init_residual: as for :class:`ResNet`.
+        num_classes, drop_rate, zero_init_residual, planes: as for :class:`ResNet`.
         kernel_size: K of the bottleneck involutions (official: 7).
         group_channels: channels per involution group (official: 16).
         reduction_ratio: channel reduction in the kernel generator (official: 4).
@@ -122,8 +192,8 @@ class RedNet(ResNet):
 
     def __init__(self, layers, num_classes: int = 1000, kernel_size: int = 7,
                  group_channels: int = 16, reduction_ratio: int = 4, drop_rate: float = 0.0,
-                 zero_init_residual: bool = True):
-        super().__init__(layers, num_classes, drop_rate, zero_init_residual)
+                 zero_init_residual: bool = True, planes: int = 64):
+        super().__init__(layers, num_classes, drop_rate, zero_init_residual, planes)
         involution = dict(group_channels=group_channels, reduction_ratio=reduction_ratio)
         # The official stem: a strided 3x3 conv, a 3x3 involution and a 3x3 conv
         # instead of ResNet's single 7x7 conv. The max pool is kept.
@@ -136,6 +206,9 @@ class RedNet(ResNet):
             Conv2dNormActivation(32, 64, kernel_size=3),
         )
         _kaiming_init(self.stem)
+        self.feature_info[0] = {"num_chs": 64, "reduction": 2, "module": "stem"}
+        _in_execution_order(self, ["stem", "maxpool", "layer1", "layer2", "layer3", "layer4",
+                                   "avgpool", "dropout", "fc"])
         for block in self.bottlenecks():
             # torchvision puts a block's stride on its 3x3 conv: so does RedNet.
             block.conv2 = Involution2d(block.conv2.in_channels, kernel_size,
@@ -146,270 +219,193 @@ class RedNet(ResNet):
         return self.maxpool(self.stem(x))
 
 
-def _dense_involution(dense_layer: nn.Module, kernel_size: int) -> nn.Module:
-    """Involution over a dense layer's bottleneck, then a 1x1 conv to the growth rate.
+class DenseNet(_TimmInterface, tvm.DenseNet):
+    """torchvision's DenseNet-121 with dropout before the classifier and timm's interface.
+
+    (torchvision's own ``drop_rate`` is dropout inside every dense layer; this
+    one, as for the ResNets, acts on the pooled features.)
+    """
+
+    classifier_name = "classifier"
+
+    def __init__(self, num_classes: int = 1000, drop_rate: float = 0.0):
+        _check_num_classes(num_classes)
+        super().__init__(growth_rate=32, block_config=(6, 12, 24, 16), num_init_features=64,
+                         num_classes=num_classes)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(drop_rate)
+        self.num_features = self.classifier.in_features
+        self.feature_info = [{"num_chs": 64, "reduction": 2, "module": "features.relu0"}] + [
+            {"num_chs": channels, "reduction": 4 * 2 ** i, "module": f"features.denseblock{i + 1}"}
+            for i, channels in enumerate((256, 512, 1024, 1024))]
+        _in_execution_order(self, ["features", "avgpool", "dropout", "classifier"])
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The feature map before global pooling (torchvision applies a ReLU after norm5)."""
+        return F.relu(self.features(x))
+
+
+class DedNet(DenseNet):
+    """DedNet-121, the course project's experiment: DenseNet-121 whose dense
+    layers use a KxK involution (plus a 1x1 conv to the growth rate) instead
+    of their 3x3 convolution.
 
     Involution keeps the channel count, while the 3x3 conv it replaces also
     maps bn_size*growth_rate channels to growth_rate; the 1x1 conv does that.
     """
-    conv = dense_layer.conv2
-    replacement = nn.Sequential(
-        Involution2d(conv.in_channels, kernel_size),
-        nn.Conv2d(conv.in_channels, conv.out_channels, kernel_size=1, bias=False),
-    )
-    _kaiming_init(replacement)
-    return replacement
 
-
-def _densenet(num_classes: int, drop_rate: float, involution_kernel_size: int | None):
-    _check_num_classes(num_classes)
-    model = tvm.densenet121(num_classes=num_classes)
-    if involution_kernel_size is not None:
-        for module in model.modules():
+    def __init__(self, num_classes: int = 1000, drop_rate: float = 0.0, kernel_size: int = 7):
+        super().__init__(num_classes, drop_rate)
+        for module in self.modules():
             if isinstance(module, tvm.densenet._DenseLayer):
-                module.conv2 = _dense_involution(module, involution_kernel_size)
-    model.classifier = nn.Sequential(nn.Dropout(drop_rate), model.classifier)
-    return model
+                conv = module.conv2
+                module.conv2 = nn.Sequential(
+                    Involution2d(conv.in_channels, kernel_size),
+                    nn.Conv2d(conv.in_channels, conv.out_channels, kernel_size=1, bias=False),
+                )
+                _kaiming_init(module.conv2)
 
 
-# -- the registry ------------------------------------------------------------
+# -- the registry: one builder and one record per model ---------------------------------
 
-_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
-
-
-def _register(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-    _REGISTRY[builder.__name__] = builder
-    return builder
+_PAPER = "reported by Li et al. (CVPR 2021), official model zoo, ImageNet-1k"
+_REDNET_WEIGHTS = OfficialWeights(page=OFFICIAL_MODEL_ZOO, checkpoint_format="mmcls")
 
 
-@_register
-def rednet26(num_classes: int = 1000, **kwargs) -> RedNet:
-    """RedNet-26: stages (1, 2, 4, 1); 9,233,166 parameters with 1000 classes."""
-    return RedNet(STAGE_BLOCKS[26], num_classes, **kwargs)
+def _paper(params: int, params_m: float, gflops: float, top1: float, top5: float) -> dict:
+    """The official model zoo's row for a RedNet; ``params`` is the exact count of the
+    official architecture with a 1000-class head."""
+    return {"reported": Reported("paper", _PAPER, params_m, gflops, top1, top5, params),
+            "weights": _REDNET_WEIGHTS}
 
 
-@_register
-def rednet38(num_classes: int = 1000, **kwargs) -> RedNet:
-    """RedNet-38: stages (2, 3, 5, 2); 12,386,986 parameters with 1000 classes."""
-    return RedNet(STAGE_BLOCKS[38], num_classes, **kwargs)
+def _torchvision(weights: tvm.WeightsEnum) -> dict:
+    """The record of a model whose official weights are torchvision's, read from their meta."""
+    meta = weights.meta
+    accuracy = meta["_metrics"]["ImageNet-1K"]
+    citation = f"reported in torchvision's {type(weights).__name__}.{weights.name} metadata"
+    return {"reported": Reported("torchvision", citation, meta["num_params"] / 1e6, meta["_ops"],
+                                 accuracy["acc@1"], accuracy["acc@5"], meta["num_params"]),
+            "weights": OfficialWeights(page=f"torchvision.models.{type(weights).__name__}",
+                                       checkpoint_format="torchvision", url=weights.url)}
 
 
-@_register
-def rednet50(num_classes: int = 1000, **kwargs) -> RedNet:
-    """RedNet-50: stages (3, 4, 6, 3); 15,540,806 parameters with 1000 classes."""
-    return RedNet(STAGE_BLOCKS[50], num_classes, **kwargs)
+@register_model(family="rednet", label="RedNet-26", depth=26, architecture=RedNet,
+                **_paper(9_233_166, 9.23, 1.73, 75.96, 93.19))
+def rednet26(num_classes: int = 1000, **options) -> RedNet:
+    """RedNet-26: stages (1, 2, 4, 1)."""
+    return RedNet(STAGE_BLOCKS[26], num_classes, **options)
 
 
-@_register
-def rednet101(num_classes: int = 1000, **kwargs) -> RedNet:
-    """RedNet-101: stages (3, 4, 23, 3); 25,652,950 parameters with 1000 classes."""
-    return RedNet(STAGE_BLOCKS[101], num_classes, **kwargs)
+@register_model(family="rednet", label="RedNet-38", depth=38, architecture=RedNet,
+                **_paper(12_386_986, 12.39, 2.22, 77.48, 93.57))
+def rednet38(num_classes: int = 1000, **options) -> RedNet:
+    """RedNet-38: stages (2, 3, 5, 2)."""
+    return RedNet(STAGE_BLOCKS[38], num_classes, **options)
 
 
-@_register
-def rednet152(num_classes: int = 1000, **kwargs) -> RedNet:
-    """RedNet-152: stages (3, 8, 36, 3); 33,984,582 parameters with 1000 classes."""
-    return RedNet(STAGE_BLOCKS[152], num_classes, **kwargs)
+@register_model(family="rednet", label="RedNet-50", depth=50, architecture=RedNet,
+                **_paper(15_540_806, 15.54, 2.71, 78.35, 94.13))
+def rednet50(num_classes: int = 1000, **options) -> RedNet:
+    """RedNet-50: stages (3, 4, 6, 3)."""
+    return RedNet(STAGE_BLOCKS[50], num_classes, **options)
 
 
-@_register
-def resnet26(num_classes: int = 1000, **kwargs) -> ResNet:
+@register_model(family="rednet", label="RedNet-101", depth=101, architecture=RedNet,
+                **_paper(25_652_950, 25.65, 4.74, 78.92, 94.35))
+def rednet101(num_classes: int = 1000, **options) -> RedNet:
+    """RedNet-101: stages (3, 4, 23, 3)."""
+    return RedNet(STAGE_BLOCKS[101], num_classes, **options)
+
+
+@register_model(family="rednet", label="RedNet-152", depth=152, architecture=RedNet,
+                **_paper(33_984_582, 33.99, 6.79, 79.12, 94.38))
+def rednet152(num_classes: int = 1000, **options) -> RedNet:
+    """RedNet-152: stages (3, 8, 36, 3)."""
+    return RedNet(STAGE_BLOCKS[152], num_classes, **options)
+
+
+@register_model(family="resnet", label="ResNet-26", depth=26, architecture=ResNet)
+def resnet26(num_classes: int = 1000, **options) -> ResNet:
     """ResNet-26 baseline: RedNet-26's stage layout with 3x3 convolutions."""
-    return ResNet(STAGE_BLOCKS[26], num_classes, **kwargs)
+    return ResNet(STAGE_BLOCKS[26], num_classes, **options)
 
 
-@_register
-def resnet38(num_classes: int = 1000, **kwargs) -> ResNet:
+@register_model(family="resnet", label="ResNet-38", depth=38, architecture=ResNet)
+def resnet38(num_classes: int = 1000, **options) -> ResNet:
     """ResNet-38 baseline: RedNet-38's stage layout with 3x3 convolutions."""
-    return ResNet(STAGE_BLOCKS[38], num_classes, **kwargs)
+    return ResNet(STAGE_BLOCKS[38], num_classes, **options)
 
 
-@_register
-def resnet50(num_classes: int = 1000, **kwargs) -> ResNet:
+@register_model(family="resnet", label="ResNet-50", depth=50, architecture=ResNet,
+                **_torchvision(tvm.ResNet50_Weights.IMAGENET1K_V1))
+def resnet50(num_classes: int = 1000, **options) -> ResNet:
     """ResNet-50 (torchvision's, V1.5: stride on the 3x3 conv)."""
-    return ResNet(STAGE_BLOCKS[50], num_classes, **kwargs)
+    return ResNet(STAGE_BLOCKS[50], num_classes, **options)
 
 
-@_register
-def resnet101(num_classes: int = 1000, **kwargs) -> ResNet:
+@register_model(family="resnet", label="ResNet-101", depth=101, architecture=ResNet,
+                **_torchvision(tvm.ResNet101_Weights.IMAGENET1K_V1))
+def resnet101(num_classes: int = 1000, **options) -> ResNet:
     """ResNet-101 (torchvision's)."""
-    return ResNet(STAGE_BLOCKS[101], num_classes, **kwargs)
+    return ResNet(STAGE_BLOCKS[101], num_classes, **options)
 
 
-@_register
-def resnet152(num_classes: int = 1000, **kwargs) -> ResNet:
+@register_model(family="resnet", label="ResNet-152", depth=152, architecture=ResNet,
+                **_torchvision(tvm.ResNet152_Weights.IMAGENET1K_V1))
+def resnet152(num_classes: int = 1000, **options) -> ResNet:
     """ResNet-152 (torchvision's)."""
-    return ResNet(STAGE_BLOCKS[152], num_classes, **kwargs)
+    return ResNet(STAGE_BLOCKS[152], num_classes, **options)
 
 
-@_register
-def densenet121(num_classes: int = 1000, drop_rate: float = 0.0) -> nn.Module:
+# torchvision's DenseNet-121 file has old-style names ("norm.1") that torchvision renames
+# on loading: its figures are recorded, its weights are not offered here.
+@register_model(family="densenet", label="DenseNet-121", depth=121, architecture=DenseNet,
+                reported=_torchvision(tvm.DenseNet121_Weights.IMAGENET1K_V1)["reported"])
+def densenet121(num_classes: int = 1000, **options) -> DenseNet:
     """torchvision's DenseNet-121, the baseline of DedNet-121."""
-    return _densenet(num_classes, drop_rate, involution_kernel_size=None)
+    return DenseNet(num_classes, **options)
 
 
-@_register
-def dednet121(num_classes: int = 1000, drop_rate: float = 0.0, kernel_size: int = 7) -> nn.Module:
-    """DedNet-121, the course project's experiment: DenseNet-121 whose dense
-    layers use a KxK involution (plus a 1x1 conv to the growth rate) instead
-    of their 3x3 convolution."""
-    return _densenet(num_classes, drop_rate, involution_kernel_size=kernel_size)
+@register_model(family="dednet", label="DedNet-121", depth=121, architecture=DedNet)
+def dednet121(num_classes: int = 1000, **options) -> DedNet:
+    """DedNet-121: DenseNet-121 with involution in its dense layers (see :class:`DedNet`)."""
+    return DedNet(num_classes, **options)
 
 
-def list_models() -> list[str]:
-    """Names accepted by :func:`create_model`."""
-    return sorted(_REGISTRY)
+# Tiny models for fast tests, as timm's test_* models: one block per stage, a quarter
+# of the width.
+@register_model(family="rednet", label="RedNet (test)", depth=14, architecture=RedNet)
+def test_rednet(num_classes: int = 1000, **options) -> RedNet:
+    """A tiny RedNet for tests: one bottleneck per stage, a quarter of the width."""
+    return RedNet(STAGE_BLOCKS[14], num_classes, **{"planes": 16, **options})
 
 
-def create_model(name: str, num_classes: int = 1000, pretrained: str | Path | None = None,
-                 **kwargs) -> nn.Module:
-    """Build a model by name.
+@register_model(family="resnet", label="ResNet (test)", depth=14, architecture=ResNet)
+def test_resnet(num_classes: int = 1000, **options) -> ResNet:
+    """A tiny ResNet for tests: one bottleneck per stage, a quarter of the width."""
+    return ResNet(STAGE_BLOCKS[14], num_classes, **{"planes": 16, **options})
+
+
+def create_model(name: str, num_classes: int = 1000,
+                 pretrained: bool | str | Path | Mapping | None = None, **options) -> nn.Module:
+    """Build a registered model by name.
 
     Args:
         name: one of :func:`list_models`.
         num_classes: classifier size (1000 for ImageNet, 257 for Caltech-256).
-        pretrained: path to an official RedNet ImageNet checkpoint (mmcls
-            format, see :data:`OFFICIAL_MODEL_ZOO`); with another
-            ``num_classes`` the classifier is re-initialised.
-        **kwargs: model options (``kernel_size``, ``group_channels``,
-            ``reduction_ratio``, ``drop_rate``, ``zero_init_residual``).
+        pretrained: the official ImageNet weights: ``True`` downloads them
+            where a direct download exists (torchvision's ResNets) and
+            otherwise says where to get them; a path (or loaded dict) loads
+            that file (the official RedNet mmcls checkpoints, see
+            ``model_info(name).weights``). With another ``num_classes`` the
+            classifier is re-initialised.
+        **options: model options, ``model_info(name).options`` (e.g.
+            ``kernel_size``, ``group_channels``, ``reduction_ratio``,
+            ``drop_rate``, ``zero_init_residual``); others are refused.
     """
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown model {name!r}; choose one of {list_models()}")
-    model = _REGISTRY[name](num_classes=num_classes, **kwargs)
-    if pretrained is not None:
-        if not isinstance(model, RedNet):
-            raise ValueError(f"pretrained= loads official RedNet checkpoints; {name!r} is not a "
-                             "RedNet. Load other weights with model.load_state_dict().")
-        load_official_checkpoint(model, pretrained)
-    return model
-
-
-# -- official checkpoints -----------------------------------------------------
-
-# Official (mmcls) names -> ours, applied in order. mmcls wraps conv+BN(+ReLU)
-# in a "ConvModule" with .conv/.bn children; torchvision's
-# Conv2dNormActivation is a Sequential with children 0 (conv) and 1 (BN).
-_OFFICIAL_KEY_RULES = [
-    (r"^backbone\.", ""),
-    (r"^head\.fc\.", "fc."),
-    # Inside an involution: conv1 = the reducing ConvModule, conv2 = the spanning conv.
-    (r"\.conv1\.conv\.", ".kernel_generator.reduce.0."),
-    (r"\.conv1\.bn\.", ".kernel_generator.reduce.1."),
-    (r"\.conv2\.conv\.", ".kernel_generator.span."),
-    # The stem's ConvModules.
-    (r"^stem\.(\d+)\.conv\.", r"stem.\1.0."),
-    (r"^stem\.(\d+)\.bn\.", r"stem.\1.1."),
-]
-
-
-def convert_official_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Rename an official mmcls RedNet state_dict to this package's names."""
-    converted = {}
-    for key, value in state_dict.items():
-        for pattern, replacement in _OFFICIAL_KEY_RULES:
-            key = re.sub(pattern, replacement, key)
-        converted[key] = value
-    return converted
-
-
-def _load_file(path: Path):
-    """``torch.load`` of tensors only, with a message that says what is wrong with the file.
-
-    torch answers every failure with "re-run with weights_only=False", which
-    cannot help a truncated download or an HTML error page saved as .pth.
-    """
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}; official RedNet weights are "
-                                f"listed at {OFFICIAL_MODEL_ZOO}")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
-        raise ValueError(_unreadable_file_message(path, str(error))) from None
-
-
-def _unreadable_file_message(path: Path, reason: str) -> str:
-    # A pickle that names a Python class is a real checkpoint with extra objects in it.
-    python_object = re.search(r"Unsupported global: GLOBAL ([\w.]+)", reason)
-    if python_object:
-        return (f"{path} holds Python objects besides tensors ({python_object.group(1)}), which "
-                "are only loaded from trusted files: if you trust its source, load it with "
-                "torch.load(path, weights_only=False) and pass the dict to "
-                "load_official_checkpoint")
-    size = path.stat().st_size
-    unpickler = re.search(r"WeightsUnpickler error:\s*(.+)", reason)
-    if unpickler:
-        detail = unpickler.group(1).strip()
-    else:  # torch's first sentence; an empty file raises a bare EOFError
-        detail = reason.split(". ")[0] or ("the file is empty" if size == 0 else "it ends early")
-    return (f"{path} ({size} bytes) is not a PyTorch checkpoint ({detail}): it may be an "
-            f"interrupted download or an error page; download it again from {OFFICIAL_MODEL_ZOO}")
-
-
-def _read_checkpoint(checkpoint) -> Mapping[str, torch.Tensor]:
-    if isinstance(checkpoint, (str, Path)):
-        checkpoint = _load_file(Path(checkpoint).expanduser())
-    if not isinstance(checkpoint, Mapping):
-        raise ValueError(f"expected a checkpoint dict, got {type(checkpoint).__name__}")
-    state = checkpoint.get("state_dict", checkpoint)
-    if state and all(key.startswith("model.") for key in state):
-        raise ValueError(
-            "this is a checkpoint of this package's training (its tensors are named 'model.*'), "
-            "not an official RedNet checkpoint: resume or evaluate it with --ckpt_path, or get "
-            "the network with ImageClassifier.load_from_checkpoint(path).model")
-    return state
-
-
-_CLASSIFIER = {"fc.weight": "weight (head.fc.weight)", "fc.bias": "bias (head.fc.bias)"}
-
-
-def _check_classifier_is_whole(state: Mapping[str, torch.Tensor]) -> None:
-    """A weight without its bias (or the reverse) would load beside a fresh half: refuse it."""
-    present = [name for name in _CLASSIFIER if name in state]
-    if len(present) == 1:
-        (lacking,) = set(_CLASSIFIER) - set(present)
-        raise ValueError(
-            f"checkpoint has a classifier {_CLASSIFIER[present[0]]} but no "
-            f"{_CLASSIFIER[lacking]}: the file is incomplete. Download it again from "
-            f"{OFFICIAL_MODEL_ZOO}, or remove both head.fc tensors to train a fresh classifier")
-
-
-def load_official_checkpoint(model: RedNet, checkpoint) -> RedNet:
-    """Load an official RedNet ImageNet checkpoint into ``model``.
-
-    Args:
-        model: a :class:`RedNet` of the checkpoint's depth.
-        checkpoint: a path, or an already loaded dict, in the official mmcls
-            format (``{"state_dict": {"backbone.*": ..., "head.fc.*": ...}}``;
-            a bare state_dict works too).
-
-    Every backbone tensor must match by name and shape. If the checkpoint's
-    classifier has another number of classes than ``model`` (e.g. 1000 vs
-    257), the classifier keeps its fresh initialisation and a warning says so.
-    A classifier weight without its bias, a checkpoint of this package's own
-    training and a file that is no checkpoint at all each raise a
-    ``ValueError`` that says so.
-    """
-    state = convert_official_state_dict(_read_checkpoint(checkpoint))
-    _check_classifier_is_whole(state)
-    own = model.state_dict()
-    head = set(_CLASSIFIER)
-    if "fc.weight" not in state:
-        warnings.warn("checkpoint has no classifier (fc): it keeps its fresh initialisation "
-                      "and must be trained", UserWarning, stacklevel=2)
-    elif state["fc.weight"].shape != own["fc.weight"].shape:
-        warnings.warn(
-            f"official checkpoint has a {state['fc.weight'].shape[0]}-class head, the model "
-            f"{own['fc.weight'].shape[0]} classes: the classifier (fc) is re-initialised and "
-            "must be trained", UserWarning, stacklevel=2)
-        state = {k: v for k, v in state.items() if k not in head}
-    missing = sorted(set(own) - set(state) - head)
-    unexpected = sorted(set(state) - set(own))
-    wrong_shape = sorted(k for k in set(state) & set(own) if state[k].shape != own[k].shape)
-    if missing or unexpected or wrong_shape:
-        raise ValueError(
-            "checkpoint does not fit this RedNet (is it the same depth, kernel size and group "
-            f"size?): {len(missing)} missing tensors {missing[:5]}, {len(unexpected)} unexpected "
-            f"{unexpected[:5]}, {len(wrong_shape)} of another shape {wrong_shape[:5]}")
-    model.load_state_dict(state, strict=False)
+    info = model_info(name)
+    model = info.builder(num_classes=num_classes, **options)
+    if pretrained is not None and pretrained is not False:
+        load_pretrained(model, info, pretrained)
     return model
