@@ -148,7 +148,8 @@ class ResNet(_TimmInterface, tvm.ResNet):
                  zero_init_residual: bool = True, planes: int = 64):
         _check_num_classes(num_classes)
         if not is_positive_int(planes):
-            raise ValueError(f"planes must be a positive int (64 in published models), got {planes!r}")
+            raise ValueError(f"planes must be a positive int (64 in published models), "
+                             f"got {planes!r}")
         self._planes = planes  # read by _make_layer, which torchvision's __init__ calls
         super().__init__(Bottleneck, list(layers), num_classes=num_classes,
                          zero_init_residual=zero_init_residual)

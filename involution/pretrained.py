@@ -160,7 +160,7 @@ def _check_classifier_is_whole(state: Mapping[str, torch.Tensor]) -> None:
 
 
 def load_official_checkpoint(model: nn.Module, checkpoint) -> nn.Module:
-    """Load an official ImageNet checkpoint (RedNet's mmcls files, torchvision's ResNets) into ``model``.
+    """Load an official ImageNet checkpoint into ``model``: RedNet's mmcls files, torchvision's.
 
     Args:
         model: a model of the checkpoint's architecture and depth.

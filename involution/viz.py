@@ -25,6 +25,7 @@ from matplotlib.ticker import MaxNLocator
 from torch import nn
 
 from .layers import Involution2d
+from .registry import model_info
 
 __all__ = ["capture_kernels", "involution_layers", "KERNEL_SUMMARIES", "kernel_summary",
            "plot_kernel_heatmaps", "plot_kernels_at_pixels", "plot_training_curves",
@@ -421,7 +422,7 @@ def plot_complexity_table(rows: Sequence[Mapping], input_size=(3, 224, 224),
         if row == 0:
             cell.set_facecolor("#e8e8e8")
             cell.set_height(cell.get_height() * 1.7)
-        elif rows[row - 1]["model"].startswith("rednet"):
+        elif model_info(rows[row - 1]["model"]).family == "rednet":
             cell.set_facecolor("#fdeaea")
     _suptitle(figure, title or f"Parameters and multiply-adds per {input_size[1]}x{input_size[2]} "
               "image: counted by involution.complexity vs reported", fontsize=10)

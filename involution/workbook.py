@@ -38,6 +38,8 @@ from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 from urllib.parse import urlparse
 
+from .registry import model_info
+
 __all__ = [
     "FAST_ENV", "WORKDIR_ENV", "DATA_ROOT_ENV", "REPO_URL_ENV", "DEFAULT_REPO_URL",
     "FAST_TRAINER_ARGS", "DATA_LABELS", "RECIPES", "Workbook", "DataChoice", "Run", "Weights",
@@ -437,14 +439,9 @@ def read_metrics(path: str | os.PathLike) -> dict[str, list[float]]:
     return metrics
 
 
-_LABELS = {"rednet": "RedNet", "resnet": "ResNet", "dednet": "DedNet", "densenet": "DenseNet"}
-
-
 def model_label(name: str) -> str:
-    """``"rednet26"`` -> ``"RedNet-26"``."""
-    family = name.rstrip("0123456789")
-    depth = name[len(family):]
-    return f"{_LABELS.get(family, family)}-{depth}" if depth else _LABELS.get(family, family)
+    """``"rednet26"`` -> ``"RedNet-26"``, from the model's registry record."""
+    return model_info(name).label
 
 
 @dataclass
@@ -566,8 +563,7 @@ def find_runs(runs_dir: str | os.PathLike, name: str | Sequence[str] | None = No
             run = Run.load(version)
             if "epochs_trained" not in run.results:  # a validate/test-only folder
                 continue
-            if model is not None and not (run.model == model or (
-                    run.model.rstrip("0123456789") == model)):
+            if model is not None and model not in (run.model, model_info(run.model).family):
                 continue
             if sample_set is not None and run.is_sample_set != sample_set:
                 continue
