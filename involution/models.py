@@ -17,7 +17,7 @@ torchvision's ``IntermediateLayerGetter``/``BackboneWithFPN`` and timm's
     >>> from involution.models import create_model, list_models
     >>> model = create_model("rednet26", num_classes=257)
     >>> list_models("rednet*")
-    ['rednet101', 'rednet152', 'rednet26', 'rednet38', 'rednet50', 'test_rednet'][:5]
+    ['rednet101', 'rednet152', 'rednet26', 'rednet38', 'rednet50']
 
 Each model's facts (family, label, options, reported figures, official
 weights) are in its record: ``model_info("rednet26")``. ``import

@@ -1,12 +1,11 @@
 """Parameter and multiply-add counting."""
 import pytest
-import torch
 from torch import nn
 
 from involution import Involution2d
 from involution.complexity import (complexity_table, count_complexity, format_complexity_table,
                                    format_operator_costs, operator_costs)
-from involution.models import create_model
+from involution.models import create_model, model_info
 
 
 def test_conv_and_linear_counts_follow_the_formula():
@@ -53,6 +52,11 @@ def test_table_is_within_a_few_percent_of_the_paper():
     for name in ("rednet26", "rednet50"):
         assert abs(by_model[name]["gap_percent"]) < 2.0
     assert abs(by_model["resnet50"]["gap_percent"]) < 0.05
+    for row in rows:  # the reported figures are those of the registry records
+        reported = model_info(row["model"]).reported
+        expected = (reported.params_m, reported.gflops, reported.source) if reported else (
+            None, None, "")
+        assert (row["reported_params_m"], row["reported_gflops"], row["reported_by"]) == expected
     text = format_complexity_table(rows)
     assert "rednet26" in text and "9,233,166" in text and "reported by Li et al." in text
 
