@@ -19,7 +19,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from .registry import ModelInfo, _hash_prefix
+from .registry import ModelInfo, list_models, model_info
 
 __all__ = ["OFFICIAL_MODEL_ZOO", "convert_official_state_dict", "load_official_checkpoint",
            "load_pretrained", "download_official_weights"]
@@ -42,7 +42,6 @@ def load_pretrained(model: nn.Module, info: ModelInfo, pretrained) -> nn.Module:
 
 
 def _models_with_weights() -> str:
-    from .registry import list_models, model_info
     return ", ".join(name for name in list_models() if model_info(name).weights is not None)
 
 
@@ -64,10 +63,15 @@ def download_official_weights(info: ModelInfo, progress: bool = True) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             torch.hub.download_url_to_file(weights.url, os.fspath(path),
-                                           hash_prefix=_hash_prefix(weights.url), progress=progress)
+                                           hash_prefix=weights.hash_prefix, progress=progress)
         except RuntimeError as error:  # torch's "invalid hash value (expected ..., got ...)"
             raise ValueError(f"the download of {weights.url} is corrupt ({error}); nothing was "
                              "kept: try again") from None
+        except OSError as error:  # no network, or the address is gone (urllib's URLError)
+            raise ValueError(
+                f"could not download {info.name}'s official weights from {weights.url} "
+                f"({getattr(error, 'reason', error)}): download the file yourself and pass "
+                f"its path: create_model({info.name!r}, pretrained='path/to/file.pth')") from None
     return path
 
 

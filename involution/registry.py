@@ -68,6 +68,14 @@ class OfficialWeights:
     interpolation: str = "bilinear"
     crop_pct: float = 0.875
 
+    @property
+    def hash_prefix(self) -> str | None:
+        """The SHA-256 prefix in a torch.hub file name (``resnet50-0676ba61.pth`` -> ``0676ba61``)."""
+        if self.url is None:
+            return None
+        stem = self.url.rsplit("/", 1)[-1].split(".")[0]
+        return stem.rsplit("-", 1)[-1] if "-" in stem else None
+
 
 @dataclass(frozen=True)
 class ModelInfo:
@@ -97,19 +105,11 @@ class ModelInfo:
                "has_weights": weights is not None}
         if weights is not None:
             cfg.update(asdict(weights))
-            cfg["hash_prefix"] = _hash_prefix(weights.url)
+            cfg["hash_prefix"] = weights.hash_prefix
         if self.reported is not None:
             cfg.update({"reported_top1": self.reported.top1, "reported_top5": self.reported.top5,
                         "reported_by": self.reported.citation})
         return cfg
-
-
-def _hash_prefix(url: str | None) -> str | None:
-    """The SHA-256 prefix in a torch.hub file name (``resnet50-0676ba61.pth`` -> ``0676ba61``)."""
-    if url is None:
-        return None
-    stem = url.rsplit("/", 1)[-1].split(".")[0]
-    return stem.rsplit("-", 1)[-1] if "-" in stem else None
 
 
 _REGISTRY: dict[str, ModelInfo] = {}

@@ -228,6 +228,14 @@ def test_a_download_with_the_wrong_hash_is_refused_and_not_kept(monkeypatch, tmp
     assert not (hub_dir / "checkpoints" / served.name).exists()
 
 
+def test_an_unreachable_download_says_what_to_do(monkeypatch, tmp_path, hub_dir):
+    served = _offer_weights(monkeypatch, tmp_path, "test_resnet", {})
+    served.unlink()  # as if offline: the address answers nothing
+    with pytest.raises(ValueError, match=r"could not download test_resnet's official weights "
+                                         r"from file://.*pass its path: create_model"):
+        create_model("test_resnet", pretrained=True)
+
+
 # -- timm -----------------------------------------------------------------------------------
 
 # timm is in the [test] extra; skip only where it cannot be installed.
