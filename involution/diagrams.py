@@ -15,6 +15,7 @@ like the ``plot_*`` functions of :mod:`involution.viz`.
 """
 from __future__ import annotations
 
+import textwrap
 from typing import Sequence
 
 import torch
@@ -152,8 +153,9 @@ def _draw_bottleneck(axis, x: float, title: str, block: nn.Module, x_in: torch.T
         colour = INVOLUTION_COLOUR if isinstance(module, Involution2d) else CONV_COLOUR
         norm = getattr(block, "bn" + name[-1], None)
         params = _parameters(module) + (_parameters(norm) if norm is not None else 0)
-        _box(axis, x, y, f"{label}\n{params:,} parameters", colour, width=4.4, height=1.0,
-             fontsize=10)
+        first, _, rest = label.partition("\n")
+        text = "\n".join([textwrap.fill(first, 30), rest, f"{params:,} parameters"])
+        _box(axis, x, y, text, colour, width=4.4, height=1.0 + 0.25 * (len(first) > 30), fontsize=10)
         axis.text(x - 2.35, y - 0.75, _shape(shape), fontsize=9, color="#555555", ha="right",
                   va="center")
     _arrow(axis, (x, y - 0.6), (x, y - 1.05))
@@ -167,7 +169,7 @@ def _draw_bottleneck(axis, x: float, title: str, block: nn.Module, x_in: torch.T
     axis.plot([x, side, side], [8.45, 8.45, 6.3], color="#333333", lw=1)
     if shortcut:
         _box(axis, side, 5.6, "shortcut:\n" + shortcut[0][2].replace(" + ", "\n+ ").replace(", ", ",\n"),
-             CONV_COLOUR, width=1.9, height=1.3, fontsize=8)
+             CONV_COLOUR, width=2.2, height=1.3, fontsize=8)
         axis.plot([side, side], [4.9, y], color="#333333", lw=1)
     else:
         axis.plot([side, side], [6.3, y], color="#333333", lw=1)
@@ -180,7 +182,7 @@ def plot_bottlenecks(stage: int = 2, depth: int = 26, image_size: int = 224) -> 
     Labels, parameter counts and output shapes come from the blocks of
     :func:`involution.models.create_model` run on a ``image_size`` image.
     """
-    figure = Figure(figsize=(12, 7.2), layout="constrained")
+    figure = Figure(figsize=(10, 6.0), layout="constrained")
     axis = _blank_axis(figure, (-0.5, 16.5), (0.0, 9.8))
     for x, family in ((3.2, "resnet"), (11.0, "rednet")):
         block, x_in = rednet_block(f"{family}{depth}", stage, image_size)
@@ -212,7 +214,7 @@ def plot_kernel_generation(layer: Involution2d | None = None,
     with torch.no_grad():
         kernel = generator(x)
         out = layer(x)
-    figure = Figure(figsize=(12, 5.6), layout="constrained")
+    figure = Figure(figsize=(10, 4.7), layout="constrained")
     axis = _blank_axis(figure, (-0.2, 15.2), (0.0, 7.2))
     y = 6.6
     axis.text(3.5, y, f"x: {_shape(x.shape[1:])}", ha="center", va="center", fontsize=12)
