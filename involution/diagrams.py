@@ -182,15 +182,15 @@ def plot_bottlenecks(stage: int = 2, depth: int = 26, image_size: int = 224) -> 
     Labels, parameter counts and output shapes come from the blocks of
     :func:`involution.models.create_model` run on a ``image_size`` image.
     """
-    figure = Figure(figsize=(10, 6.0), layout="constrained")
-    axis = _blank_axis(figure, (-0.5, 16.5), (0.0, 9.8))
+    figure = Figure(figsize=(11, 5.6), layout="constrained")
+    axis = _blank_axis(figure, (-0.5, 16.5), (0.6, 9.8))
     for x, family in ((3.2, "resnet"), (11.0, "rednet")):
         block, x_in = rednet_block(f"{family}{depth}", stage, image_size)
         title = f"{'ResNet' if family == 'resnet' else 'RedNet'}-{depth}: layer{stage}[0]"
         _draw_bottleneck(axis, x, title, block, x_in)
-        axis.text(x, 0.75, f"{_parameters(block):,} parameters in the block", ha="center",
+        axis.text(x, 1.5, f"{_parameters(block):,} parameters in the block", ha="center",
                   fontsize=11, weight="bold")
-    axis.text(8.0, 0.1, f"Shapes: channels x height x width for one {image_size}x{image_size} image; "
+    axis.text(8.0, 0.8, f"Shapes: channels x height x width for one {image_size}x{image_size} image; "
               "read from the package's models by a forward pass.", ha="center", fontsize=9,
               color="#555555")
     return figure
