@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import inspect
 import json
 import os
 import shutil
@@ -36,6 +35,7 @@ from typing import Mapping, Sequence
 
 import jinja2
 
+from .diagrams import rednet_defaults
 from .workbook import (DATA_LABELS, Run, SeedSpread, compare_spreads, export_runs, repo_root,
                        results_rows, seed_spread)
 
@@ -150,21 +150,13 @@ def _image_source(path: Path, relative_to: Path, embed: bool) -> str:
     return Path(os.path.relpath(path, relative_to)).as_posix()
 
 
-def _rednet_defaults() -> dict:
-    """The RedNet involution settings, read from the model's own signature."""
-    from .models import RedNet
-    parameters = inspect.signature(RedNet).parameters
-    return {name: parameters[name].default
-            for name in ("kernel_size", "group_channels", "reduction_ratio")}
-
-
 def _generator_sentence(channels: int = 256, kernel_sizes=(3, 7, 11)) -> str:
     """How a kernel generator's weights split between its K-free and its K²-dependent conv.
 
     Counted on real :class:`~involution.layers.Involution2d` modules with RedNet's settings.
     """
     from .layers import Involution2d
-    defaults = _rednet_defaults()
+    defaults = rednet_defaults()
     del defaults["kernel_size"]
     span = {k: sum(p.numel() for p in Involution2d(channels, k, **defaults).kernel_generator.span
                    .parameters()) for k in kernel_sizes}
@@ -307,7 +299,7 @@ def render_deck(slides_dir: str | os.PathLike | None = None, embed_images: bool 
         # A warning badge on the slides whose content comes from data other than Caltech-256.
         badge=None if kinds == ["caltech256"] else data_label,
         labels=" vs ".join(dict.fromkeys(run.label for run in ordered)),
-        defaults=_rednet_defaults(), generator_sentence=_generator_sentence(),
+        defaults=rednet_defaults(), generator_sentence=_generator_sentence(),
         complexity_sentence=_complexity_sentence(deck["complexity"]["rows"]),
         results=_results_table(ordered), comparison=_comparison_sentence(ordered),
         recipe=recipe, augmentations=dict(recipe).get("augmentations", ""), findings=COURSE_PROJECT_FINDINGS,

@@ -15,6 +15,7 @@ like the ``plot_*`` functions of :mod:`involution.viz`.
 """
 from __future__ import annotations
 
+import inspect
 import textwrap
 from typing import Sequence
 
@@ -26,7 +27,7 @@ from torch import nn
 from .layers import Involution2d
 
 __all__ = ["trace_children", "describe", "plot_involution_operation", "plot_kernel_generation",
-           "plot_bottlenecks", "plot_augmentations", "rednet_block"]
+           "plot_bottlenecks", "plot_augmentations", "rednet_block", "rednet_defaults"]
 
 INVOLUTION_COLOUR, CONV_COLOUR, OTHER_COLOUR = "#f6c9c4", "#c8dcf0", "#eeeeee"
 
@@ -67,7 +68,8 @@ def describe(module: nn.Module) -> str:
         return (f"{k}x{k} conv {module.in_channels}->{module.out_channels}"
                 + (f", stride {stride}" if stride > 1 else ""))
     if isinstance(module, nn.AvgPool2d):
-        return f"{_size(module.kernel_size)}x{_size(module.kernel_size)} average pool, stride {_size(module.stride)}"
+        size = _size(module.kernel_size)
+        return f"{size}x{size} average pool, stride {_size(module.stride)}"
     if isinstance(module, nn.BatchNorm2d):
         return "BN"
     if isinstance(module, nn.ReLU):
@@ -83,6 +85,15 @@ def _parameters(module: nn.Module) -> int:
 
 def _shape(shape: Sequence[int]) -> str:
     return " x ".join(str(size) for size in shape)
+
+
+def rednet_defaults() -> dict:
+    """RedNet's involution settings (kernel_size, group_channels, reduction_ratio), read from
+    the signature of :class:`involution.models.RedNet`, so no figure or slide repeats them."""
+    from .models import RedNet
+    parameters = inspect.signature(RedNet).parameters
+    return {name: parameters[name].default
+            for name in ("kernel_size", "group_channels", "reduction_ratio")}
 
 
 def rednet_block(model_name: str = "rednet26", stage: int = 2, image_size: int = 224):
@@ -253,12 +264,8 @@ def plot_involution_operation(layer: Involution2d | None = None, map_size: int =
     model's default settings) gives K, the groups and the channels per group.
     """
     if layer is None:
-        from .models import RedNet
-        import inspect
-        defaults = {name: p.default for name, p in inspect.signature(RedNet).parameters.items()
-                    if name in ("kernel_size", "group_channels", "reduction_ratio")}
-        layer = Involution2d(64, **defaults)
-    k, groups, per_group = layer.kernel_size, layer.groups, layer.channels // layer.groups
+        layer = Involution2d(64, **rednet_defaults())
+    k, per_group = layer.kernel_size, layer.channels // layer.groups
     if map_size < k + 2:
         raise ValueError(f"map_size={map_size} cannot show a {k}x{k} window; use at least {k + 2}")
     figure = Figure(figsize=(12, 4.8), layout="constrained")
