@@ -302,7 +302,8 @@ def render_deck(slides_dir: str | os.PathLike | None = None, embed_images: bool 
         defaults=rednet_defaults(), generator_sentence=_generator_sentence(),
         complexity_sentence=_complexity_sentence(deck["complexity"]["rows"]),
         results=_results_table(ordered), comparison=_comparison_sentence(ordered),
-        recipe=recipe, augmentations=dict(recipe).get("augmentations", ""), findings=COURSE_PROJECT_FINDINGS,
+        recipe=recipe, recipe_differs=any(" / " in value for _, value in recipe),
+        augmentations=dict(recipe).get("augmentations", ""), findings=COURSE_PROJECT_FINDINGS,
         steps=_recipe_steps(COURSE_PROJECT_FINDINGS),
         course_source=COURSE_PROJECT_SOURCE,
         official=OFFICIAL_REDNET[26], official_source=OFFICIAL_REDNET_SOURCE)

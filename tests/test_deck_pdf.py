@@ -114,14 +114,14 @@ def _check_pdf(pdf: Path, page: str, folder: Path) -> None:
 
 @pytest.fixture(scope="module")
 def printed(tmp_path_factory):
-    """The committed deck printed afresh, as `python -m involution.deck` prints it."""
+    """The committed deck built afresh by the one command, `python -m involution.deck`: HTML and PDF."""
     try:
         deck.find_browser()
     except FileNotFoundError as error:
         pytest.fail(str(error))
     folder = tmp_path_factory.mktemp("printed")
-    html_path = deck.build_deck(SLIDES, folder / "deck.html")
-    return html_path, deck.print_pdf(html_path)
+    assert deck.main(["--slides", str(SLIDES), "--output", str(folder / "deck.html")]) == 0
+    return folder / "deck.html", folder / "deck.pdf"
 
 
 def test_printed_deck_has_one_16_9_page_per_slide_and_nothing_clipped(printed, tmp_path):
