@@ -38,3 +38,20 @@ COURSE_PROJECT_RESULTS = [
     {"model": "ResNet-26", "val_top1": 57.59, "params_m": 11.7, "epochs": 150},
     {"model": "RedNet-26", "val_top1": 60.05, "params_m": 8.0, "epochs": 150},
 ]
+
+# What the course project reported learning on Caltech-256, step by step (its
+# README and slides): the recipe ablation, overfitting and instability. val_top1
+# is None where it reported an outcome instead of an accuracy.
+COURSE_PROJECT_FINDINGS = [
+    {"model": "ResNet-26", "recipe": "SGD lr 0.1, cosine, no weight decay, 130 epochs",
+     "val_top1": None, "outcome": "overfits: validation loss rises"},
+    {"model": "ResNet-26", "recipe": "+ weight decay 1e-4", "val_top1": 57.03, "outcome": ""},
+    {"model": "ResNet-26", "recipe": "same, 150 epochs", "val_top1": 57.59, "outcome": ""},
+    {"model": "RedNet-26", "recipe": "SGD lr 0.1, cosine, no weight decay, 130 epochs",
+     "val_top1": 50.6, "outcome": "unstable validation loss"},
+    {"model": "RedNet-26", "recipe": "+ weight decay 1e-4, dropout 10%", "val_top1": 55.00, "outcome": ""},
+    {"model": "RedNet-26", "recipe": "+ gradient clipping 1.0", "val_top1": 57.3, "outcome": ""},
+    {"model": "RedNet-26", "recipe": "same, 150 epochs", "val_top1": 60.05, "outcome": ""},
+    {"model": "RedNet-50", "recipe": "SGD lr 0.8, no weight decay, no clipping", "val_top1": None,
+     "outcome": "NaN: activations exploded"},
+]

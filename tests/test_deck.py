@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image, ImageStat
 
 from involution import deck
@@ -49,6 +50,9 @@ def _fake_slides(tmp_path: Path, sample: bool = True, kind: str | None = None,
                 "model": model, "params": params, "epochs_trained": 15, "best_val_top1": test_top1 + 0.05,
                 "best_val_top5": 0.9, "test_top1": test_top1, "test_top5": 0.85, "seed": seed,
                 "dataset": {"is_sample_set": kind == "sample", "kind": kind, "image_size": 64},
+                "config": {"model": {"model_name": model, "optimizer": "adamw", "lr": 0.002,
+                                     "momentum": 0.9, "weight_decay": 0.05},
+                           "data": {"batch_size": 32, "transforms": "light"}},
                 "machine": {"cpu": "Test CPU", "cpu_threads": 2, "gpu": None}}))
             (folder / "metrics.csv").write_text("epoch,step,val/top1\n0,7,0.3\n")
             runs[f"{model}_seed{seed}"] = Run.load(folder)
@@ -69,15 +73,76 @@ def test_deck_numbers_come_from_the_data_and_sample_results_say_so(tmp_path):
     slides = _fake_slides(tmp_path)
     assert (slides / "data" / "runs" / "rednet26_seed0" / "results.json").is_file()
     page = deck.render_deck(slides)
-    assert page.count('<section class="slide">') == 10
+    assert page.count('<section class="slide">') == 15
     assert "40.0%" in page and "35.0%" in page  # best val top-1 of the two runs
     assert "7.20M" in page and "11.67M" in page
     assert "sample set (memorisation check), not Caltech-256" in page
-    assert "reported by the course project" in page and "60.05%" in page  # involution.reference
+    assert "reported by the original course project" in page and "60.05%" in page
+    assert "+4.40 points (50.6% → 55.0%)" in html.unescape(page)  # the reported ablation's step
     assert "reported by Li et al." in page and "75.96%" in page
     assert "RedNet-26 has 67% of ResNet-26's parameters" in html.unescape(page)  # complexity rows
     assert 'src="figures/training_curves.png"' in page
     assert "http://" not in page and "https://" not in page  # nothing to fetch: works offline
+
+
+def _slide_containing(page: str, heading: str) -> str:
+    return next(s for s in page.split('<section class="slide">') if f"<h2>{heading}" in s)
+
+
+def test_numbers_from_different_data_never_share_a_column(tmp_path):
+    page = html.unescape(deck.render_deck(_fake_slides(tmp_path)))
+    results = _slide_containing(page, "Results")
+    table = results.split("<table>")[1].split("</table>")[0]
+    assert "ImageNet" not in table and "Caltech" not in table and "reported" not in table
+    assert "75.96% top-1 on ImageNet-1k validation images" in results  # a sentence, apart
+    findings = _slide_containing(page, "What the course project found")
+    assert "Caltech-256" in findings.split("</table>")[0] and "35.0%" not in findings
+
+
+def test_data_badges_only_on_slides_about_data(tmp_path):
+    page = deck.render_deck(_fake_slides(tmp_path))
+    for heading in ("Convolution vs involution", "Generating the kernels", "What an involution costs",
+                    "What the course project found"):
+        assert 'class="badge"' not in _slide_containing(page, heading), heading
+    for heading in ("The data", "Results", "The training recipe"):
+        assert 'class="badge"' in _slide_containing(page, heading), heading
+    assert "built by python -m involution.deck" not in page  # no build boilerplate in footers
+
+
+def test_title_slide_authors_are_a_setting(tmp_path, capsys):
+    slides = _fake_slides(tmp_path)
+    assert "class=\"authors\"" not in deck.render_deck(slides)
+    (slides / deck.SETTINGS).write_text('title = "My talk"\nauthors = ["Ada L.", "Alan T."]\n')
+    page = deck.render_deck(slides)
+    assert "<h1>My talk</h1>" in page and "Ada L., Alan T." in page
+    assert "Grace H." in deck.render_deck(slides, authors=["Grace H."])
+    assert deck.main(["--slides", str(slides), "--no-pdf", "--author", "Grace H."]) == 0
+    assert "Grace H." in (slides / "deck.html").read_text()
+    (slides / deck.SETTINGS).write_text('author = "typo"\n')
+    with pytest.raises(ValueError, match="unknown settings \\['author'\\]"):
+        deck.render_deck(slides)
+
+
+def test_recipe_is_read_from_the_runs_config(tmp_path):
+    slides = _fake_slides(tmp_path)
+    runs = deck.load_deck_data(slides)[1].values()
+    rows = dict(deck.recipe_rows(list(runs)))
+    assert rows == {"optimiser": "adamw", "learning rate": "0.002", "weight decay": "0.05",
+                    "batch size": "32", "augmentations": "light", "epochs trained": "15"}
+    # momentum only means something for SGD: it is left out of an AdamW recipe
+    assert "<td>optimiser</td><td class=\"text\">adamw</td>" in deck.render_deck(slides)
+    runs = list(runs)
+    runs[0].results["config"]["model"]["lr"] = 0.1  # a recipe that differs shows every value
+    assert dict(deck.recipe_rows(runs))["learning rate"] in ("0.1 / 0.002", "0.002 / 0.1")
+
+
+def test_kernel_generator_wording_matches_the_modules(tmp_path):
+    page = html.unescape(deck.render_deck(_fake_slides(tmp_path)))
+    assert "grows with C²" not in page.replace("Both grow with C²", "")
+    costs = _slide_containing(page, "What an involution costs")
+    # RedNet's settings at C = 256: reduce 256*64 + BN 2*64; span 64*K*K*16 + bias K*K*16
+    assert "16,512 weights whatever K" in costs
+    assert "9,360 at K = 3" in costs and "125,840 at K = 11" in costs
 
 
 def test_deck_data_keeps_only_the_runs_it_quotes(tmp_path):
@@ -234,3 +299,36 @@ def test_single_file_deck_in_a_headless_browser(browser, tmp_path):
     path = deck.build_deck(SLIDES if (SLIDES / deck.DECK_DATA).is_file() else _fake_slides(tmp_path),
                            tmp_path / "embedded" / "deck.html", embed_images=True)
     _check_deck_in_browser(browser, path)
+
+
+# -- the diagrams ---------------------------------------------------------------------------
+
+
+def test_diagrams_read_their_labels_and_shapes_from_the_modules():
+    from involution import diagrams
+    from involution.layers import Involution2d
+
+    assert diagrams.describe(Involution2d(64, 7, stride=2)) == "7x7 involution, 64 ch, 4 groups, stride 2"
+    block, x = diagrams.rednet_block("rednet26", stage=2, image_size=64)
+    calls = diagrams.trace_children(block, x)
+    assert [name for name, _, _ in calls] == ["conv1", "bn1", "relu", "conv2", "bn2", "relu", "conv3",
+                                              "bn3", "downsample", "relu"]
+    assert calls[3][2] == (128, 8, 8)  # the strided involution halves the 16x16 map
+    texts = [t.get_text() for t in diagrams.plot_bottlenecks(image_size=64).axes[0].texts]
+    assert f"{sum(p.numel() for p in block.parameters()):,} parameters in the block" in texts
+    assert "ReLU -> output 512 x 8 x 8" in texts
+    layer_input = torch.zeros(1, 128, 16, 16)
+    figure = diagrams.plot_kernel_generation(block.conv2, layer_input)
+    texts = " ".join(t.get_text() for t in figure.axes[0].texts)
+    assert "kernel: 8 x 7 x 7 x 8 x 8" in texts and "span: 1x1 conv 32->392" in texts
+    texts = " ".join(t.get_text() for t in diagrams.plot_involution_operation().axes[0].texts)
+    assert "16 channels per group" in texts and "7x7 kernel of pixel (i, j)" in texts
+
+
+def test_augmentation_figure_shows_each_preset():
+    from involution import diagrams
+
+    image = Image.new("RGB", (80, 60), (200, 30, 30))
+    figure = diagrams.plot_augmentations(image, presets=("light", "course"), image_size=32, samples=3)
+    assert len(figure.axes) == 2 * 4
+    assert [axis.get_ylabel() for axis in figure.axes[::4]] == ['"light"', '"course"']
