@@ -267,7 +267,8 @@ def test_missing_root_says_how_to_get_the_data(tmp_path):
         Caltech256DataModule(tmp_path / "nowhere")
     message = str(error.value)
     assert str(tmp_path / "nowhere" / CATEGORIES_DIRNAME) in message
-    assert "download=True" in message and "data/README.md" in message
+    assert "download=True" in message and data.CALTECH256_URL in message and data.CALTECH256_MD5 in message
+    assert "README" not in message  # an installed user has no data/README.md
 
 
 def test_torchvision_layout_is_found(tmp_path):
@@ -353,8 +354,8 @@ def test_download_verifies_extracts_and_sets_up(tmp_path, served_archive):
 
 def test_data_module_downloads_when_asked(tmp_path, served_archive, monkeypatch):
     url, md5 = served_archive
-    monkeypatch.setattr(data, "CALTECH256_URL", url)
-    monkeypatch.setattr(data, "CALTECH256_MD5", md5)
+    monkeypatch.setattr(data.module, "CALTECH256_URL", url)
+    monkeypatch.setattr(data.module, "CALTECH256_MD5", md5)
     dm = module(tmp_path / "root", tmp_path, download=True)
     assert dm.num_classes == 257  # promised before the download
     with pytest.raises(RuntimeError, match="has 2 classes, not the 257"):
@@ -366,7 +367,9 @@ def test_download_with_wrong_md5_fails_clearly(tmp_path, served_archive):
     with pytest.raises(RuntimeError) as error:
         download_caltech256(tmp_path / "bad", url=url, md5="0" * 32)
     message = str(error.value)
-    assert f"has MD5 {md5}, expected {'0' * 32}" in message and "data/README.md" in message
+    assert f"has MD5 {md5}, expected {'0' * 32}" in message
+    # Says how to get the archive by hand without a checkout (no pointer to data/README.md).
+    assert data.CALTECH256_URL in message and "tar xf" in message and "README" not in message
     assert not (tmp_path / "bad" / data.CALTECH256_FILENAME).exists()
     assert not (tmp_path / "bad" / CATEGORIES_DIRNAME).exists()
 
@@ -453,7 +456,7 @@ def test_sample_set_files_and_split_are_committed_and_valid():
 
 
 def test_sample_set_batches(capsys, monkeypatch):
-    monkeypatch.setattr(data, "_notice_shown", False)
+    monkeypatch.setattr(data.module, "_notice_shown", False)
     dm = Caltech256DataModule("sample", image_size=32, batch_size=8, num_workers=0)
     assert data.SAMPLE_SET_NOTICE in capsys.readouterr().out
     Caltech256DataModule("sample", image_size=32, num_workers=0)

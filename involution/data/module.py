@@ -1,0 +1,436 @@
+"""The LightningDataModule: Caltech-256 (or a built-in set, or any such folder) as train/val/test loaders.
+
+It puts the other modules of :mod:`involution.data` together: it finds or
+downloads the data (:mod:`.locate`, :mod:`.download`), loads or makes the
+split file and checks it against the images on disk (:mod:`.splits`), and
+serves the images decoded (:mod:`.images`) and transformed (:mod:`.presets`).
+
+Typical use::
+
+    dm = Caltech256DataModule("data/caltech256", download=True)
+    dm.prepare_data(); dm.setup("fit")
+    images, labels = next(iter(dm.train_dataloader()))
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path, PurePosixPath
+from typing import Literal
+
+import lightning as L
+import torch
+from lightning.pytorch.utilities import rank_zero_only
+from torch.utils.data import DataLoader, Dataset
+
+from .download import download_caltech256
+from .images import ImageListDataset
+from .locate import (
+    _MAX_LISTED,
+    CALTECH256_MD5,
+    CALTECH256_NUM_CLASSES,
+    CALTECH256_URL,
+    DATASET_NAMES,
+    SAMPLE_SET_NOTICE,
+    _class_folders,
+    _data_folder,
+    _is_clutter,
+    _list_images,
+    _missing_data_message,
+    _readable_names,
+    _resolve_root,
+    dataset_kind,
+    find_categories_dir,
+)
+from .presets import build_transforms
+from .splits import (
+    _OWN_SPLIT_FIX,
+    DEFAULT_SPLIT,
+    OWN_SPLIT_FILENAME,
+    SPLIT_NAMES,
+    SPLIT_UPDATES,
+    SPLITS_DIRNAME,
+    SplitMismatchError,
+    _check_fractions,
+    _generated_split_fix,
+    _split_counts,
+    _split_mismatch_message,
+    extend_split,
+    load_split,
+    make_split,
+    save_split,
+    split_file_name,
+)
+
+DEFAULT_NUM_WORKERS = min(4, os.cpu_count() or 1)
+
+_notice_shown = False
+
+
+@rank_zero_only
+def _announce_sample_set() -> None:
+    """Print SAMPLE_SET_NOTICE, once per process."""
+    global _notice_shown
+    if not _notice_shown:
+        print(SAMPLE_SET_NOTICE)
+        _notice_shown = True
+
+
+def _check_positive_int(name: str, value, minimum: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}.")
+
+
+class Caltech256DataModule(L.LightningDataModule):
+    """Caltech-256 train/val/test dataloaders; predict uses the test split.
+
+    Args:
+        root: folder holding ``256_ObjectCategories`` (or torchvision's
+            ``caltech256/256_ObjectCategories``); ``"shapes"`` selects the
+            built-in shapes set (generated offline on first use), ``"sample"``
+            the tiny built-in sample set.
+        image_size: side of the square images the model sees.
+        batch_size: images per batch.
+        num_workers: DataLoader worker processes (0 = load in the main process).
+        transforms: training augmentation preset, ``"course"``, ``"standard"``
+            or ``"light"`` (see :func:`build_transforms`).
+        split: (train, val, test) fractions, per class, for a split made here.
+        split_seed: seed of the deterministic split made here.
+        split_file: CSV to load the split from (made there from the images
+            present if missing). By default the data set's own split,
+            ``<data folder>/split.csv``, when it has one (the sample set does;
+            ``split`` and ``split_seed`` then do not apply), else
+            ``<data folder>/splits/<name>.csv`` (see :func:`split_file_name`),
+            where the data folder is the one holding ``256_ObjectCategories``.
+        split_update: what to do when the split file and the images on disk
+            disagree. ``None`` (default): stop with an error that names both
+            counts. ``"extend"``: add the images that are not in the split,
+            keeping every existing assignment (see :func:`extend_split`).
+            ``"rebuild"``: make a new split of the images present. Either
+            rewrites the split file; a data set's own split is never changed.
+        include_clutter: keep ``257.clutter`` as a class (257 classes) or not (256).
+        download: fetch the official archive into ``root`` if it is not there.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        image_size: int = 224,
+        batch_size: int = 32,
+        num_workers: int = DEFAULT_NUM_WORKERS,
+        transforms: str = "course",
+        split: tuple[float, float, float] = DEFAULT_SPLIT,
+        split_seed: int = 0,
+        split_file: str | Path | None = None,
+        split_update: Literal["extend", "rebuild"] | None = None,
+        include_clutter: bool = True,
+        download: bool = False,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        _check_positive_int("batch_size", batch_size)
+        _check_positive_int("num_workers", num_workers, minimum=0)
+        self.train_transform = build_transforms(transforms, image_size, train=True)
+        self.eval_transform = build_transforms(transforms, image_size, train=False)
+        self.fractions = _check_fractions(split)
+        if split_update is not None and split_update not in SPLIT_UPDATES:
+            raise ValueError(
+                f"split_update must be None (stop when the split file and the images disagree) or one of "
+                f"{', '.join(map(repr, SPLIT_UPDATES))}; got {split_update!r}."
+            )
+        self.split_update = split_update
+        self.root = _resolve_root(root)
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.split_seed = split_seed
+        self.include_clutter = include_clutter
+        self.download = download
+        self._split_file = Path(split_file) if split_file is not None else None
+        self.train_dataset = self.val_dataset = self.test_dataset = None
+
+        self.categories_dir = find_categories_dir(self.root)
+        if self.categories_dir is None and not download:
+            raise FileNotFoundError(_missing_data_message(self.root))
+        self._class_folders = (
+            _class_folders(self.categories_dir, include_clutter) if self.categories_dir else None
+        )
+        if self.is_sample_set:
+            _announce_sample_set()
+        self._check_own_split_settings()
+
+    # -- what the model needs to know --------------------------------------
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes; known before the download (257, or 256 without clutter)."""
+        if self._class_folders is not None:
+            return len(self._class_folders)
+        return CALTECH256_NUM_CLASSES if self.include_clutter else CALTECH256_NUM_CLASSES - 1
+
+    @property
+    def class_folders(self) -> list[str]:
+        """Class folder names in label order, e.g. ``["001.ak47", ...]``."""
+        if self._class_folders is None:
+            raise RuntimeError(f"The data is not downloaded yet; call prepare_data() first (root={self.root}).")
+        return list(self._class_folders)
+
+    @property
+    def class_names(self) -> list[str]:
+        """Readable class names in label order: the folder names without "NNN.", e.g. ``"ak47"``."""
+        return _readable_names(self.class_folders)
+
+    @property
+    def kind(self) -> str:
+        """``"sample"``, ``"shapes"``, ``"caltech256"`` or ``"folder"``: see :func:`dataset_kind`."""
+        return dataset_kind(self.categories_dir)
+
+    @property
+    def is_sample_set(self) -> bool:
+        return self.kind == "sample"
+
+    @property
+    def data_dir(self) -> Path:
+        """The folder holding ``256_ObjectCategories``; its split files live in it too."""
+        return _data_folder(self.root, self.categories_dir)
+
+    @property
+    def uses_own_split(self) -> bool:
+        """Whether the split is the data set's own, ``<data folder>/split.csv`` (never written here)."""
+        if self._split_file is not None:
+            return False
+        return self.is_sample_set or (self.data_dir / OWN_SPLIT_FILENAME).is_file()
+
+    @property
+    def split_path(self) -> Path:
+        """The CSV the split is loaded from (and written to on first use, unless it is the data set's own)."""
+        if self._split_file is not None:
+            return self._split_file
+        if self.uses_own_split:
+            return self.data_dir / OWN_SPLIT_FILENAME
+        name = split_file_name("caltech256", self.split_seed, self.fractions, self.include_clutter)
+        return self.data_dir / SPLITS_DIRNAME / name
+
+    # -- Lightning hooks -----------------------------------------------------
+
+    def prepare_data(self) -> None:
+        """Download if asked and needed, then write the split file if missing (rank 0 only)."""
+        self._ensure_data()
+        self._load_or_create_split()
+
+    def setup(self, stage: str | None = None) -> None:
+        """Build the three datasets; cheap, and idempotent across stages."""
+        if self.train_dataset is not None:
+            return
+        self._ensure_data()
+        split = self._load_or_create_split()
+        samples: dict[str, list[tuple[Path, int]]] = {name: [] for name in SPLIT_NAMES}
+        label_of = {folder: label for label, folder in enumerate(self._class_folders)}
+        for relative_path, split_name in split.items():
+            samples[split_name].append(
+                (self.categories_dir / relative_path, label_of[PurePosixPath(relative_path).parts[0]])
+            )
+
+        def dataset(split_name, transform):
+            return ImageListDataset(samples[split_name], transform, self.class_names, self.root)
+
+        self.train_dataset = dataset("train", self.train_transform)
+        self.val_dataset = dataset("val", self.eval_transform)
+        self.test_dataset = dataset("test", self.eval_transform)
+
+    def train_dataloader(self) -> DataLoader:
+        # Dropping an incomplete last batch avoids a final batch of one image,
+        # which BatchNorm cannot train on; the shuffle changes what is dropped.
+        drop_last = len(self._require_setup().train_dataset) > self.batch_size
+        return self._loader(self.train_dataset, shuffle=True, drop_last=drop_last)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self._require_setup().val_dataset)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self._require_setup().test_dataset)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader(self._require_setup().test_dataset)
+
+    # -- helpers -----------------------------------------------------------------
+
+    def _loader(self, dataset: Dataset, shuffle: bool = False, drop_last: bool = False) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            drop_last=drop_last,
+            num_workers=self.num_workers,
+            pin_memory=torch.cuda.is_available(),
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def _require_setup(self) -> "Caltech256DataModule":
+        if self.train_dataset is None:
+            self.setup()
+        return self
+
+    def _ensure_data(self) -> None:
+        """Find (or download) the data; check the class count promised before download."""
+        if self.categories_dir is None:
+            self.categories_dir = find_categories_dir(self.root)
+        if self.categories_dir is None and self.download:
+            promised = self.num_classes
+            self.categories_dir = download_caltech256(self.root, url=CALTECH256_URL, md5=CALTECH256_MD5)
+            self._class_folders = _class_folders(self.categories_dir, self.include_clutter)
+            if len(self._class_folders) != promised:
+                raise RuntimeError(
+                    f"The downloaded data in {self.categories_dir} has {len(self._class_folders)} classes, "
+                    f"not the {promised} of Caltech-256. Delete it and download again."
+                )
+        if self.categories_dir is None:
+            raise FileNotFoundError(_missing_data_message(self.root))
+        if self._class_folders is None:
+            self._class_folders = _class_folders(self.categories_dir, self.include_clutter)
+
+    def _check_own_split_settings(self) -> None:
+        """A data set's own split is not cut by seed and fractions: asking for them is an error, not ignored."""
+        if not self.uses_own_split:
+            return
+        asked = []
+        if self.fractions != DEFAULT_SPLIT:
+            asked.append(f"split={self.fractions}")
+        if self.split_seed != 0:
+            asked.append(f"split_seed={self.split_seed}")
+        if asked:
+            raise ValueError(
+                f"The data at {self.data_dir} comes with its own split ({self.split_path}), so "
+                f"{' and '.join(asked)} cannot apply. Leave split and split_seed at their defaults to use "
+                "it, or pass split_file=PATH (--data.split_file PATH) to make and use a split of your own "
+                "with these settings."
+            )
+
+    def _load_or_create_split(self) -> dict[str, str]:
+        """The split of the classes in use, loaded from ``split_path`` or made there.
+
+        A split file that does not list exactly the images on disk is brought
+        up to date as ``split_update`` says, or is an error.
+        """
+        self._check_own_split_settings()
+        on_disk = _list_images(self.categories_dir, self._class_folders)
+        path = self.split_path
+        if not path.is_file():
+            if self.uses_own_split:  # only the sample set gets here: its split ships with the package
+                raise FileNotFoundError(
+                    f"The sample set's split file {path} is missing: the package is incomplete. Reinstall it "
+                    "(in a checkout: python scripts/make_sample_set.py)."
+                )
+            return self._write_split(make_split(on_disk, self.fractions, self.split_seed), path)
+
+        whole_file = load_split(path)
+        # A split made with the clutter class also serves without it; any other
+        # class in the file must be on disk, or its images count as missing.
+        split = {
+            p: s for p, s in whole_file.items() if self.include_clutter or not _is_clutter(PurePosixPath(p).parts[0])
+        }
+        unlisted = sorted(set(on_disk) - split.keys())
+        missing = sorted(split.keys() - set(on_disk))
+        if unlisted or missing:
+            split = self._update_split(whole_file, split, on_disk, unlisted, missing)
+        self._check_every_class_trains(split, path)
+        return split
+
+    def _update_split(
+        self,
+        whole_file: dict[str, str],
+        split: dict[str, str],
+        on_disk: Sequence[str],
+        unlisted: Sequence[str],
+        missing: Sequence[str],
+    ) -> dict[str, str]:
+        """Apply ``split_update`` to a split file that disagrees with the disk; return the split in use.
+
+        ``whole_file`` is the file as read, ``split`` its entries for the classes in use,
+        ``unlisted`` the images on disk that it lacks and ``missing`` its images not on disk.
+        """
+        path = self.split_path
+        if self.uses_own_split or self.split_update is None or (self.split_update == "extend" and missing):
+            fix = _OWN_SPLIT_FIX if self.uses_own_split else _generated_split_fix(unlisted, missing)
+            raise SplitMismatchError(_split_mismatch_message(path, self.categories_dir, unlisted, missing, fix))
+        if self.split_update == "extend":
+            updated = extend_split(split, unlisted, self.fractions, self.split_seed)
+            report = (
+                f"Extended the split file {path}: added {len(unlisted)} new image(s) "
+                f"({_split_counts(updated[p] for p in unlisted)}); every earlier assignment kept."
+            )
+        else:
+            updated = make_split(on_disk, self.fractions, self.split_seed)
+            moved = sum(1 for p, s in split.items() if p in updated and updated[p] != s)
+            report = (
+                f"Rebuilt the split file {path} from the {len(on_disk)} images present "
+                f"({_split_counts(updated.values())}): {len(unlisted)} added, {len(missing)} dropped, "
+                f"{moved} moved to another split."
+            )
+        # The clutter entries of a split shared with a clutter run stay as they are.
+        others = {p: s for p, s in whole_file.items() if p not in split}
+        self._write_split({**others, **updated}, path)
+        print(report)
+        return updated
+
+    def _write_split(self, split: dict[str, str], path: Path) -> dict[str, str]:
+        """Save ``split`` to ``path`` if possible and return it."""
+        try:
+            save_split(split, path)
+        except OSError as error:  # e.g. a read-only data folder; the split is reproducible anyway
+            warnings.warn(f"Could not write the split file {path} ({error}); using the split in memory.", stacklevel=3)
+        return split
+
+    def _check_every_class_trains(self, split: Mapping[str, str], path: Path) -> None:
+        trained = {PurePosixPath(p).parts[0] for p, s in split.items() if s == "train"}
+        untrained = [folder for folder in self._class_folders if folder not in trained]
+        if untrained:
+            raise ValueError(
+                f"The split file {path} has no training image for class(es) {', '.join(untrained[:_MAX_LISTED])}"
+                f"{' ...' if len(untrained) > _MAX_LISTED else ''}. Delete it to regenerate the split."
+            )
+
+    def summary(self) -> dict:
+        """What the data is, as plain values: results files and notebooks record it."""
+        self._require_setup()
+        return {
+            "name": DATASET_NAMES[self.kind],
+            "kind": self.kind,
+            "is_sample_set": self.is_sample_set,
+            # As configured: a built-in set's name, or the folder as the user gave it
+            # (a relative path stays relative, so results files name no machine's folders).
+            "root": str(self.hparams.root),
+            "num_classes": self.num_classes,
+            "include_clutter": self.include_clutter,
+            "image_size": self.hparams.image_size,
+            "transforms": self.hparams.transforms,
+            "images": {name: len(getattr(self, f"{name}_dataset")) for name in SPLIT_NAMES},
+            "split_file": self._portable(self.split_path),
+        }
+
+    def _portable(self, path: Path) -> str:
+        """``path`` relative to the data root (``<root>/...``) when inside it, else as it is."""
+        try:
+            return f"<{self.hparams.root}>/" + path.resolve().relative_to(self.root.resolve()).as_posix()
+        except ValueError:
+            return str(path)
+
+    def describe(self) -> str:
+        """A short summary for notebooks: data set, classes, images per split, split file."""
+        info = self.summary()
+        counts = info["images"]
+        per_split = " | ".join(f"{name} {count}" for name, count in counts.items())
+        return (
+            f"{info['name']} (root {info['root']!r})\n"
+            f"  classes: {info['num_classes']}{'' if self.include_clutter else ' (clutter left out)'}\n"
+            f"  images:  {per_split} (total {sum(counts.values())})\n"
+            f"  split:   {info['split_file']}"
+        )
+
+    def __repr__(self) -> str:
+        where = self.kind if self.kind in ("sample", "shapes") else str(self.root)
+        return (
+            f"{type(self).__name__}({where}, {self.num_classes} classes, image_size={self.hparams.image_size}, "
+            f"batch_size={self.batch_size}, transforms={self.hparams.transforms!r})"
+        )
+
