@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import http.server
+import io
 import random
 import shutil
 import tarfile
@@ -335,11 +336,13 @@ def served_archive(tmp_path, monkeypatch):
     server.server_close()
 
 
-def test_download_verifies_extracts_and_sets_up(tmp_path, served_archive):
+def test_download_verifies_extracts_and_sets_up(tmp_path, served_archive, capsys):
     url, md5 = served_archive
     root = tmp_path / "downloaded"
     categories = download_caltech256(root, url=url, md5=md5)
     assert categories == root / CATEGORIES_DIRNAME
+    # Extraction shows progress, one step per archive member (2 folders + 10 images + the top folder).
+    assert "Extracting 256_ObjectCategories.tar" in capsys.readouterr().err
     assert sorted(p.relative_to(categories).as_posix() for p in categories.glob("*/*.jpg"))[:2] == [
         "001.ant/001_0001.jpg", "001.ant/001_0002.jpg"]
     assert not (root / data.CALTECH256_FILENAME).exists()  # the archive is removed
@@ -360,6 +363,24 @@ def test_data_module_downloads_when_asked(tmp_path, served_archive, monkeypatch)
     assert dm.num_classes == 257  # promised before the download
     with pytest.raises(RuntimeError, match="has 2 classes, not the 257"):
         dm.prepare_data()
+
+
+def test_an_archive_that_is_not_a_tar_is_named(tmp_path):
+    (tmp_path / "fake.tar").write_bytes(b"<html>not found</html>")
+    with pytest.raises(RuntimeError, match="fake.tar is not a tar archive") as error:
+        data.extract_archive(tmp_path / "fake.tar", tmp_path / "out")
+    assert data.CALTECH256_URL in str(error.value)
+
+
+def test_extraction_refuses_members_outside_the_destination(tmp_path):
+    archive = tmp_path / "evil.tar"
+    with tarfile.open(archive, "w") as tar:
+        info = tarfile.TarInfo("../escaped.txt")
+        info.size = 2
+        tar.addfile(info, fileobj=io.BytesIO(b"hi"))
+    with pytest.raises(tarfile.OutsideDestinationError):
+        data.extract_archive(archive, tmp_path / "out")
+    assert not (tmp_path / "escaped.txt").exists()
 
 
 def test_download_with_wrong_md5_fails_clearly(tmp_path, served_archive):
@@ -622,10 +643,36 @@ def test_a_data_sets_own_split_file_is_used_and_nothing_else_is_written(tmp_path
     assert "comes with its own split" in str(error.value) and "split_file" in str(error.value)
     with pytest.raises(ValueError, match="split_seed=3"):
         Caltech256DataModule(tmp_path, split_seed=3, num_workers=0)
+    with pytest.raises(ValueError, match="split_dir="):
+        Caltech256DataModule(tmp_path, split_dir=tmp_path / "splits", num_workers=0)
     # ... and an explicit split_file still makes a split of one's own.
     mine = module(tmp_path, tmp_path / "elsewhere", split=(0.5, 0.25, 0.25))
     mine.setup()
     assert mine.split_path == tmp_path / "elsewhere" / "split.csv" and len(mine.val_dataset) == 2
+
+
+def test_split_dir_keeps_made_splits_out_of_the_data_folder(tmp_path):
+    make_tree(tmp_path / "shared", {"001.ant": 5, "002.bee": 5})
+    before = sorted((tmp_path / "shared").rglob("*"))
+    dm = Caltech256DataModule(tmp_path / "shared", split_dir=tmp_path / "mine", image_size=16, num_workers=0)
+    dm.prepare_data()
+    dm.setup()
+    assert dm.split_path == tmp_path / "mine" / "caltech256_seed0_80-10-10_with-clutter.csv"
+    assert dm.split_path.is_file() and sorted((tmp_path / "shared").rglob("*")) == before
+    assert len(dm.train_dataset) + len(dm.val_dataset) + len(dm.test_dataset) == 10
+
+
+def test_an_unwritable_split_folder_warns_and_names_split_dir(tmp_path, monkeypatch):
+    make_tree(tmp_path, {"001.ant": 5})
+
+    def refuse(split, path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(data.splits, "save_split", refuse)
+    dm = Caltech256DataModule(tmp_path, image_size=16, num_workers=0)
+    with pytest.warns(UserWarning, match="using the split in memory.*--data.split_dir"):
+        dm.setup()
+    assert len(dm.train_dataset) == 3 and not dm.split_path.exists()
 
 
 def test_a_data_sets_own_split_is_never_updated(tmp_path):
@@ -814,3 +861,83 @@ def test_a_class_folder_removed_after_the_split_is_a_mismatch(tmp_path):
     shutil.rmtree(categories / "003.cat")
     with pytest.raises(data.SplitMismatchError, match="4 image.s. in the split file are missing"):
         module(tmp_path, tmp_path).setup()
+
+
+# ---------------------------------------------------------------------------
+# Issue 12: an installed package never writes into its own folder
+# ---------------------------------------------------------------------------
+
+_FIT_ON_THE_SAMPLE_SET = """
+import sys
+from pathlib import Path
+
+import lightning as L
+import torch
+
+import involution
+from involution.data import Caltech256DataModule, main_check_data
+
+assert Path(involution.__file__).resolve().is_relative_to(Path(sys.argv[1]).resolve()), involution.__file__
+
+
+class Linear(L.LightningModule):
+    # The smallest model that takes part in every hook of a fit: our data module is what is tested.
+    def __init__(self):
+        super().__init__()
+        self.layer = torch.nn.Linear(3 * 16 * 16, 10)
+
+    def _loss(self, batch):
+        images, labels = batch
+        return torch.nn.functional.cross_entropy(self.layer(images.flatten(1)), labels)
+
+    def training_step(self, batch, index):
+        return self._loss(batch)
+
+    def validation_step(self, batch, index):
+        self.log("val_loss", self._loss(batch))
+
+    test_step = validation_step
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.01)
+
+
+datamodule = Caltech256DataModule("sample", image_size=16, batch_size=8, num_workers=0)
+trainer = L.Trainer(max_steps=2, limit_val_batches=1, logger=False, enable_checkpointing=False,
+                    enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")
+trainer.fit(Linear(), datamodule=datamodule)
+trainer.test(Linear(), datamodule=datamodule, verbose=False)
+assert main_check_data("sample") == 0
+print("fitted", datamodule.summary()["split_file"])
+"""
+
+
+def _files(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every file under ``folder`` with its size and modification time."""
+    return {p.relative_to(folder).as_posix(): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in folder.rglob("*") if p.is_file()}
+
+
+def test_a_fit_on_the_sample_set_writes_nothing_into_an_installed_package(tmp_path):
+    import compileall
+    import os
+    import subprocess
+    import sys
+
+    import involution
+
+    # An installed-like copy: the package alone in a site-packages folder, compiled as pip does.
+    site = tmp_path / "site-packages"
+    shutil.copytree(Path(involution.__file__).parent, site / "involution",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.so", "build"))
+    assert compileall.compile_dir(site / "involution", quiet=1)
+    before = _files(site)
+    work, home = tmp_path / "work", tmp_path / "home"
+    work.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(site), "INVOLUTION_DATA_HOME": str(home), "HOME": str(home)}
+    result = subprocess.run([sys.executable, "-c", _FIT_ON_THE_SAMPLE_SET, str(site)], cwd=work, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    after = _files(site)
+    assert sorted(after.keys() - before.keys()) == [] and after == before  # no new file, none changed
+    assert "fitted <sample>/split.csv" in result.stdout  # the sample set's own, shipped split

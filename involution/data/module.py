@@ -14,8 +14,6 @@ Typical use::
 from __future__ import annotations
 
 import os
-import warnings
-from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
@@ -27,7 +25,6 @@ from torch.utils.data import DataLoader, Dataset
 from .download import download_caltech256
 from .images import ImageListDataset
 from .locate import (
-    _MAX_LISTED,
     CALTECH256_MD5,
     CALTECH256_NUM_CLASSES,
     CALTECH256_URL,
@@ -35,7 +32,6 @@ from .locate import (
     SAMPLE_SET_NOTICE,
     _class_folders,
     _data_folder,
-    _is_clutter,
     _list_images,
     _missing_data_message,
     _readable_names,
@@ -45,21 +41,13 @@ from .locate import (
 )
 from .presets import build_transforms
 from .splits import (
-    _OWN_SPLIT_FIX,
     DEFAULT_SPLIT,
     OWN_SPLIT_FILENAME,
     SPLIT_NAMES,
     SPLIT_UPDATES,
     SPLITS_DIRNAME,
-    SplitMismatchError,
+    SplitFile,
     _check_fractions,
-    _generated_split_fix,
-    _split_counts,
-    _split_mismatch_message,
-    extend_split,
-    load_split,
-    make_split,
-    save_split,
     split_file_name,
 )
 
@@ -101,8 +89,11 @@ class Caltech256DataModule(L.LightningDataModule):
             present if missing). By default the data set's own split,
             ``<data folder>/split.csv``, when it has one (the sample set does;
             ``split`` and ``split_seed`` then do not apply), else
-            ``<data folder>/splits/<name>.csv`` (see :func:`split_file_name`),
-            where the data folder is the one holding ``256_ObjectCategories``.
+            ``<split_dir>/<name>.csv`` (see :func:`split_file_name`).
+        split_dir: folder for the split files made here, named after their
+            settings; by default ``<data folder>/splits``, where the data
+            folder is the one holding ``256_ObjectCategories``. Set it when
+            the data folder is read-only (a shared copy).
         split_update: what to do when the split file and the images on disk
             disagree. ``None`` (default): stop with an error that names both
             counts. ``"extend"``: add the images that are not in the split,
@@ -123,6 +114,7 @@ class Caltech256DataModule(L.LightningDataModule):
         split: tuple[float, float, float] = DEFAULT_SPLIT,
         split_seed: int = 0,
         split_file: str | Path | None = None,
+        split_dir: str | Path | None = None,
         split_update: Literal["extend", "rebuild"] | None = None,
         include_clutter: bool = True,
         download: bool = False,
@@ -146,7 +138,8 @@ class Caltech256DataModule(L.LightningDataModule):
         self.split_seed = split_seed
         self.include_clutter = include_clutter
         self.download = download
-        self._split_file = Path(split_file) if split_file is not None else None
+        self._split_file = Path(split_file).expanduser() if split_file is not None else None
+        self._split_dir = Path(split_dir).expanduser() if split_dir is not None else None
         self.train_dataset = self.val_dataset = self.test_dataset = None
 
         self.categories_dir = find_categories_dir(self.root)
@@ -209,7 +202,7 @@ class Caltech256DataModule(L.LightningDataModule):
         if self.uses_own_split:
             return self.data_dir / OWN_SPLIT_FILENAME
         name = split_file_name("caltech256", self.split_seed, self.fractions, self.include_clutter)
-        return self.data_dir / SPLITS_DIRNAME / name
+        return (self._split_dir or self.data_dir / SPLITS_DIRNAME) / name
 
     # -- Lightning hooks -----------------------------------------------------
 
@@ -298,97 +291,22 @@ class Caltech256DataModule(L.LightningDataModule):
             asked.append(f"split={self.fractions}")
         if self.split_seed != 0:
             asked.append(f"split_seed={self.split_seed}")
+        if self._split_dir is not None:
+            asked.append(f"split_dir={str(self._split_dir)!r}")
         if asked:
             raise ValueError(
                 f"The data at {self.data_dir} comes with its own split ({self.split_path}), so "
-                f"{' and '.join(asked)} cannot apply. Leave split and split_seed at their defaults to use "
-                "it, or pass split_file=PATH (--data.split_file PATH) to make and use a split of your own "
-                "with these settings."
+                f"{' and '.join(asked)} cannot apply. Leave split, split_seed and split_dir at their defaults "
+                "to use it, or pass split_file=PATH (--data.split_file PATH) to make and use a split of your "
+                "own with these settings."
             )
 
     def _load_or_create_split(self) -> dict[str, str]:
-        """The split of the classes in use, loaded from ``split_path`` or made there.
-
-        A split file that does not list exactly the images on disk is brought
-        up to date as ``split_update`` says, or is an error.
-        """
+        """The split of the classes in use (see :meth:`SplitFile.read`)."""
         self._check_own_split_settings()
         on_disk = _list_images(self.categories_dir, self._class_folders)
-        path = self.split_path
-        if not path.is_file():
-            if self.uses_own_split:  # only the sample set gets here: its split ships with the package
-                raise FileNotFoundError(
-                    f"The sample set's split file {path} is missing: the package is incomplete. Reinstall it "
-                    "(in a checkout: python scripts/make_sample_set.py)."
-                )
-            return self._write_split(make_split(on_disk, self.fractions, self.split_seed), path)
-
-        whole_file = load_split(path)
-        # A split made with the clutter class also serves without it; any other
-        # class in the file must be on disk, or its images count as missing.
-        split = {
-            p: s for p, s in whole_file.items() if self.include_clutter or not _is_clutter(PurePosixPath(p).parts[0])
-        }
-        unlisted = sorted(set(on_disk) - split.keys())
-        missing = sorted(split.keys() - set(on_disk))
-        if unlisted or missing:
-            split = self._update_split(whole_file, split, on_disk, unlisted, missing)
-        self._check_every_class_trains(split, path)
-        return split
-
-    def _update_split(
-        self,
-        whole_file: dict[str, str],
-        split: dict[str, str],
-        on_disk: Sequence[str],
-        unlisted: Sequence[str],
-        missing: Sequence[str],
-    ) -> dict[str, str]:
-        """Apply ``split_update`` to a split file that disagrees with the disk; return the split in use.
-
-        ``whole_file`` is the file as read, ``split`` its entries for the classes in use,
-        ``unlisted`` the images on disk that it lacks and ``missing`` its images not on disk.
-        """
-        path = self.split_path
-        if self.uses_own_split or self.split_update is None or (self.split_update == "extend" and missing):
-            fix = _OWN_SPLIT_FIX if self.uses_own_split else _generated_split_fix(unlisted, missing)
-            raise SplitMismatchError(_split_mismatch_message(path, self.categories_dir, unlisted, missing, fix))
-        if self.split_update == "extend":
-            updated = extend_split(split, unlisted, self.fractions, self.split_seed)
-            report = (
-                f"Extended the split file {path}: added {len(unlisted)} new image(s) "
-                f"({_split_counts(updated[p] for p in unlisted)}); every earlier assignment kept."
-            )
-        else:
-            updated = make_split(on_disk, self.fractions, self.split_seed)
-            moved = sum(1 for p, s in split.items() if p in updated and updated[p] != s)
-            report = (
-                f"Rebuilt the split file {path} from the {len(on_disk)} images present "
-                f"({_split_counts(updated.values())}): {len(unlisted)} added, {len(missing)} dropped, "
-                f"{moved} moved to another split."
-            )
-        # The clutter entries of a split shared with a clutter run stay as they are.
-        others = {p: s for p, s in whole_file.items() if p not in split}
-        self._write_split({**others, **updated}, path)
-        print(report)
-        return updated
-
-    def _write_split(self, split: dict[str, str], path: Path) -> dict[str, str]:
-        """Save ``split`` to ``path`` if possible and return it."""
-        try:
-            save_split(split, path)
-        except OSError as error:  # e.g. a read-only data folder; the split is reproducible anyway
-            warnings.warn(f"Could not write the split file {path} ({error}); using the split in memory.", stacklevel=3)
-        return split
-
-    def _check_every_class_trains(self, split: Mapping[str, str], path: Path) -> None:
-        trained = {PurePosixPath(p).parts[0] for p, s in split.items() if s == "train"}
-        untrained = [folder for folder in self._class_folders if folder not in trained]
-        if untrained:
-            raise ValueError(
-                f"The split file {path} has no training image for class(es) {', '.join(untrained[:_MAX_LISTED])}"
-                f"{' ...' if len(untrained) > _MAX_LISTED else ''}. Delete it to regenerate the split."
-            )
+        split_file = SplitFile(self.split_path, self.uses_own_split, self.fractions, self.split_seed, self.split_update)
+        return split_file.read(on_disk, self.categories_dir, self.include_clutter)
 
     def summary(self) -> dict:
         """What the data is, as plain values: results files and notebooks record it."""

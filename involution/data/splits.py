@@ -26,11 +26,13 @@ import csv
 import hashlib
 import math
 import os
+import warnings
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from .locate import _data_folder, _examples, _resolve_root, find_categories_dir
+from .locate import _MAX_LISTED, _data_folder, _examples, _is_clutter, _resolve_root, find_categories_dir
 
 SPLIT_NAMES = ("train", "val", "test")
 DEFAULT_SPLIT = (0.8, 0.1, 0.1)
@@ -270,3 +272,105 @@ def _generated_split_fix(unlisted: Sequence[str], missing: Sequence[str]) -> str
     )
     fixes.append("- if this split file belongs to another copy of the data, pass that copy's root or split file.")
     return "To fix:\n" + "\n".join(fixes)
+
+
+@dataclass(frozen=True)
+class SplitFile:
+    """A split CSV and how to make it: where the split file is read, made and checked against the disk.
+
+    ``own`` marks a data set's own split (shipped with it: used as it is,
+    never written); ``fractions`` and ``seed`` make a split, ``update`` says
+    what to do when the file and the disk disagree (see the data module's
+    ``split_update``).
+    """
+
+    path: Path
+    own: bool = False
+    fractions: tuple[float, float, float] = DEFAULT_SPLIT
+    seed: int = 0
+    update: str | None = None
+
+    def read(self, on_disk: Sequence[str], categories_dir: Path, include_clutter: bool) -> dict[str, str]:
+        """The split of the images ``on_disk`` (sorted paths of the classes in use), loaded or made here.
+
+        A split file that does not list exactly the images on disk is brought
+        up to date as ``update`` says, or is a :class:`SplitMismatchError`.
+        """
+        if not self.path.is_file():
+            if self.own:  # only the sample set gets here: its split ships with the package
+                raise FileNotFoundError(
+                    f"The sample set's split file {self.path} is missing: the package is incomplete. Reinstall "
+                    "it (in a checkout: python scripts/make_sample_set.py)."
+                )
+            return self._write(make_split(on_disk, self.fractions, self.seed))
+
+        whole_file = load_split(self.path)
+        # A split made with the clutter class also serves without it; any other
+        # class in the file must be on disk, or its images count as missing.
+        split = {p: s for p, s in whole_file.items() if include_clutter or not _is_clutter(PurePosixPath(p).parts[0])}
+        unlisted = sorted(set(on_disk) - split.keys())
+        missing = sorted(split.keys() - set(on_disk))
+        if unlisted or missing:
+            split = self._update(whole_file, split, on_disk, unlisted, missing, categories_dir)
+        self._check_every_class_trains(split, on_disk)
+        return split
+
+    def _update(
+        self,
+        whole_file: dict[str, str],
+        split: dict[str, str],
+        on_disk: Sequence[str],
+        unlisted: Sequence[str],
+        missing: Sequence[str],
+        categories_dir: Path,
+    ) -> dict[str, str]:
+        """Apply ``update`` to a split file that disagrees with the disk; return the split in use.
+
+        ``whole_file`` is the file as read, ``split`` its entries for the classes in use,
+        ``unlisted`` the images on disk that it lacks and ``missing`` its images not on disk.
+        """
+        if self.own or self.update is None or (self.update == "extend" and missing):
+            fix = _OWN_SPLIT_FIX if self.own else _generated_split_fix(unlisted, missing)
+            raise SplitMismatchError(_split_mismatch_message(self.path, categories_dir, unlisted, missing, fix))
+        if self.update == "extend":
+            updated = extend_split(split, unlisted, self.fractions, self.seed)
+            report = (
+                f"Extended the split file {self.path}: added {len(unlisted)} new image(s) "
+                f"({_split_counts(updated[p] for p in unlisted)}); every earlier assignment kept."
+            )
+        else:
+            updated = make_split(on_disk, self.fractions, self.seed)
+            moved = sum(1 for p, s in split.items() if p in updated and updated[p] != s)
+            report = (
+                f"Rebuilt the split file {self.path} from the {len(on_disk)} images present "
+                f"({_split_counts(updated.values())}): {len(unlisted)} added, {len(missing)} dropped, "
+                f"{moved} moved to another split."
+            )
+        # The clutter entries of a split shared with a clutter run stay as they are.
+        others = {p: s for p, s in whole_file.items() if p not in split}
+        self._write({**others, **updated})
+        print(report)
+        return updated
+
+    def _write(self, split: dict[str, str]) -> dict[str, str]:
+        """Save ``split`` to the file if possible and return it."""
+        try:
+            save_split(split, self.path)
+        except OSError as error:  # e.g. a read-only data folder; the split is reproducible anyway
+            warnings.warn(
+                f"Could not write the split file {self.path} ({error}); using the split in memory. "
+                "Pass split_dir=FOLDER (--data.split_dir FOLDER) to keep split files in a folder you can write.",
+                stacklevel=4,
+            )
+        return split
+
+    def _check_every_class_trains(self, split: Mapping[str, str], on_disk: Sequence[str]) -> None:
+        trained = {PurePosixPath(p).parts[0] for p, s in split.items() if s == "train"}
+        in_use = dict.fromkeys(PurePosixPath(p).parts[0] for p in on_disk)  # every class folder has images
+        untrained = [folder for folder in in_use if folder not in trained]
+        if untrained:
+            raise ValueError(
+                f"The split file {self.path} has no training image for class(es) "
+                f"{', '.join(untrained[:_MAX_LISTED])}{' ...' if len(untrained) > _MAX_LISTED else ''}. "
+                "Delete it to regenerate the split."
+            )
