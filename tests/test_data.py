@@ -425,6 +425,102 @@ def test_eval_transform_resizes_then_crops_the_centre():
     assert build_transforms("standard", 224, train=False).transforms[1].size == [256]
 
 
+def _share_of_other_pixels(ours: torch.Tensor, theirs: torch.Tensor) -> float:
+    return (ours != theirs).any(0).float().mean().item()
+
+
+@pytest.mark.parametrize("size", [(3, 64, 64), (3, 40, 53)])
+def test_rotate_nearest_is_torchvisions_rotation_up_to_rounding_ties(size):
+    from torchvision.transforms.v2 import functional as F
+    generator = torch.Generator().manual_seed(0)
+    image = torch.randint(1, 256, size, dtype=torch.uint8, generator=generator)
+    angles = (torch.rand(12, 2, generator=generator) * 90 - 45).tolist()
+    for first, second in angles:
+        assert _share_of_other_pixels(data.rotate_nearest(image, [first]), F.rotate(image, first)) < 0.002
+        # Two rotations in a row compose into one lookup, rounding at each step as the two steps do.
+        assert _share_of_other_pixels(data.rotate_nearest(image, [first, second]),
+                                      F.rotate(F.rotate(image, first), second)) < 0.002
+    floats = image.float() / 255
+    assert _share_of_other_pixels(data.rotate_nearest(floats, [12.0]), F.rotate(floats, 12.0)) < 0.002
+
+
+def test_course_preset_gives_the_images_torchvisions_rotations_gave(photo):
+    # Issue 14 made the two rotations one uint8 lookup; the images, draw for draw, are the same.
+    from torchvision.transforms import v2
+    before = v2.Compose([
+        v2.ToImage(), v2.Resize(32), v2.CenterCrop(32), v2.RandomHorizontalFlip(0.5), v2.RandomVerticalFlip(0.5),
+        v2.RandomRotation(45), v2.RandomAffine(degrees=45), v2.ToDtype(torch.float32, scale=True),
+        v2.Normalize(data.IMAGENET_MEAN, data.IMAGENET_STD)])
+    now = build_transforms("course", 32, train=True)
+    for seed in range(20):
+        torch.manual_seed(seed)
+        expected = before(photo)
+        torch.manual_seed(seed)
+        assert _share_of_other_pixels(now(photo), expected) < 0.002, seed  # the same draws: the same views
+    with pytest.raises(ValueError, match="one entry per rotation"):
+        data.RandomRotations((45, 45), clockwise=(True,))
+
+
+@pytest.mark.filterwarnings("ignore:.*does not have many workers")
+def test_uint8_batches_are_normalised_after_the_transfer(tmp_path):
+    make_tree(tmp_path, {"001.ant": 10, "002.bee": 10})
+    plain = module(tmp_path, tmp_path, batch_size=4)
+    raw = module(tmp_path, tmp_path, batch_size=4, uint8_batches=True)
+    for dm in (plain, raw):
+        dm.setup()
+    images, labels = next(iter(raw.val_dataloader()))
+    assert images.dtype == torch.uint8 and images.shape == (2, 3, 16, 16)  # one val image per class
+    finished, same_labels = raw.on_after_batch_transfer((images, labels), 0)
+    expected, expected_labels = next(iter(plain.val_dataloader()))
+    assert torch.equal(same_labels, expected_labels)
+    assert torch.allclose(finished, expected, atol=1e-5)
+    assert plain.on_after_batch_transfer((expected, labels), 0)[0] is expected  # untouched when off
+
+    # In a fit, Lightning calls the data module's hook: the training step sees normalised floats.
+    import lightning as L
+
+    class Check(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.layer = torch.nn.Linear(3 * 16 * 16, 2)
+            self.seen = set()
+
+        def training_step(self, batch, index):
+            self.seen.add(batch[0].dtype)
+            return torch.nn.functional.cross_entropy(self.layer(batch[0].flatten(1)), batch[1])
+
+        def validation_step(self, batch, index):
+            self.seen.add(batch[0].dtype)
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    model = Check()
+    L.Trainer(max_steps=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+              enable_model_summary=False, limit_val_batches=1, default_root_dir=tmp_path).fit(model, raw)
+    assert model.seen == {torch.float32}
+    with pytest.raises(ValueError, match="uint8 images"):
+        data.normalize_batch(expected)
+
+
+def test_resized_copy_keeps_layout_split_and_small_images(tmp_path):
+    categories = make_tree(tmp_path / "full", {"001.ant": 5, "002.bee": 5})
+    big = write_jpeg(categories / "001.ant" / "big.jpg", size=(90, 60))
+    copy = data.make_resized_copy(tmp_path / "full", tmp_path / "small", short_side=30)
+    resized = copy / CATEGORIES_DIRNAME
+    assert Image.open(resized / "001.ant" / "big.jpg").size == (45, 30)
+    small = resized / "002.bee" / "002_0001.jpg"  # 24 x 20 already: copied byte for byte
+    assert small.read_bytes() == (categories / "002.bee" / "002_0001.jpg").read_bytes()
+    assert check_data(copy) == [] and data.class_names(copy) == data.class_names(tmp_path / "full")
+    splits = [Caltech256DataModule(root, image_size=16, num_workers=0) for root in (tmp_path / "full", copy)]
+    for dm in splits:
+        dm.setup()
+    assert load_split(splits[0].split_path) == load_split(splits[1].split_path)  # the same images, the same split
+    assert big.is_file()
+    with pytest.raises(ValueError, match="another folder"):
+        data.make_resized_copy(tmp_path / "full", tmp_path / "full")
+
+
 def test_unknown_preset_lists_the_valid_ones():
     with pytest.raises(ValueError, match="'course', 'standard'"):
         build_transforms("fancy", 224, train=True)

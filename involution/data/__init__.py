@@ -13,6 +13,7 @@ plus ``257.clutter``, a "none of the above" class. One module per job:
 :mod:`.presets`            the transform presets (``course``, ``standard``, ``light``)
 :mod:`.module`             :class:`Caltech256DataModule`, which puts them together
 :mod:`.check`              the ``check-data`` command
+:mod:`.resized`            an optional pre-resized copy of a data folder, for speed
 =========================  ================================================
 
 For quick runs without the 1.2 GB download, the package ships a tiny sample
@@ -50,7 +51,17 @@ from .locate import (
     sample_data_root,
 )
 from .module import Caltech256DataModule
-from .presets import IMAGENET_MEAN, IMAGENET_STD, TRANSFORM_PRESETS, build_transforms, denormalize
+from .presets import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    TRANSFORM_PRESETS,
+    RandomRotations,
+    build_transforms,
+    denormalize,
+    normalize_batch,
+    rotate_nearest,
+)
+from .resized import make_resized_copy
 from .splits import (
     DEFAULT_SPLIT,
     OWN_SPLIT_FILENAME,
@@ -87,6 +98,10 @@ __all__ = [
     "Caltech256DataModule",
     "build_transforms",
     "denormalize",
+    "normalize_batch",
+    "rotate_nearest",
+    "RandomRotations",
+    "make_resized_copy",
     "download_caltech256",
     "extract_archive",
     "find_categories_dir",
