@@ -3,7 +3,7 @@
 Two commands::
 
     python benchmarks/loader_benchmark.py make  FOLDER [--images 30607]
-    python benchmarks/loader_benchmark.py run   FOLDER [--workers 2] [--batches 40] [--json OUT]
+    python benchmarks/loader_benchmark.py run   FOLDER [--resized COPY] [--workers 2] [--save STEM]
 
 ``make`` writes a synthetic, Caltech-sized folder (not committed): 257 class
 folders in Caltech-256's layout, 30,607 JPEGs by default (``--images`` makes a
@@ -14,9 +14,11 @@ decoding costs what it costs on photographs; 1.4% are grayscale, as in
 Caltech-256. The real size distribution was not available here: the long
 side is drawn log-normally around 400 px (100 to 1,600 px) and the JPEG
 quality from 75 to 92; ``make`` prints the mean file size to compare with the
-real archive's (about 1.2 GB / 30,607, roughly 39 KB).
+real archive's (about 1.2 GB / 30,607, roughly 39 KB; crops of these few
+photographs, often scaled up, compress better: about 26 KB).
 
-``run`` times each loader configuration on the folder: the training loader of
+``run`` times each loader configuration on the folder (``--resized`` adds a
+copy made by ``python -m involution.data.resized``): the training loader of
 :class:`~involution.data.Caltech256DataModule` at 224 px with the course
 augmentations, batch 32, as many worker processes as ``--workers``. It
 reports images per second into the training step (batches taken from the
@@ -163,7 +165,9 @@ def run(folder: Path, resized: Path | None, workers: int, batches: int, rounds: 
                 results.setdefault(name, []).append(_images_per_second(datamodule, loader, batches))
                 print(f"  round {round_number + 1}: {name}: {results[name][-1]:.0f} images/s", flush=True)
             loads.append(os.getloadavg()[0])
-    return {"workers": workers, "image_size": image_size, "batch_size": batch_size, "batches": batches,
+    files = list((folder / CATEGORIES_DIRNAME).glob("*/*.jpg"))
+    return {"folder_images": len(files), "folder_mean_kb": sum(f.stat().st_size for f in files) / len(files) / 1024,
+            "workers": workers, "image_size": image_size, "batch_size": batch_size, "batches": batches,
             "rounds": rounds, "cpu_count": os.cpu_count(), "load_average_1min": loads,
             "images_per_second": {name: sorted(values) for name, values in results.items()}}
 
@@ -173,7 +177,8 @@ def report(result: dict) -> str:
     lines = [f"Loader images/s into the training step: {result['image_size']} px, batch {result['batch_size']}, "
              f"{result['workers']} workers, median of {result['rounds']} rounds of {result['batches']} batches; "
              f"{result['cpu_count']} CPUs, 1-minute load average {min(loads):.1f} to {max(loads):.1f} "
-             "(other processes shared the CPUs)", "",
+             f"(other processes shared the CPUs). Folder: {result['folder_images']} synthetic Caltech-like JPEGs, "
+             f"mean {result['folder_mean_kb']:.1f} KB.", "",
              "| configuration | images/s (median) | min - max |", "|---|---:|---:|"]
     for name, values in result["images_per_second"].items():
         lines.append(f"| {name} | {values[len(values) // 2]:.0f} | {values[0]:.0f} - {values[-1]:.0f} |")
@@ -195,16 +200,21 @@ def main(argv: list[str] | None = None) -> int:
     timing.add_argument("--rounds", type=int, default=3)
     timing.add_argument("--image-size", type=int, default=224)
     timing.add_argument("--batch-size", type=int, default=32)
-    timing.add_argument("--json", type=Path, help="also write the numbers to this JSON file")
+    timing.add_argument("--save", type=Path, metavar="STEM",
+                        help="also write the numbers to STEM.json and the table to STEM.md "
+                             "(e.g. benchmarks/results/loader_cpu)")
     args = parser.parse_args(argv)
     if args.command == "make":
         make_folder(args.folder, args.images)
         return 0
     result = run(args.folder, args.resized, args.workers, args.batches, args.rounds, args.image_size,
                  args.batch_size)
-    print(report(result))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    table = report(result)
+    print(table)
+    if args.save:
+        args.save.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+        command = "python benchmarks/loader_benchmark.py run " + " ".join(sys.argv[2:])
+        args.save.with_suffix(".md").write_text(f"{table}\n\nMade by `{command}` on {time.strftime('%Y-%m-%d')}.\n")
     return 0
 
 

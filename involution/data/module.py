@@ -4,12 +4,7 @@ It puts the other modules of :mod:`involution.data` together: it finds or
 downloads the data (:mod:`.locate`, :mod:`.download`), loads or makes the
 split file and checks it against the images on disk (:mod:`.splits`), and
 serves the images decoded (:mod:`.images`) and transformed (:mod:`.presets`).
-
-Typical use::
-
-    dm = Caltech256DataModule("data/caltech256", download=True)
-    dm.prepare_data(); dm.setup("fit")
-    images, labels = next(iter(dm.train_dataloader()))
+The package's docstring (:mod:`involution.data`) shows typical use.
 """
 from __future__ import annotations
 
