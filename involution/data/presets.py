@@ -40,7 +40,8 @@ def _rotation_lookup(height: int, width: int, angles: Sequence[float]) -> tuple[
     Walks back from each output pixel through the rotations, the last one
     first, rounding to a pixel at every step as nearest-neighbour sampling
     does, and notes when a step leaves the frame. In float32, as
-    torchvision's sampling grid, so the rounding agrees with it.
+    torchvision's sampling grid, so the rounding agrees with it except at
+    exact ties between two pixels.
     """
     rows = np.arange(height, dtype=np.float32)[:, None]
     cols = np.arange(width, dtype=np.float32)[None, :]
