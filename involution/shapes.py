@@ -51,10 +51,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from .data.locate import SHAPES_ROOT_ALIAS, data_home
+
 __all__ = ["SHAPES_ROOT_ALIAS", "SHAPE_CLASSES", "PHOTO_POOLS", "SPLIT_SIZES", "ShapeRecord",
            "shapes_root", "generate_shapes", "render", "read_sources", "data_home", "landmarks"]
 
-SHAPES_ROOT_ALIAS = "shapes"
 VERSION = 2  # bump when the generator's output changes, so old caches are not reused
 SIZE = 64  # pixels; the workbook trains at 64 px
 JPEG_QUALITY = 92
@@ -78,11 +79,6 @@ PHOTO_POOLS = {
     "test": ("stereo_motorcycle_left", "stereo_motorcycle_right", "coins", "gravel",
              "present_blue_pack"),
 }
-
-
-def data_home() -> Path:
-    """Where generated data sets are cached: ``$INVOLUTION_DATA_HOME`` or ``~/.cache/involution``."""
-    return Path(os.environ.get("INVOLUTION_DATA_HOME") or Path.home() / ".cache" / "involution")
 
 
 # -- the photographs ----------------------------------------------------------------
@@ -451,7 +447,7 @@ def landmarks(record: ShapeRecord, image_size: int = SIZE) -> dict[str, tuple[in
     resize, then centre crop to ``image_size``) puts them, so they can mark the
     kernels of a network that saw the image that way.
     """
-    from .data import _eval_resize
+    from .data.presets import _eval_resize
     inside = np.asarray(_shape_mask(record)) > 127
     padded = np.pad(inside, 1)
     interior = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import http.server
+import io
 import random
 import shutil
 import tarfile
@@ -267,7 +268,8 @@ def test_missing_root_says_how_to_get_the_data(tmp_path):
         Caltech256DataModule(tmp_path / "nowhere")
     message = str(error.value)
     assert str(tmp_path / "nowhere" / CATEGORIES_DIRNAME) in message
-    assert "download=True" in message and "data/README.md" in message
+    assert "download=True" in message and data.CALTECH256_URL in message and data.CALTECH256_MD5 in message
+    assert "README" not in message  # an installed user has no data/README.md
 
 
 def test_torchvision_layout_is_found(tmp_path):
@@ -334,11 +336,13 @@ def served_archive(tmp_path, monkeypatch):
     server.server_close()
 
 
-def test_download_verifies_extracts_and_sets_up(tmp_path, served_archive):
+def test_download_verifies_extracts_and_sets_up(tmp_path, served_archive, capsys):
     url, md5 = served_archive
     root = tmp_path / "downloaded"
     categories = download_caltech256(root, url=url, md5=md5)
     assert categories == root / CATEGORIES_DIRNAME
+    # Extraction shows progress, one step per archive member (2 folders + 10 images + the top folder).
+    assert "Extracting 256_ObjectCategories.tar" in capsys.readouterr().err
     assert sorted(p.relative_to(categories).as_posix() for p in categories.glob("*/*.jpg"))[:2] == [
         "001.ant/001_0001.jpg", "001.ant/001_0002.jpg"]
     assert not (root / data.CALTECH256_FILENAME).exists()  # the archive is removed
@@ -353,12 +357,30 @@ def test_download_verifies_extracts_and_sets_up(tmp_path, served_archive):
 
 def test_data_module_downloads_when_asked(tmp_path, served_archive, monkeypatch):
     url, md5 = served_archive
-    monkeypatch.setattr(data, "CALTECH256_URL", url)
-    monkeypatch.setattr(data, "CALTECH256_MD5", md5)
+    monkeypatch.setattr(data.module, "CALTECH256_URL", url)
+    monkeypatch.setattr(data.module, "CALTECH256_MD5", md5)
     dm = module(tmp_path / "root", tmp_path, download=True)
     assert dm.num_classes == 257  # promised before the download
     with pytest.raises(RuntimeError, match="has 2 classes, not the 257"):
         dm.prepare_data()
+
+
+def test_an_archive_that_is_not_a_tar_is_named(tmp_path):
+    (tmp_path / "fake.tar").write_bytes(b"<html>not found</html>")
+    with pytest.raises(RuntimeError, match="fake.tar is not a tar archive") as error:
+        data.extract_archive(tmp_path / "fake.tar", tmp_path / "out")
+    assert data.CALTECH256_URL in str(error.value)
+
+
+def test_extraction_refuses_members_outside_the_destination(tmp_path):
+    archive = tmp_path / "evil.tar"
+    with tarfile.open(archive, "w") as tar:
+        info = tarfile.TarInfo("../escaped.txt")
+        info.size = 2
+        tar.addfile(info, fileobj=io.BytesIO(b"hi"))
+    with pytest.raises(tarfile.OutsideDestinationError):
+        data.extract_archive(archive, tmp_path / "out")
+    assert not (tmp_path / "escaped.txt").exists()
 
 
 def test_download_with_wrong_md5_fails_clearly(tmp_path, served_archive):
@@ -366,7 +388,9 @@ def test_download_with_wrong_md5_fails_clearly(tmp_path, served_archive):
     with pytest.raises(RuntimeError) as error:
         download_caltech256(tmp_path / "bad", url=url, md5="0" * 32)
     message = str(error.value)
-    assert f"has MD5 {md5}, expected {'0' * 32}" in message and "data/README.md" in message
+    assert f"has MD5 {md5}, expected {'0' * 32}" in message
+    # Says how to get the archive by hand without a checkout (no pointer to data/README.md).
+    assert data.CALTECH256_URL in message and "tar xf" in message and "README" not in message
     assert not (tmp_path / "bad" / data.CALTECH256_FILENAME).exists()
     assert not (tmp_path / "bad" / CATEGORIES_DIRNAME).exists()
 
@@ -399,6 +423,102 @@ def test_eval_transform_resizes_then_crops_the_centre():
     names = [type(t).__name__ for t in build_transforms("standard", 224, train=False).transforms]
     assert names == ["ToImage", "Resize", "CenterCrop", "ToDtype", "Normalize"]
     assert build_transforms("standard", 224, train=False).transforms[1].size == [256]
+
+
+def _share_of_other_pixels(ours: torch.Tensor, theirs: torch.Tensor) -> float:
+    return (ours != theirs).any(0).float().mean().item()
+
+
+@pytest.mark.parametrize("size", [(3, 64, 64), (3, 40, 53)])
+def test_rotate_nearest_is_torchvisions_rotation_up_to_rounding_ties(size):
+    from torchvision.transforms.v2 import functional as F
+    generator = torch.Generator().manual_seed(0)
+    image = torch.randint(1, 256, size, dtype=torch.uint8, generator=generator)
+    angles = (torch.rand(12, 2, generator=generator) * 90 - 45).tolist()
+    for first, second in angles:
+        assert _share_of_other_pixels(data.rotate_nearest(image, [first]), F.rotate(image, first)) < 0.002
+        # Two rotations in a row compose into one lookup, rounding at each step as the two steps do.
+        assert _share_of_other_pixels(data.rotate_nearest(image, [first, second]),
+                                      F.rotate(F.rotate(image, first), second)) < 0.002
+    floats = image.float() / 255
+    assert _share_of_other_pixels(data.rotate_nearest(floats, [12.0]), F.rotate(floats, 12.0)) < 0.002
+
+
+def test_course_preset_gives_the_images_torchvisions_rotations_gave(photo):
+    # Issue 14 made the two rotations one uint8 lookup; the images, draw for draw, are the same.
+    from torchvision.transforms import v2
+    before = v2.Compose([
+        v2.ToImage(), v2.Resize(32), v2.CenterCrop(32), v2.RandomHorizontalFlip(0.5), v2.RandomVerticalFlip(0.5),
+        v2.RandomRotation(45), v2.RandomAffine(degrees=45), v2.ToDtype(torch.float32, scale=True),
+        v2.Normalize(data.IMAGENET_MEAN, data.IMAGENET_STD)])
+    now = build_transforms("course", 32, train=True)
+    for seed in range(20):
+        torch.manual_seed(seed)
+        expected = before(photo)
+        torch.manual_seed(seed)
+        assert _share_of_other_pixels(now(photo), expected) < 0.002, seed  # the same draws: the same views
+    with pytest.raises(ValueError, match="one entry per rotation"):
+        data.RandomRotations((45, 45), clockwise=(True,))
+
+
+@pytest.mark.filterwarnings("ignore:.*does not have many workers")
+def test_uint8_batches_are_normalised_after_the_transfer(tmp_path):
+    make_tree(tmp_path, {"001.ant": 10, "002.bee": 10})
+    plain = module(tmp_path, tmp_path, batch_size=4)
+    raw = module(tmp_path, tmp_path, batch_size=4, uint8_batches=True)
+    for dm in (plain, raw):
+        dm.setup()
+    images, labels = next(iter(raw.val_dataloader()))
+    assert images.dtype == torch.uint8 and images.shape == (2, 3, 16, 16)  # one val image per class
+    finished, same_labels = raw.on_after_batch_transfer((images, labels), 0)
+    expected, expected_labels = next(iter(plain.val_dataloader()))
+    assert torch.equal(same_labels, expected_labels)
+    assert torch.allclose(finished, expected, atol=1e-5)
+    assert plain.on_after_batch_transfer((expected, labels), 0)[0] is expected  # untouched when off
+
+    # In a fit, Lightning calls the data module's hook: the training step sees normalised floats.
+    import lightning as L
+
+    class Check(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.layer = torch.nn.Linear(3 * 16 * 16, 2)
+            self.seen = set()
+
+        def training_step(self, batch, index):
+            self.seen.add(batch[0].dtype)
+            return torch.nn.functional.cross_entropy(self.layer(batch[0].flatten(1)), batch[1])
+
+        def validation_step(self, batch, index):
+            self.seen.add(batch[0].dtype)
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    model = Check()
+    L.Trainer(max_steps=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+              enable_model_summary=False, limit_val_batches=1, default_root_dir=tmp_path).fit(model, raw)
+    assert model.seen == {torch.float32}
+    with pytest.raises(ValueError, match="uint8 images"):
+        data.normalize_batch(expected)
+
+
+def test_resized_copy_keeps_layout_split_and_small_images(tmp_path):
+    categories = make_tree(tmp_path / "full", {"001.ant": 5, "002.bee": 5})
+    big = write_jpeg(categories / "001.ant" / "big.jpg", size=(90, 60))
+    copy = data.make_resized_copy(tmp_path / "full", tmp_path / "small", short_side=30)
+    resized = copy / CATEGORIES_DIRNAME
+    assert Image.open(resized / "001.ant" / "big.jpg").size == (45, 30)
+    small = resized / "002.bee" / "002_0001.jpg"  # 24 x 20 already: copied byte for byte
+    assert small.read_bytes() == (categories / "002.bee" / "002_0001.jpg").read_bytes()
+    assert check_data(copy) == [] and data.class_names(copy) == data.class_names(tmp_path / "full")
+    splits = [Caltech256DataModule(root, image_size=16, num_workers=0) for root in (tmp_path / "full", copy)]
+    for dm in splits:
+        dm.setup()
+    assert load_split(splits[0].split_path) == load_split(splits[1].split_path)  # the same images, the same split
+    assert big.is_file()
+    with pytest.raises(ValueError, match="another folder"):
+        data.make_resized_copy(tmp_path / "full", tmp_path / "full")
 
 
 def test_unknown_preset_lists_the_valid_ones():
@@ -453,7 +573,7 @@ def test_sample_set_files_and_split_are_committed_and_valid():
 
 
 def test_sample_set_batches(capsys, monkeypatch):
-    monkeypatch.setattr(data, "_notice_shown", False)
+    monkeypatch.setattr(data.module, "_notice_shown", False)
     dm = Caltech256DataModule("sample", image_size=32, batch_size=8, num_workers=0)
     assert data.SAMPLE_SET_NOTICE in capsys.readouterr().out
     Caltech256DataModule("sample", image_size=32, num_workers=0)
@@ -619,10 +739,36 @@ def test_a_data_sets_own_split_file_is_used_and_nothing_else_is_written(tmp_path
     assert "comes with its own split" in str(error.value) and "split_file" in str(error.value)
     with pytest.raises(ValueError, match="split_seed=3"):
         Caltech256DataModule(tmp_path, split_seed=3, num_workers=0)
+    with pytest.raises(ValueError, match="split_dir="):
+        Caltech256DataModule(tmp_path, split_dir=tmp_path / "splits", num_workers=0)
     # ... and an explicit split_file still makes a split of one's own.
     mine = module(tmp_path, tmp_path / "elsewhere", split=(0.5, 0.25, 0.25))
     mine.setup()
     assert mine.split_path == tmp_path / "elsewhere" / "split.csv" and len(mine.val_dataset) == 2
+
+
+def test_split_dir_keeps_made_splits_out_of_the_data_folder(tmp_path):
+    make_tree(tmp_path / "shared", {"001.ant": 5, "002.bee": 5})
+    before = sorted((tmp_path / "shared").rglob("*"))
+    dm = Caltech256DataModule(tmp_path / "shared", split_dir=tmp_path / "mine", image_size=16, num_workers=0)
+    dm.prepare_data()
+    dm.setup()
+    assert dm.split_path == tmp_path / "mine" / "caltech256_seed0_80-10-10_with-clutter.csv"
+    assert dm.split_path.is_file() and sorted((tmp_path / "shared").rglob("*")) == before
+    assert len(dm.train_dataset) + len(dm.val_dataset) + len(dm.test_dataset) == 10
+
+
+def test_an_unwritable_split_folder_warns_and_names_split_dir(tmp_path, monkeypatch):
+    make_tree(tmp_path, {"001.ant": 5})
+
+    def refuse(split, path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(data.splits, "save_split", refuse)
+    dm = Caltech256DataModule(tmp_path, image_size=16, num_workers=0)
+    with pytest.warns(UserWarning, match="using the split in memory.*--data.split_dir"):
+        dm.setup()
+    assert len(dm.train_dataset) == 3 and not dm.split_path.exists()
 
 
 def test_a_data_sets_own_split_is_never_updated(tmp_path):
@@ -811,3 +957,83 @@ def test_a_class_folder_removed_after_the_split_is_a_mismatch(tmp_path):
     shutil.rmtree(categories / "003.cat")
     with pytest.raises(data.SplitMismatchError, match="4 image.s. in the split file are missing"):
         module(tmp_path, tmp_path).setup()
+
+
+# ---------------------------------------------------------------------------
+# Issue 12: an installed package never writes into its own folder
+# ---------------------------------------------------------------------------
+
+_FIT_ON_THE_SAMPLE_SET = """
+import sys
+from pathlib import Path
+
+import lightning as L
+import torch
+
+import involution
+from involution.data import Caltech256DataModule, main_check_data
+
+assert Path(involution.__file__).resolve().is_relative_to(Path(sys.argv[1]).resolve()), involution.__file__
+
+
+class Linear(L.LightningModule):
+    # The smallest model that takes part in every hook of a fit: our data module is what is tested.
+    def __init__(self):
+        super().__init__()
+        self.layer = torch.nn.Linear(3 * 16 * 16, 10)
+
+    def _loss(self, batch):
+        images, labels = batch
+        return torch.nn.functional.cross_entropy(self.layer(images.flatten(1)), labels)
+
+    def training_step(self, batch, index):
+        return self._loss(batch)
+
+    def validation_step(self, batch, index):
+        self.log("val_loss", self._loss(batch))
+
+    test_step = validation_step
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.01)
+
+
+datamodule = Caltech256DataModule("sample", image_size=16, batch_size=8, num_workers=0)
+trainer = L.Trainer(max_steps=2, limit_val_batches=1, logger=False, enable_checkpointing=False,
+                    enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")
+trainer.fit(Linear(), datamodule=datamodule)
+trainer.test(Linear(), datamodule=datamodule, verbose=False)
+assert main_check_data("sample") == 0
+print("fitted", datamodule.summary()["split_file"])
+"""
+
+
+def _files(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every file under ``folder`` with its size and modification time."""
+    return {p.relative_to(folder).as_posix(): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in folder.rglob("*") if p.is_file()}
+
+
+def test_a_fit_on_the_sample_set_writes_nothing_into_an_installed_package(tmp_path):
+    import compileall
+    import os
+    import subprocess
+    import sys
+
+    import involution
+
+    # An installed-like copy: the package alone in a site-packages folder, compiled as pip does.
+    site = tmp_path / "site-packages"
+    shutil.copytree(Path(involution.__file__).parent, site / "involution",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.so", "build"))
+    assert compileall.compile_dir(site / "involution", quiet=1)
+    before = _files(site)
+    work, home = tmp_path / "work", tmp_path / "home"
+    work.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(site), "INVOLUTION_DATA_HOME": str(home), "HOME": str(home)}
+    result = subprocess.run([sys.executable, "-c", _FIT_ON_THE_SAMPLE_SET, str(site)], cwd=work, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    after = _files(site)
+    assert sorted(after.keys() - before.keys()) == [] and after == before  # no new file, none changed
+    assert "fitted <sample>/split.csv" in result.stdout  # the sample set's own, shipped split
