@@ -29,8 +29,9 @@ import time
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from .workbook import (DATA_LABELS, Run, compare_spreads, export_runs, reference_rows, repo_root,
-                       seed_spread)
+from .results import compare_spreads, reference_rows, seed_spread
+from .runs import DATA_LABELS, Run, export_runs
+from .workbook import repo_root
 
 __all__ = ["DECK_DATA", "FIGURES", "write_deck_data", "load_deck_data", "render_deck",
            "build_deck", "main"]
@@ -247,9 +248,9 @@ def _results_table(runs: Sequence[Run]) -> str:
     body = []
     for model_runs in _by_model(runs).values():
         first = model_runs[0]
-        epochs = sorted({str(run.results.get("epochs_trained")) for run in model_runs})
+        epochs = sorted({str(run.results.epochs_trained) for run in model_runs})
         body.append(
-            f"<tr><td>{_e(first.label)}</td><td>{first.results['params'] / 1e6:.2f}M</td>"
+            f"<tr><td>{_e(first.label)}</td><td>{first.results.params / 1e6:.2f}M</td>"
             f"<td>{len(model_runs)}</td><td>{', '.join(epochs)}</td><td>{first.image_size}px</td>"
             f"<td>{_spread_cell(model_runs, 'best_val_top1')}</td>"
             f"<td>{_spread_cell(model_runs, 'test_top1')}</td>"
@@ -307,7 +308,7 @@ def render_deck(slides_dir: str | os.PathLike | None = None, embed_images: bool 
     built_in = set(kinds) <= {"sample", "shapes"}
     caltech = kinds == ["caltech256"]
     machines = sorted({run.machine() for run in ordered})
-    epochs = sorted({str(run.results.get("epochs_trained")) for run in ordered})
+    epochs = sorted({str(run.results.epochs_trained) for run in ordered})
     sizes = sorted({str(run.image_size) for run in ordered})
     labels = " vs ".join(dict.fromkeys(run.label for run in ordered))
     seeds = sorted({str(run.seed) for run in ordered})
