@@ -38,6 +38,18 @@ class Weights:
     model_name: str
     run: Run | None = None
 
+    @property
+    def short(self) -> str:
+        """One line for a figure's title."""
+        if self.source == "untrained":
+            return "Weights: an UNTRAINED RedNet-26 (random initial weights)."
+        if self.source == "official":
+            return f"Weights: official ImageNet {model_label(self.model_name)} (Li et al.)."
+        what = "a float16 copy of the best checkpoint" if self.source == "committed" else \
+            "the best checkpoint"
+        about = self.run.summary() if self.run else self.model_name
+        return f"Weights: {what} of {about}."
+
     def load(self):
         """(model in eval mode on the CPU, class names or None)."""
         if self.source == "official":
