@@ -238,7 +238,7 @@ class Workbook:
                    else f"{self.workdir} (outside the repository)")
         lines = ["working in: the repository's root folder (relative paths start there)"
                  + (", in Colab" if self.colab else ""),
-                 f"mode:       {mode}, as {self.mode_source} says",
+                 f"mode:       {mode} (set by {self.mode_source})",
                  f"outputs:    {outputs}",
                  f"device:     {device}, torch {torch.__version__}"]
         return "\n".join(lines)

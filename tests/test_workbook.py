@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from involution import data_choice, experiments, runs, workbook
+from involution import colab, data_choice, experiments, runs, workbook
 from involution.data_choice import DataChoice, choose_data, internet_reachable
 from involution.experiments import find_comparison, training_args
 from involution.models import create_model
@@ -461,3 +461,36 @@ def test_committed_weights_are_the_fallback_and_load(tmp_path):
     loaded, _ = weights.load()
     first = next(iter(model.state_dict()))
     assert torch.allclose(loaded.state_dict()[first], model.state_dict()[first].half().float())
+
+
+# -- the repository's address in the notebooks -------------------------------------------------
+
+
+def test_committed_notebooks_carry_the_generated_colab_lines(tmp_path):
+    for notebook in sorted((REPO / "notebooks").glob("*.ipynb")):
+        copy = tmp_path / notebook.name
+        copy.write_text(notebook.read_text())
+        assert not colab.write_cells(copy, workbook.REPO_URL), f"{notebook.name} is out of date"
+    assert "raise SystemExit" in colab.setup_lines(workbook.REPO_URL_PLACEHOLDER)[-1]
+
+
+def test_set_repo_rewrites_the_address_everywhere_and_keeps_outputs(tmp_path):
+    (tmp_path / "involution").mkdir()
+    (tmp_path / "involution" / "workbook.py").write_text((REPO / "involution" / "workbook.py").read_text())
+    (tmp_path / "notebooks").mkdir()
+    original = REPO / "notebooks" / "01_involution_kernel.ipynb"
+    (tmp_path / "notebooks" / original.name).write_text(original.read_text())
+    url = "https://github.com/someone/involution"
+    changed = colab.set_repo(url, root=tmp_path)
+    assert [path.name for path in changed] == ["workbook.py", original.name]
+    assert f"REPO_URL = {url!r}" in (tmp_path / "involution" / "workbook.py").read_text()
+    before, after = (json.loads(path.read_text()) for path in (original, tmp_path / "notebooks" / original.name))
+    setup = next("".join(cell["source"]) for cell in after["cells"]
+                 if "".join(cell["source"]).startswith(colab.SETUP_MARKER))
+    assert f'%pip install "involution[notebooks] @ git+{url}"' in setup
+    assert "github/someone/involution/blob/main/notebooks/01_involution_kernel.ipynb" in \
+        "".join(after["cells"][0]["source"])
+    assert [cell.get("outputs") for cell in after["cells"]] == [cell.get("outputs") for cell in before["cells"]]
+    assert colab.set_repo(url, root=tmp_path) == []  # already written: nothing changes
+    with pytest.raises(ValueError, match="not a GitHub repository address"):
+        colab.set_repo("git@github.com:someone/involution", root=tmp_path)
