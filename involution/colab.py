@@ -73,7 +73,7 @@ def write_cells(notebook: Path, url: str) -> bool:
             _set_lines(cell, setup_lines(url) + lines[len(setup_lines(url)):])
     if json.dumps(data) == before:
         return False
-    notebook.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+    notebook.write_text(json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
     return True
 
 
