@@ -129,9 +129,11 @@ class TimeEstimate:
         return self.minutes > LONG_RUN_MINUTES
 
     def __str__(self) -> str:
+        minutes = self.minutes
+        duration = (f"{minutes * 60:.0f} seconds" if minutes < 1 else f"{minutes:.0f} minutes"
+                    if minutes < 120 else f"{minutes / 60:.1f} hours")
         return (f"Time estimate: {self.seconds_per_step:.2f} s per training step measured on this "
-                f"{self.device} x {self.steps:,} steps = about {self.minutes:.0f} minutes "
-                f"({self.minutes / 60:.1f} hours) for the whole plan"
+                f"{self.device} x {self.steps:,} steps = about {duration} for the whole plan"
                 + (f", over {LONG_RUN_MINUTES} minutes: it starts only with ALLOW_LONG_RUN = True "
                    "in the settings cell." if self.too_long else "."))
 
@@ -163,7 +165,7 @@ def estimate_time(book: Workbook, data: DataChoice, models: Sequence[str], seeds
         datamodule = Caltech256DataModule(data.root, image_size=size, batch_size=batch,
                                           num_workers=0, download=False)
         train, val, test = _split_sizes(data, datamodule)
-        per_epoch = (2, 1) if book.fast else (math.ceil(train / batch), math.ceil(val / batch) / 3)
+        per_epoch = (2, 1 / 3) if book.fast else (math.ceil(train / batch), math.ceil(val / batch) / 3)
         runs = len(seeds)
         total_steps += round(runs * (planned_epochs(book, data, model_name, epochs) * sum(per_epoch)
                                      + (1 if book.fast else math.ceil(test / batch)) / 3))

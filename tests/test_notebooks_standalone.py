@@ -10,6 +10,7 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
+from traitlets.config import Config
 
 from involution.runs import WEIGHTS_FILE
 from involution.workbook import WORKDIR_ENV
@@ -23,8 +24,10 @@ def run_alone(name: str, workdir: Path, monkeypatch) -> str:
     monkeypatch.setenv(WORKDIR_ENV, str(workdir))
     monkeypatch.setenv("INVOLUTION_FAST", "1")
     notebook = nbformat.read(REPO / "notebooks" / name, as_version=4)
+    config = Config()
+    config.KernelManager.transport = "ipc"  # local sockets, not TCP (as in run.sh)
     NotebookClient(notebook, timeout=600, resources={"metadata": {"path": str(REPO / "notebooks")}},
-                   kernel_manager_kwargs={"transport": "ipc"}).execute()
+                   config=config).execute()
     assert not (workdir / "runs").exists() or not any((workdir / "runs").iterdir()), \
         "the notebook trained runs of its own"
     return "\n".join(output.get("text", "") for cell in notebook.cells if cell.cell_type == "code"

@@ -4,6 +4,7 @@ import socket
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -494,3 +495,42 @@ def test_set_repo_rewrites_the_address_everywhere_and_keeps_outputs(tmp_path):
     assert colab.set_repo(url, root=tmp_path) == []  # already written: nothing changes
     with pytest.raises(ValueError, match="not a GitHub repository address"):
         colab.set_repo("git@github.com:someone/involution", root=tmp_path)
+
+
+# -- notebook 02's plan: time estimate, reuse and resume ------------------------------------------
+
+
+def test_time_estimate_is_measured_and_gates_long_plans(tmp_path):
+    sample = DataChoice("sample", False, "sample", "")
+    estimate = experiments.estimate_time(_book(tmp_path, fast=True), sample, ["rednet26"], [0, 1],
+                                         measured_steps=1)
+    # Fast mode: per run 2 training steps, a third for the validation and the test batch each.
+    assert estimate.steps == round(2 * (2 + 1 / 3 + 1 / 3)) and estimate.seconds_per_step > 0
+    assert not estimate.too_long and str(estimate).startswith("Time estimate:")
+    long = experiments.TimeEstimate(seconds_per_step=1.0, steps=3600, device="CPU")
+    assert long.too_long and "ALLOW_LONG_RUN = True" in str(long) and "60 minutes" in str(long)
+
+
+def test_train_and_test_reuses_a_finished_run_and_resumes_a_cut_off_one(tmp_path, monkeypatch):
+    book, sample = _book(tmp_path, fast=True), DataChoice("sample", False, "sample", "")
+    commands = []
+
+    def fake_cli(args):  # records the command; a fit "finishes" the run it resumes
+        commands.append(args)
+        folder = Path(args[args.index("--ckpt_path") + 1]).parents[1]
+        if args[0] == "fit":
+            RunResults(model="rednet26", params=1, epochs_trained=1, seed=0).write(folder)
+        return SimpleNamespace(trainer=SimpleNamespace(log_dir=folder))
+    monkeypatch.setattr(experiments, "run_cli", fake_cli)
+
+    finished = make_run(tmp_path / "runs", "rednet26_sample_seed0", "20260101-000000", seed=0, epochs=1)
+    assert experiments.train_and_test(book, sample, "rednet26", 0).path == finished
+    assert commands == []  # nothing trained or tested again
+
+    cut_off = tmp_path / "runs" / "rednet26_sample_seed0" / "20260102-000000"
+    (cut_off / "checkpoints").mkdir(parents=True)
+    (cut_off / "checkpoints" / "last.ckpt").write_bytes(b"")
+    experiments.train_and_test(book, sample, "rednet26", 0)
+    fit, test = commands
+    assert fit[0] == "fit" and fit[fit.index("--ckpt_path") + 1] == str(cut_off / "checkpoints" / "last.ckpt")
+    assert test[0] == "test"
