@@ -20,8 +20,10 @@ for notebook in notebooks/0[1-4]_*.ipynb; do
   echo "Executing ${notebook} ..."
   start=$SECONDS
   # ipc: the kernel talks over local sockets, not TCP (no "without encryption" warning).
-  .venv/bin/jupyter nbconvert --to notebook --execute --inplace \
-    --ExecutePreprocessor.timeout=-1 --KernelManager.transport=ipc --log-level=WARN "${notebook}"
+  # The socket paths are relative, so nbconvert must run in the notebook's folder, as the kernel does.
+  (cd notebooks && ../.venv/bin/jupyter nbconvert --to notebook --execute --inplace \
+    --ExecutePreprocessor.timeout=-1 --KernelManager.transport=ipc --log-level=WARN \
+    "$(basename "${notebook}")")
   echo "  done in $((SECONDS - start)) s"
 done
 .venv/bin/python -m involution.deck

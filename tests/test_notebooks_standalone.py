@@ -26,6 +26,7 @@ def run_alone(name: str, workdir: Path, monkeypatch) -> str:
     notebook = nbformat.read(REPO / "notebooks" / name, as_version=4)
     config = Config()
     config.KernelManager.transport = "ipc"  # local sockets, not TCP (as in run.sh)
+    monkeypatch.chdir(REPO / "notebooks")  # the sockets' paths are relative: the kernel's folder
     NotebookClient(notebook, timeout=600, resources={"metadata": {"path": str(REPO / "notebooks")}},
                    config=config).execute()
     assert not (workdir / "runs").exists() or not any((workdir / "runs").iterdir()), \
