@@ -25,7 +25,11 @@ from .shapes import landmarks, read_sources
 from .training import ImageClassifier
 from .viz import involution_layers
 
-__all__ = ["Weights", "find_weights", "HeldOutImages", "held_out_images"]
+__all__ = ["KERNEL_RUN_KEY", "Weights", "find_weights", "HeldOutImages", "held_out_images"]
+
+# The exported run (slides/data/runs/<key>) whose weights notebook 04 commits and notebook 03
+# falls back to: notebook 02's seed-0 RedNet-26, as the deck names its runs (<model>_seed<seed>).
+KERNEL_RUN_KEY = "rednet26_seed0"
 
 
 @dataclass
@@ -92,7 +96,7 @@ def _existing_file(path: str | os.PathLike, root: Path, setting: str, hint: str)
 
 def find_weights(book, checkpoint: str | os.PathLike | None = None,
                  official: str | os.PathLike | None = None, official_model: str = "rednet26",
-                 run_names: Sequence[str] = (), committed: str = "rednet26_seed0") -> Weights:
+                 run_names: Sequence[str] = (), committed: str = KERNEL_RUN_KEY) -> Weights:
     """Choose a RedNet's weights for visualisation (``book``: the notebook's Workbook), in this order:
 
     1. ``checkpoint``: a Lightning checkpoint of this project (``best.ckpt``);

@@ -13,10 +13,11 @@ from nbclient import NotebookClient
 from traitlets.config import Config
 
 from involution.runs import WEIGHTS_FILE
+from involution.weights import KERNEL_RUN_KEY
 from involution.workbook import WORKDIR_ENV
 
 REPO = Path(__file__).resolve().parents[1]
-COMMITTED_WEIGHTS = REPO / "slides" / "data" / "runs" / "rednet26_seed0" / WEIGHTS_FILE
+COMMITTED_WEIGHTS = REPO / "slides" / "data" / "runs" / KERNEL_RUN_KEY / WEIGHTS_FILE
 
 
 def run_alone(name: str, workdir: Path, monkeypatch) -> str:
