@@ -6,8 +6,10 @@ step or two of training, so all four take a few minutes on a CPU. nbval's
 kernels inherit this process's environment, so setting the variables here,
 before any kernel starts, is enough. Everything the notebooks write goes to a
 fresh temporary work directory, shared by the four notebooks of one session
-(notebooks 03 and 04 read the runs of notebook 02) and deleted at the end: the
-tests never touch committed files.
+(notebook 02 starts there with no runs; notebooks 03 and 04 read its runs) and
+deleted at the end: the tests never touch committed files.
+tests/test_notebooks_standalone.py runs notebooks 03 and 04 each alone, in an
+empty work directory of their own.
 """
 import os
 import shutil

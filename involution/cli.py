@@ -32,7 +32,6 @@ import contextlib
 import io
 import os
 import re
-import time
 import warnings
 from pathlib import Path
 
@@ -44,8 +43,9 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from .data import Caltech256DataModule
 from .training import (AtomicCheckpointIO, EpochPrinter, ImageClassifier, KernelStatsMonitor,
-                       NonFiniteLossGuard, PredictionWriter, ResumableCSVLogger, RunSummary,
-                       find_run_dir, read_checkpoint, wandb_configured)
+                       NonFiniteLossGuard, PredictionWriter, ResumableCSVLogger, read_checkpoint,
+                       wandb_configured)
+from .runs import RunSummary, find_run_dir, new_run_dir
 
 __all__ = ["InvolutionCLI", "run_cli", "find_run_dir", "check_checkpoint_architecture",
            "check_checkpoint_classes"]
@@ -56,15 +56,6 @@ __all__ = ["InvolutionCLI", "run_cli", "find_run_dir", "check_checkpoint_archite
 ARCHITECTURE_OPTIONS = ("model_name", "kernel_size", "group_channels", "reduction_ratio")
 # Lightning's own ``--ckpt_path`` values, which name no file.
 LIGHTNING_CKPT_KEYWORDS = ("best", "last", "hpc")
-
-
-def _versioned(folder: Path, template: str = "{}") -> Path:
-    """``folder/<template with the start time>``, which does not exist yet."""
-    version = time.strftime("%Y%m%d-%H%M%S")
-    candidate, n = folder / template.format(version), 1
-    while candidate.exists():  # two commands started within the same second
-        candidate, n = folder / template.format(f"{version}-{n}"), n + 1
-    return candidate
 
 
 def _is_checkpoint_file(ckpt_path) -> bool:
@@ -211,14 +202,14 @@ class InvolutionCLI(LightningCLI):
         run_dir = find_run_dir(ckpt_path)
         resume_epoch = None
         if run_dir is None:  # a new run
-            run_dir = log_dir = _versioned(Path(config["trainer"]["default_root_dir"])
+            run_dir = log_dir = new_run_dir(Path(config["trainer"]["default_root_dir"])
                                            / self._run_name(config))
             config_file = "config.yaml"
         elif self.subcommand == "fit":  # resume the run: same folder, same metrics.csv
             resume_epoch = self._checkpoint["epoch"]
-            log_dir, config_file = run_dir, _versioned(run_dir, "config-resumed-{}.yaml").name
+            log_dir, config_file = run_dir, new_run_dir(run_dir, "config-resumed-{}.yaml").name
         else:  # evaluate the run's checkpoint: its own folder inside the run
-            log_dir = _versioned(run_dir / "evaluations", "{}-" + self.subcommand)
+            log_dir = new_run_dir(run_dir / "evaluations", "{}-" + self.subcommand)
             config_file = "config.yaml"
         # overwrite=False: a command never replaces another's record.
         self.save_config_kwargs = {"config_filename": config_file, "overwrite": False}

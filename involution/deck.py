@@ -36,8 +36,9 @@ from typing import Mapping, Sequence
 import jinja2
 
 from .diagrams import rednet_defaults
-from .workbook import (DATA_LABELS, Run, SeedSpread, compare_spreads, export_runs, repo_root,
-                       results_rows, seed_spread)
+from .results import SeedSpread, compare_spreads, results_rows, seed_spread
+from .runs import DATA_LABELS, RESULTS_FILE, Run, export_runs
+from .workbook import repo_root
 
 __all__ = ["DECK_DATA", "FIGURES", "write_deck_data", "load_deck_data", "read_settings",
            "recipe_rows", "render_deck", "build_deck", "find_browser", "print_pdf", "main"]
@@ -108,7 +109,7 @@ def _remove_other_runs(folder: Path, keep: set[str]) -> None:
     if not folder.is_dir():
         return
     for copy in folder.iterdir():
-        if copy.name not in keep and (copy / "results.json").is_file():
+        if copy.name not in keep and (copy / RESULTS_FILE).is_file():
             shutil.rmtree(copy)
 
 
@@ -228,14 +229,14 @@ def recipe_rows(runs: Sequence[Run]) -> list[tuple[str, str]]:
     and the seed, which differ by design, are not part of the recipe.
     """
     rows = []
-    configs = [run.results.get("config") or {} for run in runs]
+    configs = [run.results.config or {} for run in runs]
     for section, key, label in RECIPE:
         values = list(dict.fromkeys(str(config.get(section, {}).get(key)) for config in configs
                                     if key in config.get(section, {})))
         optimisers = {str(config.get("model", {}).get("optimizer")).lower() for config in configs}
         if values and not (key in _SGD_ONLY and "sgd" not in optimisers):
             rows.append((label, " / ".join(values)))
-    epochs = sorted({str(run.results.get("epochs_trained")) for run in runs})
+    epochs = sorted({str(run.results.epochs_trained) for run in runs})
     rows.append(("epochs trained", ", ".join(epochs)))
     return rows
 
@@ -284,7 +285,7 @@ def render_deck(slides_dir: str | os.PathLike | None = None, embed_images: bool 
     kinds = sorted({run.kind for run in ordered})
     data_label = " + ".join(DATA_LABELS[kind] for kind in kinds)
     machines = sorted({run.machine() for run in ordered})
-    epochs = sorted({str(run.results.get("epochs_trained")) for run in ordered})
+    epochs = sorted({str(run.results.epochs_trained) for run in ordered})
     source_note = (f"Runs: {data_label}; seeds {', '.join(sorted({str(run.seed) for run in ordered}))}; "
                    f"{', '.join(epochs)} epoch{'' if epochs == ['1'] else 's'} at "
                    f"{', '.join(sorted({str(run.image_size) for run in ordered}))}px; machine: "

@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import netrc
 import os
-import platform
-import secrets
 import time
 import warnings
 from pathlib import Path
@@ -37,6 +34,8 @@ from torchmetrics.classification import MulticlassAccuracy
 from .complexity import count_parameters
 from .layers import KernelGenerator
 from .models import create_model
+# The run folder's format lives in runs.py; these names stay importable from here.
+from .runs import RunSummary, find_run_dir, machine_description, run_folder, write_atomically
 
 __all__ = [
     "ImageClassifier", "StepSchedule", "build_schedule", "KernelStatsMonitor", "NonFiniteLossGuard",
@@ -272,57 +271,6 @@ def build_schedule(optimizer, h, total_steps: int, steps_per_epoch: int) -> Step
 # -- callbacks ----------------------------------------------------------------
 
 
-def run_folder(trainer) -> Path:
-    """The folder of the current run (the logger's), where its files are written.
-
-    With several processes every one must call it: ``trainer.log_dir`` is
-    rank 0's folder, broadcast to the others.
-    """
-    return Path(trainer.log_dir or trainer.default_root_dir)
-
-
-def find_run_dir(ckpt_path: str | os.PathLike | None) -> Path | None:
-    """The run folder a checkpoint belongs to (``<run>/checkpoints/x.ckpt``), if any."""
-    if not ckpt_path:
-        return None
-    path = Path(ckpt_path)
-    if path.parent.name == "checkpoints" and path.parent.parent.is_dir():
-        return path.parent.parent
-    return None
-
-
-def write_atomically(path: str | os.PathLike, write: Callable) -> None:
-    """Write a file so that it is either complete or not replaced at all.
-
-    ``write(file)`` fills a temporary file in the destination folder (on the
-    same file system, so the final rename cannot turn into a copy), which is
-    flushed to disk and then renamed over ``path`` in one step. A process
-    killed at any moment leaves the previous file intact (and at worst a
-    hidden ``.NAME.*.partial`` file beside it).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # open(), not tempfile.mkstemp(): the file gets the usual permissions, not 0600.
-    temporary = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.partial")
-    try:
-        with open(temporary, "xb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    try:  # make the rename itself durable
-        folder = os.open(path.parent, os.O_RDONLY)
-    except OSError:  # some systems cannot open folders
-        return
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
-
-
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning's checkpoint writer, made atomic within the destination folder.
 
@@ -470,24 +418,6 @@ class NonFiniteLossGuard(Callback):
         return path
 
 
-def machine_description() -> dict:
-    """Where a run happened: reported beside every result."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu": cpu, "cpu_threads": torch.get_num_threads(),
-        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-        "torch": torch.__version__, "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
-
-
 class EpochPrinter(Callback):
     """One line per epoch when the progress bar is off (notebooks, logs of batch jobs).
 
@@ -512,153 +442,6 @@ class EpochPrinter(Callback):
             if key in metrics]
         print(f"  epoch {trainer.current_epoch + 1}/{trainer.max_epochs}: {', '.join(parts)} "
               f"({time.perf_counter() - self._start:.0f} s)", flush=True)
-
-
-def _portable(path: str | os.PathLike) -> str:
-    """``path`` relative to the working folder when inside it, so results files name no machine's folders."""
-    try:
-        return Path(path).resolve().relative_to(Path.cwd().resolve()).as_posix()
-    except ValueError:
-        return str(path)
-
-
-class RunSummary(Callback):
-    """Writes ``results.json`` in the run folder: what the notebooks and slides read.
-
-    What the training recorded: the model, its parameter count, the data set
-    and the configuration it was trained with, the machine, epochs trained,
-    the best validation top-1 (and top-5 at that epoch) and ``resumes`` (one
-    entry per resumed fit). Evaluations of the run's checkpoints (validate,
-    test, predict) never change these: each appends an entry to
-    ``evaluations`` (command, checkpoint, data, configuration, metrics, the
-    folder holding its own files). A test on the data the run was trained on
-    also sets ``test_top1``/``test_top5``, the run's test accuracy; one on
-    other data (another image size, say) is only listed. Only global rank 0
-    writes, atomically.
-    """
-
-    FILENAME = "results.json"
-    # Dataset fields that decide which images a test evaluates, and how big.
-    _EVALUATED_FIELDS = ("num_classes", "include_clutter", "image_size", "images")
-
-    def __init__(self):
-        self.best, self._resume = {}, None
-
-    # -- what is recorded ------------------------------------------------------
-
-    @staticmethod
-    def _dataset(trainer) -> dict | None:
-        datamodule = getattr(trainer, "datamodule", None)
-        return datamodule.summary() if hasattr(datamodule, "summary") else None
-
-    def _description(self, trainer, pl_module) -> dict:
-        datamodule = getattr(trainer, "datamodule", None)
-        return {
-            "model": pl_module.hparams.model_name,
-            "params": pl_module.num_parameters,
-            "dataset": self._dataset(trainer),
-            "machine": machine_description(),
-            # seed_everything's value (Lightning keeps it in PL_GLOBAL_SEED): runs of one
-            # recipe differ only by it, and results are compared over seeds.
-            "seed": int(os.environ["PL_GLOBAL_SEED"]) if os.environ.get("PL_GLOBAL_SEED") else None,
-            "config": {"model": dict(pl_module.hparams),
-                       "data": dict(getattr(datamodule, "hparams", {}))},
-        }
-
-    def _same_data(self, recorded: dict | None, used: dict | None) -> bool:
-        """Whether a test saw the images the run was trained for: classes, size, split counts.
-
-        Names, folders and the training augmentation do not change the test images.
-        """
-        def measured(dataset):
-            return {k: (dataset or {}).get(k) for k in self._EVALUATED_FIELDS}
-        return recorded is not None and measured(recorded) == measured(used)
-
-    def _write(self, trainer, folder: Path, update: Callable[[dict], None]) -> None:
-        if not trainer.is_global_zero:
-            return
-        path = folder / self.FILENAME
-        results = json.loads(path.read_text()) if path.exists() else {}
-        update(results)
-        results["updated"] = time.strftime("%Y-%m-%d %H:%M:%S")
-        text = json.dumps(results, indent=2, default=str) + "\n"
-        write_atomically(path, lambda file: file.write(text.encode()))
-
-    # -- training ----------------------------------------------------------------
-
-    def on_train_start(self, trainer, pl_module):
-        if trainer.ckpt_path:  # a resumed fit; its checkpoint is restored by now
-            self._resume = {"checkpoint": _portable(trainer.ckpt_path),
-                            "first_epoch": trainer.current_epoch,
-                            "time": time.strftime("%Y-%m-%d %H:%M:%S"),
-                            "machine": machine_description()}
-
-    def on_validation_end(self, trainer, pl_module):
-        if trainer.sanity_checking:
-            return
-        if trainer.state.fn == "validate":
-            self._record_evaluation(trainer, pl_module, "val/")
-            return
-        metrics = trainer.callback_metrics
-        top1 = float(metrics.get("val/top1", math.nan))
-        if not self.best or top1 > self.best["best_val_top1"]:
-            self.best = {"best_val_top1": top1, "best_val_top5": float(metrics["val/top5"]),
-                         "best_epoch": trainer.current_epoch}
-
-    def on_fit_end(self, trainer, pl_module):
-        description = self._description(trainer, pl_module)
-
-        def update(results):
-            # A resumed run keeps the description of its start (the CLI saves
-            # its own settings in config-resumed-<time>.yaml); counts and best move on.
-            for key, value in description.items():
-                results.setdefault(key, value)
-            results.update(epochs_trained=trainer.current_epoch, **self.best)
-            if self._resume:
-                results.setdefault("resumes", []).append(self._resume)
-        self._write(trainer, run_folder(trainer), update)
-
-    # -- evaluations ---------------------------------------------------------------
-
-    def on_test_end(self, trainer, pl_module):
-        self._record_evaluation(trainer, pl_module, "test/")
-
-    def on_predict_end(self, trainer, pl_module):
-        self._record_evaluation(trainer, pl_module, None)
-
-    def _record_evaluation(self, trainer, pl_module, prefix: str | None) -> None:
-        own_folder = run_folder(trainer)  # every rank: it is a broadcast
-        run = find_run_dir(trainer.ckpt_path) or own_folder
-        metrics = {name: float(value) for name, value in trainer.callback_metrics.items()
-                   if prefix and name.startswith(prefix)}
-        description = self._description(trainer, pl_module)
-        entry = {"command": trainer.state.fn.value,
-                 "checkpoint": _portable(trainer.ckpt_path) if trainer.ckpt_path else None,
-                 "time": time.strftime("%Y-%m-%d %H:%M:%S"),
-                 "folder": os.path.relpath(own_folder, run), "metrics": metrics,
-                 **{k: description[k] for k in ("dataset", "machine", "config")}}
-
-        def update(results):
-            if own_folder == run:  # no training run to report into: this is the record
-                for key, value in description.items():
-                    results.setdefault(key, value)
-            results.setdefault("evaluations", []).append(entry)
-            if prefix != "test/":
-                return
-            if self._same_data(results.get("dataset"), entry["dataset"]):
-                results.update(test_top1=metrics["test/top1"], test_top5=metrics["test/top5"],
-                               test_checkpoint=entry["checkpoint"])
-            else:
-                _say(f"This test used other data than the run was trained on (see "
-                     f"{run / self.FILENAME}, 'dataset'): it is listed under 'evaluations' and "
-                     "does not replace the run's test_top1/test_top5.")
-        self._write(trainer, run, update)
-
-    def state_dict(self):
-        return dict(self.best)
-
-    def load_state_dict(self, state_dict):
-        self.best = dict(state_dict)
 
 
 class PredictionWriter(BasePredictionWriter):

@@ -17,7 +17,7 @@ import torch
 from PIL import Image, ImageStat
 
 from involution import deck
-from involution.workbook import Run
+from involution.runs import Run
 
 REPO = Path(__file__).resolve().parents[1]
 SLIDES = REPO / "slides"

@@ -7,7 +7,7 @@ from matplotlib.figure import Figure
 from involution import Involution2d, viz
 from involution.complexity import complexity_table, operator_costs
 from involution.models import create_model
-from involution.workbook import reference_rows
+from involution.results import reference_rows
 
 
 @pytest.fixture(scope="module")

@@ -1,19 +1,23 @@
-"""involution.workbook: the notebooks' settings, data choice, runs and results tables."""
+"""The notebooks' support: set-up (workbook), data choice, run folders, results tables, weights."""
 import json
 import socket
+import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 
-from involution import workbook
-from involution.workbook import (FAST_ENV, WORKDIR_ENV, DataChoice, Run, SeedSpread, choose_data,
-                                 compare_spreads, fast_mode, find_comparison, find_runs,
-                                 find_weights, format_epoch_table, format_results_table,
-                                 format_seed_table, internet_reachable, latest_run, model_label,
-                                 read_metrics, repo_root, results_rows, training_args,
-                                 work_directory)
+from involution import colab, data_choice, experiments, runs, workbook
+from involution.data_choice import DataChoice, choose_data, internet_reachable
+from involution.experiments import find_comparison, training_args
+from involution.models import create_model
+from involution.results import (SeedSpread, compare_spreads, format_epoch_table, format_results_table,
+                                format_seed_table, results_rows, runs_data_statement)
+from involution.runs import Run, RunResults, find_runs, latest_run, model_label, read_metrics
+from involution.weights import find_weights
+from involution.workbook import FAST_ENV, WORKDIR_ENV, fast_mode, repo_root, work_directory
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -135,12 +139,19 @@ def test_caltech256_is_downloaded_when_reachable(tmp_path):
 
 
 def test_auto_falls_back_to_the_shapes_set_and_says_so(monkeypatch, tmp_path):
-    monkeypatch.delenv(workbook.DATA_ROOT_ENV, raising=False)
-    monkeypatch.setattr(workbook, "repo_root", lambda: tmp_path)  # no data/caltech256 there
-    choice = choose_data("auto", reachable=lambda: False)
+    monkeypatch.delenv(data_choice.DATA_ROOT_ENV, raising=False)
+    choice = choose_data("auto", reachable=lambda: False, auto_folder=tmp_path)
     assert choice.kind == "shapes" and choice.root == "shapes"
     assert "NOT Caltech-256" in choice.statement and "cannot be reached" in choice.statement
     assert "\n" not in choice.statement
+
+
+def test_auto_without_a_gpu_never_downloads(monkeypatch, tmp_path):
+    monkeypatch.delenv(data_choice.DATA_ROOT_ENV, raising=False)
+    choice = choose_data("auto", gpu=False, reachable=lambda: pytest.fail("no check needed"),
+                         auto_folder=tmp_path)
+    assert choice.kind == "shapes" and not choice.download and "no GPU" in choice.statement
+    assert choose_data("auto", gpu=False, auto_folder=_fake_caltech(tmp_path)).kind == "caltech256"
 
 
 def test_a_named_folder_without_data_is_an_error_not_a_silent_fallback(tmp_path):
@@ -149,9 +160,9 @@ def test_a_named_folder_without_data_is_an_error_not_a_silent_fallback(tmp_path)
 
 
 def test_auto_follows_the_data_root_variable(monkeypatch, tmp_path):
-    monkeypatch.setenv(workbook.DATA_ROOT_ENV, str(_fake_caltech(tmp_path)))
+    monkeypatch.setenv(data_choice.DATA_ROOT_ENV, str(_fake_caltech(tmp_path)))
     assert choose_data("auto", reachable=lambda: False).root == str(tmp_path)
-    monkeypatch.setenv(workbook.DATA_ROOT_ENV, "sample")
+    monkeypatch.setenv(data_choice.DATA_ROOT_ENV, "sample")
     assert choose_data("auto").is_sample_set
 
 
@@ -161,16 +172,24 @@ def test_bad_data_roots_are_refused(bad):
         choose_data(bad)
 
 
-def test_internet_check_is_quick_and_correct():
-    with socket.socket() as server:
+def test_internet_check_is_correct_and_gives_up_on_a_hanging_connection(monkeypatch):
+    with socket.socket() as server:  # a local server: reachable
         server.bind(("127.0.0.1", 0))
         server.listen()
         port = server.getsockname()[1]
         assert internet_reachable(f"http://127.0.0.1:{port}/x", timeout=2)
     assert not internet_reachable(f"http://127.0.0.1:{port}/x", timeout=2)  # closed now
+    # A connection (or name look-up) that hangs far beyond the timeout: given up, not waited for.
+    release = threading.Event()
+
+    def hang(*args, **kwargs):
+        release.wait(30)
+        raise OSError("never answered")
+    monkeypatch.setattr(data_choice.socket, "create_connection", hang)
     start = time.perf_counter()
-    internet_reachable("https://10.255.255.1/", timeout=0.5)  # unroutable: must not hang
-    assert time.perf_counter() - start < 2
+    assert not internet_reachable("https://caltech.example/", timeout=0.2)
+    assert time.perf_counter() - start < 10  # the hang lasts 30 s unless given up
+    release.set()
     with pytest.raises(ValueError):
         internet_reachable("not a url")
 
@@ -254,25 +273,37 @@ def test_run_describes_itself(tmp_path):
 
 
 def test_find_comparison_takes_every_seed_of_one_kind_of_data(tmp_path):
-    make_run(tmp_path, "rednet26_sample_seed0", "20260101-000000", seed=0)
-    make_run(tmp_path, "resnet26_sample_seed0", "20260101-000000", model="resnet26", seed=0)
-    chosen = find_comparison(tmp_path)
+    book = _book(tmp_path, fast=False, root=tmp_path / "no-committed-runs")
+    runs_dir = tmp_path / "runs"
+    with pytest.raises(FileNotFoundError, match="02_train_rednet"):
+        find_comparison(book)
+    make_run(runs_dir, "rednet26_sample_seed0", "20260101-000000", seed=0)
+    make_run(runs_dir, "resnet26_sample_seed0", "20260101-000000", model="resnet26", seed=0)
+    comparison = find_comparison(book)
+    assert not comparison.committed and "notebook 02's runs" in comparison.source
+    chosen = comparison.runs
     assert {m: [r.name for r in runs] for m, runs in chosen.items()} == {
         "rednet26": ["rednet26_sample_seed0"], "resnet26": ["resnet26_sample_seed0"]}
     # Shapes runs of both models win over sample-set runs; every seed, the newest run of each.
     for seed in (0, 1):
-        make_run(tmp_path, f"rednet26_shapes_seed{seed}", "20260101-000000", kind="shapes", seed=seed)
-        make_run(tmp_path, f"resnet26_shapes_seed{seed}", "20260101-000000", model="resnet26",
+        make_run(runs_dir, f"rednet26_shapes_seed{seed}", "20260101-000000", kind="shapes", seed=seed)
+        make_run(runs_dir, f"resnet26_shapes_seed{seed}", "20260101-000000", model="resnet26",
                  kind="shapes", seed=seed)
-    newer = make_run(tmp_path, "rednet26_shapes_seed1", "20260102-000000", kind="shapes", seed=1)
-    chosen = find_comparison(tmp_path)
+    newer = make_run(runs_dir, "rednet26_shapes_seed1", "20260102-000000", kind="shapes", seed=1)
+    chosen = find_comparison(book).runs
     assert [r.seed for r in chosen["rednet26"]] == [0, 1] and chosen["rednet26"][1].path == newer
     assert all(r.kind == "shapes" for runs in chosen.values() for r in runs)
     # A Caltech-256 run of one model only: the shapes pair still wins (same data for both).
-    make_run(tmp_path, "rednet26_caltech256_course", "20260101-000000", sample=False)
-    assert find_comparison(tmp_path)["rednet26"][0].kind == "shapes"
-    with pytest.raises(FileNotFoundError, match="02_train_rednet"):
-        find_comparison(tmp_path / "empty")
+    make_run(runs_dir, "rednet26_caltech256_course", "20260101-000000", sample=False)
+    assert find_comparison(book).runs["rednet26"][0].kind == "shapes"
+
+
+def test_find_comparison_falls_back_to_the_committed_runs_and_says_so(tmp_path):
+    comparison = find_comparison(_book(tmp_path, fast=True))  # no runs of its own
+    assert comparison.committed and "slides/data/runs" in comparison.source
+    assert {model: [run.seed for run in seed_runs] for model, seed_runs in comparison.runs.items()} \
+        == {"rednet26": [0, 1, 2], "resnet26": [0, 1, 2]}
+    assert all(run.tested and run.kind == "shapes" for run in comparison.all_runs)
 
 
 def test_seed_spread_and_an_honest_comparison(tmp_path):
@@ -294,9 +325,9 @@ def test_seed_spread_and_an_honest_comparison(tmp_path):
 def test_runs_data_statement_never_lets_the_sample_set_pass_for_caltech256(tmp_path):
     sample = Run.load(make_run(tmp_path, "a", "1"))
     caltech = Run.load(make_run(tmp_path, "b", "1", sample=False))
-    assert "NOT Caltech-256" in workbook.runs_data_statement([sample])
-    assert "NOT" not in workbook.runs_data_statement([caltech])
-    assert "MIX" in workbook.runs_data_statement([sample, caltech])
+    assert "NOT Caltech-256" in runs_data_statement([sample])
+    assert "NOT" not in runs_data_statement([caltech])
+    assert "MIX" in runs_data_statement([sample, caltech])
 
 
 def test_results_table_has_our_runs_and_the_reported_rows(tmp_path):
@@ -312,11 +343,25 @@ def test_results_table_has_our_runs_and_the_reported_rows(tmp_path):
 
 def test_export_runs_copies_the_files_the_deck_needs(tmp_path):
     run = Run.load(make_run(tmp_path / "runs", "rednet26_sample", "1"))
-    copied = workbook.export_runs({"rednet26": run}, tmp_path / "slides" / "data" / "runs")
+    copied = runs.export_runs({"rednet26": run}, tmp_path / "slides" / "data" / "runs")
     assert copied == {"rednet26": tmp_path / "slides" / "data" / "runs" / "rednet26"}
     assert Run.load(copied["rednet26"]).results == run.results
+    assert runs.export_runs({"rednet26": Run.load(copied["rednet26"])}, copied["rednet26"].parent) \
+        == copied  # copying onto itself (the committed runs, re-exported) is a no-op
     with pytest.raises(ValueError):
-        workbook.export_runs({"../x": run}, tmp_path)
+        runs.export_runs({"../x": run}, tmp_path)
+
+
+def test_results_file_round_trips_and_keeps_unknown_keys(tmp_path):
+    data = {"model": "rednet26", "params": 5, "dataset": None, "machine": None, "seed": 0,
+            "config": None, "epochs_trained": 2, "best_val_top1": 0.5, "from_the_future": [1]}
+    results = RunResults.from_dict(data)
+    assert results.extra == {"from_the_future": [1]} and results.percent("best_val_top1") == 50.0
+    assert results.percent("test_top1") is None
+    results.write(tmp_path)
+    written = json.loads((tmp_path / runs.RESULTS_FILE).read_text())
+    assert written == {**data, "updated": results.updated}  # unset scores stay out of the file
+    assert RunResults.read(tmp_path) == results
 
 
 def test_model_label():
@@ -328,8 +373,8 @@ def test_model_label():
 # -- training arguments and weights ----------------------------------------------------------
 
 
-def _book(tmp_path, fast):
-    return workbook.Workbook(root=REPO, fast=fast, workdir=tmp_path, colab=False, gpu=None)
+def _book(tmp_path, fast, root=REPO):
+    return workbook.Workbook(root=root, fast=fast, workdir=tmp_path, colab=False, gpu=None)
 
 
 def test_training_args_set_only_model_data_seed_and_schedule(tmp_path):
@@ -368,27 +413,124 @@ def test_training_args_in_fast_mode_run_two_steps_once_each(tmp_path):
 
 
 def test_find_weights_order_and_errors(tmp_path):
-    assert find_weights(runs_dir=tmp_path, run_names=workbook.KERNEL_RUN_NAMES) is None
+    book = _book(tmp_path, fast=True, root=tmp_path / "no-committed-weights")
+    names = experiments.KERNEL_RUN_NAMES
+    untrained = find_weights(book, run_names=names)
+    assert untrained.source == "untrained" and "NONE TRAINED" in untrained.statement
     with pytest.raises(FileNotFoundError, match="CHECKPOINT"):
-        find_weights(checkpoint=tmp_path / "missing.ckpt")
+        find_weights(book, checkpoint=tmp_path / "missing.ckpt")
     with pytest.raises(FileNotFoundError, match="OFFICIAL_WEIGHTS"):
-        find_weights(official=tmp_path / "missing.pth")
+        find_weights(book, official=tmp_path / "missing.pth")
 
-    quick = make_run(tmp_path, "quick_sample", "20300101-000000")
-    sample = make_run(tmp_path, "rednet26_sample_seed0", "20200101-000000")
+    quick = make_run(tmp_path / "runs", "quick_sample", "20300101-000000")
+    sample = make_run(tmp_path / "runs", "rednet26_sample_seed0", "20200101-000000")
     for folder in (quick, sample):
         (folder / "checkpoints").mkdir()
         (folder / "checkpoints" / "best.ckpt").write_bytes(b"")
-    chosen = find_weights(runs_dir=tmp_path, run_names=workbook.KERNEL_RUN_NAMES)
+    chosen = find_weights(book, run_names=names)
     # Notebook 02's seed-0 run wins over the newer quick sample-set run.
     assert chosen.source == "run" and chosen.run.name == "rednet26_sample_seed0"
     assert "sample set (memorisation check), not Caltech-256" in chosen.statement
-    explicit = find_weights(checkpoint=quick / "checkpoints" / "best.ckpt", runs_dir=tmp_path,
-                            run_names=workbook.KERNEL_RUN_NAMES)
+    explicit = find_weights(book, checkpoint=quick / "checkpoints" / "best.ckpt", run_names=names)
     assert explicit.source == "checkpoint" and explicit.run.path == quick
 
     official = tmp_path / "rednet26.pth"
     torch.save({"state_dict": {}}, official)
-    chosen = find_weights(official=official)
+    chosen = find_weights(book, official=official)
     assert chosen.source == "official" and "ImageNet" in chosen.statement
     assert "not by this project" in chosen.statement
+
+
+def test_committed_weights_are_the_fallback_and_load(tmp_path):
+    """A run exported with its float16 weights is what a fresh work directory falls back to."""
+    root = tmp_path / "repo"
+    folder = make_run(tmp_path / "runs", "rednet26_shapes_seed0", "1", kind="shapes", seed=0)
+    model = create_model("rednet26", num_classes=3)
+    checkpoint = {"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}}
+    (folder / "checkpoints").mkdir()
+    torch.save(checkpoint, folder / "checkpoints" / "best.ckpt")
+    results = json.loads((folder / "results.json").read_text())
+    results["dataset"]["num_classes"] = 3
+    (folder / "results.json").write_text(json.dumps(results))
+    run = Run.load(folder)
+    exported = runs.export_runs({"rednet26_seed0": run}, root / "slides" / "data" / "runs")
+    path = runs.export_weights(run, exported["rednet26_seed0"])
+    assert path.stat().st_size < 0.6 * (folder / "checkpoints" / "best.ckpt").stat().st_size  # float16
+
+    weights = find_weights(_book(tmp_path / "fresh", fast=True, root=root), run_names=("none",))
+    assert weights.source == "committed" and "committed" in weights.statement
+    loaded, _ = weights.load()
+    first = next(iter(model.state_dict()))
+    assert torch.allclose(loaded.state_dict()[first], model.state_dict()[first].half().float())
+
+
+# -- the repository's address in the notebooks -------------------------------------------------
+
+
+def test_committed_notebooks_carry_the_generated_colab_lines(tmp_path):
+    for notebook in sorted((REPO / "notebooks").glob("*.ipynb")):
+        copy = tmp_path / notebook.name
+        copy.write_text(notebook.read_text())
+        assert not colab.write_cells(copy, workbook.REPO_URL), f"{notebook.name} is out of date"
+    assert "raise SystemExit" in colab.setup_lines(workbook.REPO_URL_PLACEHOLDER)[-1]
+
+
+def test_set_repo_rewrites_the_address_everywhere_and_keeps_outputs(tmp_path):
+    (tmp_path / "involution").mkdir()
+    (tmp_path / "involution" / "workbook.py").write_text((REPO / "involution" / "workbook.py").read_text())
+    (tmp_path / "notebooks").mkdir()
+    original = REPO / "notebooks" / "01_involution_kernel.ipynb"
+    (tmp_path / "notebooks" / original.name).write_text(original.read_text())
+    url = "https://github.com/someone/involution"
+    changed = colab.set_repo(url, root=tmp_path)
+    assert [path.name for path in changed] == ["workbook.py", original.name]
+    assert f"REPO_URL = {url!r}" in (tmp_path / "involution" / "workbook.py").read_text()
+    before, after = (json.loads(path.read_text()) for path in (original, tmp_path / "notebooks" / original.name))
+    setup = next("".join(cell["source"]) for cell in after["cells"]
+                 if "".join(cell["source"]).startswith(colab.SETUP_MARKER))
+    assert f'%pip install "involution[notebooks] @ git+{url}"' in setup
+    assert "github/someone/involution/blob/main/notebooks/01_involution_kernel.ipynb" in \
+        "".join(after["cells"][0]["source"])
+    assert [cell.get("outputs") for cell in after["cells"]] == [cell.get("outputs") for cell in before["cells"]]
+    assert colab.set_repo(url, root=tmp_path) == []  # already written: nothing changes
+    with pytest.raises(ValueError, match="not a GitHub repository address"):
+        colab.set_repo("git@github.com:someone/involution", root=tmp_path)
+
+
+# -- notebook 02's plan: time estimate, reuse and resume ------------------------------------------
+
+
+def test_time_estimate_is_measured_and_gates_long_plans(tmp_path):
+    sample = DataChoice("sample", False, "sample", "")
+    estimate = experiments.estimate_time(_book(tmp_path, fast=True), sample, ["rednet26"], [0, 1],
+                                         measured_steps=1)
+    # Fast mode: per run 2 training steps, a third for the validation and the test batch each.
+    assert estimate.steps == round(2 * (2 + 1 / 3 + 1 / 3)) and estimate.seconds_per_step > 0
+    assert not estimate.too_long and str(estimate).startswith("Time estimate:")
+    long = experiments.TimeEstimate(seconds_per_step=1.0, steps=3600, device="CPU")
+    assert long.too_long and "ALLOW_LONG_RUN = True" in str(long) and "60 minutes" in str(long)
+
+
+def test_train_and_test_reuses_a_finished_run_and_resumes_a_cut_off_one(tmp_path, monkeypatch):
+    book, sample = _book(tmp_path, fast=True), DataChoice("sample", False, "sample", "")
+    commands = []
+
+    def fake_cli(args):  # records the command; a fit "finishes" the run it resumes
+        commands.append(args)
+        folder = Path(args[args.index("--ckpt_path") + 1]).parents[1]
+        if args[0] == "fit":
+            RunResults(model="rednet26", params=1, epochs_trained=1, seed=0).write(folder)
+        return SimpleNamespace(trainer=SimpleNamespace(log_dir=folder))
+    monkeypatch.setattr(experiments, "run_cli", fake_cli)
+
+    finished = make_run(tmp_path / "runs", "rednet26_sample_seed0", "20260101-000000", seed=0, epochs=1)
+    assert experiments.train_and_test(book, sample, "rednet26", 0).path == finished
+    assert commands == []  # nothing trained or tested again
+
+    cut_off = tmp_path / "runs" / "rednet26_sample_seed0" / "20260102-000000"
+    (cut_off / "checkpoints").mkdir(parents=True)
+    (cut_off / "checkpoints" / "last.ckpt").write_bytes(b"")
+    experiments.train_and_test(book, sample, "rednet26", 0)
+    fit, test = commands
+    assert fit[0] == "fit" and fit[fit.index("--ckpt_path") + 1] == str(cut_off / "checkpoints" / "last.ckpt")
+    assert test[0] == "test"

@@ -1,0 +1,110 @@
+"""The notebooks' Colab lines, generated from :data:`involution.workbook.REPO_URL`.
+
+Every notebook's set-up cell starts with the same few lines that install the
+project in Colab, and its first cell carries an "Open in Colab" badge; both
+are written from the one address in :mod:`involution.workbook`. To publish a
+fork::
+
+    python -m involution.workbook set-repo https://github.com/NAME/involution
+
+rewrites that address in ``involution/workbook.py`` and in every notebook
+(sources only: outputs stay). ``python -m involution.workbook write-cells``
+rewrites the notebooks from the address as it is.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+from . import workbook
+
+__all__ = ["SETUP_MARKER", "setup_lines", "badge", "set_repo", "write_cells", "main"]
+
+SETUP_MARKER = "# Colab: install this project once per session (written by `python -m involution.workbook set-repo URL`)"
+BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
+_GITHUB = re.compile(r"^https://github\.com/(?P<owner>[\w.-]+)/(?P<name>[\w.-]+?)(\.git)?/?$")
+
+
+def setup_lines(url: str) -> list[str]:
+    """The first lines of every set-up cell: in Colab, without the project installed, install it."""
+    if url == workbook.REPO_URL_PLACEHOLDER:
+        action = ('raise SystemExit("This notebook does not know its repository\'s address yet: run '
+                  '`python -m involution.workbook set-repo https://github.com/NAME/involution` in a '
+                  'clone and open the notebook from that copy, or install it here first: %pip install '
+                  '\'involution[notebooks] @ git+https://github.com/NAME/involution\'")')
+    else:
+        action = f'%pip install "involution[notebooks] @ git+{url}"'
+    return [SETUP_MARKER,
+            "import importlib.util, sys",
+            'if "google.colab" in sys.modules and importlib.util.find_spec("involution") is None:',
+            f"    {action}"]
+
+
+def badge(url: str, notebook: str) -> str:
+    """The markdown of an "Open in Colab" badge for ``notebooks/<notebook>`` of the repository at ``url``."""
+    match = _GITHUB.match(url)
+    owner, name = (match["owner"], match["name"]) if match else ("<your-account>", "involution")
+    return (f"[![Open In Colab]({BADGE_IMAGE})](https://colab.research.google.com/github/"
+            f"{owner}/{name}/blob/main/notebooks/{notebook})")
+
+
+def _lines(cell: dict) -> list[str]:
+    source = cell["source"]
+    return (source if isinstance(source, str) else "".join(source)).split("\n")
+
+
+def _set_lines(cell: dict, lines: list[str]) -> None:
+    text = "\n".join(lines)
+    cell["source"] = [line + "\n" for line in text.split("\n")[:-1]] + [text.split("\n")[-1]]
+
+
+def write_cells(notebook: Path, url: str) -> bool:
+    """Rewrite ``notebook``'s badge and Colab set-up lines for ``url``; True if it changed."""
+    data = json.loads(notebook.read_text())
+    before = json.dumps(data)
+    first = data["cells"][0]
+    lines = [line for line in _lines(first) if BADGE_IMAGE not in line]
+    _set_lines(first, [badge(url, notebook.name), *lines])
+    for cell in data["cells"]:
+        lines = _lines(cell)
+        if cell["cell_type"] == "code" and lines[0] == SETUP_MARKER:
+            _set_lines(cell, setup_lines(url) + lines[len(setup_lines(url)):])
+    if json.dumps(data) == before:
+        return False
+    notebook.write_text(json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+    return True
+
+
+def set_repo(url: str, root: Path | None = None) -> list[Path]:
+    """Write ``url`` into ``involution/workbook.py`` and every notebook; returns the files changed."""
+    if not _GITHUB.match(url):
+        raise ValueError(f"{url!r} is not a GitHub repository address: use "
+                         "https://github.com/NAME/REPOSITORY (Colab opens notebooks from GitHub)")
+    root = root or workbook.repo_root()
+    module = root / "involution" / "workbook.py"
+    text = module.read_text()
+    changed_text = re.sub(r'^REPO_URL = .*$', f"REPO_URL = {url!r}", text, count=1, flags=re.M)
+    changed = []
+    if changed_text != text:
+        module.write_text(changed_text)
+        changed.append(module)
+    return changed + [nb for nb in sorted((root / "notebooks").glob("*.ipynb")) if write_cells(nb, url)]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m involution.workbook",
+                                     description="Write the repository's address into the notebooks.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("set-repo", help="set REPO_URL and rewrite every notebook's Colab lines") \
+        .add_argument("url", help="https://github.com/NAME/involution")
+    commands.add_parser("write-cells", help="rewrite every notebook's Colab lines from REPO_URL")
+    args = parser.parse_args(argv)
+    if args.command == "set-repo":
+        changed = set_repo(args.url)
+    else:
+        root = workbook.repo_root()
+        changed = [nb for nb in sorted((root / "notebooks").glob("*.ipynb"))
+                   if write_cells(nb, workbook.REPO_URL)]
+    print("\n".join(f"rewrote {path}" for path in changed) or "nothing to change")
