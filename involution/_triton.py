@@ -63,7 +63,8 @@ import os
 from contextlib import nullcontext
 
 import torch
-from torch.autograd.function import once_differentiable
+
+from ._ops import Backend, register
 
 try:
     import triton
@@ -116,6 +117,19 @@ def available() -> bool:
 # --------------------------------------------------------------------------
 
 @_jit
+def _program_tile(pixels, channel_blocks, PIX_BLOCK: tl.constexpr):
+    """Which tile this program owns: its ``batch_group``, its block of the
+    group's channels and its block of ``pixels`` pixels (with their mask).
+    Pixel blocks vary fastest, then channel blocks, then batch_group."""
+    num_pix_blocks = tl.cdiv(pixels, PIX_BLOCK)
+    pid = tl.program_id(0)
+    channel_block = (pid // num_pix_blocks) % channel_blocks
+    batch_group = (pid // (num_pix_blocks * channel_blocks)).to(tl.int64)
+    pixel = (pid % num_pix_blocks) * PIX_BLOCK + tl.arange(0, PIX_BLOCK)
+    return batch_group, channel_block, pixel, pixel < pixels
+
+
+@_jit
 def _forward_kernel(
     input_ptr, kernel_ptr, output_ptr,
     group_channels, height, width, out_height, out_width,
@@ -124,15 +138,8 @@ def _forward_kernel(
     CG_BLOCK: tl.constexpr, PIX_BLOCK: tl.constexpr, ACC_DTYPE: tl.constexpr,
 ):
     out_pixels = out_height * out_width
-    num_pix_blocks = tl.cdiv(out_pixels, PIX_BLOCK)
-    num_channel_blocks = tl.cdiv(group_channels, CG_BLOCK)
-    pid = tl.program_id(0)
-    pix_block = pid % num_pix_blocks
-    channel_block = (pid // num_pix_blocks) % num_channel_blocks
-    batch_group = (pid // (num_pix_blocks * num_channel_blocks)).to(tl.int64)
-
-    pixel = pix_block * PIX_BLOCK + tl.arange(0, PIX_BLOCK)      # output pixels, columns
-    pixel_ok = pixel < out_pixels
+    batch_group, channel_block, pixel, pixel_ok = _program_tile(  # output pixels, columns
+        out_pixels, tl.cdiv(group_channels, CG_BLOCK), PIX_BLOCK)
     out_i = pixel // out_width
     out_j = pixel % out_width
     channel = channel_block * CG_BLOCK + tl.arange(0, CG_BLOCK)  # group channels, rows
@@ -170,13 +177,7 @@ def _kernel_grad_kernel(
     # No channel blocks in the grid: the gradient of a kernel value sums over all
     # channels of its group, so one program loops over them and stores once.
     out_pixels = out_height * out_width
-    num_pix_blocks = tl.cdiv(out_pixels, PIX_BLOCK)
-    pid = tl.program_id(0)
-    pix_block = pid % num_pix_blocks
-    batch_group = (pid // num_pix_blocks).to(tl.int64)
-
-    pixel = pix_block * PIX_BLOCK + tl.arange(0, PIX_BLOCK)
-    pixel_ok = pixel < out_pixels
+    batch_group, _, pixel, pixel_ok = _program_tile(out_pixels, 1, PIX_BLOCK)
     out_i = pixel // out_width
     out_j = pixel % out_width
     first_plane = batch_group * group_channels
@@ -217,15 +218,8 @@ def _input_grad_kernel(
     # contribution to its own pixels, so the store needs no atomics.
     in_pixels = height * width
     out_pixels = out_height * out_width
-    num_pix_blocks = tl.cdiv(in_pixels, PIX_BLOCK)
-    num_channel_blocks = tl.cdiv(group_channels, CG_BLOCK)
-    pid = tl.program_id(0)
-    pix_block = pid % num_pix_blocks
-    channel_block = (pid // num_pix_blocks) % num_channel_blocks
-    batch_group = (pid // (num_pix_blocks * num_channel_blocks)).to(tl.int64)
-
-    pixel = pix_block * PIX_BLOCK + tl.arange(0, PIX_BLOCK)
-    pixel_ok = pixel < in_pixels
+    batch_group, channel_block, pixel, pixel_ok = _program_tile(
+        in_pixels, tl.cdiv(group_channels, CG_BLOCK), PIX_BLOCK)
     in_i = pixel // width
     in_j = pixel % width
     channel = channel_block * CG_BLOCK + tl.arange(0, CG_BLOCK)
@@ -327,45 +321,46 @@ def _on_device(tensor: torch.Tensor):
     return torch.cuda.device(tensor.device) if tensor.device.type == "cuda" else nullcontext()
 
 
-class _TritonInvolution(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, input, kernel, geo):
-        input, kernel = input.contiguous(), kernel.contiguous()
-        ctx.geo = geo
-        ctx.save_for_backward(input, kernel)
-        output = input.new_empty(geo.batch, geo.channels, geo.out_height, geo.out_width)
-        if output.numel() > 0:
-            with _on_device(input):
-                _launch(_forward_kernel, (input, kernel, output), geo,
-                        pixels=geo.out_height * geo.out_width, split_channels=True)
-        return output
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_output):
-        input, kernel = ctx.saved_tensors
-        geo = ctx.geo
-        need_input, need_kernel = ctx.needs_input_grad[:2]
-        grad_output = grad_output.contiguous()
-        # Each kernel writes every element of its gradient exactly once, so
-        # torch.empty suffices; only an empty batch leaves nothing to launch.
-        if grad_output.numel() == 0:
-            return (torch.zeros_like(input) if need_input else None,
-                    torch.zeros_like(kernel) if need_kernel else None, None)
-        grad_input = torch.empty_like(input) if need_input else None
-        grad_kernel = torch.empty_like(kernel) if need_kernel else None
-        with _on_device(input):
-            if need_input:
-                _launch(_input_grad_kernel, (kernel, grad_output, grad_input), geo,
-                        pixels=geo.height * geo.width, split_channels=True)
-            if need_kernel:
-                _launch(_kernel_grad_kernel, (input, grad_output, grad_kernel), geo,
-                        pixels=geo.out_height * geo.out_width, split_channels=False)
-        return grad_input, grad_kernel, None
+def _writable_contiguous(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` itself if contiguous, else a contiguous stand-in to copy back from."""
+    return tensor if tensor.is_contiguous() else torch.empty(
+        tensor.shape, dtype=tensor.dtype, device=tensor.device)
 
 
-def triton_involution(input: torch.Tensor, kernel: torch.Tensor, geo) -> torch.Tensor:
-    """Involution with the Triton kernels; ``geo`` comes from ``check_geometry``."""
+def _forward(input, kernel, geo, output) -> None:
+    # The kernels index planes of contiguous tensors; the output is allocated contiguous.
+    input, kernel = input.contiguous(), kernel.contiguous()
+    with _on_device(input):
+        _launch(_forward_kernel, (input, kernel, output), geo,
+                pixels=geo.out_height * geo.out_width, split_channels=True)
+
+
+def _backward(grad_output, input, kernel, geo, grad_input, grad_kernel) -> None:
+    # Each kernel writes every element of its gradient exactly once: no zeroing.
+    input, kernel, grad_output = input.contiguous(), kernel.contiguous(), grad_output.contiguous()
+    with _on_device(input):
+        if grad_input is not None:
+            target = _writable_contiguous(grad_input)
+            _launch(_input_grad_kernel, (kernel, grad_output, target), geo,
+                    pixels=geo.height * geo.width, split_channels=True)
+            if target is not grad_input:
+                grad_input.copy_(target)
+        if grad_kernel is not None:
+            target = _writable_contiguous(grad_kernel)
+            _launch(_kernel_grad_kernel, (input, grad_output, target), geo,
+                    pixels=geo.out_height * geo.out_width, split_channels=False)
+            if target is not grad_kernel:
+                grad_kernel.copy_(target)
+
+
+# A plain custom op, not torch.library.triton_op: triton_op cannot trace a
+# kernel in interpreter mode (an InterpretedFunction), so neither compile nor
+# export could be tested on a machine without a GPU.
+triton_forward = register(Backend("triton", _forward, _backward))
+
+
+def check_supported(input: torch.Tensor) -> None:
+    """Refuse, with the reason, what the Triton kernels cannot run here."""
     if triton is None:
         raise RuntimeError('impl="triton" needs the triton package, which is not installed '
                            '(or failed to import); use impl="loop" or impl=None')
@@ -374,4 +369,3 @@ def triton_involution(input: torch.Tensor, kernel: torch.Tensor, geo) -> torch.T
             f'impl="triton" needs CUDA tensors, got {input.device}. To run the Triton kernels '
             "on the CPU, set TRITON_INTERPRET=1 before Python starts (Triton's interpreter, "
             "slow, for testing); otherwise use impl=None")
-    return _TritonInvolution.apply(input, kernel, geo)

@@ -144,21 +144,35 @@ def _unfold_involution(input: torch.Tensor, kernel: torch.Tensor,
     return out.view(geo.batch, geo.channels, geo.out_height, geo.out_width)
 
 
-def _native_cpu_available(input: torch.Tensor) -> bool:
+def _native_cpu_available(dtype: torch.dtype) -> bool:
     from . import _cpu
-    return input.dtype in _cpu.SUPPORTED_DTYPES and _cpu.library() is not None
+    return dtype in _cpu.SUPPORTED_DTYPES and _cpu.library() is not None
+
+
+# torch.compile calls this at trace time and keeps the answer as a constant:
+# tracing into it would meet a compiler build (CPU) or a kernel self-check (GPU).
+@torch.compiler.assume_constant_result
+def _default_impl_for(device: torch.device, dtype: torch.dtype) -> str:
+    if device.type == "cuda":
+        from . import _triton
+        return "triton" if _triton.passes_self_check(device, dtype) else "loop"
+    if device.type == "cpu" and _native_cpu_available(dtype):
+        return "cpu"
+    return "loop"
 
 
 def default_impl(input: torch.Tensor) -> str:
-    """The fastest implementation for ``input``'s device and dtype."""
-    if input.device.type == "cuda":
-        from . import _triton
-        if _triton.available():
-            return "triton"
-        return "loop"
-    if input.device.type == "cpu" and _native_cpu_available(input):
-        return "cpu"
-    return "loop"
+    """The fastest implementation for ``input``'s device and dtype.
+
+    On a GPU the Triton kernels are chosen only once they have passed a
+    self-check on that GPU and dtype (see :func:`involution._triton.passes_self_check`).
+    """
+    return _default_impl_for(input.device, input.dtype)
+
+
+def _exporting_to_onnx() -> bool:
+    """ONNX has no involution operator: export records plain PyTorch operations instead."""
+    return torch.onnx.is_in_onnx_export()
 
 
 def involution2d(input: torch.Tensor, kernel: torch.Tensor, stride=1, padding=None,
@@ -177,21 +191,33 @@ def involution2d(input: torch.Tensor, kernel: torch.Tensor, stride=1, padding=No
 
     Returns:
         (B, C, H_out, W_out) tensor.
+
+    ``"loop"``, ``"cpu"`` and ``"triton"`` are ``torch.library`` custom ops
+    (``torch.ops.involution.<impl>_forward``), so ``torch.compile``,
+    ``torch.export`` and ``torch.jit.trace`` record them as one node. During
+    ONNX export every implementation but ``"unfold"`` is recorded as the
+    ``"loop"`` formula in standard operations.
     """
     geo = check_geometry(input, kernel, stride, padding, dilation)
     if impl is None:
         impl = default_impl(input)
+    if impl not in IMPLEMENTATIONS:
+        raise ValueError(f"unknown impl {impl!r}; choose one of {IMPLEMENTATIONS} or None")
     if impl == "unfold":
         return _unfold_involution(input, kernel, geo)
-    if impl == "loop":
-        from ._loop import loop_involution
-        return loop_involution(input, kernel, geo)
+    if _exporting_to_onnx():
+        return _loop.loop_forward(input, kernel, geo)
     if impl == "cpu":
-        if input.device.type != "cpu":
-            raise ValueError(f'impl="cpu" needs CPU tensors, got {input.device}; use impl=None')
-        from ._cpu import cpu_involution
-        return cpu_involution(input, kernel, geo)
-    if impl == "triton":
-        from ._triton import triton_involution
-        return triton_involution(input, kernel, geo)
-    raise ValueError(f"unknown impl {impl!r}; choose one of {IMPLEMENTATIONS} or None")
+        _cpu.check_supported(input)
+        operator = _cpu.cpu_forward
+    elif impl == "triton":
+        _triton.check_supported(input)
+        operator = _triton.triton_forward
+    else:
+        operator = _loop.loop_forward_op
+    return operator(input, kernel, geo.stride, geo.padding, geo.dilation)
+
+
+# The backends import this module's geometry check, so they come last. Importing
+# them registers the custom ops, which loading a saved export or trace needs.
+from . import _cpu, _loop, _triton  # noqa: E402
