@@ -150,6 +150,14 @@ def library() -> ctypes.CDLL | None:
         return None
 
 
+# torch.compile calls this at trace time and keeps the answer: tracing into a
+# compiler build (file system calls, subprocesses) would break the graph.
+@torch.compiler.assume_constant_result
+def built() -> bool:
+    """Whether the kernel library is built and loaded (building it if need be)."""
+    return library() is not None
+
+
 def _pointer(tensor: torch.Tensor | None) -> int | None:
     return None if tensor is None else tensor.data_ptr()
 
@@ -191,6 +199,6 @@ def check_supported(input: torch.Tensor) -> None:
     if input.dtype not in SUPPORTED_DTYPES:
         raise ValueError(f'impl="cpu" supports {list(SUPPORTED_DTYPES)}, got {input.dtype}; '
                          'use impl="loop" or impl=None')
-    if library() is None:
+    if not built():
         raise RuntimeError('impl="cpu" is unavailable because its kernel could not be compiled '
                            '(see the warning above); use impl="loop" or impl=None')

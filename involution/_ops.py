@@ -91,8 +91,9 @@ def register(backend: Backend):
         if grad_output.numel() > 0:
             backend.backward(grad_output, input, kernel, geo, grad_input, grad_kernel)
         else:  # an empty batch: nothing to launch, and every gradient is zero
-            for grad in filter(None, (grad_input, grad_kernel)):
-                grad.zero_()
+            for grad in (grad_input, grad_kernel):
+                if grad is not None:
+                    grad.zero_()
         return grad_input, grad_kernel
 
     forward_op = torch.library.custom_op(forward_name, forward, mutates_args=(),

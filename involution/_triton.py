@@ -60,6 +60,7 @@ Without Triton installed the module still imports; :func:`available` is then
 from __future__ import annotations
 
 import os
+import warnings
 from contextlib import nullcontext
 
 import torch
@@ -369,3 +370,67 @@ def check_supported(input: torch.Tensor) -> None:
             f'impl="triton" needs CUDA tensors, got {input.device}. To run the Triton kernels '
             "on the CPU, set TRITON_INTERPRET=1 before Python starts (Triton's interpreter, "
             "slow, for testing); otherwise use impl=None")
+
+
+# --------------------------------------------------------------------------
+# First-use self-check.
+#
+# The kernels are tested under the interpreter and on one GPU model; a user's
+# GPU may lack a compiler, be too old, or not support a dtype (bfloat16 on a
+# T4). So before the Triton kernels become the default for a (GPU, dtype)
+# pair, they run one small problem, forward and both gradients, against the
+# "loop" implementation in float64. Any error or mismatch makes "loop" the
+# default there, with one warning that says why.
+# --------------------------------------------------------------------------
+SELF_CHECK_TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-4, torch.float16: 2e-3,
+                        torch.bfloat16: 1.6e-2}
+_self_check_results: dict[tuple[str, torch.dtype], bool] = {}
+
+
+def _self_check_problem(device, dtype):
+    """A small problem that exercises a stride, a masked pixel block and two groups."""
+    generator = torch.Generator().manual_seed(0)
+    shapes = [(2, 32, 9, 11), (2, 2, 3, 3, 5, 6), (2, 32, 5, 6)]  # input, kernel, grad_output
+    return [torch.randn(shape, generator=generator).to(device, dtype) for shape in shapes]
+
+
+def _output_and_gradients(operator, input, kernel, grad_output):
+    input, kernel = (t.detach().requires_grad_() for t in (input, kernel))
+    output = operator(input, kernel, (2, 2), (1, 1), (1, 1))
+    return (output, *torch.autograd.grad(output, (input, kernel), grad_output))
+
+
+def self_check_failure(device: torch.device, dtype: torch.dtype) -> str | None:
+    """Why the Triton kernels fail on ``device`` in ``dtype``, or ``None`` if they pass."""
+    from ._loop import loop_forward_op
+    problem = _self_check_problem(device, dtype)
+    try:
+        results = _output_and_gradients(triton_forward, *problem)
+    except Exception as error:  # any failure at all means: do not use these kernels here
+        return f"running them raised {type(error).__name__}: {str(error).strip()[:500]}"
+    expected = _output_and_gradients(loop_forward_op, *(t.double() for t in problem))
+    tolerance = SELF_CHECK_TOLERANCE.get(dtype, 1e-4)
+    for name, got, want in zip(("output", "input gradient", "kernel gradient"), results,
+                               expected):
+        error = (got.double() - want).abs().max().item() if got.isfinite().all() else float("inf")
+        if not error <= tolerance * (1 + want.abs().max().item()):
+            return (f"their {name} differs from the loop implementation's by up to {error:.3g} "
+                    f"(tolerance {tolerance:g})")
+    return None
+
+
+def passes_self_check(device: torch.device, dtype: torch.dtype) -> bool:
+    """Whether the Triton kernels may be the default on ``device`` for ``dtype``.
+
+    Checked once per (device, dtype) in a session (see :func:`self_check_failure`);
+    ``False`` without a check where Triton cannot run at all.
+    """
+    key = (str(device), dtype)
+    if key not in _self_check_results:
+        failure = self_check_failure(device, dtype) if available() else None
+        if failure is not None:
+            warnings.warn(f"involution: the Triton kernels failed their self-check on {device} "
+                          f"in {dtype}: {failure}. Using the slower \"loop\" implementation "
+                          "there instead; pass impl=\"triton\" to force them.", RuntimeWarning)
+        _self_check_results[key] = available() and failure is None
+    return _self_check_results[key]

@@ -37,7 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch.nn.modules.utils import _pair
 
-__all__ = ["involution2d", "IMPLEMENTATIONS", "default_impl", "InvolutionGeometry"]
+__all__ = ["involution2d", "IMPLEMENTATIONS", "default_impl", "InvolutionGeometry",
+           "mixed_precision_dtype", "mixed_precision"]
 
 IMPLEMENTATIONS = ("unfold", "loop", "cpu", "triton")
 
@@ -146,7 +147,7 @@ def _unfold_involution(input: torch.Tensor, kernel: torch.Tensor,
 
 def _native_cpu_available(dtype: torch.dtype) -> bool:
     from . import _cpu
-    return dtype in _cpu.SUPPORTED_DTYPES and _cpu.library() is not None
+    return dtype in _cpu.SUPPORTED_DTYPES and _cpu.built()
 
 
 # torch.compile calls this at trace time and keeps the answer as a constant:
@@ -168,6 +169,25 @@ def default_impl(input: torch.Tensor) -> str:
     self-check on that GPU and dtype (see :func:`involution._triton.passes_self_check`).
     """
     return _default_impl_for(input.device, input.dtype)
+
+
+def mixed_precision_dtype(device: torch.device | str) -> torch.dtype:
+    """The 16-bit dtype for mixed precision on ``device``: bfloat16 where the
+    hardware has it, float16 elsewhere (GPUs before Ampere, such as a T4).
+
+    bfloat16 keeps float32's range, so it needs no loss scaling; float16 does
+    (Lightning's ``"16-mixed"`` adds it). Emulated bfloat16 does not count:
+    it is slow, and Triton cannot compile it for those GPUs.
+    """
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported(including_emulation=False):
+        return torch.float16
+    return torch.bfloat16
+
+
+def mixed_precision(device: torch.device | str) -> str:
+    """Lightning's ``precision`` setting for mixed precision on ``device``."""
+    return "bf16-mixed" if mixed_precision_dtype(device) == torch.bfloat16 else "16-mixed"
 
 
 def _exporting_to_onnx() -> bool:
