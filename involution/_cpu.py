@@ -99,7 +99,7 @@ class Geometry(ctypes.Structure):
     _fields_ = [(name, ctypes.c_int64) for name in GEOMETRY_FIELDS]
 
     @classmethod
-    def of(cls, geo) -> "Geometry":
+    def of(cls, geo) -> Geometry:
         return cls(geo.batch, geo.channels, geo.groups, geo.kernel_size, geo.height, geo.width,
                    geo.out_height, geo.out_width, *geo.stride, *geo.padding, *geo.dilation)
 
@@ -112,7 +112,7 @@ class Strides(ctypes.Structure):
                 ("grad_input", ctypes.c_int64 * 4), ("grad_kernel", ctypes.c_int64 * 6)]
 
     @classmethod
-    def of(cls, **tensors: torch.Tensor | None) -> "Strides":
+    def of(cls, **tensors: torch.Tensor | None) -> Strides:
         """Strides of the named tensors; the others (and ``None``) stay zero."""
         strides = cls()
         for name, tensor in tensors.items():

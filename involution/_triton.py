@@ -94,7 +94,7 @@ def _jit(fn):
 
 
 def available() -> bool:
-    """Whether :func:`triton_involution` can run here: on CUDA, or in interpreter mode."""
+    """Whether the Triton kernels can run here: on CUDA, or in interpreter mode."""
     try:
         return triton is not None and (INTERPRETED or torch.cuda.is_available())
     except Exception:  # a broken CUDA setup must not break the caller's fallback logic
@@ -322,18 +322,21 @@ def _on_device(tensor: torch.Tensor):
     return torch.cuda.device(tensor.device) if tensor.device.type == "cuda" else nullcontext()
 
 
-def _writable_contiguous(tensor: torch.Tensor) -> torch.Tensor:
-    """``tensor`` itself if contiguous, else a contiguous stand-in to copy back from."""
-    return tensor if tensor.is_contiguous() else torch.empty(
-        tensor.shape, dtype=tensor.dtype, device=tensor.device)
+def _launch_into(result: torch.Tensor, kernel, inputs, geo, pixels: int,
+                 split_channels: bool) -> None:
+    """Launch ``kernel`` to fill ``result``; the kernels write contiguous planes,
+    so a non-contiguous ``result`` is filled through a contiguous stand-in."""
+    target = result if result.is_contiguous() else torch.empty_like(
+        result, memory_format=torch.contiguous_format)
+    _launch(kernel, (*inputs, target), geo, pixels, split_channels)
+    if target is not result:
+        result.copy_(target)
 
 
 def _forward(input, kernel, geo, output) -> None:
-    # The kernels index planes of contiguous tensors; the output is allocated contiguous.
-    input, kernel = input.contiguous(), kernel.contiguous()
     with _on_device(input):
-        _launch(_forward_kernel, (input, kernel, output), geo,
-                pixels=geo.out_height * geo.out_width, split_channels=True)
+        _launch_into(output, _forward_kernel, (input.contiguous(), kernel.contiguous()), geo,
+                     pixels=geo.out_height * geo.out_width, split_channels=True)
 
 
 def _backward(grad_output, input, kernel, geo, grad_input, grad_kernel) -> None:
@@ -341,17 +344,11 @@ def _backward(grad_output, input, kernel, geo, grad_input, grad_kernel) -> None:
     input, kernel, grad_output = input.contiguous(), kernel.contiguous(), grad_output.contiguous()
     with _on_device(input):
         if grad_input is not None:
-            target = _writable_contiguous(grad_input)
-            _launch(_input_grad_kernel, (kernel, grad_output, target), geo,
-                    pixels=geo.height * geo.width, split_channels=True)
-            if target is not grad_input:
-                grad_input.copy_(target)
+            _launch_into(grad_input, _input_grad_kernel, (kernel, grad_output), geo,
+                         pixels=geo.height * geo.width, split_channels=True)
         if grad_kernel is not None:
-            target = _writable_contiguous(grad_kernel)
-            _launch(_kernel_grad_kernel, (input, grad_output, target), geo,
-                    pixels=geo.out_height * geo.out_width, split_channels=False)
-            if target is not grad_kernel:
-                grad_kernel.copy_(target)
+            _launch_into(grad_kernel, _kernel_grad_kernel, (input, grad_output), geo,
+                         pixels=geo.out_height * geo.out_width, split_channels=False)
 
 
 # A plain custom op, not torch.library.triton_op: triton_op cannot trace a

@@ -27,7 +27,14 @@ Implementations (all compute the same thing, see ``tests/test_functional.py``):
     forward and backward. The default on the CPU for float32/float64 when a
     C++ compiler is available; otherwise ``"loop"`` is used.
 ``"triton"``
-    A Triton kernel pair, the default on CUDA GPUs.
+    Triton kernels, the default on CUDA GPUs once they pass a first-use
+    self-check there (else ``"loop"``, with a warning saying why).
+
+``"loop"``, ``"cpu"`` and ``"triton"`` are ``torch.library`` custom ops with
+fake implementations and registered gradients (see ``_ops.py``), so
+``torch.compile``, ``torch.export``, ``torch.jit.trace``, torch.fx and the
+FLOP counter see one involution node. ONNX, which has no such operator,
+records the ``"loop"`` formula in standard operations instead.
 """
 from __future__ import annotations
 

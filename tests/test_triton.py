@@ -225,11 +225,11 @@ def test_failing_triton_compile_falls_back_to_loop_with_one_warning(simulated_gp
     use_as_triton(failing_compile)
     with pytest.warns(RuntimeWarning) as caught:
         impl = _choose_for_gpu()
-    assert [str(w.message) for w in caught] == [
+    assert [str(w.message) for w in caught] == [(
         "involution: the Triton kernels failed their self-check on cuda:0 in torch.float32: "
         "running them raised SimulatedCompileError: ptxas fatal: Value 'sm_75' is not defined. "
         'Using the slower "loop" implementation there instead; pass impl="triton" to force '
-        "them."]
+        "them.")]
     _assert_results_come_from_loop(impl)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # checked once: no second warning, no second run
@@ -239,7 +239,7 @@ def test_failing_triton_compile_falls_back_to_loop_with_one_warning(simulated_gp
 
 def test_wrong_triton_result_falls_back_to_loop_with_one_warning(simulated_gpu):
     from involution._loop import loop_forward_op
-    use_as_triton, calls = simulated_gpu
+    use_as_triton, _ = simulated_gpu
     use_as_triton(lambda *args: loop_forward_op(*args) * 1.01)  # 1% off: a wrong kernel
     with pytest.warns(RuntimeWarning, match=r"self-check on cuda:0 in torch\.float32: their "
                       r"output differs from the loop implementation's by up to [0-9.]+ "
@@ -250,7 +250,7 @@ def test_wrong_triton_result_falls_back_to_loop_with_one_warning(simulated_gpu):
 
 def test_correct_triton_result_keeps_triton(simulated_gpu):
     from involution._loop import loop_forward_op
-    use_as_triton, calls = simulated_gpu
+    use_as_triton, _ = simulated_gpu
     use_as_triton(loop_forward_op)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
