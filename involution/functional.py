@@ -143,7 +143,9 @@ def _unfold_involution(input: torch.Tensor, kernel: torch.Tensor,
                        geo: InvolutionGeometry) -> torch.Tensor:
     """The reference: unfold every K x K window, weight it, sum it."""
     k = geo.kernel_size
-    windows = F.unfold(input, k, dilation=geo.dilation, padding=geo.padding, stride=geo.stride)
+    # (k, k), not k: under torch.jit.trace a size is a 0-d tensor, which F.unfold cannot pair.
+    windows = F.unfold(input, (k, k), dilation=geo.dilation, padding=geo.padding,
+                       stride=geo.stride)
     # (B, C*K*K, L) -> (B, G, C/G, K*K, H_out, W_out): channel c lives in group c // (C/G).
     windows = windows.view(geo.batch, geo.groups, geo.group_channels, k * k,
                            geo.out_height, geo.out_width)

@@ -105,6 +105,16 @@ def test_jit_trace_rednet26(rednet26, image):
     torch.testing.assert_close(traced(image), rednet26(image))
 
 
+@pytest.mark.parametrize("impl", ["unfold", "loop", "cpu"])
+def test_jit_trace_every_implementation_of_a_layer(impl):
+    layer = Involution2d(32, kernel_size=7, stride=2, impl=impl).eval()
+    x = torch.randn(1, 32, 9, 9, generator=torch.Generator().manual_seed(4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        traced = torch.jit.trace(layer, (x,), check_trace=False)
+    torch.testing.assert_close(traced(x), layer(x))
+
+
 def test_fx_feature_extraction_needs_no_flags(rednet26, image):
     extractor = create_feature_extractor(rednet26, {"layer1": "c2", "layer4": "c5"})
     features = extractor(image)
@@ -114,21 +124,33 @@ def test_fx_feature_extraction_needs_no_flags(rednet26, image):
     assert len(calls) == 9  # one node per involution, not its argument checks
 
 
-def test_onnx_export_runs_in_onnxruntime(tmp_path):
-    """The bottleneck (3x3 conv replaced by a 7x7 involution) exports as
-    standard ONNX operators and onnxruntime computes what PyTorch does."""
+def _onnxruntime_output(module, x, path):
+    """Export ``module`` to ONNX, check it holds standard operators only, run it."""
     import onnx
     import onnxruntime
 
-    block = _bottleneck().eval()
-    x = torch.randn(1, 256, 8, 8, generator=torch.Generator().manual_seed(3))
-    path = tmp_path / "bottleneck.onnx"
-    torch.onnx.export(block, (x,), dynamo=True).save(str(path))
+    torch.onnx.export(module, (x,), dynamo=True).save(str(path))
     domains = {node.domain for node in onnx.load(str(path)).graph.node}
     assert domains <= {"", "ai.onnx"}, f"non-standard operators: {domains}"
     session = onnxruntime.InferenceSession(str(path))
-    (got,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+    return session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+
+
+def test_onnx_export_runs_in_onnxruntime(tmp_path):
+    """A RedNet bottleneck (its 3x3 conv replaced by a 7x7 involution) exports
+    as standard ONNX operators and onnxruntime computes what PyTorch does.
+    (A whole RedNet-26 exports too, in minutes on two cores: see the report.)"""
+    block = _bottleneck().eval()
+    x = torch.randn(1, 256, 8, 8, generator=torch.Generator().manual_seed(3))
+    got = _onnxruntime_output(block, x, tmp_path / "bottleneck.onnx")
     np.testing.assert_allclose(got, block(x).detach().numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_onnx_export_of_the_unfold_reference(tmp_path):
+    layer = Involution2d(32, kernel_size=7, stride=2, impl="unfold").eval()
+    x = torch.randn(1, 32, 9, 9, generator=torch.Generator().manual_seed(5))
+    got = _onnxruntime_output(layer, x, tmp_path / "layer.onnx")
+    np.testing.assert_allclose(got, layer(x).detach().numpy(), rtol=1e-4, atol=1e-5)
 
 
 def test_flop_counter_counts_the_involution():
