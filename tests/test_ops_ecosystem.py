@@ -100,6 +100,7 @@ def test_jit_trace_rednet26(rednet26, image):
     with warnings.catch_warnings():
         # The argument checks compare traced sizes: fine for the traced input size.
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", FutureWarning)  # torch deprecates jit.trace itself
         traced = torch.jit.trace(rednet26, (image,), check_trace=False)
     assert "involution::cpu_forward" in str(traced.inlined_graph)
     torch.testing.assert_close(traced(image), rednet26(image))
@@ -111,6 +112,7 @@ def test_jit_trace_every_implementation_of_a_layer(impl):
     x = torch.randn(1, 32, 9, 9, generator=torch.Generator().manual_seed(4))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", FutureWarning)
         traced = torch.jit.trace(layer, (x,), check_trace=False)
     torch.testing.assert_close(traced(x), layer(x))
 
