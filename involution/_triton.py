@@ -64,6 +64,7 @@ import warnings
 from contextlib import nullcontext
 
 import torch
+from torch._subclasses.fake_tensor import unset_fake_temporarily
 
 from ._ops import Backend, register
 
@@ -424,7 +425,10 @@ def passes_self_check(device: torch.device, dtype: torch.dtype) -> bool:
     """
     key = (str(device), dtype)
     if key not in _self_check_results:
-        failure = self_check_failure(device, dtype) if available() else None
+        # The first use may come inside torch.no_grad, inference_mode or a
+        # torch.compile trace (fake tensors): the check needs real tensors and autograd.
+        with unset_fake_temporarily(), torch.inference_mode(False), torch.enable_grad():
+            failure = self_check_failure(device, dtype) if available() else None
         if failure is not None:
             warnings.warn(f"involution: the Triton kernels failed their self-check on {device} "
                           f"in {dtype}: {failure}. Using the slower \"loop\" implementation "
