@@ -26,7 +26,8 @@ import warnings
 from pathlib import Path
 
 import torch
-from torch.autograd.function import once_differentiable
+
+from ._ops import Backend, register
 
 SOURCE = Path(__file__).with_name("csrc") / "involution_cpu.cpp"
 SUPPORTED_DTYPES = {torch.float32: "f32", torch.float64: "f64"}
@@ -88,13 +89,46 @@ def _build_with_fallback(compiler: str) -> Path:
         return _build(compiler, FLAGS)
 
 
+GEOMETRY_FIELDS = ("batch", "channels", "groups", "kernel", "height", "width", "out_h", "out_w",
+                   "stride_h", "stride_w", "pad_h", "pad_w", "dil_h", "dil_w")
+
+
+class Geometry(ctypes.Structure):
+    """The C++ ``Geometry``: the sizes of one call, field for field."""
+
+    _fields_ = [(name, ctypes.c_int64) for name in GEOMETRY_FIELDS]
+
+    @classmethod
+    def of(cls, geo) -> Geometry:
+        return cls(geo.batch, geo.channels, geo.groups, geo.kernel_size, geo.height, geo.width,
+                   geo.out_height, geo.out_width, *geo.stride, *geo.padding, *geo.dilation)
+
+
+class Strides(ctypes.Structure):
+    """The C++ ``Strides``: every tensor's strides, in elements, by name."""
+
+    _fields_ = [("input", ctypes.c_int64 * 4), ("kernel", ctypes.c_int64 * 6),
+                ("output", ctypes.c_int64 * 4), ("grad_output", ctypes.c_int64 * 4),
+                ("grad_input", ctypes.c_int64 * 4), ("grad_kernel", ctypes.c_int64 * 6)]
+
+    @classmethod
+    def of(cls, **tensors: torch.Tensor | None) -> Strides:
+        """Strides of the named tensors; the others (and ``None``) stay zero."""
+        strides = cls()
+        for name, tensor in tensors.items():
+            if tensor is not None:
+                getattr(strides, name)[:] = tensor.stride()
+        return strides
+
+
 def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
-    pointer, geometry = ctypes.c_void_p, ctypes.POINTER(ctypes.c_int64)
+    pointer = ctypes.c_void_p
+    geometry, strides = ctypes.POINTER(Geometry), ctypes.POINTER(Strides)
     for suffix in SUPPORTED_DTYPES.values():
         getattr(lib, f"involution_forward_{suffix}").argtypes = [
-            pointer, pointer, pointer, geometry, geometry, ctypes.c_int]
+            pointer, pointer, pointer, geometry, strides, ctypes.c_int]
         getattr(lib, f"involution_backward_{suffix}").argtypes = [
-            pointer, pointer, pointer, pointer, pointer, geometry, geometry, ctypes.c_int]
+            pointer, pointer, pointer, pointer, pointer, geometry, strides, ctypes.c_int]
     return lib
 
 
@@ -116,70 +150,55 @@ def library() -> ctypes.CDLL | None:
         return None
 
 
-def _int64_array(values) -> ctypes.Array:
-    return (ctypes.c_int64 * len(values))(*values)
-
-
-def _geometry_array(geo) -> ctypes.Array:
-    return _int64_array((geo.batch, geo.channels, geo.groups, geo.kernel_size, geo.height,
-                         geo.width, geo.out_height, geo.out_width, *geo.stride, *geo.padding,
-                         *geo.dilation))
-
-
-def _strides(*tensors: torch.Tensor | None) -> ctypes.Array:
-    """The element strides of each tensor, in order (a missing one counts as zeros)."""
-    return _int64_array([s for t, n in tensors for s in (t.stride() if t is not None else (0,) * n)])
+# torch.compile calls this at trace time and keeps the answer: tracing into a
+# compiler build (file system calls, subprocesses) would break the graph.
+@torch.compiler.assume_constant_result
+def built() -> bool:
+    """Whether the kernel library is built and loaded (building it if need be)."""
+    return library() is not None
 
 
 def _pointer(tensor: torch.Tensor | None) -> int | None:
     return None if tensor is None else tensor.data_ptr()
 
 
-def _like_input(input: torch.Tensor, *size: int) -> torch.Tensor:
-    """An empty tensor in the input's memory format (channels-last stays channels-last)."""
+def _like_input(input: torch.Tensor, geo) -> torch.Tensor:
+    """An empty output in the input's memory format (channels-last stays channels-last)."""
     channels_last = (input.is_contiguous(memory_format=torch.channels_last)
                      and not input.is_contiguous())
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    return torch.empty(size, dtype=input.dtype, device=input.device, memory_format=memory_format)
+    return torch.empty((geo.batch, geo.channels, geo.out_height, geo.out_width),
+                       dtype=input.dtype, device=input.device, memory_format=memory_format)
 
 
-class _CpuInvolution(torch.autograd.Function):
-    """The kernel reads and writes through strides: no tensor is copied or reordered."""
-
-    @staticmethod
-    def forward(ctx, input, kernel, geo):
-        ctx.geo = geo
-        ctx.save_for_backward(input, kernel)
-        output = _like_input(input, geo.batch, geo.channels, geo.out_height, geo.out_width)
-        suffix = SUPPORTED_DTYPES[input.dtype]
-        getattr(library(), f"involution_forward_{suffix}")(
-            input.data_ptr(), kernel.data_ptr(), output.data_ptr(), _geometry_array(geo),
-            _strides((input, 4), (kernel, 6), (output, 4)), torch.get_num_threads())
-        return output
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_output):
-        input, kernel = ctx.saved_tensors
-        need_input, need_kernel = ctx.needs_input_grad[:2]
-        # The C++ code writes every element of both gradients.
-        grad_input = torch.empty_like(input) if need_input else None
-        grad_kernel = torch.empty_like(kernel) if need_kernel else None
-        suffix = SUPPORTED_DTYPES[input.dtype]
-        getattr(library(), f"involution_backward_{suffix}")(
-            input.data_ptr(), kernel.data_ptr(), grad_output.data_ptr(), _pointer(grad_input),
-            _pointer(grad_kernel), _geometry_array(ctx.geo),
-            _strides((input, 4), (kernel, 6), (grad_output, 4), (grad_input, 4),
-                     (grad_kernel, 6)),
-            torch.get_num_threads())
-        return grad_input, grad_kernel, None
+# The kernel reads and writes every tensor through its strides: nothing is copied or reordered.
+def _forward(input, kernel, geo, output) -> None:
+    function = getattr(library(), f"involution_forward_{SUPPORTED_DTYPES[input.dtype]}")
+    function(input.data_ptr(), kernel.data_ptr(), output.data_ptr(), Geometry.of(geo),
+             Strides.of(input=input, kernel=kernel, output=output), torch.get_num_threads())
 
 
-def cpu_involution(input: torch.Tensor, kernel: torch.Tensor, geo) -> torch.Tensor:
+def _backward(grad_output, input, kernel, geo, grad_input, grad_kernel) -> None:
+    # The C++ code writes every element of both gradients.
+    function = getattr(library(), f"involution_backward_{SUPPORTED_DTYPES[input.dtype]}")
+    function(input.data_ptr(), kernel.data_ptr(), grad_output.data_ptr(), _pointer(grad_input),
+             _pointer(grad_kernel), Geometry.of(geo),
+             Strides.of(input=input, kernel=kernel, grad_output=grad_output,
+                        grad_input=grad_input, grad_kernel=grad_kernel),
+             torch.get_num_threads())
+
+
+cpu_forward = register(Backend("cpu", _forward, _backward, new_output=_like_input,
+                               device_types=("cpu",)))
+
+
+def check_supported(input: torch.Tensor) -> None:
+    """Refuse, with the reason, what the C++ kernel cannot run."""
+    if input.device.type != "cpu":
+        raise ValueError(f'impl="cpu" needs CPU tensors, got {input.device}; use impl=None')
     if input.dtype not in SUPPORTED_DTYPES:
         raise ValueError(f'impl="cpu" supports {list(SUPPORTED_DTYPES)}, got {input.dtype}; '
                          'use impl="loop" or impl=None')
-    if library() is None:
+    if not built():
         raise RuntimeError('impl="cpu" is unavailable because its kernel could not be compiled '
                            '(see the warning above); use impl="loop" or impl=None')
-    return _CpuInvolution.apply(input, kernel, geo)

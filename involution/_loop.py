@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch.autograd.function import once_differentiable
+
+from ._ops import Backend, register
 
 
 def _padded_groups(input: torch.Tensor, geo) -> torch.Tensor:
@@ -43,50 +44,46 @@ def _offset_window(padded: torch.Tensor, geo, u: int, v: int) -> torch.Tensor:
                   left: left + stride_w * (geo.out_width - 1) + 1: stride_w]
 
 
-class _LoopInvolution(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, input, kernel, geo):
-        ctx.geo = geo
-        ctx.save_for_backward(input, kernel)
-        padded = _padded_groups(input, geo)
-        out = input.new_zeros(geo.batch, geo.groups, geo.group_channels, geo.out_height,
-                              geo.out_width, dtype=_accumulation_dtype(input.dtype))
-        for u in range(geo.kernel_size):
-            for v in range(geo.kernel_size):
-                # kernel[:, :, u, v] is (B, G, H_out, W_out): broadcast over the group's channels.
-                # A half-precision product is formed in out's float32 before it is added.
-                out.addcmul_(_offset_window(padded, geo, u, v), kernel[:, :, u, v].unsqueeze(2))
-        return out.to(input.dtype).view(geo.batch, geo.channels, geo.out_height, geo.out_width)
+def loop_forward(input: torch.Tensor, kernel: torch.Tensor, geo) -> torch.Tensor:
+    """The forward pass in plain PyTorch operations.
 
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_out):
-        input, kernel = ctx.saved_tensors
-        geo = ctx.geo
-        need_input, need_kernel = ctx.needs_input_grad[:2]
-        accumulation = _accumulation_dtype(input.dtype)
-        grad_out = grad_out.reshape(geo.batch, geo.groups, geo.group_channels, geo.out_height,
-                                    geo.out_width).to(accumulation)
-        padded = _padded_groups(input, geo)
-        grad_padded = torch.zeros_like(padded, dtype=accumulation) if need_input else None
-        grad_kernel = torch.empty_like(kernel) if need_kernel else None
-        for u in range(geo.kernel_size):
-            for v in range(geo.kernel_size):
-                if need_input:
-                    _offset_window(grad_padded, geo, u, v).addcmul_(
-                        grad_out, kernel[:, :, u, v].unsqueeze(2))
-                if need_kernel:
-                    # Summed over the group's channels in float32, rounded once on assignment.
-                    window = _offset_window(padded, geo, u, v)
-                    grad_kernel[:, :, u, v] = (grad_out * window).sum(dim=2)
-        grad_input = None
-        if need_input:
-            pad_h, pad_w = geo.padding
-            grad_input = grad_padded.view(
-                geo.batch, geo.channels, *padded.shape[-2:]
-            )[..., pad_h: pad_h + geo.height, pad_w: pad_w + geo.width].to(input.dtype)
-        return grad_input, grad_kernel, None
+    Also the decomposition used where an opaque operator cannot go: ONNX
+    export traces this function into pads, strided slices and multiply-adds.
+    """
+    padded = _padded_groups(input, geo)
+    out = input.new_zeros(geo.batch, geo.groups, geo.group_channels, geo.out_height,
+                          geo.out_width, dtype=_accumulation_dtype(input.dtype))
+    for u in range(geo.kernel_size):
+        for v in range(geo.kernel_size):
+            # kernel[:, :, u, v] is (B, G, H_out, W_out): broadcast over the group's channels.
+            # A half-precision product is formed in out's float32 before it is added.
+            out.addcmul_(_offset_window(padded, geo, u, v), kernel[:, :, u, v].unsqueeze(2))
+    return out.to(input.dtype).view(geo.batch, geo.channels, geo.out_height, geo.out_width)
 
 
-def loop_involution(input: torch.Tensor, kernel: torch.Tensor, geo) -> torch.Tensor:
-    return _LoopInvolution.apply(input, kernel, geo)
+def _forward(input, kernel, geo, output) -> None:
+    output.copy_(loop_forward(input, kernel, geo))
+
+
+def _backward(grad_output, input, kernel, geo, grad_input, grad_kernel) -> None:
+    accumulation = _accumulation_dtype(input.dtype)
+    grad_output = grad_output.reshape(geo.batch, geo.groups, geo.group_channels, geo.out_height,
+                                      geo.out_width).to(accumulation)
+    padded = _padded_groups(input, geo)
+    grad_padded = torch.zeros_like(padded, dtype=accumulation) if grad_input is not None else None
+    for u in range(geo.kernel_size):
+        for v in range(geo.kernel_size):
+            if grad_input is not None:
+                _offset_window(grad_padded, geo, u, v).addcmul_(
+                    grad_output, kernel[:, :, u, v].unsqueeze(2))
+            if grad_kernel is not None:
+                # Summed over the group's channels in float32, rounded once on assignment.
+                window = _offset_window(padded, geo, u, v)
+                grad_kernel[:, :, u, v] = (grad_output * window).sum(dim=2)
+    if grad_input is not None:
+        pad_h, pad_w = geo.padding
+        grad_input.copy_(grad_padded.view(geo.batch, geo.channels, *padded.shape[-2:])
+                         [..., pad_h: pad_h + geo.height, pad_w: pad_w + geo.width])
+
+
+loop_forward_op = register(Backend("loop", _forward, _backward))

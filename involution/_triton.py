@@ -60,10 +60,13 @@ Without Triton installed the module still imports; :func:`available` is then
 from __future__ import annotations
 
 import os
+import warnings
 from contextlib import nullcontext
 
 import torch
-from torch.autograd.function import once_differentiable
+from torch._subclasses.fake_tensor import unset_fake_temporarily
+
+from ._ops import Backend, register
 
 try:
     import triton
@@ -92,7 +95,7 @@ def _jit(fn):
 
 
 def available() -> bool:
-    """Whether :func:`triton_involution` can run here: on CUDA, or in interpreter mode."""
+    """Whether the Triton kernels can run here: on CUDA, or in interpreter mode."""
     try:
         return triton is not None and (INTERPRETED or torch.cuda.is_available())
     except Exception:  # a broken CUDA setup must not break the caller's fallback logic
@@ -116,6 +119,19 @@ def available() -> bool:
 # --------------------------------------------------------------------------
 
 @_jit
+def _program_tile(pixels, channel_blocks, PIX_BLOCK: tl.constexpr):
+    """Which tile this program owns: its ``batch_group``, its block of the
+    group's channels and its block of ``pixels`` pixels (with their mask).
+    Pixel blocks vary fastest, then channel blocks, then batch_group."""
+    num_pix_blocks = tl.cdiv(pixels, PIX_BLOCK)
+    pid = tl.program_id(0)
+    channel_block = (pid // num_pix_blocks) % channel_blocks
+    batch_group = (pid // (num_pix_blocks * channel_blocks)).to(tl.int64)
+    pixel = (pid % num_pix_blocks) * PIX_BLOCK + tl.arange(0, PIX_BLOCK)
+    return batch_group, channel_block, pixel, pixel < pixels
+
+
+@_jit
 def _forward_kernel(
     input_ptr, kernel_ptr, output_ptr,
     group_channels, height, width, out_height, out_width,
@@ -124,15 +140,8 @@ def _forward_kernel(
     CG_BLOCK: tl.constexpr, PIX_BLOCK: tl.constexpr, ACC_DTYPE: tl.constexpr,
 ):
     out_pixels = out_height * out_width
-    num_pix_blocks = tl.cdiv(out_pixels, PIX_BLOCK)
-    num_channel_blocks = tl.cdiv(group_channels, CG_BLOCK)
-    pid = tl.program_id(0)
-    pix_block = pid % num_pix_blocks
-    channel_block = (pid // num_pix_blocks) % num_channel_blocks
-    batch_group = (pid // (num_pix_blocks * num_channel_blocks)).to(tl.int64)
-
-    pixel = pix_block * PIX_BLOCK + tl.arange(0, PIX_BLOCK)      # output pixels, columns
-    pixel_ok = pixel < out_pixels
+    batch_group, channel_block, pixel, pixel_ok = _program_tile(  # output pixels, columns
+        out_pixels, tl.cdiv(group_channels, CG_BLOCK), PIX_BLOCK)
     out_i = pixel // out_width
     out_j = pixel % out_width
     channel = channel_block * CG_BLOCK + tl.arange(0, CG_BLOCK)  # group channels, rows
@@ -170,13 +179,7 @@ def _kernel_grad_kernel(
     # No channel blocks in the grid: the gradient of a kernel value sums over all
     # channels of its group, so one program loops over them and stores once.
     out_pixels = out_height * out_width
-    num_pix_blocks = tl.cdiv(out_pixels, PIX_BLOCK)
-    pid = tl.program_id(0)
-    pix_block = pid % num_pix_blocks
-    batch_group = (pid // num_pix_blocks).to(tl.int64)
-
-    pixel = pix_block * PIX_BLOCK + tl.arange(0, PIX_BLOCK)
-    pixel_ok = pixel < out_pixels
+    batch_group, _, pixel, pixel_ok = _program_tile(out_pixels, 1, PIX_BLOCK)
     out_i = pixel // out_width
     out_j = pixel % out_width
     first_plane = batch_group * group_channels
@@ -217,15 +220,8 @@ def _input_grad_kernel(
     # contribution to its own pixels, so the store needs no atomics.
     in_pixels = height * width
     out_pixels = out_height * out_width
-    num_pix_blocks = tl.cdiv(in_pixels, PIX_BLOCK)
-    num_channel_blocks = tl.cdiv(group_channels, CG_BLOCK)
-    pid = tl.program_id(0)
-    pix_block = pid % num_pix_blocks
-    channel_block = (pid // num_pix_blocks) % num_channel_blocks
-    batch_group = (pid // (num_pix_blocks * num_channel_blocks)).to(tl.int64)
-
-    pixel = pix_block * PIX_BLOCK + tl.arange(0, PIX_BLOCK)
-    pixel_ok = pixel < in_pixels
+    batch_group, channel_block, pixel, pixel_ok = _program_tile(
+        in_pixels, tl.cdiv(group_channels, CG_BLOCK), PIX_BLOCK)
     in_i = pixel // width
     in_j = pixel % width
     channel = channel_block * CG_BLOCK + tl.arange(0, CG_BLOCK)
@@ -327,45 +323,43 @@ def _on_device(tensor: torch.Tensor):
     return torch.cuda.device(tensor.device) if tensor.device.type == "cuda" else nullcontext()
 
 
-class _TritonInvolution(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, input, kernel, geo):
-        input, kernel = input.contiguous(), kernel.contiguous()
-        ctx.geo = geo
-        ctx.save_for_backward(input, kernel)
-        output = input.new_empty(geo.batch, geo.channels, geo.out_height, geo.out_width)
-        if output.numel() > 0:
-            with _on_device(input):
-                _launch(_forward_kernel, (input, kernel, output), geo,
-                        pixels=geo.out_height * geo.out_width, split_channels=True)
-        return output
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_output):
-        input, kernel = ctx.saved_tensors
-        geo = ctx.geo
-        need_input, need_kernel = ctx.needs_input_grad[:2]
-        grad_output = grad_output.contiguous()
-        # Each kernel writes every element of its gradient exactly once, so
-        # torch.empty suffices; only an empty batch leaves nothing to launch.
-        if grad_output.numel() == 0:
-            return (torch.zeros_like(input) if need_input else None,
-                    torch.zeros_like(kernel) if need_kernel else None, None)
-        grad_input = torch.empty_like(input) if need_input else None
-        grad_kernel = torch.empty_like(kernel) if need_kernel else None
-        with _on_device(input):
-            if need_input:
-                _launch(_input_grad_kernel, (kernel, grad_output, grad_input), geo,
-                        pixels=geo.height * geo.width, split_channels=True)
-            if need_kernel:
-                _launch(_kernel_grad_kernel, (input, grad_output, grad_kernel), geo,
-                        pixels=geo.out_height * geo.out_width, split_channels=False)
-        return grad_input, grad_kernel, None
+def _launch_into(result: torch.Tensor, kernel, inputs, geo, pixels: int,
+                 split_channels: bool) -> None:
+    """Launch ``kernel`` to fill ``result``; the kernels write contiguous planes,
+    so a non-contiguous ``result`` is filled through a contiguous stand-in."""
+    target = result if result.is_contiguous() else torch.empty_like(
+        result, memory_format=torch.contiguous_format)
+    _launch(kernel, (*inputs, target), geo, pixels, split_channels)
+    if target is not result:
+        result.copy_(target)
 
 
-def triton_involution(input: torch.Tensor, kernel: torch.Tensor, geo) -> torch.Tensor:
-    """Involution with the Triton kernels; ``geo`` comes from ``check_geometry``."""
+def _forward(input, kernel, geo, output) -> None:
+    with _on_device(input):
+        _launch_into(output, _forward_kernel, (input.contiguous(), kernel.contiguous()), geo,
+                     pixels=geo.out_height * geo.out_width, split_channels=True)
+
+
+def _backward(grad_output, input, kernel, geo, grad_input, grad_kernel) -> None:
+    # Each kernel writes every element of its gradient exactly once: no zeroing.
+    input, kernel, grad_output = input.contiguous(), kernel.contiguous(), grad_output.contiguous()
+    with _on_device(input):
+        if grad_input is not None:
+            _launch_into(grad_input, _input_grad_kernel, (kernel, grad_output), geo,
+                         pixels=geo.height * geo.width, split_channels=True)
+        if grad_kernel is not None:
+            _launch_into(grad_kernel, _kernel_grad_kernel, (input, grad_output), geo,
+                         pixels=geo.out_height * geo.out_width, split_channels=False)
+
+
+# A plain custom op, not torch.library.triton_op: triton_op cannot trace a
+# kernel in interpreter mode (an InterpretedFunction), so neither compile nor
+# export could be tested on a machine without a GPU.
+triton_forward = register(Backend("triton", _forward, _backward))
+
+
+def check_supported(input: torch.Tensor) -> None:
+    """Refuse, with the reason, what the Triton kernels cannot run here."""
     if triton is None:
         raise RuntimeError('impl="triton" needs the triton package, which is not installed '
                            '(or failed to import); use impl="loop" or impl=None')
@@ -374,4 +368,70 @@ def triton_involution(input: torch.Tensor, kernel: torch.Tensor, geo) -> torch.T
             f'impl="triton" needs CUDA tensors, got {input.device}. To run the Triton kernels '
             "on the CPU, set TRITON_INTERPRET=1 before Python starts (Triton's interpreter, "
             "slow, for testing); otherwise use impl=None")
-    return _TritonInvolution.apply(input, kernel, geo)
+
+
+# --------------------------------------------------------------------------
+# First-use self-check.
+#
+# The kernels are tested under the interpreter and on one GPU model; a user's
+# GPU may lack a compiler, be too old, or not support a dtype (bfloat16 on a
+# T4). So before the Triton kernels become the default for a (GPU, dtype)
+# pair, they run one small problem, forward and both gradients, against the
+# "loop" implementation in float64. Any error or mismatch makes "loop" the
+# default there, with one warning that says why.
+# --------------------------------------------------------------------------
+SELF_CHECK_TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-4, torch.float16: 2e-3,
+                        torch.bfloat16: 1.6e-2}
+_self_check_results: dict[tuple[str, torch.dtype], bool] = {}
+
+
+def _self_check_problem(device, dtype):
+    """A small problem that exercises a stride, a masked pixel block and two groups."""
+    generator = torch.Generator().manual_seed(0)
+    shapes = [(2, 32, 9, 11), (2, 2, 3, 3, 5, 6), (2, 32, 5, 6)]  # input, kernel, grad_output
+    return [torch.randn(shape, generator=generator).to(device, dtype) for shape in shapes]
+
+
+def _output_and_gradients(operator, input, kernel, grad_output):
+    input, kernel = (t.detach().requires_grad_() for t in (input, kernel))
+    output = operator(input, kernel, (2, 2), (1, 1), (1, 1))
+    return (output, *torch.autograd.grad(output, (input, kernel), grad_output))
+
+
+def self_check_failure(device: torch.device, dtype: torch.dtype) -> str | None:
+    """Why the Triton kernels fail on ``device`` in ``dtype``, or ``None`` if they pass."""
+    from ._loop import loop_forward_op
+    problem = _self_check_problem(device, dtype)
+    try:
+        results = _output_and_gradients(triton_forward, *problem)
+    except Exception as error:  # any failure at all means: do not use these kernels here
+        return f"running them raised {type(error).__name__}: {str(error).strip()[:500]}"
+    expected = _output_and_gradients(loop_forward_op, *(t.double() for t in problem))
+    tolerance = SELF_CHECK_TOLERANCE.get(dtype, 1e-4)
+    for name, got, want in zip(("output", "input gradient", "kernel gradient"), results,
+                               expected):
+        error = (got.double() - want).abs().max().item() if got.isfinite().all() else float("inf")
+        if not error <= tolerance * (1 + want.abs().max().item()):
+            return (f"their {name} differs from the loop implementation's by up to {error:.3g} "
+                    f"(tolerance {tolerance:g})")
+    return None
+
+
+def passes_self_check(device: torch.device, dtype: torch.dtype) -> bool:
+    """Whether the Triton kernels may be the default on ``device`` for ``dtype``.
+
+    Checked once per (device, dtype) in a session (see :func:`self_check_failure`);
+    ``False`` without a check where Triton cannot run at all.
+    """
+    key = (str(device), dtype)
+    if key not in _self_check_results:
+        # The first use may come inside torch.no_grad, inference_mode or a
+        # torch.compile trace (fake tensors): the check needs real tensors and autograd.
+        with unset_fake_temporarily(), torch.inference_mode(False), torch.enable_grad():
+            failure = self_check_failure(device, dtype) if available() else None
+        if failure is not None:
+            warnings.warn(f"involution: the Triton kernels failed their self-check on {device} "
+                          f"in {dtype}: {failure}. Using the slower \"loop\" implementation "
+                          "there instead; pass impl=\"triton\" to force them.", RuntimeWarning)
+        _self_check_results[key] = available() and failure is None
+    return _self_check_results[key]

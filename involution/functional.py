@@ -27,7 +27,14 @@ Implementations (all compute the same thing, see ``tests/test_functional.py``):
     forward and backward. The default on the CPU for float32/float64 when a
     C++ compiler is available; otherwise ``"loop"`` is used.
 ``"triton"``
-    A Triton kernel pair, the default on CUDA GPUs.
+    Triton kernels, the default on CUDA GPUs once they pass a first-use
+    self-check there (else ``"loop"``, with a warning saying why).
+
+``"loop"``, ``"cpu"`` and ``"triton"`` are ``torch.library`` custom ops with
+fake implementations and registered gradients (see ``_ops.py``), so
+``torch.compile``, ``torch.export``, ``torch.jit.trace``, torch.fx and the
+FLOP counter see one involution node. ONNX, which has no such operator,
+records the ``"loop"`` formula in standard operations instead.
 """
 from __future__ import annotations
 
@@ -37,7 +44,8 @@ import torch
 import torch.nn.functional as F
 from torch.nn.modules.utils import _pair
 
-__all__ = ["involution2d", "IMPLEMENTATIONS", "default_impl", "InvolutionGeometry"]
+__all__ = ["involution2d", "IMPLEMENTATIONS", "default_impl", "InvolutionGeometry",
+           "mixed_precision_dtype", "mixed_precision"]
 
 IMPLEMENTATIONS = ("unfold", "loop", "cpu", "triton")
 
@@ -135,7 +143,9 @@ def _unfold_involution(input: torch.Tensor, kernel: torch.Tensor,
                        geo: InvolutionGeometry) -> torch.Tensor:
     """The reference: unfold every K x K window, weight it, sum it."""
     k = geo.kernel_size
-    windows = F.unfold(input, k, dilation=geo.dilation, padding=geo.padding, stride=geo.stride)
+    # (k, k), not k: under torch.jit.trace a size is a 0-d tensor, which F.unfold cannot pair.
+    windows = F.unfold(input, (k, k), dilation=geo.dilation, padding=geo.padding,
+                       stride=geo.stride)
     # (B, C*K*K, L) -> (B, G, C/G, K*K, H_out, W_out): channel c lives in group c // (C/G).
     windows = windows.view(geo.batch, geo.groups, geo.group_channels, k * k,
                            geo.out_height, geo.out_width)
@@ -144,21 +154,54 @@ def _unfold_involution(input: torch.Tensor, kernel: torch.Tensor,
     return out.view(geo.batch, geo.channels, geo.out_height, geo.out_width)
 
 
-def _native_cpu_available(input: torch.Tensor) -> bool:
+def _native_cpu_available(dtype: torch.dtype) -> bool:
     from . import _cpu
-    return input.dtype in _cpu.SUPPORTED_DTYPES and _cpu.library() is not None
+    return dtype in _cpu.SUPPORTED_DTYPES and _cpu.built()
+
+
+# torch.compile calls this at trace time and keeps the answer as a constant:
+# tracing into it would meet a compiler build (CPU) or a kernel self-check (GPU).
+@torch.compiler.assume_constant_result
+def _default_impl_for(device: torch.device, dtype: torch.dtype) -> str:
+    if device.type == "cuda":
+        from . import _triton
+        return "triton" if _triton.passes_self_check(device, dtype) else "loop"
+    if device.type == "cpu" and _native_cpu_available(dtype):
+        return "cpu"
+    return "loop"
 
 
 def default_impl(input: torch.Tensor) -> str:
-    """The fastest implementation for ``input``'s device and dtype."""
-    if input.device.type == "cuda":
-        from . import _triton
-        if _triton.available():
-            return "triton"
-        return "loop"
-    if input.device.type == "cpu" and _native_cpu_available(input):
-        return "cpu"
-    return "loop"
+    """The fastest implementation for ``input``'s device and dtype.
+
+    On a GPU the Triton kernels are chosen only once they have passed a
+    self-check on that GPU and dtype (see :func:`involution._triton.passes_self_check`).
+    """
+    return _default_impl_for(input.device, input.dtype)
+
+
+def mixed_precision_dtype(device: torch.device | str) -> torch.dtype:
+    """The 16-bit dtype for mixed precision on ``device``: bfloat16 where the
+    hardware has it, float16 elsewhere (GPUs before Ampere, such as a T4).
+
+    bfloat16 keeps float32's range, so it needs no loss scaling; float16 does
+    (Lightning's ``"16-mixed"`` adds it). Emulated bfloat16 does not count:
+    it is slow, and Triton cannot compile it for those GPUs.
+    """
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported(including_emulation=False):
+        return torch.float16
+    return torch.bfloat16
+
+
+def mixed_precision(device: torch.device | str) -> str:
+    """Lightning's ``precision`` setting for mixed precision on ``device``."""
+    return "bf16-mixed" if mixed_precision_dtype(device) == torch.bfloat16 else "16-mixed"
+
+
+def _exporting_to_onnx() -> bool:
+    """ONNX has no involution operator: export records plain PyTorch operations instead."""
+    return torch.onnx.is_in_onnx_export()
 
 
 def involution2d(input: torch.Tensor, kernel: torch.Tensor, stride=1, padding=None,
@@ -177,21 +220,33 @@ def involution2d(input: torch.Tensor, kernel: torch.Tensor, stride=1, padding=No
 
     Returns:
         (B, C, H_out, W_out) tensor.
+
+    ``"loop"``, ``"cpu"`` and ``"triton"`` are ``torch.library`` custom ops
+    (``torch.ops.involution.<impl>_forward``), so ``torch.compile``,
+    ``torch.export`` and ``torch.jit.trace`` record them as one node. During
+    ONNX export every implementation but ``"unfold"`` is recorded as the
+    ``"loop"`` formula in standard operations.
     """
     geo = check_geometry(input, kernel, stride, padding, dilation)
     if impl is None:
         impl = default_impl(input)
+    if impl not in IMPLEMENTATIONS:
+        raise ValueError(f"unknown impl {impl!r}; choose one of {IMPLEMENTATIONS} or None")
     if impl == "unfold":
         return _unfold_involution(input, kernel, geo)
-    if impl == "loop":
-        from ._loop import loop_involution
-        return loop_involution(input, kernel, geo)
+    if _exporting_to_onnx():
+        return _loop.loop_forward(input, kernel, geo)
     if impl == "cpu":
-        if input.device.type != "cpu":
-            raise ValueError(f'impl="cpu" needs CPU tensors, got {input.device}; use impl=None')
-        from ._cpu import cpu_involution
-        return cpu_involution(input, kernel, geo)
-    if impl == "triton":
-        from ._triton import triton_involution
-        return triton_involution(input, kernel, geo)
-    raise ValueError(f"unknown impl {impl!r}; choose one of {IMPLEMENTATIONS} or None")
+        _cpu.check_supported(input)
+        operator = _cpu.cpu_forward
+    elif impl == "triton":
+        _triton.check_supported(input)
+        operator = _triton.triton_forward
+    else:
+        operator = _loop.loop_forward_op
+    return operator(input, kernel, geo.stride, geo.padding, geo.dilation)
+
+
+# The backends import this module's geometry check, so they come last. Importing
+# them registers the custom ops, which loading a saved export or trace needs.
+from . import _cpu, _loop, _triton  # noqa: E402

@@ -18,6 +18,10 @@ from torchvision.ops import Conv2dNormActivation
 
 from .functional import involution2d, is_positive_int
 
+# torch.fx (and torchvision's create_feature_extractor) records the operator as
+# one node instead of tracing its argument checks, which need real sizes.
+torch.fx.wrap("involution2d")
+
 __all__ = ["Involution2d", "KernelGenerator"]
 
 
@@ -41,9 +45,9 @@ class KernelGenerator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weights = self.span(self.reduce(self.pool(x)))
-        batch, _, height, width = weights.shape
+        # unflatten, not view(*shape): symbolic tracing (torch.fx) sees no sizes.
         k = self.kernel_size
-        return weights.view(batch, self.groups, k, k, height, width)
+        return weights.unflatten(1, (self.groups, k, k))
 
 
 def _check_arguments(channels, kernel_size, stride, group_channels, reduction_ratio) -> None:

@@ -11,9 +11,11 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 
 import pytest
 import torch
+from torch._subclasses.fake_tensor import FakeTensorMode
 
 from involution.functional import involution2d
 
@@ -175,3 +177,134 @@ def test_cuda_kernels_match_unfold_reference():
                 assert got.dtype == dtype, f"{where}: {name} has dtype {got.dtype}"
                 torch.testing.assert_close(got.double(), want, rtol=tolerance, atol=tolerance,
                                            msg=lambda m: f"{where}: {name}: {m}")
+
+
+# --- First-use self-check on a GPU, simulated on the CPU --------------------
+
+class SimulatedCompileError(RuntimeError):
+    """Stands in for what an old GPU or a missing compiler raises."""
+
+
+@pytest.fixture
+def simulated_gpu(monkeypatch):
+    """The self-check of "cuda:0", with the CPU running the problem and the
+    Triton operator replaced by the test: no GPU, no Triton compiler needed."""
+    from involution import _triton
+    monkeypatch.setattr(_triton, "available", lambda: True)
+    monkeypatch.setattr(_triton, "_self_check_results", {})
+    make_problem = _triton._self_check_problem
+    monkeypatch.setattr(_triton, "_self_check_problem",
+                        lambda device, dtype: make_problem("cpu", dtype))
+    calls = []
+
+    def use_as_triton(operator):
+        def counted(*args):
+            calls.append(args)
+            return operator(*args)
+        monkeypatch.setattr(_triton, "triton_forward", counted)
+    return use_as_triton, calls
+
+
+def _choose_for_gpu():
+    from involution.functional import _default_impl_for
+    return _default_impl_for(torch.device("cuda:0"), torch.float32)
+
+
+def _assert_results_come_from_loop(impl):
+    from involution._loop import loop_forward_op
+    x, kernel = torch.randn(1, 8, 6, 6), torch.randn(1, 2, 3, 3, 6, 6)
+    assert impl == "loop"
+    torch.testing.assert_close(involution2d(x, kernel, impl=impl),
+                               loop_forward_op(x, kernel, (1, 1), (1, 1), (1, 1)), rtol=0, atol=0)
+
+
+def test_failing_triton_compile_falls_back_to_loop_with_one_warning(simulated_gpu):
+    use_as_triton, calls = simulated_gpu
+
+    def failing_compile(*args):
+        raise SimulatedCompileError("ptxas fatal: Value 'sm_75' is not defined")
+    use_as_triton(failing_compile)
+    with pytest.warns(RuntimeWarning) as caught:
+        impl = _choose_for_gpu()
+    assert [str(w.message) for w in caught] == [(
+        "involution: the Triton kernels failed their self-check on cuda:0 in torch.float32: "
+        "running them raised SimulatedCompileError: ptxas fatal: Value 'sm_75' is not defined. "
+        'Using the slower "loop" implementation there instead; pass impl="triton" to force '
+        "them.")]
+    _assert_results_come_from_loop(impl)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # checked once: no second warning, no second run
+        assert _choose_for_gpu() == "loop"
+    assert len(calls) == 1
+
+
+def test_wrong_triton_result_falls_back_to_loop_with_one_warning(simulated_gpu):
+    from involution._loop import loop_forward_op
+    use_as_triton, _ = simulated_gpu
+    use_as_triton(lambda *args: loop_forward_op(*args) * 1.01)  # 1% off: a wrong kernel
+    with pytest.warns(RuntimeWarning, match=r"self-check on cuda:0 in torch\.float32: their "
+                      r"output differs from the loop implementation's by up to [0-9.]+ "
+                      r"\(tolerance 0\.0001\)\. Using the slower \"loop\" implementation"):
+        impl = _choose_for_gpu()
+    _assert_results_come_from_loop(impl)
+
+
+def test_correct_triton_result_keeps_triton(simulated_gpu):
+    from involution._loop import loop_forward_op
+    use_as_triton, _ = simulated_gpu
+    use_as_triton(loop_forward_op)
+    # First use inside no_grad and inside a compile-like trace (fake tensors):
+    # the check still runs on real tensors with autograd.
+    with warnings.catch_warnings(), torch.no_grad(), FakeTensorMode():
+        warnings.simplefilter("error")
+        assert _choose_for_gpu() == "triton"
+
+
+@pytest.mark.parametrize("bf16_hardware,expected", [(True, torch.bfloat16),
+                                                     (False, torch.float16)])
+def test_mixed_precision_uses_float16_where_bfloat16_is_missing(monkeypatch, bf16_hardware,
+                                                                expected):
+    from involution.functional import mixed_precision, mixed_precision_dtype
+    # A T4: bfloat16 only emulated, which "supported" counts unless told not to.
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported",
+                        lambda including_emulation=True: bf16_hardware or including_emulation)
+    assert mixed_precision_dtype("cuda") == expected
+    assert mixed_precision("cuda") == {torch.bfloat16: "bf16-mixed",
+                                       torch.float16: "16-mixed"}[expected]
+    assert mixed_precision_dtype("cpu") == torch.bfloat16
+
+
+INTERPRETED_CHECKS = r"""
+import torch
+from torch.library import opcheck
+from involution import _triton
+from involution._loop import loop_forward_op
+
+assert _triton.INTERPRETED
+# The self-check itself passes on the interpreter, for every dtype it may meet.
+for dtype in (torch.float32, torch.float16, torch.bfloat16):
+    assert _triton.self_check_failure(torch.device("cpu"), dtype) is None, dtype
+# float16, the mixed-precision dtype of GPUs without bfloat16, against loop in float16:
+# both sum in float32 and round once, so they agree to float16's rounding.
+g = torch.Generator().manual_seed(0)
+x = torch.randn(2, 32, 10, 9, generator=g).half()
+kernel = torch.randn(2, 2, 5, 5, 10, 9, generator=g).half()
+grad = torch.randn(2, 32, 10, 9, generator=g).half()
+results = []
+for operator in (_triton.triton_forward, loop_forward_op):
+    xi, ki = x.clone().requires_grad_(), kernel.clone().requires_grad_()
+    out = operator(xi, ki, (1, 1), (2, 2), (1, 1))
+    results.append([out, *torch.autograd.grad(out, (xi, ki), grad)])
+for got, want in zip(*results):
+    assert got.dtype == torch.float16
+    torch.testing.assert_close(got, want, rtol=2e-3, atol=2e-3)
+# The registered op: schema, fake implementation, autograd, tracing.
+x, kernel = torch.randn(1, 4, 5, 5).requires_grad_(), torch.randn(1, 2, 3, 3, 3, 3)
+opcheck(torch.ops.involution.triton_forward, (x, kernel.requires_grad_(), [2, 2], [1, 1], [1, 1]))
+print("ok")
+"""
+
+
+def test_interpreted_float16_self_check_and_opcheck():
+    result = run_python(INTERPRETED_CHECKS, TRITON_INTERPRET="1")
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"

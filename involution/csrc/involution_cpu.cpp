@@ -34,14 +34,11 @@ namespace {
 constexpr int64_t kBlock = 16;   // channels per vector block
 constexpr int64_t kPixels = 4;   // output pixels summed side by side
 
+// The sizes of one call, filled in by _cpu.py through a ctypes.Structure
+// with the same fields in the same order.
 struct Geometry {
   int64_t batch, channels, groups, kernel, height, width, out_h, out_w;
   int64_t stride_h, stride_w, pad_h, pad_w, dil_h, dil_w;
-
-  explicit Geometry(const int64_t* g)
-      : batch(g[0]), channels(g[1]), groups(g[2]), kernel(g[3]), height(g[4]), width(g[5]),
-        out_h(g[6]), out_w(g[7]), stride_h(g[8]), stride_w(g[9]), pad_h(g[10]), pad_w(g[11]),
-        dil_h(g[12]), dil_w(g[13]) {}
 
   int64_t group_channels() const { return channels / groups; }
   // Channels per pixel in the packed buffers: C/G rounded up to whole blocks.
@@ -74,6 +71,14 @@ struct Kernels {
     return offsets;
   }
   T* pixel(int64_t row, int64_t col) const { return data + row * h + col * w; }
+};
+
+// The strides (in elements) of every tensor of a call, also a ctypes.Structure
+// in _cpu.py. A forward call fills input, kernel and output; a backward call
+// input, kernel, grad_output and the gradients it asks for.
+struct Strides {
+  int64_t input[4], kernel[6], output[4];
+  int64_t grad_output[4], grad_input[4], grad_kernel[6];
 };
 
 template <typename T>
@@ -269,32 +274,30 @@ void for_each_unit(const Geometry& g, int num_threads, Body body) {
   }
 }
 
-// strides: input (4), kernel (6), output (4), in elements.
 template <typename T>
 void forward(const T* input, const T* kernel, T* output, const Geometry& g,
-             const int64_t* strides, int num_threads) {
+             const Strides& strides, int num_threads) {
   for_each_unit<T>(g, num_threads, [&](int64_t b, int64_t group, Buffer<T>& x, Buffer<T>&) {
-    pack(g, unit_map(input, strides, g, b, group), x);
-    forward_unit(g, unit_kernels(kernel, strides + 4, b, group), x,
-                 unit_map(output, strides + 10, g, b, group));
+    pack(g, unit_map(input, strides.input, g, b, group), x);
+    forward_unit(g, unit_kernels(kernel, strides.kernel, b, group), x,
+                 unit_map(output, strides.output, g, b, group));
   });
 }
 
-// strides: input (4), kernel (6), grad_output (4), grad_input (4),
-// grad_kernel (6). Either gradient may be null; each is written whole.
+// Either gradient may be null; each is written whole.
 template <typename T>
 void backward(const T* input, const T* kernel, const T* grad_output, T* grad_input,
-              T* grad_kernel, const Geometry& g, const int64_t* strides, int num_threads) {
+              T* grad_kernel, const Geometry& g, const Strides& strides, int num_threads) {
   for_each_unit<T>(g, num_threads, [&](int64_t b, int64_t group, Buffer<T>& x,
                                        Buffer<T>& grad_x) {
-    pack(g, unit_map(input, strides, g, b, group), x);
+    pack(g, unit_map(input, strides.input, g, b, group), x);
     if (grad_input) grad_x.zero(g.padded_size());
     Kernels<T> grad_kernels{};
-    if (grad_kernel) grad_kernels = unit_kernels(grad_kernel, strides + 18, b, group);
-    backward_unit(g, unit_kernels(kernel, strides + 4, b, group), x,
-                  unit_map(grad_output, strides + 10, g, b, group),
+    if (grad_kernel) grad_kernels = unit_kernels(grad_kernel, strides.grad_kernel, b, group);
+    backward_unit(g, unit_kernels(kernel, strides.kernel, b, group), x,
+                  unit_map(grad_output, strides.grad_output, g, b, group),
                   grad_input ? &grad_x : nullptr, grad_kernel ? &grad_kernels : nullptr);
-    if (grad_input) unpack(g, grad_x, unit_map(grad_input, strides + 14, g, b, group));
+    if (grad_input) unpack(g, grad_x, unit_map(grad_input, strides.grad_input, g, b, group));
   });
 }
 
@@ -303,26 +306,26 @@ void backward(const T* input, const T* kernel, const T* grad_output, T* grad_inp
 extern "C" {
 
 void involution_forward_f32(const float* input, const float* kernel, float* output,
-                            const int64_t* geometry, const int64_t* strides, int num_threads) {
-  forward(input, kernel, output, Geometry(geometry), strides, num_threads);
+                            const Geometry* geometry, const Strides* strides, int num_threads) {
+  forward(input, kernel, output, *geometry, *strides, num_threads);
 }
 
 void involution_forward_f64(const double* input, const double* kernel, double* output,
-                            const int64_t* geometry, const int64_t* strides, int num_threads) {
-  forward(input, kernel, output, Geometry(geometry), strides, num_threads);
+                            const Geometry* geometry, const Strides* strides, int num_threads) {
+  forward(input, kernel, output, *geometry, *strides, num_threads);
 }
 
 void involution_backward_f32(const float* input, const float* kernel, const float* grad_output,
-                             float* grad_input, float* grad_kernel, const int64_t* geometry,
-                             const int64_t* strides, int num_threads) {
-  backward(input, kernel, grad_output, grad_input, grad_kernel, Geometry(geometry), strides,
+                             float* grad_input, float* grad_kernel, const Geometry* geometry,
+                             const Strides* strides, int num_threads) {
+  backward(input, kernel, grad_output, grad_input, grad_kernel, *geometry, *strides,
            num_threads);
 }
 
 void involution_backward_f64(const double* input, const double* kernel,
                              const double* grad_output, double* grad_input, double* grad_kernel,
-                             const int64_t* geometry, const int64_t* strides, int num_threads) {
-  backward(input, kernel, grad_output, grad_input, grad_kernel, Geometry(geometry), strides,
+                             const Geometry* geometry, const Strides* strides, int num_threads) {
+  backward(input, kernel, grad_output, grad_input, grad_kernel, *geometry, *strides,
            num_threads);
 }
 
