@@ -132,7 +132,7 @@ def test_recipe_is_read_from_the_runs_config(tmp_path):
     # momentum only means something for SGD: it is left out of an AdamW recipe
     assert "<td>optimiser</td><td class=\"text\">adamw</td>" in deck.render_deck(slides)
     runs = list(runs)
-    runs[0].results["config"]["model"]["lr"] = 0.1  # a recipe that differs shows every value
+    runs[0].results.config["model"]["lr"] = 0.1  # a recipe that differs shows every value
     assert dict(deck.recipe_rows(runs))["learning rate"] in ("0.1 / 0.002", "0.002 / 0.1")
 
 
