@@ -70,8 +70,8 @@ class NonFiniteLossGuard(Callback):
     such an epoch; the weights that gave it are saved beside them instead.
     """
 
-    ADVICE = ("Lower the learning rate, add a warm-up (model.warmup_epochs) or clip gradients "
-              "(trainer.gradient_clip_val).")
+    ADVICE = ("Lower the learning rate, add a warm-up (model.schedule.warmup_epochs) or clip "
+              "gradients (trainer.gradient_clip_val).")
 
     def on_before_backward(self, trainer, pl_module, loss):
         if torch.isfinite(loss).all():
