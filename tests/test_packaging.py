@@ -22,9 +22,10 @@ import involution
 
 REPO = Path(__file__).resolve().parents[1]
 # What a checkout holds that is no part of the source: local environments, data, runs, builds.
-NOT_SOURCE = shutil.ignore_patterns(".git", ".venv", "__pycache__", "*.egg-info", "build", "dist",
-                                    "runs", "wandb", "lightning_logs", "checkpoints", "caltech256",
-                                    "downloads", ".pytest_cache", ".ipynb_checkpoints")
+NOT_SOURCE = {REPO: {".git", ".venv", "build", "dist", "runs", "wandb", "lightning_logs",
+                     "checkpoints", ".pytest_cache"},
+              REPO / "data": {"caltech256", "downloads"}}
+NEVER_SOURCE = shutil.ignore_patterns("__pycache__", "*.egg-info", ".ipynb_checkpoints")
 # Requirements that belong in extras: a plain `pip install involution` (in Colab, say)
 # must not replace the Jupyter it runs in, nor pull training or logging frameworks.
 NOT_CORE = ("jupyter", "nbconvert", "wandb", "lightning", "torchmetrics", "jsonargparse",
@@ -42,7 +43,8 @@ def built(tmp_path_factory) -> dict[str, Path]:
     """The sdist and the wheel, built (without network) from a copy of the checkout."""
     tmp = tmp_path_factory.mktemp("packaging")
     source = tmp / "source"
-    shutil.copytree(REPO, source, ignore=NOT_SOURCE)
+    shutil.copytree(REPO, source, ignore=lambda folder, names: set(NEVER_SOURCE(folder, names))
+                    | (NOT_SOURCE.get(Path(folder), set()) & set(names)))
     # --no-isolation: the build requirements (setuptools) come from this environment.
     run(sys.executable, "-m", "build", "--no-isolation", "--outdir", str(tmp / "dist"), str(source),
         cwd=tmp)
@@ -116,8 +118,9 @@ def test_installed_wheel_trains_a_shipped_recipe_from_another_folder(built):
                "runpy.run_module('involution', run_name='__main__', alter_sys=True)")
     done = run(sys.executable, "-c", command, "fit", "--config", "quick_sample",
                "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "1",
-               "--trainer.limit_val_batches", "1", "--trainer.enable_progress_bar", "false",
-               "--trainer.enable_model_summary", "false", "--data.image_size", "32",
+               "--trainer.limit_val_batches", "1", "--trainer.num_sanity_val_steps", "0",
+               "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
+               "--data.image_size", "32", "--data.batch_size", "4",
                cwd=elsewhere, env=env)
     assert f"imported {package / '__init__.py'}" in done.stdout
     assert "args parameter" not in done.stderr  # Lightning's warning about how we call it
@@ -137,7 +140,7 @@ import sys
 sys.modules["lightning"] = None
 import torch
 import involution
-model = involution.create_model("rednet26", num_classes=3)
+model = involution.create_model("rednet26", num_classes=3).eval()
 print("logits", tuple(model(torch.randn(1, 3, 32, 32)).shape))
 from involution.__main__ import main
 print("exit", main(["fit", "--config", "quick_sample"]))
