@@ -7,9 +7,9 @@ decides where a run lives and how it is logged:
 
 * every run gets a folder ``<trainer.default_root_dir>/<run_name>/<version>``
   (``run_name`` defaults to ``<model>_<recipe>``, the recipe being the first
-  config file's name, ``version`` is the start time) holding ``metrics.csv``, ``results.json``, ``config.yaml``,
-  ``hparams.yaml`` and ``checkpoints/best.ckpt`` (best val top-1) and
-  ``checkpoints/last.ckpt``;
+  config file's name, ``version`` is the start time) holding ``metrics.csv``,
+  ``results.json``, ``config.yaml``, ``hparams.yaml`` and
+  ``checkpoints/best.ckpt`` (best val top-1) and ``checkpoints/last.ckpt``;
 * given ``--ckpt_path`` inside such a folder, fit resumes that same run
   (same folder, same metrics file, same W&B run; the resumed command's
   settings go to ``config-resumed-<time>.yaml``), and validate/test/predict

@@ -59,7 +59,8 @@ class ResumableCSVLogger(CSVLogger):
             table.writeheader()
             table.writerows(rows)
             # Atomically: a job killed now must not lose the run's metrics.
-            write_atomically(writer.metrics_file_path, lambda file: file.write(text.getvalue().encode()))
+            write_atomically(writer.metrics_file_path,
+                             lambda file: file.write(text.getvalue().encode()))
         return writer
 
     def _read_earlier_log(self) -> tuple:

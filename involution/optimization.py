@@ -22,12 +22,6 @@ from torch.optim import lr_scheduler
 __all__ = ["OptimizerConfig", "ScheduleConfig", "StepSchedule", "build_schedule"]
 
 
-@rank_zero_only
-def _say(message: str) -> None:
-    """Print on global rank 0 only: the other processes of a multi-process run would repeat it."""
-    print(message)
-
-
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise ValueError(message)
@@ -143,10 +137,12 @@ class StepSchedule(lr_scheduler.LambdaLR):
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
         saved_total = state_dict.get("total_steps")
         if self.depends_on_length and saved_total is not None and saved_total != self.total_steps:
-            _say(f"The learning-rate schedule was defined over {saved_total} steps when the "
-                 f"checkpoint was written and is now defined over {self.total_steps} (the run's "
-                 f"length changed): it continues over the new length from step {self.last_epoch}, "
-                 f"learning rate {before[0]:.3g} -> {self._last_lr[0]:.3g}.")
+            # Rank 0 only: the other processes of a multi-process run would repeat it.
+            rank_zero_only(print)(
+                f"The learning-rate schedule was defined over {saved_total} steps when the "
+                f"checkpoint was written and is now defined over {self.total_steps} (the run's "
+                f"length changed): it continues over the new length from step {self.last_epoch}, "
+                f"learning rate {before[0]:.3g} -> {self._last_lr[0]:.3g}.")
 
 
 def build_schedule(optimizer: torch.optim.Optimizer, config: ScheduleConfig, total_steps: int,

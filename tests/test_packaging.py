@@ -1,4 +1,4 @@
-"""The package as pip installs it, outside the repository (issue 12) and without its extras (issue 10).
+"""The package as pip installs it: outside the repository (issue 12), without extras (issue 10).
 
 The source distribution is built from a copy of the checkout, the wheel from
 that source distribution (so the sdist is known to build), then the wheel is
@@ -125,7 +125,8 @@ def test_installed_wheel_trains_a_shipped_recipe_from_another_folder(built):
     assert f"imported {package / '__init__.py'}" in done.stdout
     assert "args parameter" not in done.stderr  # Lightning's warning about how we call it
     (run_dir,) = (elsewhere / "runs" / "rednet26_quick_sample").iterdir()
-    assert (run_dir / "results.json").is_file() and (run_dir / "checkpoints" / "last.ckpt").is_file()
+    assert (run_dir / "results.json").is_file()
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
     # An installed package never writes into itself (pip uninstall would leave it behind).
     after = files_with_sizes(package)
     written = {name for name in after if before.get(name) != after[name]

@@ -152,7 +152,8 @@ def test_non_finite_loss_stops_training_and_saves_a_checkpoint(tmp_path):
     # LightningCLI's own optimiser flags would silently replace the recipe's optimiser
     # and schedule: they do not exist here.
     (["--optimizer", "torch.optim.Adam"], "unrecognized arguments: --optimizer"),
-    (["--lr_scheduler", "torch.optim.lr_scheduler.StepLR"], "unrecognized arguments: --lr_scheduler"),
+    (["--lr_scheduler", "torch.optim.lr_scheduler.StepLR"],
+     "unrecognized arguments: --lr_scheduler"),
     (["--config", "resnet26_caltech256_course"],
      "use --config caltech256_course --model.model_name resnet26"),
 ])
@@ -232,7 +233,8 @@ def test_one_recipe_serves_every_model(capsys):
     rednet = print_config(capsys, "fit", "--config", "caltech256_course")
     resnet = print_config(capsys, "fit", "--config", "caltech256_course",
                           "--model.model_name", "resnet26")
-    assert (rednet["model"]["model_name"], resnet["model"]["model_name"]) == ("rednet26", "resnet26")
+    assert rednet["model"]["model_name"] == "rednet26"
+    assert resnet["model"]["model_name"] == "resnet26"
     for part in ("optimizer", "schedule"):  # the course recipe, for both
         assert rednet["model"][part] == resnet["model"][part]
     assert resnet["model"]["optimizer"] == {"name": "sgd", "lr": 0.1, "momentum": 0.9,

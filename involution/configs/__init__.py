@@ -52,7 +52,7 @@ def _resolve(value: str) -> str:
 
 
 def resolve_config_args(args: list[str]) -> list[str]:
-    """Command-line ``args`` with every ``--config``/``-c`` value made a file path (:func:`find_config`)."""
+    """``args`` with each ``--config``/``-c`` value made a file path (:func:`find_config`)."""
     resolved, expects_value = [], False
     for arg in args:
         if expects_value:
