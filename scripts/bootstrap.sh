@@ -38,7 +38,8 @@ pip_install() {
           print "  installing " installing " packages (" present + 0 " already present) ..."; fflush(); next
         }
         /^Successfully installed/ { print "  done: " NF - 2 " packages installed"; next }
-        /^(ERROR|WARNING|error|  )/ { print; fflush(); next }
+        /^(ERROR|error)/ { failing = 1 }  # from here on, everything pip says explains the failure
+        failing || /^WARNING/ { print; fflush(); next }
         END {
           if (in_place && fetched && !installing) printf "\n"
           if (!installing && present) print "  already installed"
