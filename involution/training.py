@@ -57,8 +57,8 @@ class ImageClassifier(L.LightningModule):
         model_name: a name from :func:`involution.models.list_models`.
         num_classes: classifier size; the CLI links it to the data module.
         pretrained: path to an official RedNet ImageNet checkpoint to start from.
-        kernel_size, group_channels, reduction_ratio: RedNet involution options
-            (``None`` keeps the official value; ignored by other models).
+        kernel_size, group_channels, reduction_ratio: involution options of the
+            models that have them (``None`` keeps the official value).
         drop_rate: dropout before the classifier.
         label_smoothing: cross-entropy label smoothing.
         optimizer: the optimiser (:class:`~involution.optimization.OptimizerConfig`:
@@ -88,10 +88,8 @@ class ImageClassifier(L.LightningModule):
                 self.hparams[key] = asdict(self.hparams[key])
         options = {"kernel_size": kernel_size, "group_channels": group_channels,
                    "reduction_ratio": reduction_ratio}
+        # Only the options set: the model registry refuses, by name, those a model does not take.
         options = {k: v for k, v in options.items() if v is not None}
-        if options and not model_name.startswith(("rednet", "dednet")):
-            raise ValueError(f"{sorted(options)} only apply to RedNet/DedNet models, "
-                             f"not {model_name!r}; remove them from the config")
         self.model = create_model(model_name, num_classes=num_classes, pretrained=pretrained,
                                   drop_rate=drop_rate, **options)
         if channels_last:
