@@ -98,6 +98,23 @@ def check_checkpoint_architecture(checkpoint: dict, ckpt_path, model_config) -> 
             f"Use a checkpoint of that model, or pass {fix} to use this one. Nothing was written.")
 
 
+def check_checkpoint_settings_format(checkpoint: dict, ckpt_path) -> None:
+    """Refuse, explaining why, a checkpoint that keeps its optimiser settings in the old flat form.
+
+    Lightning reads the checkpoint's model settings back into the config, and
+    ``model.optimizer: sgd`` with ``model.lr`` beside it no longer parses.
+    """
+    saved = checkpoint.get("hyper_parameters") or {}
+    if isinstance(saved.get("optimizer"), str) or "scheduler" in saved:
+        flat = {key: saved[key] for key in ("optimizer", "lr", "scheduler") if key in saved}
+        raise ValueError(
+            f"the checkpoint {ckpt_path} was written by an earlier version of this package, "
+            f"which kept the optimiser and schedule as flat model settings ({flat}); they are now "
+            "model.optimizer.{name, lr, momentum, nesterov, weight_decay} and "
+            "model.schedule.{name, warmup_epochs, ...}. Start a new run, or evaluate or resume "
+            "this one with the version that wrote it. Nothing was written.")
+
+
 def check_checkpoint_classes(checkpoint: dict, ckpt_path, model, datamodule) -> None:
     """Refuse a checkpoint trained for another number of classes than the data has."""
     saved = (checkpoint.get("hyper_parameters") or {}).get("num_classes")
@@ -245,6 +262,7 @@ class InvolutionCLI(LightningCLI):
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if _is_checkpoint_file(ckpt_path):
             checkpoint = read_checkpoint(ckpt_path)
+            check_checkpoint_settings_format(checkpoint, ckpt_path)
             check_checkpoint_architecture(checkpoint, ckpt_path, self.config[subcommand]["model"])
             # Keep what the later checks need, not the (memory-mapped) weights.
             self._checkpoint = {key: checkpoint.get(key) for key in ("epoch", "hyper_parameters")}

@@ -221,6 +221,20 @@ def test_optimiser_and_schedule_are_typed_records_saved_as_plain_values():
         ScheduleConfig(name="cyclic")
 
 
+def test_checkpoint_with_the_earlier_flat_settings_is_explained(tmp_path):
+    # What checkpoints held before the optimiser and schedule became records.
+    earlier = tmp_path / "earlier.ckpt"
+    torch.save({"epoch": 3, "state_dict": {}, "hyper_parameters": {
+        "model_name": "rednet26", "num_classes": 10, "optimizer": "adamw", "lr": 0.002,
+        "scheduler": "cosine", "warmup_epochs": 1.0}}, earlier)
+    with pytest.raises(ValueError) as error:
+        run_cli(quick_args(tmp_path, "--ckpt_path", str(earlier), command="test"))
+    assert str(error.value).startswith(f"the checkpoint {earlier} was written by an earlier "
+                                       "version of this package")
+    assert "'optimizer': 'adamw', 'lr': 0.002, 'scheduler': 'cosine'" in str(error.value)
+    assert list(tmp_path.iterdir()) == [earlier]  # nothing was written
+
+
 def print_config(capsys, *args) -> dict:
     """The configuration ``python -m involution ARGS --print_config`` composes."""
     with pytest.raises(SystemExit) as exit_:
