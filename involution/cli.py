@@ -69,28 +69,8 @@ __all__ = ["InvolutionCLI", "run_cli", "find_run_dir", "check_checkpoint_archite
 # The model options that decide the architecture: a checkpoint of another
 # architecture cannot be what the config asks for.
 ARCHITECTURE_OPTIONS = ("model_name", "kernel_size", "group_channels", "reduction_ratio")
-# Trainer options that take a number of batches (an int) or a fraction of them (a float).
-LIMIT_BATCH_OPTIONS = ("limit_train_batches", "limit_val_batches", "limit_test_batches",
-                       "limit_predict_batches")
 # Lightning's own ``--ckpt_path`` values, which name no file.
 LIGHTNING_CKPT_KEYWORDS = ("best", "last", "hpc")
-
-
-def _batch_counts(args: list[str]) -> dict[str, int]:
-    """The ``--trainer.limit_*_batches`` given as whole numbers on the command line, as ints.
-
-    ``--trainer.limit_train_batches 1`` means one batch, as Lightning documents;
-    but jsonargparse turns the 1 into 1.0 (an ``int | float`` setting), which
-    Lightning reads as 100% of the batches.
-    """
-    counts = {}
-    for flag, value in zip(args, [*args[1:], ""]):
-        if "=" in flag:
-            flag, value = flag.split("=", 1)
-        key = flag.removeprefix("--trainer.")
-        if key in LIMIT_BATCH_OPTIONS and value.isdigit():
-            counts[key] = int(value)
-    return counts
 
 
 def _is_checkpoint_file(ckpt_path) -> bool:
@@ -224,7 +204,6 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter, DefaultHelpFormatter)
 class InvolutionCLI(LightningCLI):
     def __init__(self, args=None, run: bool = True):
         self._checkpoint = None  # the --ckpt_path file's contents, once read
-        self._batch_counts = {}  # whole-number batch limits of the command line
         super().__init__(
             ImageClassifier, Caltech256DataModule, args=args, run=run,
             # The recipe's model.optimizer and model.schedule are the run's: Lightning's
@@ -275,7 +254,6 @@ class InvolutionCLI(LightningCLI):
             except FileNotFoundError as error:
                 parser.error(str(error))
             self.config = parser.parse_args(args)
-            self._batch_counts = _batch_counts(args)
         else:  # a dict or Namespace of settings
             super().parse_arguments(parser, args)
         # Next, Lightning replaces the model options with the checkpoint's:
@@ -326,7 +304,6 @@ class InvolutionCLI(LightningCLI):
         else:  # the config's own logger (or none): our folder still holds this command's files
             kwargs["default_root_dir"] = str(log_dir)
         kwargs["plugins"] = self._plugins_with_atomic_checkpoints()
-        kwargs.update(self._batch_counts)
         if torch.cuda.is_available() and config["trainer"].get("precision") is None:
             kwargs["precision"] = "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
         return super().instantiate_trainer(**kwargs)

@@ -122,13 +122,6 @@ def test_run_killed_mid_epoch_resumes_to_the_same_number_of_epochs(tmp_path):
     assert train_epochs == [0, 1, 2]
 
 
-def test_a_batch_limit_of_one_is_one_batch(tmp_path):
-    # jsonargparse reads "1" as 1.0, which Lightning takes for 100% of the batches.
-    cli = run_cli(quick_args(tmp_path, "--trainer.max_epochs", "1", "--trainer.limit_train_batches",
-                             "1", "--trainer.limit_val_batches=1"))
-    assert cli.trainer.global_step == 1 and cli.trainer.num_val_batches == [1]
-
-
 def test_kernel_statistics_are_logged_per_involution_layer(tmp_path):
     run_cli(quick_args(tmp_path, "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "1",
                        "--trainer.limit_val_batches", "1"))
