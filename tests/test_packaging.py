@@ -116,9 +116,10 @@ def test_installed_wheel_trains_a_shipped_recipe_from_another_folder(built):
     env = dict(os.environ, PYTHONPATH=str(target), WANDB_MODE="disabled")
     command = ("import runpy, involution; print('imported', involution.__file__); "
                "runpy.run_module('involution', run_name='__main__', alter_sys=True)")
+    # Two batches of each: jsonargparse reads a limit of "1" as 1.0, which Lightning takes for 100%.
     done = run(sys.executable, "-c", command, "fit", "--config", "quick_sample",
-               "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "1",
-               "--trainer.limit_val_batches", "1", "--trainer.num_sanity_val_steps", "0",
+               "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2",
+               "--trainer.limit_val_batches", "2", "--trainer.num_sanity_val_steps", "0",
                "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
                "--data.image_size", "32", "--data.batch_size", "4",
                cwd=elsewhere, env=env)
