@@ -1,11 +1,13 @@
 """Command line: ``python -m involution COMMAND``.
 
-Training (LightningCLI, see ``involution/cli.py``)::
+Training (LightningCLI, see ``involution/cli.py``); ``--config`` takes a YAML
+file or the name of a shipped recipe (``python -m involution --help`` lists them)::
 
-    python -m involution fit      --config configs/quick_sample.yaml
-    python -m involution validate --config configs/quick_sample.yaml --ckpt_path RUN/checkpoints/best.ckpt
-    python -m involution test     --config configs/quick_sample.yaml --ckpt_path RUN/checkpoints/best.ckpt
-    python -m involution predict  --config configs/quick_sample.yaml --ckpt_path RUN/checkpoints/best.ckpt
+    python -m involution fit      --config quick_sample
+    python -m involution fit      --config shapes --model.model_name resnet26
+    python -m involution validate --config quick_sample --ckpt_path RUN/checkpoints/best.ckpt
+    python -m involution test     --config quick_sample --ckpt_path RUN/checkpoints/best.ckpt
+    python -m involution predict  --config quick_sample --ckpt_path RUN/checkpoints/best.ckpt
 
 Tools::
 
@@ -16,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+
+from ._extras import MissingExtraError
 
 
 def _check_data(argv: list[str]) -> int:
@@ -46,11 +50,18 @@ TOOLS = {"check-data": _check_data, "demo": _demo}
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in TOOLS:
-        return TOOLS[argv[0]](argv[1:])
-    from .cli import run_cli
-    run_cli(argv)
+    """Run a command: ``argv`` as on the command line, or the command line itself when None."""
+    arguments = sys.argv[1:] if argv is None else argv
+    try:
+        if arguments and arguments[0] in TOOLS:
+            return TOOLS[arguments[0]](arguments[1:])
+        from .cli import run_cli
+        # None, not the list: LightningCLI then reads the command line itself
+        # (given both, it warns that they might disagree).
+        run_cli(argv)
+    except MissingExtraError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

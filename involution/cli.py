@@ -1,14 +1,15 @@
-"""``python -m involution fit|validate|test|predict --config configs/NAME.yaml``.
+"""``python -m involution fit|validate|test|predict --config RECIPE [--model.model_name NAME]``.
 
 A LightningCLI over :class:`~involution.training.ImageClassifier` and
 :class:`~involution.data.Caltech256DataModule`. On top of Lightning's own
-behaviour it decides where a run lives and how it is logged:
+behaviour it finds the shipped recipes by name (:mod:`involution.configs`) and
+decides where a run lives and how it is logged:
 
 * every run gets a folder ``<trainer.default_root_dir>/<run_name>/<version>``
-  (``run_name`` defaults to the config file's name, ``version`` is the start
-  time) holding ``metrics.csv``, ``results.json``, ``config.yaml``,
-  ``hparams.yaml`` and ``checkpoints/best.ckpt`` (best val top-1) and
-  ``checkpoints/last.ckpt``;
+  (``run_name`` defaults to ``<model>_<recipe>``, the recipe being the first
+  config file's name, ``version`` is the start time) holding ``metrics.csv``,
+  ``results.json``, ``config.yaml``, ``hparams.yaml`` and
+  ``checkpoints/best.ckpt`` (best val top-1) and ``checkpoints/last.ckpt``;
 * given ``--ckpt_path`` inside such a folder, fit resumes that same run
   (same folder, same metrics file, same W&B run; the resumed command's
   settings go to ``config-resumed-<time>.yaml``), and validate/test/predict
@@ -22,30 +23,44 @@ behaviour it decides where a run lives and how it is logged:
   ``WANDB_MODE=offline``); a CSV log is always written as well;
 * on a GPU, mixed precision is switched on unless the config sets
   ``trainer.precision``;
+* the recipe chooses the optimiser and schedule (``model.optimizer``,
+  ``model.schedule``); LightningCLI's own ``--optimizer``/``--lr_scheduler``
+  flags, which would silently replace both, do not exist here;
 * with several processes (``--trainer.devices 2 --trainer.strategy ddp``, or
   ``--trainer.num_nodes`` under SLURM) every file is written once, by
   global rank 0, into rank 0's run folder.
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import os
 import re
+import sys
+import textwrap
 import warnings
 from pathlib import Path
 
-import torch
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
-from lightning.pytorch.cli import LightningCLI
-from lightning.pytorch.plugins.io import CheckpointIO
-from lightning.pytorch.utilities import rank_zero_only
+from ._extras import require_extra
 
-from .data import Caltech256DataModule
-from .training import (AtomicCheckpointIO, EpochPrinter, ImageClassifier, KernelStatsMonitor,
-                       NonFiniteLossGuard, PredictionWriter, ResumableCSVLogger, read_checkpoint,
-                       wandb_configured)
-from .runs import RunSummary, find_run_dir, new_run_dir
+require_extra("train", "lightning", "torchmetrics", "jsonargparse", "yaml",
+              feature="The training command line (python -m involution fit/validate/test/predict)")
+
+import lightning  # noqa: E402 -- after the check above, which explains a missing extra
+import torch  # noqa: E402
+from jsonargparse import ActionConfigFile, DefaultHelpFormatter  # noqa: E402
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.cli import LightningCLI  # noqa: E402
+from lightning.pytorch.plugins.io import CheckpointIO  # noqa: E402
+from lightning.pytorch.utilities import rank_zero_only  # noqa: E402
+
+from .configs import list_configs, resolve_config_args  # noqa: E402
+from .data import Caltech256DataModule  # noqa: E402
+from .training import (AtomicCheckpointIO, EpochPrinter, ImageClassifier,  # noqa: E402
+                       KernelStatsMonitor, NonFiniteLossGuard, PredictionWriter, ResumableCSVLogger,
+                       read_checkpoint, start_wandb_logger, wandb_configured)
+from .runs import RunSummary, find_run_dir, new_run_dir  # noqa: E402
 
 __all__ = ["InvolutionCLI", "run_cli", "find_run_dir", "check_checkpoint_architecture",
            "check_checkpoint_classes"]
@@ -81,6 +96,23 @@ def check_checkpoint_architecture(checkpoint: dict, ckpt_path, model_config) -> 
         raise ValueError(
             f"the checkpoint {ckpt_path} is not the model the config asks for ({listed}). "
             f"Use a checkpoint of that model, or pass {fix} to use this one. Nothing was written.")
+
+
+def check_checkpoint_settings_format(checkpoint: dict, ckpt_path) -> None:
+    """Refuse, explaining why, a checkpoint that keeps its optimiser settings in the old flat form.
+
+    Lightning reads the checkpoint's model settings back into the config, and
+    ``model.optimizer: sgd`` with ``model.lr`` beside it no longer parses.
+    """
+    saved = checkpoint.get("hyper_parameters") or {}
+    if isinstance(saved.get("optimizer"), str) or "scheduler" in saved:
+        flat = {key: saved[key] for key in ("optimizer", "lr", "scheduler") if key in saved}
+        raise ValueError(
+            f"the checkpoint {ckpt_path} was written by an earlier version of this package, "
+            f"which kept the optimiser and schedule as flat model settings ({flat}); they are now "
+            "model.optimizer.{name, lr, momentum, nesterov, weight_decay} and "
+            "model.schedule.{name, warmup_epochs, ...}. Start a new run, or evaluate or resume "
+            "this one with the version that wrote it. Nothing was written.")
 
 
 def check_checkpoint_classes(checkpoint: dict, ckpt_path, model, datamodule) -> None:
@@ -134,8 +166,6 @@ def _loggers(run_dir: Path, resume_epoch: int | None, csv_dir: Path | None = Non
         print(f"Logging to CSV only, in {csv_dir}{why}")
         _said_csv_only = True
         return [csv_logger]
-    from .training import start_wandb_logger
-
     run_id = re.sub(r"[^A-Za-z0-9_-]", "-", f"{run_dir.parent.name}-{run_dir.name}")
     wandb_logger = start_wandb_logger(project=os.environ.get("WANDB_PROJECT", "involution"),
                                       name=f"{run_dir.parent.name}/{run_dir.name}", id=run_id,
@@ -146,11 +176,41 @@ def _loggers(run_dir: Path, resume_epoch: int | None, csv_dir: Path | None = Non
     return [csv_logger, wandb_logger]
 
 
+# The tools that __main__ runs itself, listed in the help beside Lightning's commands.
+TOOLS_HELP = {
+    "check-data ROOT": "decode every image of a Caltech-256 copy and list the unreadable ones",
+    "demo": "build a RedNet, print its size table, run it on a photo",
+}
+
+
+def _description() -> str:
+    tools = "\n".join(f"  {usage:<16} {text}" for usage, text in TOOLS_HELP.items())
+    return "\n\n".join([
+        textwrap.fill("Train and evaluate the models of this package (fit, validate, test, "
+                      "predict: a LightningCLI; add --help after one for its options), or run "
+                      "a tool:", 79) + "\n" + tools,
+        textwrap.fill("--config takes a YAML file, or the name of a recipe shipped with the "
+                      f"package: {', '.join(list_configs())}. A recipe sets the data, trainer, "
+                      "optimiser and schedule; choose the model with --model.model_name "
+                      "(default: the recipe's).", 79),
+        "Example: python -m involution fit --config shapes --model.model_name resnet26",
+    ])
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter, DefaultHelpFormatter):
+    """jsonargparse's help, with the description's lines kept as written."""
+
+
 class InvolutionCLI(LightningCLI):
     def __init__(self, args=None, run: bool = True):
         self._checkpoint = None  # the --ckpt_path file's contents, once read
         super().__init__(
             ImageClassifier, Caltech256DataModule, args=args, run=run,
+            # The recipe's model.optimizer and model.schedule are the run's: Lightning's
+            # --optimizer/--lr_scheduler would replace both without a word.
+            auto_configure_optimizers=False,
+            parser_kwargs={"prog": "python -m involution", "description": _description(),
+                           "formatter_class": _HelpFormatter},
             trainer_defaults={"callbacks": [
                 ModelCheckpoint(monitor="val/top1", mode="max", filename="best",
                                 enable_version_counter=False),
@@ -167,21 +227,42 @@ class InvolutionCLI(LightningCLI):
             ]},
         )
 
+    def init_parser(self, **kwargs):
+        """Lightning's parser, whose --config also takes the name of a shipped recipe."""
+        kwargs.setdefault("dump_header", [f"lightning.pytorch=={lightning.__version__}"])
+        parser = self.parser_class(**kwargs)
+        parser.add_argument("-c", "--config", action=ActionConfigFile,
+                            help="A YAML config file, or the name of a shipped recipe ("
+                                 f"{', '.join(list_configs())}). Several compose, later ones "
+                                 "overriding earlier ones.")
+        return parser
+
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
         parser.add_argument("--run_name", type=str | None, default=None,
                             help="Folder name of the run under trainer.default_root_dir "
-                                 "(default: the config file's name).")
+                                 "(default: <model>_<recipe>, the recipe being the first "
+                                 "config's name).")
         parser.set_defaults({"trainer.default_root_dir": "runs"})
 
     def parse_arguments(self, parser, args) -> None:
-        super().parse_arguments(parser, args)
+        if args is None or isinstance(args, (list, tuple)):
+            # Parsed here rather than by Lightning, which warns whenever a list is
+            # given while the process has command-line arguments (a notebook's).
+            try:
+                args = resolve_config_args(list(args) if args is not None else sys.argv[1:])
+            except FileNotFoundError as error:
+                parser.error(str(error))
+            self.config = parser.parse_args(args)
+        else:  # a dict or Namespace of settings
+            super().parse_arguments(parser, args)
         # Next, Lightning replaces the model options with the checkpoint's:
         # check the checkpoint against what the config asked for, first.
         subcommand = self.config.get("subcommand")
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if _is_checkpoint_file(ckpt_path):
             checkpoint = read_checkpoint(ckpt_path)
+            check_checkpoint_settings_format(checkpoint, ckpt_path)
             check_checkpoint_architecture(checkpoint, ckpt_path, self.config[subcommand]["model"])
             # Keep what the later checks need, not the (memory-mapped) weights.
             self._checkpoint = {key: checkpoint.get(key) for key in ("epoch", "hyper_parameters")}
@@ -189,10 +270,12 @@ class InvolutionCLI(LightningCLI):
     def _run_name(self, config) -> str:
         if config.get("run_name"):
             return config["run_name"]
+        model = config["model"]["model_name"]
         config_files = config.get("config") or []
-        if config_files:
-            return Path(str(config_files[-1])).stem
-        return config["model"]["model_name"]
+        if not config_files:
+            return model
+        recipe = Path(str(config_files[0])).stem
+        return recipe if recipe.startswith(model) else f"{model}_{recipe}"
 
     def instantiate_trainer(self, **kwargs):
         config = self.config[self.subcommand]

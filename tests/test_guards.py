@@ -172,7 +172,7 @@ def test_non_finite_validation_loss_stops_the_run_without_a_best_checkpoint(tmp_
     # lr 1e6: after two steps the training loss is ~1e31 (finite), the validation loss NaN.
     args = quick_args(tmp_path, "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2",
                       "--trainer.limit_val_batches", "1", "--trainer.num_sanity_val_steps", "0",
-                      "--model.lr", "1e6", "--model.warmup_epochs", "0")
+                      "--model.optimizer.lr", "1e6", "--model.schedule.warmup_epochs", "0")
     with pytest.raises(NonFiniteLossError) as error:
         run_cli(args)
     run_dir = only_run_dir(tmp_path)

@@ -23,7 +23,8 @@ from involution.data import Caltech256DataModule
 from involution.training import CheckpointError
 
 REPO = Path(__file__).resolve().parents[1]
-QUICK = str(REPO / "configs" / "quick_sample.yaml")
+QUICK = "quick_sample"  # the shipped recipe, found by its name
+QUICK_RUN = "rednet26_quick_sample"  # its runs' folder: <model>_<recipe>
 STEPS_PER_EPOCH = 2
 
 
@@ -39,7 +40,7 @@ def quick_args(tmp_path, *extra, command="fit"):
 def train(tmp_path, epochs=1, *extra) -> Path:
     """Fit a fresh run and return its folder."""
     run_cli(quick_args(tmp_path, "--trainer.max_epochs", str(epochs), *extra))
-    (run_dir,) = (tmp_path / "quick_sample").iterdir()
+    (run_dir,) = (tmp_path / QUICK_RUN).iterdir()
     return run_dir
 
 
@@ -66,8 +67,8 @@ def trained(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def run_dir(trained, tmp_path) -> Path:
-    """A copy of the trained run in ``tmp_path/quick_sample/``, this test's to change."""
-    copy = tmp_path / "quick_sample" / trained.name
+    """A copy of the trained run in ``tmp_path/rednet26_quick_sample/``, this test's to change."""
+    copy = tmp_path / QUICK_RUN / trained.name
     shutil.copytree(trained, copy)
     return copy
 
@@ -79,7 +80,7 @@ def test_extending_a_run_continues_the_cosine_schedule_over_the_new_length(tmp_p
     # 2 epochs, then resumed from the last checkpoint with max_epochs 4. Torch's
     # CosineAnnealingLR restored its old length from the checkpoint: the learning
     # rate reached 0 at step 4 and climbed back to the peak by step 8.
-    lr, extra = 0.002, ["--model.warmup_epochs", "0", "--trainer.log_every_n_steps", "1"]
+    lr, extra = 0.002, ["--model.schedule.warmup_epochs", "0", "--trainer.log_every_n_steps", "1"]
     run_dir = train(tmp_path, 2, *extra)
     # last.ckpt is the last epoch's even when val top-1 did not improve (Lightning's
     # save_last only followed best.ckpt: this run would have resumed from step 2).
@@ -270,7 +271,7 @@ def test_two_process_ddp_run_writes_each_file_once_with_metrics_over_all_process
         return done.stdout + done.stderr
 
     output = launch(*quick_args(tmp_path, "--trainer.max_epochs", "1"))
-    (run_dir,) = (tmp_path / "quick_sample").iterdir()
+    (run_dir,) = (tmp_path / QUICK_RUN).iterdir()
     assert list(tmp_path.rglob("results.json")) == [run_dir / "results.json"]
     assert list(tmp_path.rglob("config.yaml")) == [run_dir / "config.yaml"]
     # Only rank 0 speaks, and about the folder that exists.

@@ -8,14 +8,17 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from torch.utils.data import DataLoader, TensorDataset
 
+from involution.__main__ import main
 from involution.cli import run_cli
 from involution.training import (ImageClassifier, NonFiniteLossError, NonFiniteLossGuard,
-                                 build_schedule, wandb_configured)
+                                 OptimizerConfig, ScheduleConfig, build_schedule, wandb_configured)
 
 REPO = Path(__file__).resolve().parents[1]
-QUICK = str(REPO / "configs" / "quick_sample.yaml")
+QUICK = "quick_sample"  # the shipped recipe, found by its name
+QUICK_RUN = "rednet26_quick_sample"  # its runs' folder: <model>_<recipe>
 
 
 def quick_args(tmp_path, *extra, command="fit"):
@@ -34,7 +37,7 @@ def column(rows, name):
     return [float(r[name]) for r in rows if r.get(name)]
 
 
-def only_run_dir(tmp_path, run_name="quick_sample"):
+def only_run_dir(tmp_path, run_name=QUICK_RUN):
     (run_dir,) = (tmp_path / run_name).iterdir()
     return run_dir
 
@@ -47,9 +50,9 @@ def no_wandb(monkeypatch):
 def test_short_fit_lowers_training_loss(tmp_path):
     # Two fixed batches, learned over several epochs: the loss must come down.
     run_cli(quick_args(tmp_path, "--trainer.max_epochs", "6", "--trainer.limit_train_batches", "2",
-                       "--trainer.limit_val_batches", "1", "--model.lr", "0.003",
-                       "--model.warmup_epochs", "0", "--model.drop_rate", "0",
-                       "--model.weight_decay", "0"))
+                       "--trainer.limit_val_batches", "1", "--model.optimizer.lr", "0.003",
+                       "--model.schedule.warmup_epochs", "0", "--model.drop_rate", "0",
+                       "--model.optimizer.weight_decay", "0"))
     run_dir = only_run_dir(tmp_path)
     losses = column(read_metrics(run_dir), "train/loss_epoch")
     assert len(losses) == 6
@@ -143,16 +146,23 @@ def test_non_finite_loss_stops_training_and_saves_a_checkpoint(tmp_path):
 
 @pytest.mark.parametrize("override,message", [
     (["--model.model_name", "rednet27"], "unknown model 'rednet27'"),
-    (["--model.optimizer", "lamb"], "lamb"),
-    (["--model.scheduler", "cyclic"], "cyclic"),
+    (["--model.optimizer.name", "lamb"], "lamb"),
+    (["--model.schedule.name", "cyclic"], "cyclic"),
+    (["--model.optimizer.lr", "-0.1"], "optimizer.lr must be positive, got -0.1"),
+    # LightningCLI's own optimiser flags would silently replace the recipe's optimiser
+    # and schedule: they do not exist here.
+    (["--optimizer", "torch.optim.Adam"], "unrecognized arguments: --optimizer"),
+    (["--lr_scheduler", "torch.optim.lr_scheduler.StepLR"],
+     "unrecognized arguments: --lr_scheduler"),
+    (["--config", "resnet26_caltech256_course"],
+     "use --config caltech256_course --model.model_name resnet26"),
 ])
 def test_bad_config_stops_before_training(tmp_path, override, message, capsys):
     with pytest.raises((ValueError, SystemExit)) as error:
         run_cli(quick_args(tmp_path, *override))
     shown = str(error.value) + capsys.readouterr().err
     assert message in shown
-    assert not (tmp_path / "quick_sample").exists() or not any(
-        (tmp_path / "quick_sample").rglob("*.ckpt"))
+    assert not any(tmp_path.rglob("*.ckpt"))
 
 
 def test_missing_data_root_is_reported(tmp_path, capsys):
@@ -172,12 +182,9 @@ def test_num_classes_disagreeing_with_the_data_is_refused(tmp_path):
 
 
 def test_schedules_step_every_optimiser_step_with_warmup():
-    class H:  # the hyper-parameters build_schedule reads
-        scheduler, warmup_epochs, warmup_start_factor = "cosine", 1, 0.1
-        min_lr, gamma, step_epochs, power = 0.0, 0.5, 1, 1.0
-
+    warmup_cosine = ScheduleConfig(name="cosine", warmup_epochs=1, warmup_start_factor=0.1)
     optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
-    schedule = build_schedule(optimizer, H, total_steps=40, steps_per_epoch=10)
+    schedule = build_schedule(optimizer, warmup_cosine, total_steps=40, steps_per_epoch=10)
     lrs = []
     for _ in range(40):
         lrs.append(optimizer.param_groups[0]["lr"])
@@ -187,13 +194,87 @@ def test_schedules_step_every_optimiser_step_with_warmup():
     assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))  # cosine decays every step
     assert lrs[-1] < 0.01
 
-    H.scheduler, H.warmup_epochs = "exponential", 0
     optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
-    schedule = build_schedule(optimizer, H, total_steps=40, steps_per_epoch=10)
+    schedule = build_schedule(optimizer, ScheduleConfig(name="exponential", gamma=0.5),
+                              total_steps=40, steps_per_epoch=10)
     for _ in range(10):
         optimizer.step()
         schedule.step()
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.5)  # gamma is per epoch
+
+
+def test_optimiser_and_schedule_are_typed_records_saved_as_plain_values():
+    model = ImageClassifier("resnet26", num_classes=3,
+                            optimizer=OptimizerConfig(name="adamw", lr=0.01, weight_decay=0.05),
+                            schedule=ScheduleConfig(name="step", step_epochs=2))
+    optimizer = model.optimizer_config.build(model.parameters())
+    assert type(optimizer) is torch.optim.AdamW
+    assert optimizer.defaults["lr"] == 0.01 and optimizer.defaults["weight_decay"] == 0.05
+    # Checkpoints hold plain values (read with weights_only=True), and rebuild the records.
+    assert model.hparams["optimizer"] == {"name": "adamw", "lr": 0.01, "momentum": 0.9,
+                                          "nesterov": True, "weight_decay": 0.05}
+    assert model.hparams["schedule"]["name"] == "step"
+    rebuilt = ImageClassifier(**{k: v for k, v in model.hparams.items()})
+    assert rebuilt.optimizer_config == model.optimizer_config
+    assert rebuilt.schedule_config == ScheduleConfig(name="step", step_epochs=2)
+    with pytest.raises(ValueError, match=r"schedule.name must be one of .* got 'cyclic'"):
+        ScheduleConfig(name="cyclic")
+
+
+def test_checkpoint_with_the_earlier_flat_settings_is_explained(tmp_path):
+    # What checkpoints held before the optimiser and schedule became records.
+    earlier = tmp_path / "earlier.ckpt"
+    torch.save({"epoch": 3, "state_dict": {}, "hyper_parameters": {
+        "model_name": "rednet26", "num_classes": 10, "optimizer": "adamw", "lr": 0.002,
+        "scheduler": "cosine", "warmup_epochs": 1.0}}, earlier)
+    with pytest.raises(ValueError) as error:
+        run_cli(quick_args(tmp_path, "--ckpt_path", str(earlier), command="test"))
+    assert str(error.value).startswith(f"the checkpoint {earlier} was written by an earlier "
+                                       "version of this package")
+    assert "'optimizer': 'adamw', 'lr': 0.002, 'scheduler': 'cosine'" in str(error.value)
+    assert list(tmp_path.iterdir()) == [earlier]  # nothing was written
+
+
+def print_config(capsys, *args) -> dict:
+    """The configuration ``python -m involution ARGS --print_config`` composes."""
+    with pytest.raises(SystemExit) as exit_:
+        main([*args, "--print_config"])
+    assert exit_.value.code == 0
+    return yaml.safe_load(capsys.readouterr().out)
+
+
+def test_one_recipe_serves_every_model(capsys):
+    rednet = print_config(capsys, "fit", "--config", "caltech256_course")
+    resnet = print_config(capsys, "fit", "--config", "caltech256_course",
+                          "--model.model_name", "resnet26")
+    assert rednet["model"]["model_name"] == "rednet26"
+    assert resnet["model"]["model_name"] == "resnet26"
+    for part in ("optimizer", "schedule"):  # the course recipe, for both
+        assert rednet["model"][part] == resnet["model"][part]
+    assert resnet["model"]["optimizer"] == {"name": "sgd", "lr": 0.1, "momentum": 0.9,
+                                            "nesterov": True, "weight_decay": 1e-4}
+    assert resnet["trainer"]["max_epochs"] == 150 and resnet["data"]["transforms"] == "course"
+
+
+def test_config_files_compose_later_ones_overriding(tmp_path, capsys):
+    override = tmp_path / "short.yaml"
+    override.write_text("trainer:\n  max_epochs: 3\nmodel:\n  optimizer:\n    lr: 0.05\n")
+    composed = print_config(capsys, "fit", "--config", "caltech256_official",
+                            "--config", str(override))
+    assert composed["trainer"]["max_epochs"] == 3
+    assert composed["model"]["optimizer"]["lr"] == 0.05
+    assert composed["model"]["optimizer"]["nesterov"] is True  # the rest is the recipe's
+    assert composed["model"]["schedule"]["warmup_epochs"] == 5
+
+
+def test_help_lists_the_tools_and_the_shipped_recipes(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    shown = capsys.readouterr().out
+    assert shown.startswith("usage: python -m involution")
+    for name in ("fit", "check-data ROOT", "demo", "quick_sample", "shapes", "caltech256_course",
+                 "caltech256_official", "finetune_caltech256"):
+        assert name in shown
 
 
 def test_wandb_is_used_only_when_configured(monkeypatch, tmp_path):

@@ -1,0 +1,158 @@
+"""The package as pip installs it: outside the repository (issue 12), without extras (issue 10).
+
+The source distribution is built from a copy of the checkout, the wheel from
+that source distribution (so the sdist is known to build), then the wheel is
+installed into a temporary folder and used from another folder: the shipped
+recipes are found by name, a short fit runs, and nothing is written into the
+installed package.
+"""
+import email
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+
+import involution
+
+REPO = Path(__file__).resolve().parents[1]
+# What a checkout holds that is no part of the source: local environments, data, runs, builds.
+NOT_SOURCE = {REPO: {".git", ".venv", "build", "dist", "runs", "wandb", "lightning_logs",
+                     "checkpoints", ".pytest_cache"},
+              REPO / "data": {"caltech256", "downloads"}}
+NEVER_SOURCE = shutil.ignore_patterns("__pycache__", "*.egg-info", ".ipynb_checkpoints")
+# Requirements that belong in extras: a plain `pip install involution` (in Colab, say)
+# must not replace the Jupyter it runs in, nor pull training or logging frameworks.
+NOT_CORE = ("jupyter", "nbconvert", "wandb", "lightning", "torchmetrics", "jsonargparse",
+            "matplotlib", "scikit-image", "pytest")
+
+
+def run(*command, cwd, env=None):
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, f"{command} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> dict[str, Path]:
+    """The sdist and the wheel, built (without network) from a copy of the checkout."""
+    tmp = tmp_path_factory.mktemp("packaging")
+    source = tmp / "source"
+    shutil.copytree(REPO, source, ignore=lambda folder, names: set(NEVER_SOURCE(folder, names))
+                    | (NOT_SOURCE.get(Path(folder), set()) & set(names)))
+    # --no-isolation: the build requirements (setuptools) come from this environment.
+    run(sys.executable, "-m", "build", "--no-isolation", "--outdir", str(tmp / "dist"), str(source),
+        cwd=tmp)
+    (sdist,) = (tmp / "dist").glob("*.tar.gz")
+    (wheel,) = (tmp / "dist").glob("*.whl")
+    return {"sdist": sdist, "wheel": wheel, "tmp": tmp}
+
+
+def wheel_metadata(wheel: Path) -> email.message.Message:
+    with zipfile.ZipFile(wheel) as archive:
+        (name,) = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+        return email.message_from_bytes(archive.read(name))
+
+
+def test_wheel_metadata_has_a_light_core_without_upper_bounds(built):
+    metadata = wheel_metadata(built["wheel"])
+    assert metadata["Version"] == involution.__version__  # the version is written once
+    assert metadata["License-Expression"] == "MIT"
+    assert "LICENSE" in " ".join(metadata.get_all("License-File"))
+    assert any(c.startswith("Programming Language :: Python :: 3")
+               for c in metadata.get_all("Classifier"))
+    assert metadata.get_all("Project-URL")
+    requires = metadata.get_all("Requires-Dist")
+    core = [r for r in requires if "extra ==" not in r]
+    core_names = {re.match(r"[A-Za-z0-9_.-]+", r).group(0).lower() for r in core}
+    assert core_names == {"torch", "torchvision", "numpy", "pillow", "tqdm"}, core
+    assert not [r for r in core if "<" in r or "==" in r], core  # no upper bound, no pin
+    assert not core_names & set(NOT_CORE)
+    extras = set(metadata.get_all("Provides-Extra"))
+    assert {"train", "notebooks", "test", "all"} <= extras
+    train = " ".join(r for r in requires if 'extra == "train"' in r)
+    assert "lightning" in train and "wandb" in train
+
+
+def test_wheel_ships_the_recipes_and_typing_marker(built):
+    with zipfile.ZipFile(built["wheel"]) as archive:
+        names = set(archive.namelist())
+    shipped = {Path(n).stem for n in names if n.startswith("involution/configs/")
+               and n.endswith(".yaml")}
+    assert shipped == {"quick_sample", "shapes", "caltech256_course", "caltech256_official",
+                       "finetune_caltech256"}
+    assert "involution/py.typed" in names and "involution/csrc/involution_cpu.cpp" in names
+
+
+def test_sdist_carries_what_its_tests_need(built):
+    with tarfile.open(built["sdist"]) as archive:
+        names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
+    needed = ["LICENSE", "README.md", "pyproject.toml", "conftest.py", "test.sh",
+              "scripts/bootstrap.sh", "tests/test_packaging.py",
+              "tests/data/official_rednet_state_dict.json", "notebooks/01_involution_kernel.ipynb",
+              "involution/configs/quick_sample.yaml"]
+    assert [name for name in needed if name not in names] == []
+
+
+def files_with_sizes(folder: Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_size for p in folder.rglob("*") if p.is_file()}
+
+
+def test_installed_wheel_trains_a_shipped_recipe_from_another_folder(built):
+    tmp = built["tmp"]
+    target, elsewhere = tmp / "site", tmp / "elsewhere"
+    elsewhere.mkdir()
+    run(sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--quiet",
+        "--target", str(target), str(built["wheel"]), cwd=tmp)
+    package = target / "involution"
+    before = files_with_sizes(package)
+    # Only the installed copy is importable (not the checkout); the rest of the
+    # environment supplies the dependencies. `python -m involution`, as runpy runs it.
+    env = dict(os.environ, PYTHONPATH=str(target), WANDB_MODE="disabled")
+    command = ("import runpy, involution; print('imported', involution.__file__); "
+               "runpy.run_module('involution', run_name='__main__', alter_sys=True)")
+    # Two batches of each: jsonargparse reads a limit of "1" as 1.0, which Lightning takes for 100%.
+    done = run(sys.executable, "-c", command, "fit", "--config", "quick_sample",
+               "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2",
+               "--trainer.limit_val_batches", "2", "--trainer.num_sanity_val_steps", "0",
+               "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
+               "--data.image_size", "32", "--data.batch_size", "4",
+               cwd=elsewhere, env=env)
+    assert f"imported {package / '__init__.py'}" in done.stdout
+    assert "args parameter" not in done.stderr  # Lightning's warning about how we call it
+    (run_dir,) = (elsewhere / "runs" / "rednet26_quick_sample").iterdir()
+    assert (run_dir / "results.json").is_file()
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    # An installed package never writes into itself (pip uninstall would leave it behind).
+    after = files_with_sizes(package)
+    written = {name for name in after if before.get(name) != after[name]
+               and "__pycache__" not in name}
+    assert written == set()
+
+
+def test_without_the_train_extra_the_library_works_and_training_says_what_to_install(tmp_path):
+    # Lightning made unimportable, as in an environment with only the core installed.
+    code = """
+import sys
+sys.modules["lightning"] = None
+import torch
+import involution
+model = involution.create_model("rednet26", num_classes=3).eval()
+print("logits", tuple(model(torch.randn(1, 3, 32, 32)).shape))
+from involution.__main__ import main
+print("exit", main(["fit", "--config", "quick_sample"]))
+try:
+    import involution.training
+except ModuleNotFoundError as error:
+    print("training:", error)
+"""
+    done = run(sys.executable, "-c", code, cwd=tmp_path,
+               env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert "logits (1, 3)" in done.stdout and "exit 1" in done.stdout
+    assert "pip install 'involution[train]'" in done.stderr  # main's message
+    assert "training: Training (involution.training) needs lightning" in done.stdout
