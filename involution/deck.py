@@ -212,14 +212,26 @@ def _comparison_sentence(runs: Sequence[Run]) -> str:
 
 
 # The recipe settings a slide shows, in this order: (config section, key, label).
-RECIPE = [("model", "optimizer", "optimiser"), ("model", "lr", "learning rate"),
-          ("model", "momentum", "momentum"), ("model", "nesterov", "Nesterov"),
-          ("model", "weight_decay", "weight decay"), ("model", "scheduler", "schedule"),
-          ("model", "warmup_epochs", "warm-up epochs"), ("model", "drop_rate", "dropout"),
-          ("model", "label_smoothing", "label smoothing"), ("data", "batch_size", "batch size"),
-          ("data", "image_size", "image size (px)"), ("data", "transforms", "augmentations"),
-          ("trainer", "max_epochs", "epochs"), ("trainer", "gradient_clip_val", "gradient clipping")]
-_SGD_ONLY = {"momentum", "nesterov"}
+# (setting in the recorded config, label): "section.key" or "section.key.field".
+RECIPE = [("model.optimizer.name", "optimiser"), ("model.optimizer.lr", "learning rate"),
+          ("model.optimizer.momentum", "momentum"), ("model.optimizer.nesterov", "Nesterov"),
+          ("model.optimizer.weight_decay", "weight decay"), ("model.schedule.name", "schedule"),
+          ("model.schedule.warmup_epochs", "warm-up epochs"), ("model.drop_rate", "dropout"),
+          ("model.label_smoothing", "label smoothing"), ("data.batch_size", "batch size"),
+          ("data.image_size", "image size (px)"), ("data.transforms", "augmentations"),
+          ("trainer.max_epochs", "epochs"), ("trainer.gradient_clip_val", "gradient clipping")]
+_SGD_ONLY = {"model.optimizer.momentum", "model.optimizer.nesterov"}
+_MISSING = object()
+
+
+def _setting(config: Mapping, dotted: str):
+    """``config["model"]["optimizer"]["lr"]`` for ``"model.optimizer.lr"``; _MISSING where absent."""
+    value = config
+    for key in dotted.split("."):
+        if not isinstance(value, Mapping) or key not in value:
+            return _MISSING
+        value = value[key]
+    return value
 
 
 def recipe_rows(runs: Sequence[Run]) -> list[tuple[str, str]]:
@@ -230,11 +242,11 @@ def recipe_rows(runs: Sequence[Run]) -> list[tuple[str, str]]:
     """
     rows = []
     configs = [run.results.config or {} for run in runs]
-    for section, key, label in RECIPE:
-        values = list(dict.fromkeys(str(config.get(section, {}).get(key)) for config in configs
-                                    if key in config.get(section, {})))
-        optimisers = {str(config.get("model", {}).get("optimizer")).lower() for config in configs}
-        if values and not (key in _SGD_ONLY and "sgd" not in optimisers):
+    optimisers = {str(_setting(config, "model.optimizer.name")).lower() for config in configs}
+    for setting, label in RECIPE:
+        values = list(dict.fromkeys(str(value) for value in (_setting(c, setting) for c in configs)
+                                    if value is not _MISSING))
+        if values and not (setting in _SGD_ONLY and "sgd" not in optimisers):
             rows.append((label, " / ".join(values)))
     epochs = sorted({str(run.results.epochs_trained) for run in runs})
     rows.append(("epochs trained", ", ".join(epochs)))

@@ -42,7 +42,7 @@ FAST_TRAINER_ARGS = ("--trainer.max_epochs", "1", "--trainer.limit_train_batches
 FAST_IMAGE_SIZE = 32
 # The training recipe (config) of each kind of data; the model is chosen on the command line.
 RECIPES = {"sample": "quick_sample", "shapes": "shapes", "folder": "shapes",
-           "caltech256": "{model}_caltech256_course"}
+           "caltech256": "caltech256_course"}
 # Longer plans than this start only with ALLOW_LONG_RUN = True in the notebook.
 LONG_RUN_MINUTES = 30
 CALTECH256_IMAGES = 30_607  # Griffin, Holub and Perona (2007): the count before it is downloaded
@@ -65,9 +65,8 @@ def training_args(command: str, book: Workbook, data: DataChoice, model: str, im
                   ckpt_path: str | os.PathLike | None = None, seed: int | None = None) -> list[str]:
     """Command-line arguments of one run of notebook 02, for :func:`involution.cli.run_cli`.
 
-    The data's recipe (:data:`RECIPES`: ``configs/shapes.yaml`` for the shapes
-    set, the course project's ``configs/<model>_caltech256_course.yaml`` for
-    Caltech-256) is used as it is; only the model, the data
+    The data's shipped recipe (:data:`RECIPES`: ``shapes`` for the shapes set,
+    the course project's ``caltech256_course`` for Caltech-256) is used as it is; only the model, the data
     (:class:`DataChoice`) and the seed are set, and the image size, the epochs
     and the batch size where they are not None, and, in fast mode,
     :data:`FAST_TRAINER_ARGS` cut every run to a couple of steps. ``python -m
@@ -75,7 +74,7 @@ def training_args(command: str, book: Workbook, data: DataChoice, model: str, im
     """
     if command not in ("fit", "validate", "test", "predict"):
         raise ValueError(f"command must be fit, validate, test or predict; got {command!r}")
-    args = [command, "--config", str(book.config(RECIPES[data.kind].format(model=model))),
+    args = [command, "--config", RECIPES[data.kind],
             "--model.model_name", model,
             "--trainer.default_root_dir", str(book.runs_dir),
             "--run_name", training_run_name(model, data.kind, seed),
@@ -104,7 +103,7 @@ def training_args(command: str, book: Workbook, data: DataChoice, model: str, im
 
 
 def _recipe(book: Workbook, data: DataChoice, model: str) -> dict:
-    return yaml.safe_load(book.config(RECIPES[data.kind].format(model=model)).read_text())
+    return yaml.safe_load(book.config(RECIPES[data.kind]).read_text())
 
 
 def planned_epochs(book: Workbook, data: DataChoice, model: str, epochs: int | None) -> int:

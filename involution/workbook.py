@@ -5,8 +5,8 @@ Every notebook opens with one settings cell and one set-up cell::
     wb = workbook.setup()              # repository, mode, work directory, device (and Colab)
     data = wb.choose_data(DATA_ROOT)   # which data (notebook 02), with the sentence that says so
 
-This is the only module that knows the repository's layout (``configs/``,
-``data/caltech256``, ``slides/``, ``notebooks/``): everything else is handed
+This is the only module that knows the repository's layout
+(``data/caltech256``, ``slides/``, ``notebooks/``): everything else is handed
 paths by a :class:`Workbook`.
 
 **Fast mode.** ``INVOLUTION_FAST=1`` (the test suite sets it for the notebook
@@ -36,6 +36,7 @@ from pathlib import Path
 
 import torch
 
+from .configs import find_config
 from .data_choice import DataChoice, choose_data
 from .runs import machine_description
 
@@ -63,11 +64,11 @@ _FALSE = {"", "0", "false", "no", "off"}
 
 def _is_repo_root(path: Path) -> bool:
     return (path / "pyproject.toml").is_file() and (path / "involution").is_dir() \
-        and (path / "configs").is_dir()
+        and (path / "notebooks").is_dir()
 
 
 def repo_root(start: str | os.PathLike | None = None) -> Path:
-    """The repository's root folder (holding ``pyproject.toml``, ``involution/``, ``configs/``).
+    """The repository's root folder (holding ``pyproject.toml``, ``involution/``, ``notebooks/``).
 
     Searched upwards from ``start`` (default: the current directory, which is
     ``notebooks/`` when a notebook runs), then from this package's own folder,
@@ -81,7 +82,7 @@ def repo_root(start: str | os.PathLike | None = None) -> Path:
                 return candidate
     raise FileNotFoundError(
         f"no checkout of the involution repository found above {starts[0]} or the installed "
-        "package: the notebooks need its configs/ folder. Run them from a clone of "
+        "package: the notebooks need its committed results in slides/. Run them from a clone of "
         f"{REPO_URL}.")
 
 
@@ -90,11 +91,11 @@ def _clone_for_colab() -> Path:
     if REPO_URL == REPO_URL_PLACEHOLDER:
         raise RuntimeError(
             "This copy of the project does not know its repository's address (REPO_URL in "
-            "involution/workbook.py is still the placeholder), so Colab cannot fetch the configs "
-            "and committed results. In a clone of your published copy run `python -m "
+            "involution/workbook.py is still the placeholder), so Colab cannot fetch the "
+            "committed results. In a clone of your published copy run `python -m "
             "involution.workbook set-repo https://github.com/NAME/involution`, commit, and open "
             "the notebooks from that copy.")
-    print(f"Cloning {REPO_URL} into {COLAB_CHECKOUT} (configs and committed results) ...", flush=True)
+    print(f"Cloning {REPO_URL} into {COLAB_CHECKOUT} (committed results and figures) ...", flush=True)
     subprocess.run(["git", "clone", "--progress", "--depth", "1", REPO_URL, str(COLAB_CHECKOUT)],
                    check=True)
     return COLAB_CHECKOUT
@@ -216,12 +217,8 @@ class Workbook:
         return _short(self.root / "slides" / "data" / "runs")
 
     def config(self, name: str) -> Path:
-        """The path of ``configs/<name>.yaml``."""
-        path = _short(self.root / "configs" / f"{name.removesuffix('.yaml')}.yaml")
-        if not path.is_file():
-            available = sorted(p.stem for p in (self.root / "configs").glob("*.yaml"))
-            raise FileNotFoundError(f"no config {path}; available: {available}")
-        return path
+        """The shipped recipe ``name`` (``involution/configs/<name>.yaml``), or a config file."""
+        return find_config(name)
 
     def choose_data(self, root: str | os.PathLike = "shapes", reachable=None) -> DataChoice:
         """:func:`involution.data_choice.choose_data` for this notebook's mode, machine and repository."""
@@ -277,7 +274,7 @@ def setup(fast: bool | None = None, runs_on_drive: bool = False, verbose: bool =
     if fast:
         os.environ["WANDB_MODE"] = "disabled"  # tests must not log to anyone's W&B project
     _quiet_libraries()
-    # Work from the repository's root (a notebook starts in notebooks/): configs,
+    # Work from the repository's root (a notebook starts in notebooks/): data,
     # runs and slides then have the short relative paths the outputs print.
     os.chdir(root)
     book = Workbook(root=root, fast=fast, workdir=work_directory(fast, root, runs_on_drive),

@@ -50,8 +50,9 @@ def _fake_slides(tmp_path: Path, sample: bool = True, kind: str | None = None,
                 "model": model, "params": params, "epochs_trained": 15, "best_val_top1": test_top1 + 0.05,
                 "best_val_top5": 0.9, "test_top1": test_top1, "test_top5": 0.85, "seed": seed,
                 "dataset": {"is_sample_set": kind == "sample", "kind": kind, "image_size": 64},
-                "config": {"model": {"model_name": model, "optimizer": "adamw", "lr": 0.002,
-                                     "momentum": 0.9, "weight_decay": 0.05},
+                "config": {"model": {"model_name": model,
+                                     "optimizer": {"name": "adamw", "lr": 0.002, "momentum": 0.9,
+                                                   "weight_decay": 0.05}},
                            "data": {"batch_size": 32, "transforms": "light"}},
                 "machine": {"cpu": "Test CPU", "cpu_threads": 2, "gpu": None}}))
             (folder / "metrics.csv").write_text("epoch,step,val/top1\n0,7,0.3\n")
@@ -132,7 +133,7 @@ def test_recipe_is_read_from_the_runs_config(tmp_path):
     # momentum only means something for SGD: it is left out of an AdamW recipe
     assert "<td>optimiser</td><td class=\"text\">adamw</td>" in deck.render_deck(slides)
     runs = list(runs)
-    runs[0].results.config["model"]["lr"] = 0.1  # a recipe that differs shows every value
+    runs[0].results.config["model"]["optimizer"]["lr"] = 0.1  # a recipe that differs shows every value
     assert dict(deck.recipe_rows(runs))["learning rate"] in ("0.1 / 0.002", "0.002 / 0.1")
 
 
