@@ -7,8 +7,8 @@ fork::
 
     python -m involution.workbook set-repo https://github.com/NAME/involution
 
-rewrites that address in ``involution/workbook.py`` and in every notebook
-(sources only: outputs stay). ``python -m involution.workbook write-cells``
+rewrites that address in ``involution/workbook.py``, in ``pyproject.toml``'s
+project links and in every notebook (sources only: outputs stay). ``python -m involution.workbook write-cells``
 rewrites the notebooks from the address as it is.
 """
 from __future__ import annotations
@@ -90,7 +90,21 @@ def set_repo(url: str, root: Path | None = None) -> list[Path]:
     if changed_text != text:
         module.write_text(changed_text)
         changed.append(module)
+    if _write_project_urls(root / "pyproject.toml", url):
+        changed.append(root / "pyproject.toml")
     return changed + [nb for nb in sorted((root / "notebooks").glob("*.ipynb")) if write_cells(nb, url)]
+
+
+def _write_project_urls(pyproject: Path, url: str) -> bool:
+    """Point pyproject.toml's [project.urls] (the package index's links) at ``url``."""
+    text = pyproject.read_text()
+    # Each link is the repository's address, perhaps followed by a page of it (/issues).
+    changed = re.sub(r'^(\w+ = ")https://github\.com/[^/"]+/[^/"]+', lambda m: m[1] + url.rstrip("/"),
+                     text, flags=re.M)
+    if changed == text:
+        return False
+    pyproject.write_text(changed)
+    return True
 
 
 def main(argv: list[str] | None = None) -> None:

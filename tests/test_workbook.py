@@ -3,6 +3,7 @@ import json
 import socket
 import threading
 import time
+import tomllib
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -478,13 +479,16 @@ def test_committed_notebooks_carry_the_generated_colab_lines(tmp_path):
 def test_set_repo_rewrites_the_address_everywhere_and_keeps_outputs(tmp_path):
     (tmp_path / "involution").mkdir()
     (tmp_path / "involution" / "workbook.py").write_text((REPO / "involution" / "workbook.py").read_text())
+    (tmp_path / "pyproject.toml").write_text((REPO / "pyproject.toml").read_text())
     (tmp_path / "notebooks").mkdir()
     original = REPO / "notebooks" / "01_involution_kernel.ipynb"
     (tmp_path / "notebooks" / original.name).write_text(original.read_text())
     url = "https://github.com/someone/involution"
     changed = colab.set_repo(url, root=tmp_path)
-    assert [path.name for path in changed] == ["workbook.py", original.name]
+    assert [path.name for path in changed] == ["workbook.py", "pyproject.toml", original.name]
     assert f"REPO_URL = {url!r}" in (tmp_path / "involution" / "workbook.py").read_text()
+    links = tomllib.loads((tmp_path / "pyproject.toml").read_text())["project"]["urls"]
+    assert links["Repository"] == url and links["Issues"] == f"{url}/issues"
     before, after = (json.loads(path.read_text()) for path in (original, tmp_path / "notebooks" / original.name))
     setup = next("".join(cell["source"]) for cell in after["cells"]
                  if "".join(cell["source"]).startswith(colab.SETUP_MARKER))
