@@ -1,9 +1,7 @@
-"""Capture the kernels an involution network generates, and draw them.
+"""The figures of the notebooks and the slides.
 
-The kernels are not weights: every forward pass generates new ones from the
-image. :func:`capture_kernels` records them with forward hooks on each
-layer's :class:`~involution.layers.KernelGenerator`, so nothing about the
-forward pass is repeated or changed.
+Capturing generated kernels and drawing them over the photograph lives in
+:mod:`involution.kernel_figures`; its public names are re-exported here.
 
 The ``plot_*`` functions draw the figures of the notebooks and the slides.
 Each returns a :class:`matplotlib.figure.Figure` (not registered with pyplot,
@@ -12,262 +10,20 @@ so nothing is drawn twice): show it as a cell's last value, save it with
 """
 from __future__ import annotations
 
-import math
-import textwrap
-from contextlib import contextmanager
-from typing import Iterator, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
-import torch
 from matplotlib.figure import Figure
-from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
-from torch import nn
 
-from .layers import Involution2d
+from .kernel_figures import (KERNEL_SUMMARIES, SUMMARY_LABELS, capture_kernels, involution_layers,
+                             kernel_summary, plot_kernel_heatmaps, plot_kernels_at_pixels, window_side,
+                             _fit_text, _suptitle)
 from .registry import model_info
 
-__all__ = ["capture_kernels", "involution_layers", "KERNEL_SUMMARIES", "kernel_summary",
-           "plot_kernel_heatmaps", "plot_kernels_at_pixels", "plot_training_curves",
+__all__ = ["capture_kernels", "involution_layers", "KERNEL_SUMMARIES", "SUMMARY_LABELS", "kernel_summary",
+           "window_side", "plot_kernel_heatmaps", "plot_kernels_at_pixels", "plot_training_curves",
            "plot_accuracy_vs_params", "plot_complexity_table", "plot_operator_costs"]
-
-
-def involution_layers(model: nn.Module) -> dict[str, Involution2d]:
-    """Every involution layer of ``model`` by name, in forward order for RedNets."""
-    layers = {name: m for name, m in model.named_modules() if isinstance(m, Involution2d)}
-    # named_modules lists the RedNet stem last (it is added after torchvision's
-    # layers); put it first so the order follows the forward pass.
-    stem = {n: m for n, m in layers.items() if n.startswith(("stem", "model.stem"))}
-    return {**stem, **{n: m for n, m in layers.items() if n not in stem}}
-
-
-@contextmanager
-def capture_kernels(model: nn.Module) -> Iterator[dict[str, torch.Tensor]]:
-    """Record every involution layer's generated kernels during forward passes.
-
-    Yields a dict filled, after a forward pass inside the ``with`` block, with
-    ``{layer name: kernel}``; each kernel is a detached CPU tensor of shape
-    (B, G, K, K, H_out, W_out)::
-
-        with capture_kernels(model) as kernels:
-            model(images)
-        kernels["layer1.0.conv2"].shape   # (B, 4, 7, 7, 56, 56) for RedNet at 224
-    """
-    kernels: dict[str, torch.Tensor] = {}
-
-    def recorder(name):
-        def record(module, inputs, kernel):
-            kernels[name] = kernel.detach().float().cpu()
-        return record
-
-    hooks = [layer.kernel_generator.register_forward_hook(recorder(name))
-             for name, layer in involution_layers(model).items()]
-    try:
-        yield kernels
-    finally:
-        for hook in hooks:
-            hook.remove()
-
-
-# -- summarising kernels ----------------------------------------------------------
-
-KERNEL_SUMMARIES = ("norm", "sum", "deviation")
-
-
-def _check_kernel(kernel: torch.Tensor) -> torch.Tensor:
-    if not isinstance(kernel, torch.Tensor) or kernel.dim() != 6:
-        shape = tuple(kernel.shape) if isinstance(kernel, torch.Tensor) else type(kernel).__name__
-        raise ValueError(f"expected generated kernels of shape (B, G, K, K, H, W), got {shape}")
-    if kernel.shape[2] != kernel.shape[3]:
-        raise ValueError(f"kernels must be square (K x K), got shape {tuple(kernel.shape)}")
-    return kernel.detach().float().cpu()
-
-
-def kernel_summary(kernel: torch.Tensor, summary: str = "deviation") -> torch.Tensor:
-    """One number per pixel for a layer's generated kernels: (B, G, K, K, H, W) -> (B, H, W).
-
-    ``"norm"``: the root-mean-square of the pixel's kernel weights (all groups),
-    how strongly the kernel weights its neighbourhood.
-    ``"sum"``: the sum of the K x K weights, averaged over the groups; the
-    kernel's gain on a flat patch (1 for a pure smoothing kernel).
-    ``"deviation"``: the root-mean-square difference between the pixel's
-    kernel and the image's average kernel of that layer: zero everywhere for a
-    convolution, whose kernel is the same at every pixel, so it shows where
-    involution is spatially specific.
-    """
-    kernel = _check_kernel(kernel)
-    batch, groups, k, _, height, width = kernel.shape
-    flat = kernel.reshape(batch, groups * k * k, height, width)
-    if summary == "norm":
-        return flat.pow(2).mean(dim=1).sqrt()
-    if summary == "sum":
-        return kernel.sum(dim=(2, 3)).mean(dim=1)
-    if summary == "deviation":
-        mean_kernel = flat.mean(dim=(2, 3), keepdim=True)
-        return (flat - mean_kernel).pow(2).mean(dim=1).sqrt()
-    raise ValueError(f"unknown kernel summary {summary!r}; choose one of {KERNEL_SUMMARIES}")
-
-
-def _display_image(image) -> np.ndarray:
-    """An (H, W, 3) array in [0, 1] from a (3, H, W) tensor or an (H, W, 3) array."""
-    if isinstance(image, torch.Tensor):
-        if image.dim() != 3 or image.shape[0] != 3:
-            raise ValueError(f"expected an image tensor of shape (3, H, W), got {tuple(image.shape)};"
-                             " pass one image, denormalised (involution.data.denormalize)")
-        image = image.detach().float().cpu().permute(1, 2, 0).numpy()
-    image = np.asarray(image, dtype=np.float32)
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"expected an (H, W, 3) image, got shape {image.shape}")
-    if image.min() < -1e-3 or image.max() > 1 + 1e-3:
-        raise ValueError(f"image values must lie in [0, 1] (got {image.min():.2f} to "
-                         f"{image.max():.2f}); undo the normalisation with involution.data.denormalize")
-    return image.clip(0, 1)
-
-
-def _grid_position(pixel, image_shape, grid_shape) -> tuple[int, int]:
-    """The cell of a layer's (H, W) kernel grid that covers image pixel (row, col)."""
-    row, col = pixel
-    height, width = image_shape
-    if not (0 <= row < height and 0 <= col < width):
-        raise ValueError(f"pixel {pixel} lies outside the {height}x{width} image")
-    return int(row * grid_shape[0] / height), int(col * grid_shape[1] / width)
-
-
-def _layer_title(name: str, kernel: torch.Tensor) -> str:
-    _, groups, k, _, height, width = kernel.shape
-    return f"{name}\n{height}x{width} px, {groups} groups, {k}x{k}"
-
-
-# -- figures ------------------------------------------------------------------------
-
-
-def _fit_text(text: str, width_inches: float, fontsize: float) -> str:
-    """Wrap ``text`` so that it fits ``width_inches`` at ``fontsize`` points."""
-    characters = max(20, int(width_inches * 72 / (0.6 * fontsize)))
-    return "\n".join(textwrap.fill(line, characters) for line in text.split("\n"))
-
-
-def _suptitle(figure: Figure, title: str | None, fontsize: float = 11) -> None:
-    if title:
-        figure.suptitle(_fit_text(title, figure.get_figwidth(), fontsize), fontsize=fontsize)
-
-
-def plot_kernel_heatmaps(image, kernels: Mapping[str, torch.Tensor], summary: str = "deviation",
-                         index: int = 0, layers: Sequence[str] | None = None, columns: int = 5,
-                         title: str | None = None) -> Figure:
-    """The image, then one heat map per involution layer of a per-pixel kernel summary.
-
-    Args:
-        image: the (denormalised) image the kernels were generated from,
-            a (3, H, W) tensor or (H, W, 3) array in [0, 1].
-        kernels: ``{layer: (B, G, K, K, H, W) kernels}`` from :func:`capture_kernels`.
-        summary: see :func:`kernel_summary`.
-        index: which image of the batch.
-        layers: which layers, in order (default: all).
-        columns: heat maps per row.
-    Each map is drawn over the image's area, so a map cell sits on the
-    pixels it was generated for.
-    """
-    picture = _display_image(image)
-    layers = list(kernels) if layers is None else list(layers)
-    missing = [name for name in layers if name not in kernels]
-    if missing or not layers:
-        raise ValueError(f"no kernels captured for layers {missing or layers}; captured: {list(kernels)}")
-    panels = len(layers) + 1
-    rows = math.ceil(panels / columns)
-    figure = Figure(figsize=(2.6 * columns, 2.9 * rows), layout="constrained")
-    axes = figure.subplots(rows, columns, squeeze=False).ravel()
-    height, width = picture.shape[:2]
-    extent = (0, width, height, 0)
-    axes[0].imshow(picture, extent=extent)
-    axes[0].set_title(f"input\n{height}x{width} px", fontsize=9)
-    gray = picture.mean(axis=2)
-    for axis, name in zip(axes[1:], layers):
-        summary_map = kernel_summary(kernels[name], summary)[index].numpy()
-        axis.imshow(gray, cmap="gray", extent=extent, alpha=0.35)
-        shown = axis.imshow(summary_map, cmap="magma", extent=extent, alpha=0.85,
-                            interpolation="nearest")
-        axis.set_title(_layer_title(name, kernels[name]), fontsize=9)
-        figure.colorbar(shown, ax=axis, shrink=0.8)
-    for axis in axes:
-        axis.set_xticks([])
-        axis.set_yticks([])
-    for axis in axes[panels:]:
-        axis.set_visible(False)
-    _suptitle(figure, title)
-    return figure
-
-
-_MARKER_COLOURS = ("#00c2ff", "#ffd400", "#ff4fd8", "#7dff4f", "#ff7b00", "#ffffff")
-
-
-def plot_kernels_at_pixels(image, kernels: Mapping[str, torch.Tensor],
-                           pixels: Sequence[tuple[int, int]], layers: Sequence[str] | None = None,
-                           group: int = 0, index: int = 0, title: str | None = None) -> Figure:
-    """The image with a few pixels marked, beside the K x K kernel generated at each.
-
-    One row per layer, one column per pixel. A pixel (row, col) is in image
-    coordinates; each layer uses the kernel of the grid cell covering it, and
-    the square drawn on the image is the window that kernel weights
-    (K cells of that layer). Colours are symmetric around zero per layer:
-    red weights add the neighbour, blue ones subtract it.
-    """
-    picture = _display_image(image)
-    layers = list(kernels) if layers is None else list(layers)
-    missing = [name for name in layers if name not in kernels]
-    if missing or not layers:
-        raise ValueError(f"no kernels captured for layers {missing or layers}; captured: {list(kernels)}")
-    if not pixels or len(pixels) > len(_MARKER_COLOURS):
-        raise ValueError(f"give between 1 and {len(_MARKER_COLOURS)} pixels, got {len(pixels)}")
-    height, width = picture.shape[:2]
-    figure = Figure(figsize=(3.2 + 1.5 * len(pixels), max(3.2, 1.5 * len(layers) + 0.6)),
-                    layout="constrained")
-    # The image takes the first two columns, the kernels one column per pixel.
-    grid = figure.add_gridspec(len(layers), len(pixels) + 2, width_ratios=[2.2, 2.2] + [1] * len(pixels))
-    image_axis = figure.add_subplot(grid[:, :2])
-    image_axis.imshow(picture)
-    # The windows drawn below may reach past the border: keep the view on the image.
-    image_axis.set_xlim(-0.5, picture.shape[1] - 0.5)
-    image_axis.set_ylim(picture.shape[0] - 0.5, -0.5)
-    image_axis.set_xticks([])
-    image_axis.set_yticks([])
-    image_axis.set_title(f"input, {height}x{width} px", fontsize=9)
-    first = kernels[layers[0]]
-    for number, (pixel, colour) in enumerate(zip(pixels, _MARKER_COLOURS), start=1):
-        row, col = pixel
-        _grid_position(pixel, (height, width), first.shape[-2:])  # checks the pixel
-        image_axis.plot(col, row, "o", markersize=7, markerfacecolor=colour,
-                        markeredgecolor="black")
-        image_axis.annotate(str(number), (col, row), xytext=(5, 5), textcoords="offset points",
-                            color=colour, fontsize=10, fontweight="bold")
-        # The first layer's window around this pixel, in image pixels.
-        k, grid_h = first.shape[2], first.shape[-2]
-        side = k * height / grid_h
-        image_axis.add_patch(Rectangle((col - side / 2, row - side / 2), side, side, fill=False,
-                                       edgecolor=colour, linewidth=1.2))
-    for layer_row, name in enumerate(layers):
-        kernel = _check_kernel(kernels[name])
-        if not 0 <= group < kernel.shape[1]:
-            raise ValueError(f"group {group} does not exist in {name}, which has {kernel.shape[1]} groups")
-        chosen = [kernel[index, group, :, :, gy, gx]
-                  for gy, gx in (_grid_position(p, (height, width), kernel.shape[-2:]) for p in pixels)]
-        limit = max(float(c.abs().max()) for c in chosen) or 1.0
-        for column, (weights, colour) in enumerate(zip(chosen, _MARKER_COLOURS)):
-            axis = figure.add_subplot(grid[layer_row, column + 2])
-            shown = axis.imshow(weights.numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit)
-            axis.set_xticks([])
-            axis.set_yticks([])
-            for spine in axis.spines.values():
-                spine.set_edgecolor(colour)
-                spine.set_linewidth(2.5)
-            if layer_row == 0:
-                axis.set_title(f"pixel {column + 1}", fontsize=9)
-            if column == 0:
-                k = kernel.shape[2]
-                axis.set_ylabel(f"{name}\n{k}x{k}, group {group}", fontsize=8)
-        figure.colorbar(shown, ax=axis, shrink=0.8)
-    _suptitle(figure, title)
-    return figure
 
 
 def _epochs(metrics: Mapping[str, Sequence[float]]) -> np.ndarray:

@@ -71,6 +71,15 @@ def test_heatmaps_draw_one_map_per_layer_over_the_image(rednet_kernels):
     drawn = panels[1].get_images()[-1].get_array()
     expected = viz.kernel_summary(kernels["stem.1"], "deviation")[1].numpy()
     np.testing.assert_allclose(drawn, expected, rtol=1e-6)
+    # The photograph is opaque under every map, the map half-transparent over it.
+    for panel in panels[1:]:
+        photo, heat = panel.get_images()
+        assert photo.get_alpha() == 1.0 and heat.get_alpha() == pytest.approx(0.55)
+        # The colour bar says what the colour means: the summary's name and unit.
+        assert heat.colorbar.ax.get_ylabel() == viz.SUMMARY_LABELS["deviation"]
+    assert "no unit" in viz.SUMMARY_LABELS["deviation"]
+    norm = viz.plot_kernel_heatmaps(images[0], kernels, summary="norm", layers=["stem.1"])
+    assert norm.axes[1].get_images()[-1].colorbar.ax.get_ylabel().startswith("norm: RMS kernel weight")
     with pytest.raises(ValueError, match="no kernels captured"):
         viz.plot_kernel_heatmaps(images[0], kernels, layers=["nope"])
     with pytest.raises(ValueError, match="denormalize"):
@@ -88,12 +97,40 @@ def test_kernels_at_pixels_shows_the_kernel_of_each_marked_pixel(rednet_kernels)
     # Pixel (31, 31) of the 32x32 image is cell (15, 15) of the stem's 16x16 grid.
     np.testing.assert_allclose(kernel_axes[1].get_images()[0].get_array(),
                                kernels["stem.1"][0, 1, :, :, 15, 15].numpy())
+    assert all(a.images[-1].colorbar.ax.get_ylabel() == "kernel weight"
+               for a in kernel_axes if a.images[-1].colorbar)
     with pytest.raises(ValueError, match="outside"):
         viz.plot_kernels_at_pixels(images[0], kernels, [(32, 0)], layers=layers)
     with pytest.raises(ValueError, match="group 5"):
         viz.plot_kernels_at_pixels(images[0], kernels, [(1, 1)], layers=layers, group=5)
     with pytest.raises(ValueError, match="pixels"):
         viz.plot_kernels_at_pixels(images[0], kernels, [], layers=layers)
+
+
+def _window_panels(figure):
+    """{title: square widths drawn} of the photograph panels (the ones with window squares)."""
+    return {a.get_title(): [patch.get_width() for patch in a.patches] for a in figure.axes if a.patches}
+
+
+def test_kernels_at_pixels_draws_the_deep_layers_7x7_window_beside_the_stems(rednet_kernels):
+    images, kernels = rednet_kernels
+    # On a 32x32 image the stem's map is 16x16, layer1.0.conv2's 8x8 (stride 1).
+    assert kernels["layer1.0.conv2"].shape[-2:] == (8, 8)
+    figure = viz.plot_kernels_at_pixels(images[0], kernels, [(5, 5), (20, 25)],
+                                        layers=["stem.1", "layer1.0.conv2"])
+    windows = _window_panels(figure)
+    # 3 cells of 2 px for the stem; 7 cells of 4 px, most of the image, for the 8x8 map.
+    assert windows == {"stem.1: 3x3 window\n= 6x6 of 32x32 px": [6.0, 6.0],
+                       "layer1.0.conv2: 7x7 window\n= 28x28 of 32x32 px": [28.0, 28.0]}
+
+
+def test_window_of_a_strided_layer_spans_its_finer_input_map(rednet_kernels):
+    images, kernels = rednet_kernels
+    # layer2.0.conv2 has stride 2: its 4x4 output grid, its 8x8 input map.
+    assert viz.window_side(kernels["layer2.0.conv2"], 32, stride=2) == 28.0
+    figure = viz.plot_kernels_at_pixels(images[0], kernels, [(5, 5)], layers=["stem.1", "layer2.0.conv2"],
+                                        strides={"layer2.0.conv2": 2})
+    assert _window_panels(figure)["layer2.0.conv2: 7x7 window\n= 28x28 of 32x32 px"] == [28.0]
 
 
 def _metrics(offset):
