@@ -87,7 +87,10 @@ def make_folder(folder: Path, images: int, seed: int = 0) -> None:
     total_bytes, written = 0, 0
     start = time.perf_counter()
     for index, count in enumerate(sizes, start=1):
-        name = "257.clutter" if index == CALTECH_CLASSES else ("001.ak47" if index == 1 else f"{index:03d}.class{index}")
+        if index == CALTECH_CLASSES:
+            name = "257.clutter"
+        else:
+            name = "001.ak47" if index == 1 else f"{index:03d}.class{index}"
         (categories / name).mkdir(parents=True, exist_ok=True)
         for number in range(1, count + 1):
             path = categories / name / f"{index:03d}_{number:04d}.jpg"

@@ -50,17 +50,26 @@ require_extra("train", "lightning", "torchmetrics", "jsonargparse", "yaml",
 import lightning  # noqa: E402 -- after the check above, which explains a missing extra
 import torch  # noqa: E402
 from jsonargparse import ActionConfigFile, DefaultHelpFormatter  # noqa: E402
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint  # noqa: E402
 from lightning.pytorch.cli import LightningCLI  # noqa: E402
 from lightning.pytorch.plugins.io import CheckpointIO  # noqa: E402
 from lightning.pytorch.utilities import rank_zero_only  # noqa: E402
 
 from .configs import list_configs, resolve_config_args  # noqa: E402
 from .data import Caltech256DataModule  # noqa: E402
-from .training import (AtomicCheckpointIO, EpochPrinter, ImageClassifier,  # noqa: E402
-                       KernelStatsMonitor, NonFiniteLossGuard, PredictionWriter, ResumableCSVLogger,
-                       read_checkpoint, start_wandb_logger, wandb_configured)
 from .runs import RunSummary, find_run_dir, new_run_dir  # noqa: E402
+from .training import (  # noqa: E402
+    AtomicCheckpointIO,
+    EpochPrinter,
+    ImageClassifier,
+    KernelStatsMonitor,
+    NonFiniteLossGuard,
+    PredictionWriter,
+    ResumableCSVLogger,
+    read_checkpoint,
+    start_wandb_logger,
+    wandb_configured,
+)
 
 __all__ = ["InvolutionCLI", "run_cli", "find_run_dir", "check_checkpoint_architecture",
            "check_checkpoint_classes"]

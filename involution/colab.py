@@ -22,7 +22,8 @@ from . import workbook
 
 __all__ = ["SETUP_MARKER", "setup_lines", "badge", "set_repo", "write_cells", "main"]
 
-SETUP_MARKER = "# Colab: install this project once per session (written by `python -m involution.workbook set-repo URL`)"
+SETUP_MARKER = ("# Colab: install this project once per session "
+                "(written by `python -m involution.workbook set-repo URL`)")
 BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
 _GITHUB = re.compile(r"^https://github\.com/(?P<owner>[\w.-]+)/(?P<name>[\w.-]+?)(\.git)?/?$")
 

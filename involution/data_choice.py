@@ -8,8 +8,15 @@ from dataclasses import dataclass
 from typing import Callable
 from urllib.parse import urlparse
 
-from .data import (CALTECH256_URL, DATASET_NAMES, SAMPLE_ROOT_ALIAS, SAMPLE_SET_DESCRIPTION,
-                   SHAPES_ROOT_ALIAS, dataset_kind, find_categories_dir)
+from .data import (
+    CALTECH256_URL,
+    DATASET_NAMES,
+    SAMPLE_ROOT_ALIAS,
+    SAMPLE_SET_DESCRIPTION,
+    SHAPES_ROOT_ALIAS,
+    dataset_kind,
+    find_categories_dir,
+)
 from .runs import DATA_LABELS
 from .shapes import SHAPE_CLASSES, SPLIT_SIZES
 

@@ -29,11 +29,11 @@ import shutil
 import subprocess
 import sys
 import time
-import tomllib
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import jinja2
+import tomllib
 
 from .diagrams import rednet_defaults
 from .results import SeedSpread, compare_spreads, results_rows, seed_spread
@@ -285,8 +285,7 @@ def render_deck(slides_dir: str | os.PathLike | None = None, embed_images: bool 
     where ``deck.html`` lives), or embedded as data URIs with ``embed_images``.
     ``authors`` replaces the authors of ``slides/settings.toml``.
     """
-    from .reference import (COURSE_PROJECT_FINDINGS, COURSE_PROJECT_SOURCE, OFFICIAL_REDNET,
-                            OFFICIAL_REDNET_SOURCE)
+    from .reference import COURSE_PROJECT_FINDINGS, COURSE_PROJECT_SOURCE, OFFICIAL_REDNET, OFFICIAL_REDNET_SOURCE
     slides_dir = Path(slides_dir) if slides_dir is not None else repo_root() / "slides"
     relative_to = Path(relative_to) if relative_to is not None else slides_dir
     deck, runs = load_deck_data(slides_dir)

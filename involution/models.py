@@ -37,8 +37,7 @@ from torchvision.ops import Conv2dNormActivation
 
 from .functional import is_positive_int
 from .layers import Involution2d
-from .pretrained import (OFFICIAL_MODEL_ZOO, convert_official_state_dict,
-                         load_official_checkpoint, load_pretrained)
+from .pretrained import OFFICIAL_MODEL_ZOO, convert_official_state_dict, load_official_checkpoint, load_pretrained
 from .registry import OfficialWeights, Reported, list_models, model_info, register_model
 
 __all__ = [

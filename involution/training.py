@@ -24,17 +24,15 @@ from torch import nn  # noqa: E402
 from torchmetrics import MetricCollection  # noqa: E402
 from torchmetrics.classification import MulticlassAccuracy  # noqa: E402
 
-from .callbacks import (EpochPrinter, KernelStatsMonitor, NonFiniteLossError,  # noqa: E402
-                        NonFiniteLossGuard, PredictionWriter)
+from .callbacks import EpochPrinter, KernelStatsMonitor, NonFiniteLossError, NonFiniteLossGuard, PredictionWriter  # noqa: E402
 from .checkpoints import AtomicCheckpointIO, CheckpointError, read_checkpoint  # noqa: E402
 from .complexity import count_parameters  # noqa: E402
-from .loggers import (ResumableCSVLogger, start_wandb_logger, wandb_configured,  # noqa: E402
-                      wandb_init_timeout)
+from .loggers import ResumableCSVLogger, start_wandb_logger, wandb_configured, wandb_init_timeout  # noqa: E402
 from .models import create_model  # noqa: E402
 from .optimization import OptimizerConfig, ScheduleConfig, StepSchedule, build_schedule  # noqa: E402
+
 # The run folder's format lives in runs.py; these names stay importable from here.
-from .runs import (RunSummary, find_run_dir, machine_description, run_folder,  # noqa: E402
-                   write_atomically)
+from .runs import RunSummary, find_run_dir, machine_description, run_folder, write_atomically  # noqa: E402
 
 __all__ = [
     "ImageClassifier", "OptimizerConfig", "ScheduleConfig", "StepSchedule", "build_schedule",

@@ -16,9 +16,18 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from .kernel_figures import (KERNEL_SUMMARIES, SUMMARY_LABELS, capture_kernels, involution_layers,
-                             kernel_summary, plot_kernel_heatmaps, plot_kernels_at_pixels, window_side,
-                             _fit_text, _suptitle)
+from .kernel_figures import (
+    KERNEL_SUMMARIES,
+    SUMMARY_LABELS,
+    _fit_text,
+    _suptitle,
+    capture_kernels,
+    involution_layers,
+    kernel_summary,
+    plot_kernel_heatmaps,
+    plot_kernels_at_pixels,
+    window_side,
+)
 from .registry import model_info
 
 __all__ = ["capture_kernels", "involution_layers", "KERNEL_SUMMARIES", "SUMMARY_LABELS", "kernel_summary",

@@ -3,8 +3,13 @@ import pytest
 from torch import nn
 
 from involution import Involution2d
-from involution.complexity import (complexity_table, count_complexity, format_complexity_table,
-                                   format_operator_costs, operator_costs)
+from involution.complexity import (
+    complexity_table,
+    count_complexity,
+    format_complexity_table,
+    format_operator_costs,
+    operator_costs,
+)
 from involution.models import create_model, model_info
 
 

@@ -6,16 +6,14 @@ import warnings
 
 import pytest
 import torch
+from test_models import synthetic_official_checkpoint
+from test_training import only_run_dir, quick_args, read_metrics
 
 from involution import Involution2d
 from involution.cli import run_cli
 from involution.functional import involution2d
 from involution.models import create_model, load_official_checkpoint
 from involution.training import NonFiniteLossError, wandb_init_timeout
-
-from test_models import synthetic_official_checkpoint
-from test_training import only_run_dir, quick_args, read_metrics
-
 
 # -- sizes that used to fail with ZeroDivisionError or a tensor error -------------------------
 
@@ -76,6 +74,7 @@ def test_lightning_checkpoint_gets_a_hint(tmp_path):
     # What `python -m involution fit` saves: the network is the LightningModule's "model".
     import lightning as L
     from torch.utils.data import DataLoader, TensorDataset
+
     from involution.training import ImageClassifier
     images, labels = torch.randn(2, 3, 32, 32), torch.tensor([0, 1])
     trainer = L.Trainer(max_steps=1, logger=False, enable_checkpointing=False,
@@ -187,6 +186,7 @@ def test_nan_validation_accuracy_is_caught_before_model_checkpoint(tmp_path):
     import lightning as L
     from lightning.pytorch.callbacks import ModelCheckpoint
     from torch.utils.data import DataLoader, TensorDataset
+
     from involution.training import ImageClassifier, NonFiniteLossGuard
 
     class NanAccuracy(ImageClassifier):

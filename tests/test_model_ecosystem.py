@@ -9,15 +9,14 @@ import hashlib
 
 import pytest
 import torch
+from test_models import synthetic_official_checkpoint
 from torch import nn
-from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.models._utils import IntermediateLayerGetter
+from torchvision.models.detection.backbone_utils import BackboneWithFPN
 
 from involution import registry
 from involution.models import DenseNet, RedNet, ResNet, create_model, list_models, model_info
 from involution.registry import OfficialWeights
-
-from test_models import synthetic_official_checkpoint
 
 ALL_MODELS = list_models()
 

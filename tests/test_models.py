@@ -8,7 +8,12 @@ from torch import nn
 
 from involution import Involution2d, KernelGenerator
 from involution.models import (
-    STAGE_BLOCKS, RedNet, ResNet, convert_official_state_dict, create_model, list_models,
+    STAGE_BLOCKS,
+    RedNet,
+    ResNet,
+    convert_official_state_dict,
+    create_model,
+    list_models,
     load_official_checkpoint,
 )
 

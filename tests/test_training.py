@@ -13,8 +13,15 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from involution.__main__ import main
 from involution.cli import run_cli
-from involution.training import (ImageClassifier, NonFiniteLossError, NonFiniteLossGuard,
-                                 OptimizerConfig, ScheduleConfig, build_schedule, wandb_configured)
+from involution.training import (
+    ImageClassifier,
+    NonFiniteLossError,
+    NonFiniteLossGuard,
+    OptimizerConfig,
+    ScheduleConfig,
+    build_schedule,
+    wandb_configured,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 QUICK = "quick_sample"  # the shipped recipe, found by its name
@@ -173,6 +180,7 @@ def test_missing_data_root_is_reported(tmp_path, capsys):
 
 def test_num_classes_disagreeing_with_the_data_is_refused(tmp_path):
     import lightning as L
+
     from involution.data import Caltech256DataModule
     trainer = L.Trainer(max_epochs=1, default_root_dir=tmp_path, logger=False,
                         enable_progress_bar=False, enable_model_summary=False)

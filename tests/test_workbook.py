@@ -3,19 +3,26 @@ import json
 import socket
 import threading
 import time
-import tomllib
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import tomllib
 import torch
 
 from involution import colab, data_choice, experiments, runs, workbook
 from involution.data_choice import DataChoice, choose_data, internet_reachable
 from involution.experiments import find_comparison, training_args
 from involution.models import create_model
-from involution.results import (SeedSpread, compare_spreads, format_epoch_table, format_results_table,
-                                format_seed_table, results_rows, runs_data_statement)
+from involution.results import (
+    SeedSpread,
+    compare_spreads,
+    format_epoch_table,
+    format_results_table,
+    format_seed_table,
+    results_rows,
+    runs_data_statement,
+)
 from involution.runs import Run, RunResults, find_runs, latest_run, model_label, read_metrics
 from involution.weights import find_weights
 from involution.workbook import FAST_ENV, WORKDIR_ENV, fast_mode, repo_root, work_directory
@@ -197,7 +204,9 @@ def test_internet_check_is_correct_and_gives_up_on_a_hanging_connection(monkeypa
 
 # -- runs ------------------------------------------------------------------------------
 
-METRICS_CSV = """epoch,kernels/stem.1/std,lr-SGD,step,train/loss_epoch,train/loss_step,train/top1,val/loss,val/top1,val/top5,test/top1
+METRICS_HEADER = ("epoch,kernels/stem.1/std,lr-SGD,step,train/loss_epoch,train/loss_step,train/top1,"
+                  "val/loss,val/top1,val/top5,test/top1")
+METRICS_CSV = METRICS_HEADER + """
 ,,0.1,0,,,,,,,
 0,0.5,,4,,2.5,,,,,
 0,,,6,,,,2.1,0.3,0.7,

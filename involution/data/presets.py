@@ -173,7 +173,8 @@ def build_transforms(
 def normalize_batch(images: torch.Tensor) -> torch.Tensor:
     """uint8 images (B, 3, H, W) -> float32 in [0, 1], normalised: the last steps of a preset, for a whole batch."""
     if images.dtype != torch.uint8 or images.ndim != 4:
-        raise ValueError(f"normalize_batch expects uint8 images (B, 3, H, W); got {images.dtype} {tuple(images.shape)}.")
+        raise ValueError("normalize_batch expects uint8 images (B, 3, H, W); "
+                         f"got {images.dtype} {tuple(images.shape)}.")
     mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(1, 3, 1, 1) * 255
     std = torch.tensor(IMAGENET_STD, device=images.device).view(1, 3, 1, 1) * 255
     return (images.float() - mean) / std

@@ -16,8 +16,18 @@ back. Both sides go through :class:`RunResults`, so its fields are the only
 place where the keys of ``results.json`` are spelled.
 """
 from .reader import Run, export_runs, export_weights, find_runs, latest_run, model_label, read_metrics
-from .record import (DATA_LABELS, METRICS_FILE, RESULTS_FILE, WEIGHTS_FILE, RunResults, find_run_dir,
-                     machine_description, new_run_dir, run_folder, write_atomically)
+from .record import (
+                     DATA_LABELS,
+                     METRICS_FILE,
+                     RESULTS_FILE,
+                     WEIGHTS_FILE,
+                     RunResults,
+                     find_run_dir,
+                     machine_description,
+                     new_run_dir,
+                     run_folder,
+                     write_atomically,
+)
 from .summary import RunSummary
 
 __all__ = [
