@@ -12,6 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/bootstrap.sh
+ensure_browser  # notebook 04 prints the deck to PDF with a headless Chromium
 # The notebooks' settings cells decide everything: no variable of ours from the
 # caller's shell may change them unseen (INVOLUTION_FAST=1 would make them smoke tests).
 unset INVOLUTION_FAST INVOLUTION_DATA_ROOT INVOLUTION_WORKDIR

@@ -62,28 +62,31 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
-# The deck test (tests/test_deck.py) drives a real headless Chromium through
-# Selenium. test.sh calls this: when no browser is found and we are root on a
-# Debian/Ubuntu machine, it installs the distribution's chromium and
-# chromium-driver packages (slow once, instant afterwards). Otherwise it only
-# warns; the deck test then fails and says how to install them.
+# The deck is printed to PDF by a headless Chromium (run.sh, notebook 04), and
+# the deck tests drive Chromium through Selenium and read the PDF's pages with
+# poppler's pdftoppm/pdftotext. run.sh and test.sh call this: when a tool is
+# missing and we are root on a Debian/Ubuntu machine, it installs the
+# distribution's chromium, chromium-driver and poppler-utils packages (slow
+# once, instant afterwards). Otherwise it only warns, naming what to install.
 ensure_browser() {
-  local browser=""
+  local browser="" packages="chromium chromium-driver poppler-utils"
   for candidate in chromium chromium-browser google-chrome google-chrome-stable; do
     if command -v "$candidate" >/dev/null 2>&1; then browser=$candidate; break; fi
   done
-  if [ -n "$browser" ] && command -v chromedriver >/dev/null 2>&1; then
+  if [ -n "$browser" ] && command -v chromedriver >/dev/null 2>&1 \
+      && command -v pdftoppm >/dev/null 2>&1 && command -v pdftotext >/dev/null 2>&1; then
     return 0
   fi
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "Installing chromium and chromium-driver for the deck test (first run only) ..."
-    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1; then
+    echo "Installing ${packages} for the deck's PDF and its tests (first run only) ..."
+    # shellcheck disable=SC2086  # the package names are meant to split
+    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $packages >/dev/null 2>&1; then
       apt-get update -qq >/dev/null 2>&1 || true
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 \
-        || echo "warning: could not install chromium/chromium-driver; tests/test_deck.py will fail" >&2
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $packages >/dev/null 2>&1 \
+        || echo "warning: could not install ${packages}; the deck's PDF and its tests will fail" >&2
     fi
   else
-    echo "warning: no chromium/chromedriver found and cannot install them (not root or no apt-get);" \
-         "tests/test_deck.py will fail: install chromium and chromium-driver" >&2
+    echo "warning: a browser, chromedriver or pdftoppm/pdftotext is missing and cannot be installed" \
+         "here (not root or no apt-get): install ${packages} for the deck's PDF and its tests" >&2
   fi
 }
