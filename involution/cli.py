@@ -57,6 +57,7 @@ from lightning.pytorch.utilities import rank_zero_only  # noqa: E402
 
 from .configs import list_configs, resolve_config_args  # noqa: E402
 from .data import Caltech256DataModule  # noqa: E402
+from .functional import mixed_precision  # noqa: E402
 from .runs import RunSummary, find_run_dir, new_run_dir  # noqa: E402
 from .training import (  # noqa: E402
     AtomicCheckpointIO,
@@ -314,7 +315,8 @@ class InvolutionCLI(LightningCLI):
             kwargs["default_root_dir"] = str(log_dir)
         kwargs["plugins"] = self._plugins_with_atomic_checkpoints()
         if torch.cuda.is_available() and config["trainer"].get("precision") is None:
-            kwargs["precision"] = "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+            # bfloat16 only where the GPU computes it natively (a T4 only emulates it): else float16.
+            kwargs["precision"] = mixed_precision("cuda")
         return super().instantiate_trainer(**kwargs)
 
     def _plugins_with_atomic_checkpoints(self) -> list:
