@@ -4,7 +4,8 @@
 # RedNet-26 and ResNet-26 on the built-in shapes set (3 seeds each, generated
 # offline on first use; NOT Caltech-256), visualise the trained RedNet's kernels
 # on held-out test images, write the slide figures and data into slides/ and
-# build slides/deck.html. About 20 minutes on a 2-core laptop CPU (18 measured).
+# build slides/deck.html and slides/deck.pdf. About 35 minutes on a 2-core CPU
+# (36 measured; notebook 02 prints its own measured estimate before it trains).
 # Installs what it needs into ./.venv on first use.
 #
 # The notebooks choose their data in their settings cell (DATA_ROOT): for
@@ -25,7 +26,8 @@ for notebook in notebooks/0[1-4]_*.ipynb; do
   (cd notebooks && ../.venv/bin/jupyter nbconvert --to notebook --execute --inplace \
     --ExecutePreprocessor.timeout=-1 --KernelManager.transport=ipc --log-level=WARN \
     "$(basename "${notebook}")")
+  rm -f notebooks/kernel-ipc-*  # the kernel's socket files, left behind by nbconvert
   echo "  done in $((SECONDS - start)) s"
 done
 .venv/bin/python -m involution.deck
-echo "Notebooks executed in place (notebooks/), runs in runs/, figures in slides/figures/, deck: slides/deck.html"
+echo "Notebooks executed in place (notebooks/), runs in runs/, figures in slides/figures/, deck: slides/deck.html and slides/deck.pdf"
