@@ -520,8 +520,10 @@ def test_time_estimate_is_measured_and_gates_long_plans(tmp_path):
     # Fast mode: per run 2 training steps, a third for the validation and the test batch each.
     assert estimate.steps == round(2 * (2 + 1 / 3 + 1 / 3)) and estimate.seconds_per_step > 0
     assert not estimate.too_long and str(estimate).startswith("Time estimate:")
-    long = experiments.TimeEstimate(seconds_per_step=1.0, steps=3600, device="CPU")
-    assert long.too_long and "ALLOW_LONG_RUN = True" in str(long) and "60 minutes" in str(long)
+    limit = experiments.LONG_RUN_MINUTES
+    long = experiments.TimeEstimate(seconds_per_step=1.0, steps=(limit + 1) * 60, device="CPU")
+    assert long.too_long and "ALLOW_LONG_RUN = True" in str(long) and f"over {limit} minutes" in str(long)
+    assert not experiments.TimeEstimate(seconds_per_step=1.0, steps=(limit - 1) * 60, device="CPU").too_long
 
 
 def test_train_and_test_reuses_a_finished_run_and_resumes_a_cut_off_one(tmp_path, monkeypatch):
