@@ -43,7 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from involution.functional import default_impl, involution2d  # noqa: E402
 from involution.models import create_model  # noqa: E402
-from involution.training import machine_description  # noqa: E402
+from involution.runs import machine_description  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
 MMAP_THRESHOLD = "131072"  # glibc's default, but fixed: big blocks are always mmapped

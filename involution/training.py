@@ -31,15 +31,11 @@ from .loggers import ResumableCSVLogger, start_wandb_logger, wandb_configured, w
 from .models import create_model  # noqa: E402
 from .optimization import OptimizerConfig, ScheduleConfig, StepSchedule, build_schedule  # noqa: E402
 
-# The run folder's format lives in runs.py; these names stay importable from here.
-from .runs import RunSummary, find_run_dir, machine_description, run_folder, write_atomically  # noqa: E402
-
 __all__ = [
     "ImageClassifier", "OptimizerConfig", "ScheduleConfig", "StepSchedule", "build_schedule",
-    "KernelStatsMonitor", "NonFiniteLossError", "NonFiniteLossGuard", "RunSummary",
+    "KernelStatsMonitor", "NonFiniteLossError", "NonFiniteLossGuard",
     "ResumableCSVLogger", "PredictionWriter", "AtomicCheckpointIO", "CheckpointError",
-    "read_checkpoint", "find_run_dir", "run_folder", "write_atomically", "wandb_configured",
-    "wandb_init_timeout", "start_wandb_logger", "machine_description", "EpochPrinter",
+    "read_checkpoint", "wandb_configured", "wandb_init_timeout", "start_wandb_logger", "EpochPrinter",
 ]
 
 
