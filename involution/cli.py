@@ -58,6 +58,7 @@ from lightning.pytorch.utilities import rank_zero_only  # noqa: E402
 from .configs import list_configs, resolve_config_args  # noqa: E402
 from .data import Caltech256DataModule  # noqa: E402
 from .functional import mixed_precision  # noqa: E402
+from .loggers import finish_wandb_run  # noqa: E402
 from .runs import RunSummary, find_run_dir, new_run_dir  # noqa: E402
 from .training import (  # noqa: E402
     AtomicCheckpointIO,
@@ -81,6 +82,10 @@ __all__ = ["InvolutionCLI", "run_cli", "find_run_dir", "check_checkpoint_archite
 ARCHITECTURE_OPTIONS = ("model_name", "kernel_size", "group_channels", "reduction_ratio")
 # Lightning's own ``--ckpt_path`` values, which name no file.
 LIGHTNING_CKPT_KEYWORDS = ("best", "last", "hpc")
+# Lightning reads an int as a number of batches and a float as a fraction of the
+# set, but its type (float | int) makes the parser turn "1" into 1.0: the whole set.
+BATCH_LIMITS = ("limit_train_batches", "limit_val_batches", "limit_test_batches",
+                "limit_predict_batches")
 
 
 def _is_checkpoint_file(ckpt_path) -> bool:
@@ -214,6 +219,7 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter, DefaultHelpFormatter)
 class InvolutionCLI(LightningCLI):
     def __init__(self, args=None, run: bool = True):
         self._checkpoint = None  # the --ckpt_path file's contents, once read
+        self._batch_limits = {}  # the --trainer.limit_*_batches given as whole numbers
         super().__init__(
             ImageClassifier, Caltech256DataModule, args=args, run=run,
             # The recipe's model.optimizer and model.schedule are the run's: Lightning's
@@ -264,6 +270,7 @@ class InvolutionCLI(LightningCLI):
             except FileNotFoundError as error:
                 parser.error(str(error))
             self.config = parser.parse_args(args)
+            self._keep_whole_batch_limits(args)
         else:  # a dict or Namespace of settings
             super().parse_arguments(parser, args)
         # Next, Lightning replaces the model options with the checkpoint's:
@@ -276,6 +283,19 @@ class InvolutionCLI(LightningCLI):
             check_checkpoint_architecture(checkpoint, ckpt_path, self.config[subcommand]["model"])
             # Keep what the later checks need, not the (memory-mapped) weights.
             self._checkpoint = {key: checkpoint.get(key) for key in ("epoch", "hyper_parameters")}
+
+    def _keep_whole_batch_limits(self, args) -> None:
+        """``--trainer.limit_val_batches 1`` means one batch, as written, not 100%.
+
+        The Trainer gets them from :meth:`instantiate_trainer` (the parser's
+        instantiation would read them as floats again).
+        """
+        for flag, value in _option_values(args):
+            key = flag.removeprefix("--trainer.")
+            if key in BATCH_LIMITS and re.fullmatch(r"\d+", value):
+                self._batch_limits[key] = int(value)
+            elif key in BATCH_LIMITS:  # a later fraction ("1.0") overrides an earlier count
+                self._batch_limits.pop(key, None)
 
     def _run_name(self, config) -> str:
         if config.get("run_name"):
@@ -314,10 +334,17 @@ class InvolutionCLI(LightningCLI):
         else:  # the config's own logger (or none): our folder still holds this command's files
             kwargs["default_root_dir"] = str(log_dir)
         kwargs["plugins"] = self._plugins_with_atomic_checkpoints()
+        kwargs.update(self._batch_limits)
         if torch.cuda.is_available() and config["trainer"].get("precision") is None:
             # bfloat16 only where the GPU computes it natively (a T4 only emulates it): else float16.
             kwargs["precision"] = mixed_precision("cuda")
         return super().instantiate_trainer(**kwargs)
+
+    # LightningCLI calls after_<command> once the command is done.
+    def after_fit(self) -> None:
+        finish_wandb_run()
+
+    after_validate = after_test = after_predict = after_fit
 
     def _plugins_with_atomic_checkpoints(self) -> list:
         plugins = self.config_init[self.subcommand]["trainer"].get("plugins")
@@ -327,6 +354,15 @@ class InvolutionCLI(LightningCLI):
         if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):  # the config's wins
             plugins.append(AtomicCheckpointIO())
         return plugins
+
+
+def _option_values(args: list[str]):
+    """(flag, value) of each ``--flag value`` and ``--flag=value`` in ``args``."""
+    for index, arg in enumerate(args):
+        if arg.startswith("--") and "=" in arg:
+            yield tuple(arg.split("=", 1))
+        elif arg.startswith("--") and index + 1 < len(args):
+            yield arg, args[index + 1]
 
 
 def run_cli(args: list[str] | None = None) -> InvolutionCLI:

@@ -16,7 +16,10 @@ too (as types "bias", "norm", "activation", "pool") so the two conventions
 can be compared; see :func:`complexity_table`.
 
 Counting is done with forward hooks from the shapes of one real forward
-pass, so it follows whatever the model does.
+pass, so it follows whatever the model does. A model built on the meta device
+(``with torch.device("meta"): model = create_model(...)``) is counted the same
+without computing anything: every layer, involution included, has a meta
+implementation that only works out shapes.
 """
 from __future__ import annotations
 
@@ -145,7 +148,9 @@ def complexity_table(depths=(26, 38, 50, 101, 152), input_size=(3, 224, 224)) ->
                     key=lambda info: (families.index(info.family), info.depth))
     rows = []
     for info in chosen:
-        counted = count_complexity(create_model(info.name), input_size, elementwise=True)
+        with torch.device("meta"):  # counting needs shapes only: no weights to draw, no arithmetic
+            model = create_model(info.name)
+        counted = count_complexity(model, input_size, elementwise=True)
         reported = info.reported
         mmcv_style = (counted.macs + counted.elementwise_ops) / 1e9
         # Compare like with like: the paper used mmcv's counter, torchvision counts MACs.

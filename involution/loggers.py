@@ -6,13 +6,15 @@ import io
 import math
 import netrc
 import os
+import sys
 import warnings
 
 from lightning.pytorch.loggers import CSVLogger
 
 from .runs import write_atomically
 
-__all__ = ["ResumableCSVLogger", "wandb_configured", "wandb_init_timeout", "start_wandb_logger"]
+__all__ = ["ResumableCSVLogger", "wandb_configured", "wandb_init_timeout", "start_wandb_logger",
+           "finish_wandb_run"]
 
 
 class ResumableCSVLogger(CSVLogger):
@@ -131,6 +133,7 @@ def start_wandb_logger(**kwargs):
     import wandb
     from lightning.pytorch.loggers import WandbLogger
 
+    finish_wandb_run()  # one left open by a command that failed: this command gets its own
     timeout = wandb_init_timeout()
     logger = WandbLogger(settings=wandb.Settings(init_timeout=timeout), **kwargs)
     try:
@@ -148,3 +151,15 @@ def start_wandb_logger(**kwargs):
             UserWarning, stacklevel=2)
         return None
     return logger
+
+
+def finish_wandb_run() -> None:
+    """End this process's W&B run, if one is open.
+
+    Lightning leaves it open after ``fit``, and the next run's logger would
+    then log into it: a notebook training several seeds would fill one W&B
+    run. A later command of the same run (``test``) resumes it by its id.
+    """
+    wandb = sys.modules.get("wandb")  # never imported: nothing to finish
+    if wandb is not None and wandb.run is not None:
+        wandb.finish()

@@ -1,5 +1,6 @@
 """Parameter and multiply-add counting."""
 import pytest
+import torch
 from torch import nn
 
 from involution import Involution2d
@@ -41,6 +42,15 @@ def test_resnet50_matches_torchvision_reported_count():
     counted = count_complexity(create_model("resnet50"))
     assert counted.params == ResNet50_Weights.DEFAULT.meta["num_params"]
     assert counted.gmacs == pytest.approx(ResNet50_Weights.DEFAULT.meta["_ops"], abs=5e-4)
+
+
+@pytest.mark.parametrize("name", ["rednet26", "dednet121"])
+def test_a_model_on_the_meta_device_counts_the_same(name):
+    # complexity_table counts on the meta device, which computes nothing.
+    on_cpu = count_complexity(create_model(name), elementwise=True)
+    with torch.device("meta"):
+        on_meta = count_complexity(create_model(name), elementwise=True)
+    assert on_meta == on_cpu and on_cpu.ops_by_type["involution"] > 0
 
 
 def test_model_mode_is_restored():

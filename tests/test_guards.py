@@ -226,6 +226,8 @@ def test_unreachable_wandb_falls_back_to_csv_with_one_warning(tmp_path, monkeypa
     monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb"))
     monkeypatch.setenv("WANDB_ERROR_REPORTING", "false")
     monkeypatch.setenv("WANDB_INIT_TIMEOUT", "1")  # the time-box, in seconds
+    import wandb
+    wandb.teardown()  # wandb keeps the settings of an earlier test's (offline) run in this process
     started = time.monotonic()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -270,7 +270,7 @@ def test_two_process_ddp_run_writes_each_file_once_with_metrics_over_all_process
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         return done.stdout + done.stderr
 
-    output = launch(*quick_args(tmp_path, "--trainer.max_epochs", "1"))
+    output = launch(*quick_args(tmp_path, "--trainer.max_epochs", "1", "--trainer.limit_val_batches", "1.0"))
     (run_dir,) = (tmp_path / QUICK_RUN).iterdir()
     assert list(tmp_path.rglob("results.json")) == [run_dir / "results.json"]
     assert list(tmp_path.rglob("config.yaml")) == [run_dir / "config.yaml"]

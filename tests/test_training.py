@@ -131,12 +131,24 @@ def test_run_killed_mid_epoch_resumes_to_the_same_number_of_epochs(tmp_path):
 
 def test_kernel_statistics_are_logged_per_involution_layer(tmp_path):
     run_cli(quick_args(tmp_path, "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "1",
-                       "--trainer.limit_val_batches", "1"))
+                       "--trainer.limit_val_batches", "1", "--trainer.log_every_n_steps", "1"))
     header = read_metrics(only_run_dir(tmp_path))[0].keys()
     kernel_columns = [name for name in header if name.startswith("kernels/")]
     # RedNet-26: the stem's involution and one per bottleneck (1 + 2 + 4 + 1).
     assert len(kernel_columns) == 2 * 9
     assert "kernels/stem.1/std" in kernel_columns and "kernels/layer3.3.conv2/absmax" in header
+
+
+@pytest.mark.parametrize("written", [["--trainer.limit_val_batches", "1"], ["--trainer.limit_val_batches=1"]])
+def test_a_batch_limit_of_1_means_one_batch_not_the_whole_set(tmp_path, written):
+    # Lightning's type (float | int) made the parser read "1" as 1.0, i.e. 100%.
+    cli = run_cli(quick_args(tmp_path, "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "1",
+                             *written, "--trainer.num_sanity_val_steps", "0"))
+    assert cli.trainer.limit_val_batches == 1 and isinstance(cli.trainer.limit_val_batches, int)
+    assert cli.trainer.num_val_batches == [1]  # the sample set's validation split has 2 batches
+    fraction = run_cli(quick_args(tmp_path, "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "1",
+                                  "--trainer.limit_val_batches", "1.0", "--run_name", "whole"))
+    assert fraction.trainer.num_val_batches == [2]
 
 
 def test_non_finite_loss_stops_training_and_saves_a_checkpoint(tmp_path):
@@ -306,7 +318,13 @@ def test_offline_wandb_run_logs_beside_the_csv(tmp_path, monkeypatch):
     assert [type(logger).__name__ for logger in cli.trainer.loggers] == [
         "ResumableCSVLogger", "WandbLogger"]
     assert (run_dir / "metrics.csv").is_file()
-    assert list((run_dir / "wandb").glob("offline-run-*"))
+    (first,) = (run_dir / "wandb").glob("offline-run-*")
+    # A second run in the same process (a notebook's next seed) gets its own W&B
+    # run: Lightning would reuse the open one and mix the two runs' curves.
+    run_cli(quick_args(tmp_path, "--trainer.max_epochs", "1", "--run_name", "second",
+                       "--trainer.limit_train_batches", "1", "--trainer.limit_val_batches", "1"))
+    (second,) = (only_run_dir(tmp_path, "second") / "wandb").glob("offline-run-*")
+    assert first.name.split("-")[-1] != second.name.split("-")[-1]  # two W&B run ids
 
 
 def test_without_a_progress_bar_each_epoch_prints_one_line(tmp_path, capsys):
