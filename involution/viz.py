@@ -120,44 +120,57 @@ def plot_accuracy_vs_params(ours: Sequence[Mapping], reference: Sequence[Mapping
                             ours_label: str = "this project",
                             reference_label: str = "reported by others",
                             metric: str = "best_val_top1", title: str | None = None) -> Figure:
-    """Accuracy against parameter count: this project's runs and, apart, reported points.
+    """Accuracy against parameter count: this project's runs and, on a panel of their own, reported points.
+
+    Numbers measured on different data sets never share an axis: a dot of
+    the shapes set beside a reported Caltech-256 dot reads as a comparison
+    that no one made. With ``reference`` rows the figure has two panels, each
+    titled with its legend entry.
 
     Args:
         ours: rows with ``label``, ``params_m`` and ``metric`` (in %), e.g.
-            :func:`involution.workbook.results_rows`.
+            :func:`involution.results.results_rows`.
         reference: the same for reported figures (e.g. the course project's),
-            drawn as hollow grey squares under their own legend entry.
-        ours_label, reference_label: legend entries; say the data set in each.
+            drawn as hollow grey squares on the right-hand panel.
+        ours_label, reference_label: legend entries and panel titles; say the data set in each.
     """
     if not ours and not reference:
         raise ValueError("nothing to plot: pass at least one row")
-    figure = Figure(figsize=(6.4, 4.2), layout="constrained")
-    axis = figure.subplots()
-    for rows, label, style in ((ours, ours_label, dict(marker="o", color="#d62728", s=60)),
-                               (reference, reference_label,
-                                dict(marker="s", facecolors="none", edgecolors="#555555", s=70))):
-        rows = [r for r in rows if r.get(metric) is not None]
-        if not rows:
-            continue
-        axis.scatter([r["params_m"] for r in rows], [r[metric] for r in rows], label=label, **style)
-        # One label per model: several seeds of a model are annotated with their mean.
-        by_label: dict[str, list[Mapping]] = {}
-        for r in rows:
-            by_label.setdefault(r["label"], []).append(r)
-        for name, group in by_label.items():
-            values = [r[metric] for r in group]
-            mean = sum(values) / len(values)
-            text = f"{name} {mean:.1f}%" + (f" (mean of {len(values)})" if len(values) > 1 else "")
-            axis.annotate(text, (group[0]["params_m"], max(values)), xytext=(6, 4),
-                          textcoords="offset points", fontsize=8)
-    axis.set(xlabel="parameters (millions)", ylabel=f"{metric.replace('_', ' ')} (%)",
-             ylim=(0, 100))
-    axis.set_xlim(left=0, right=1.25 * max(r["params_m"] for r in [*ours, *reference]))
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize=8, loc="lower right")
-    if title:
-        axis.set_title(_fit_text(title, figure.get_figwidth(), 10), fontsize=10)
+    panels = [(rows, label, style) for rows, label, style in (
+        (ours, ours_label, dict(marker="o", color="#d62728", s=60)),
+        (reference, reference_label, dict(marker="s", facecolors="none", edgecolors="#555555", s=70)))
+        if rows]
+    figure = Figure(figsize=(6.4 if len(panels) == 1 else 10.0, 4.2), layout="constrained")
+    axes = figure.subplots(1, len(panels), squeeze=False)[0]
+    for axis, (rows, label, style) in zip(axes, panels):
+        _scatter_by_model(axis, rows, metric, label, style)
+        if len(panels) > 1:  # each panel's title says whose numbers and which data set
+            axis.set_title(_fit_text(label, figure.get_figwidth() / 2, 9), fontsize=9)
+        else:
+            axis.legend(fontsize=8, loc="lower right")
+    _suptitle(figure, title)
     return figure
+
+
+def _scatter_by_model(axis, rows: Sequence[Mapping], metric: str, label: str, style: dict) -> None:
+    """One dot per row, and one label per model (the mean over its rows, e.g. its seeds)."""
+    rows = [r for r in rows if r.get(metric) is not None]
+    if rows:
+        axis.scatter([r["params_m"] for r in rows], [r[metric] for r in rows], label=label, **style)
+    by_label: dict[str, list[Mapping]] = {}
+    for r in rows:
+        by_label.setdefault(r["label"], []).append(r)
+    for name, group in by_label.items():
+        values = [r[metric] for r in group]
+        if len(values) > 1:
+            text = f"{name}\n{sum(values) / len(values):.1f}%\n(mean of {len(values)})"
+        else:  # as reported: 60.05% stays 60.05%
+            text = f"{name}\n{values[0]:.2f}".rstrip("0").rstrip(".") + "%"
+        axis.annotate(text, (group[0]["params_m"], max(values)), xytext=(6, 4),
+                      textcoords="offset points", fontsize=8)
+    axis.set(xlabel="parameters (millions)", ylabel=f"{metric.replace('_', ' ')} (%)", ylim=(0, 100))
+    axis.set_xlim(left=0, right=1.5 * max((r["params_m"] for r in rows), default=1))
+    axis.grid(alpha=0.3)
 
 
 def plot_complexity_table(rows: Sequence[Mapping], input_size=(3, 224, 224),

@@ -163,11 +163,13 @@ def test_accuracy_vs_params_keeps_reported_points_apart():
             {"label": "ResNet-26", "params_m": 11.7, "best_val_top1": 40.0}]
     figure = viz.plot_accuracy_vs_params(ours, reference_rows(), ours_label="this project: sample set",
                                          reference_label="reported by the course project")
-    (axis,) = figure.axes
-    points = _points_by_label(axis)
-    assert points["this project: sample set"] == [(7.2, 42.0), (11.7, 40.0)]
-    assert points["reported by the course project"] == [(8.0, 60.05), (11.7, 57.59)]
-    assert [t.get_text() for t in axis.get_legend().get_texts()] == [
+    # Different data sets, so different panels: no axis holds both.
+    ours_axis, reported_axis = figure.axes
+    assert [t.get_text() for t in reported_axis.texts] == ["ResNet-26\n57.59%", "RedNet-26\n60.05%"]
+    assert _points_by_label(ours_axis) == {"this project: sample set": [(7.2, 42.0), (11.7, 40.0)]}
+    assert _points_by_label(reported_axis) == {
+        "reported by the course project": [(8.0, 60.05), (11.7, 57.59)]}
+    assert [axis.get_title() for axis in figure.axes] == [
         "this project: sample set", "reported by the course project"]
 
 
@@ -195,4 +197,4 @@ def test_accuracy_vs_params_labels_each_model_once_over_seeds():
     ours = [{"label": "RedNet-26", "params_m": 7.2, "best_val_top1": v} for v in (60.0, 62.0, 64.0)]
     (axis,) = viz.plot_accuracy_vs_params(ours).axes
     assert len(_points_by_label(axis)["this project"]) == 3  # every seed is drawn
-    assert [t.get_text() for t in axis.texts] == ["RedNet-26 62.0% (mean of 3)"]
+    assert [t.get_text() for t in axis.texts] == ["RedNet-26\n62.0%\n(mean of 3)"]
