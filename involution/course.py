@@ -24,6 +24,7 @@ turn the shapes); everything else is the course run's.
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import shlex
 import sys
@@ -31,16 +32,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+import yaml
+
+from . import experiments
 from .callbacks import NonFiniteLossError
 from .configs import compose_configs, list_configs
 from .data_choice import DataChoice, choose_data
 from .experiments import latest_run_folder, train_and_test, training_args
 from .reference import COURSE_PROJECT_RUNS, COURSE_PROJECT_SOURCE
-from .runs import DATA_LABELS, RESULTS_FILE, Run, model_label
+from .runs import DATA_LABELS, METRICS_FILE, RESULTS_FILE, Run, RunResults, model_label
 from .workbook import Workbook, fast_mode, gpu_name
 
+TimeEstimate = experiments.TimeEstimate  # what estimate_time returns
+
 __all__ = ["RECIPE", "CourseRun", "CourseSet", "COURSE_SETS", "Scale", "course_set", "run_folder_name",
-           "fit_commands", "run_set", "load_set", "results_table", "main"]
+           "fit_commands", "run_set", "load_set", "results_table", "kernel_growth", "estimate_time",
+           "describe_sets", "main"]
 
 RECIPE = "caltech256_course"  # every course run is this recipe plus its overrides
 RECIPE_DATA_ROOT = "data/caltech256"  # the course recipe's data.root (a test checks they agree)
@@ -213,11 +220,22 @@ def run_set(set_name: str, book: Workbook, data: DataChoice, scale: Scale = FULL
 
 
 def load_set(set_name: str, runs_dir: str | os.PathLike, kind: str) -> dict[str, Run | None]:
-    """The newest run of each of the set's runs on this kind of data (None where there is none)."""
+    """The newest run of each of the set's runs on this kind of data (None where there is none).
+
+    A run that diverged in its first epoch stopped before writing results.json:
+    it is read with an empty record (its model from its config.yaml), so that
+    it still shows, as diverged, with its metrics.csv.
+    """
     found = {}
     for run in course_set(set_name).runs:
         folder = latest_run_folder(Path(runs_dir), run_folder_name(set_name, run, kind))
-        found[run.name] = Run.load(folder) if folder and (folder / RESULTS_FILE).is_file() else None
+        if folder and (folder / RESULTS_FILE).is_file():
+            found[run.name] = Run.load(folder)
+        elif _diverged(folder):
+            config = yaml.safe_load((folder / "config.yaml").read_text())
+            found[run.name] = Run(folder, RunResults(model=config["model"]["model_name"]))
+        else:
+            found[run.name] = None
     return found
 
 
@@ -268,6 +286,43 @@ def describe_sets() -> str:
         lines.append(f"{name}: {chosen.question}")
         lines += [f"  {run.name:<22} {model_label(run.model):<12} {run.recipe()}" for run in chosen.runs]
     return "\n".join(lines)
+
+
+def kernel_growth(run: Run) -> dict[str, list[float]]:
+    """Per logged training step: the largest |value| of any generated kernel, and the loss.
+
+    KernelStatsMonitor logs each involution layer's ``kernels/<layer>/absmax``
+    at the steps it records (every step in the instability set); the
+    epoch-level reader :func:`involution.runs.read_metrics` leaves these
+    step-level columns out, so they are read here from the same metrics.csv.
+    """
+    growth: dict[str, list[float]] = {"step": [], "kernel_absmax": [], "train_loss": []}
+    with open(run.path / METRICS_FILE, newline="") as file:
+        for row in csv.DictReader(file):
+            values = [float(value) for key, value in row.items()
+                      if key.startswith("kernels/") and key.endswith("/absmax") and value]
+            if values:
+                growth["step"].append(int(row["step"]))
+                growth["kernel_absmax"].append(max(values))
+                growth["train_loss"].append(float(row.get("train/loss_step") or "nan"))
+    return growth
+
+
+def estimate_time(set_names: Sequence[str], book: Workbook, data: DataChoice, scale: Scale) -> TimeEstimate:
+    """The sets' training time on this machine: each model's measured step time x its runs' steps.
+
+    Runs that diverge stop early, so this is an upper bound for the instability set.
+    """
+    seconds, steps, device = 0.0, 0, "CPU"
+    for set_name in set_names:
+        for run, kwargs in _plan(set_name, book, data, scale):
+            estimate = experiments.estimate_time(
+                book, data, [kwargs["model"]], [None], image_size=kwargs["image_size"],
+                epochs=kwargs["epochs"], batch_size=kwargs["batch_size"], measured_steps=2,
+                configs=run.configs, train_batches=scale.train_batches)
+            seconds += estimate.seconds_per_step * estimate.steps
+            steps, device = steps + estimate.steps, estimate.device
+    return experiments.TimeEstimate(seconds / max(steps, 1), steps, device)
 
 
 # -- the command line -----------------------------------------------------------------------
@@ -329,7 +384,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.set not in COURSE_SETS:
         parser.error(f"unknown set {args.set!r}; choose one of {', '.join(COURSE_SETS)} "
                      "(see: python -m involution.course list)")
-    fast = fast_mode()
+    # $INVOLUTION_FAST makes the runs smoke tests; printed commands are for real runs elsewhere.
+    fast = fast_mode() and not args.print_commands
     try:
         data = _data(args.data, fast)
     except (ValueError, FileNotFoundError) as error:
