@@ -47,7 +47,7 @@ TimeEstimate = experiments.TimeEstimate  # what estimate_time returns
 
 __all__ = ["RECIPE", "CourseRun", "CourseSet", "COURSE_SETS", "Scale", "course_set", "run_folder_name",
            "fit_commands", "run_set", "load_set", "results_table", "kernel_growth", "estimate_time",
-           "describe_sets", "main"]
+           "describe_sets", "course_data", "main"]
 
 RECIPE = "caltech256_course"  # every course run is this recipe plus its overrides
 RECIPE_DATA_ROOT = "data/caltech256"  # the course recipe's data.root (a test checks they agree)
@@ -167,15 +167,16 @@ def run_folder_name(set_name: str, run: CourseRun, kind: str) -> str:
     return f"{set_name}-{run.name}-{kind}"
 
 
-def _plan(set_name: str, book: Workbook, data: DataChoice, scale: Scale, model: str | None = None) -> list:
-    """``(run, keyword arguments of train_and_test)`` for each run of the set."""
+def _plan(set_name: str, book: Workbook, data: DataChoice, scale: Scale, model: str | None = None,
+          only: Sequence[str] | None = None) -> list:
+    """``(run, keyword arguments of train_and_test)`` for each run of the set (or those in ``only``)."""
     chosen = course_set(set_name)
     return [(run, dict(model=model or run.model, seed=None, configs=run.configs,
                        run_name=run_folder_name(set_name, run, data.kind),
                        image_size=scale.image_size, batch_size=scale.batch_size,
                        epochs=scale.epochs_of(run) if scale.epochs is not None else None,
                        extra_args=scale.args(chosen.watch_kernels)))
-            for run in chosen.runs]
+            for run in chosen.runs if only is None or run.name in only]
 
 
 def _group(set_name: str) -> str:
@@ -197,16 +198,17 @@ def _diverged(folder: Path | None) -> bool:
 
 
 def run_set(set_name: str, book: Workbook, data: DataChoice, scale: Scale = FULL_SCALE,
-            model: str | None = None) -> dict[str, Run | None]:
+            model: str | None = None, only: Sequence[str] | None = None) -> dict[str, Run | None]:
     """Train and test every run of the set in turn; ``{run name: Run}``.
 
     Finished runs are reused and interrupted ones resumed (:func:`train_and_test`).
     A run that diverges (NaN loss) is part of the lesson, not a failure: it
     is reported and kept, and not retried on the next call. ``model``
-    replaces every run's model (the tests use a tiny one).
+    replaces every run's model (the tests use a tiny one); ``only`` names
+    the runs to train (a notebook's smoke test), the others are only read.
     """
     os.environ["WANDB_RUN_GROUP"] = _group(set_name)  # wandb.init groups the set's runs
-    for run, kwargs in _plan(set_name, book, data, scale, model):
+    for run, kwargs in _plan(set_name, book, data, scale, model, only):
         folder = latest_run_folder(book.runs_dir, kwargs["run_name"])
         if _diverged(folder):
             print(f"Reusing {folder}: it diverged (delete it to train again).")
@@ -308,14 +310,15 @@ def kernel_growth(run: Run) -> dict[str, list[float]]:
     return growth
 
 
-def estimate_time(set_names: Sequence[str], book: Workbook, data: DataChoice, scale: Scale) -> TimeEstimate:
+def estimate_time(set_names: Sequence[str], book: Workbook, data: DataChoice, scale: Scale,
+                  only: Sequence[str] | None = None) -> TimeEstimate:
     """The sets' training time on this machine: each model's measured step time x its runs' steps.
 
     Runs that diverge stop early, so this is an upper bound for the instability set.
     """
     seconds, steps, device = 0.0, 0, "CPU"
     for set_name in set_names:
-        for run, kwargs in _plan(set_name, book, data, scale):
+        for run, kwargs in _plan(set_name, book, data, scale, only=only):
             estimate = experiments.estimate_time(
                 book, data, [kwargs["model"]], [None], image_size=kwargs["image_size"],
                 epochs=kwargs["epochs"], batch_size=kwargs["batch_size"], measured_steps=2,
@@ -328,7 +331,7 @@ def estimate_time(set_names: Sequence[str], book: Workbook, data: DataChoice, sc
 # -- the command line -----------------------------------------------------------------------
 
 
-def _data(value: str, fast: bool) -> DataChoice:
+def course_data(value: str, fast: bool = False) -> DataChoice:
     """``--data``: shapes, sample, caltech256 (the course recipe's data/caltech256) or a folder."""
     if value == "caltech256" and not fast:
         root = RECIPE_DATA_ROOT
@@ -387,7 +390,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     # $INVOLUTION_FAST makes the runs smoke tests; printed commands are for real runs elsewhere.
     fast = fast_mode() and not args.print_commands
     try:
-        data = _data(args.data, fast)
+        data = course_data(args.data, fast)
     except (ValueError, FileNotFoundError) as error:
         parser.error(f"--data {args.data}: {error}")
     scale = _scale(args, data, parser)
