@@ -5,8 +5,9 @@
 # offline on first use; NOT Caltech-256), visualise the trained RedNet's kernels
 # on held-out test images, write the slide figures and data into slides/ and
 # build slides/deck.html and slides/deck.pdf, then re-run the course project's
-# experiments at small scale on the shapes set (notebook 05). About 50 minutes
-# on a 2-core CPU (notebooks 02 and 05 print their own measured estimates first).
+# experiments at small scale on the shapes set (notebook 05). Notebooks 01-04 take
+# about 36 minutes on a 2-core CPU; notebooks 02 and 05 print their own measured
+# estimates before they train.
 # Installs what it needs into ./.venv on first use.
 #
 # The notebooks choose their data in their settings cell (DATA_ROOT): for
