@@ -259,6 +259,10 @@ class InvolutionCLI(LightningCLI):
                             help="Folder name of the run under trainer.default_root_dir "
                                  "(default: <model>_<recipe>, the recipe being the first "
                                  "config's name).")
+        parser.add_argument("--kernel_stats_every_n_steps", type=int, default=50,
+                            help="How often KernelStatsMonitor records the involution kernels' "
+                                 "std and max |value| (they reach metrics.csv at the trainer's "
+                                 "log_every_n_steps): lower both to watch a run diverge step by step.")
         parser.set_defaults({"trainer.default_root_dir": "runs"})
 
     def parse_arguments(self, parser, args) -> None:
@@ -335,6 +339,9 @@ class InvolutionCLI(LightningCLI):
             kwargs["default_root_dir"] = str(log_dir)
         kwargs["plugins"] = self._plugins_with_atomic_checkpoints()
         kwargs.update(self._batch_limits)
+        for callback in self.trainer_defaults["callbacks"]:
+            if isinstance(callback, KernelStatsMonitor):
+                callback.every_n_steps = config.get("kernel_stats_every_n_steps") or 50
         if torch.cuda.is_available() and config["trainer"].get("precision") is None:
             # bfloat16 only where the GPU computes it natively (a T4 only emulates it): else float16.
             kwargs["precision"] = mixed_precision("cuda")

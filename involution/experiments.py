@@ -11,6 +11,7 @@ committed copies in ``slides/data/runs`` and says so.
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 import statistics
@@ -24,6 +25,7 @@ import yaml
 from torch.nn import functional as F
 
 from .cli import run_cli
+from .configs import compose_configs
 from .data import DEFAULT_SPLIT, Caltech256DataModule
 from .data_choice import DataChoice
 from .models import create_model
@@ -32,6 +34,7 @@ from .workbook import Workbook
 
 __all__ = ["FAST_TRAINER_ARGS", "FAST_IMAGE_SIZE", "RECIPES", "KERNEL_RUN_NAMES", "LONG_RUN_MINUTES",
            "training_run_name", "training_args", "TimeEstimate", "estimate_time", "train_and_test",
+           "latest_run_folder",
            "Comparison", "find_comparison", "committed_runs", "planned_epochs"]
 
 # Fast mode's training: two training steps and one validation/test batch per
@@ -62,7 +65,9 @@ KERNEL_RUN_NAMES = tuple(training_run_name("rednet26", kind, seed=0)
 
 def training_args(command: str, book: Workbook, data: DataChoice, model: str, image_size: int | None,
                   epochs: int | None = None, batch_size: int | None = None,
-                  ckpt_path: str | os.PathLike | None = None, seed: int | None = None) -> list[str]:
+                  ckpt_path: str | os.PathLike | None = None, seed: int | None = None,
+                  configs: Sequence[str] | None = None, run_name: str | None = None,
+                  extra_args: Sequence[str] = ()) -> list[str]:
     """Command-line arguments of one run of notebook 02, for :func:`involution.cli.run_cli`.
 
     The data's shipped recipe (:data:`RECIPES`: ``shapes`` for the shapes set,
@@ -71,13 +76,18 @@ def training_args(command: str, book: Workbook, data: DataChoice, model: str, im
     and the batch size where they are not None, and, in fast mode,
     :data:`FAST_TRAINER_ARGS` cut every run to a couple of steps. ``python -m
     involution`` followed by these arguments runs the same thing.
+
+    Other experiments (:mod:`involution.course`) give their own ``configs``
+    (composed in order, replacing the data's recipe), ``run_name`` and
+    ``extra_args`` (added before the fast-mode limits, which still win).
     """
     if command not in ("fit", "validate", "test", "predict"):
         raise ValueError(f"command must be fit, validate, test or predict; got {command!r}")
-    args = [command, "--config", RECIPES[data.kind],
+    configs = [RECIPES[data.kind]] if configs is None else list(configs)
+    args = [command, *(arg for name in configs for arg in ("--config", name)),
             "--model.model_name", model,
             "--trainer.default_root_dir", str(book.runs_dir),
-            "--run_name", training_run_name(model, data.kind, seed),
+            "--run_name", run_name or training_run_name(model, data.kind, seed),
             *data.cli_args(),
             # Notebooks print one line per epoch instead of a progress bar, which
             # would stay frozen in the saved notebook.
@@ -88,6 +98,7 @@ def training_args(command: str, book: Workbook, data: DataChoice, model: str, im
         args += ["--verbose", "false"]  # the notebook prints the result itself
     if seed is not None:
         args += ["--seed_everything", str(seed)]
+    args += list(extra_args)
     if book.fast:
         args += list(FAST_TRAINER_ARGS)  # these set the epochs and workers too
     elif epochs is not None and command == "fit":
@@ -102,13 +113,16 @@ def training_args(command: str, book: Workbook, data: DataChoice, model: str, im
 # -- how long it will take ----------------------------------------------------------------
 
 
-def _recipe(book: Workbook, data: DataChoice, model: str) -> dict:
+def _recipe(book: Workbook, data: DataChoice, model: str, configs: Sequence[str] | None = None) -> dict:
+    if configs is not None:
+        return compose_configs(list(configs))
     return yaml.safe_load(book.config(RECIPES[data.kind]).read_text())
 
 
-def planned_epochs(book: Workbook, data: DataChoice, model: str, epochs: int | None) -> int:
-    """The epochs a run of this plan trains: fast mode's 1, the setting, or the recipe's."""
-    return 1 if book.fast else epochs or _recipe(book, data, model)["trainer"]["max_epochs"]
+def planned_epochs(book: Workbook, data: DataChoice, model: str, epochs: int | None,
+                   configs: Sequence[str] | None = None) -> int:
+    """The epochs a run of this plan trains: fast mode's 1, the setting, or the recipe's (or configs')."""
+    return 1 if book.fast else epochs or _recipe(book, data, model, configs)["trainer"]["max_epochs"]
 
 
 @dataclass(frozen=True)
@@ -145,28 +159,32 @@ def _split_sizes(data: DataChoice, datamodule: Caltech256DataModule) -> tuple[in
                                   datamodule.test_dataset))
 
 
-def estimate_time(book: Workbook, data: DataChoice, models: Sequence[str], seeds: Sequence[int],
+def estimate_time(book: Workbook, data: DataChoice, models: Sequence[str], seeds: Sequence[int | None],
                   image_size: int | None = None, epochs: int | None = None,
-                  batch_size: int | None = None, measured_steps: int = 3) -> TimeEstimate:
+                  batch_size: int | None = None, measured_steps: int = 3,
+                  configs: Sequence[str] | None = None, train_batches: int | None = None) -> TimeEstimate:
     """Time ``measured_steps`` training steps (after one warm-up) of each model, and extrapolate.
 
     The steps run on random images of the plan's batch and image size (the
     time of a step does not depend on the pixels), on the GPU when there is
     one, under mixed precision there as in training. Each validation and test
-    batch is counted as a third of a training step (forward only).
+    batch is counted as a third of a training step (forward only). ``configs``
+    replaces the data's recipe (as in :func:`training_args`); ``train_batches``
+    caps the training steps of an epoch (``--trainer.limit_train_batches``).
     """
     device = "cuda" if torch.cuda.is_available() else "cpu"
     total_steps, seconds = 0, []
     for model_name in models:
-        data_settings = _recipe(book, data, model_name)["data"]
+        data_settings = _recipe(book, data, model_name, configs)["data"]
         size = FAST_IMAGE_SIZE if book.fast else image_size or data_settings["image_size"]
         batch = batch_size or data_settings["batch_size"]
         datamodule = Caltech256DataModule(data.root, image_size=size, batch_size=batch,
                                           num_workers=0, download=False)
         train, val, test = _split_sizes(data, datamodule)
-        per_epoch = (2, 1 / 3) if book.fast else (math.ceil(train / batch), math.ceil(val / batch) / 3)
+        per_epoch = (2, 1 / 3) if book.fast else (min(math.ceil(train / batch), train_batches or math.inf),
+                                                   math.ceil(val / batch) / 3)
         runs = len(seeds)
-        total_steps += round(runs * (planned_epochs(book, data, model_name, epochs) * sum(per_epoch)
+        total_steps += round(runs * (planned_epochs(book, data, model_name, epochs, configs) * sum(per_epoch)
                                      + (1 if book.fast else math.ceil(test / batch)) / 3))
         seconds.append(_seconds_per_step(model_name, datamodule.num_classes, batch, size, device,
                                          measured_steps))
@@ -174,6 +192,7 @@ def estimate_time(book: Workbook, data: DataChoice, models: Sequence[str], seeds
                         "GPU" if device == "cuda" else f"CPU ({torch.get_num_threads()} threads)")
 
 
+@functools.lru_cache(maxsize=None)  # one measurement per model and shape in a process
 def _seconds_per_step(model_name: str, num_classes: int, batch: int, size: int, device: str,
                       steps: int) -> float:
     model = create_model(model_name, num_classes=num_classes).to(device).train()
@@ -197,16 +216,17 @@ def _seconds_per_step(model_name: str, num_classes: int, batch: int, size: int, 
 # -- training, resuming, reusing ------------------------------------------------------------
 
 
-def _latest_folder(runs_dir: Path, name: str) -> Path | None:
+def latest_run_folder(runs_dir: Path, name: str) -> Path | None:
     """The newest version folder of run ``name`` (finished or not); versions sort by start time."""
     folder = Path(runs_dir) / name
     versions = sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
     return versions[-1] if versions else None
 
 
-def train_and_test(book: Workbook, data: DataChoice, model: str, seed: int,
+def train_and_test(book: Workbook, data: DataChoice, model: str, seed: int | None,
                    image_size: int | None = None, epochs: int | None = None,
-                   batch_size: int | None = None) -> Run:
+                   batch_size: int | None = None, configs: Sequence[str] | None = None,
+                   run_name: str | None = None, extra_args: Sequence[str] = ()) -> Run:
     """One run of the plan, tested once on held-out images; says what it did.
 
     The newest run of this name decides: finished with the planned epochs and
@@ -214,12 +234,13 @@ def train_and_test(book: Workbook, data: DataChoice, model: str, seed: int,
     or fewer epochs than planned), it resumes from ``last.ckpt``; otherwise a
     new run starts. So a notebook re-run after a Colab disconnect picks up
     where the run stopped (keep runs on Drive: ``RUNS_ON_DRIVE = True``).
+    ``configs``, ``run_name`` and ``extra_args`` are :func:`training_args`'s.
     """
     def args(command, **extra):
         return training_args(command, book, data, model, image_size, epochs, batch_size, seed=seed,
-                             **extra)
-    epochs_planned = planned_epochs(book, data, model, epochs)
-    latest = _latest_folder(book.runs_dir, training_run_name(model, data.kind, seed))
+                             configs=configs, run_name=run_name, extra_args=extra_args, **extra)
+    epochs_planned = planned_epochs(book, data, model, epochs, configs)
+    latest = latest_run_folder(book.runs_dir, run_name or training_run_name(model, data.kind, seed))
     run = Run.load(latest) if latest and (latest / RESULTS_FILE).is_file() else None
     if run and run.finished and run.results.epochs_trained >= epochs_planned and run.tested:
         print(f"Reusing the finished run {run.path} (delete it to train again).")

@@ -32,26 +32,43 @@ OFFICIAL_REDNET_PARAMS = {info.depth: info.reported.params for info in _official
 COURSE_PROJECT_SOURCE = ("reported by the original course project (CS F425, BITS Pilani): "
                          "Caltech-256 from scratch, random 80/20 split, its own RedNet variant")
 
+# Every run of the course project, keyed by the name of its overrides file
+# (involution/configs/course/<name>.yaml, composed on caltech256_course): what
+# it reported on Caltech-256, the one place in code where each figure is written.
+# val_top1 (%) is None where it reported an outcome instead of an accuracy, or
+# nothing that this workbook keeps (DedNet-121 and DenseNet-121).
+COURSE_PROJECT_RUNS = {
+    "resnet26_nowd": {"model": "ResNet-26", "recipe": "SGD lr 0.1, cosine, no weight decay, 130 epochs",
+                      "val_top1": None, "outcome": "overfits: validation loss rises"},
+    "resnet26_wd": {"model": "ResNet-26", "recipe": "+ weight decay 1e-4", "val_top1": 57.03, "outcome": ""},
+    "resnet26_150": {"model": "ResNet-26", "recipe": "same, 150 epochs", "val_top1": 57.59, "outcome": "",
+                     "params_m": 11.7, "epochs": 150},
+    "rednet26_nowd": {"model": "RedNet-26", "recipe": "SGD lr 0.1, cosine, no weight decay, 130 epochs",
+                      "val_top1": 50.6, "outcome": "unstable validation loss"},
+    "rednet26_wd_dropout": {"model": "RedNet-26", "recipe": "+ weight decay 1e-4, dropout 10%",
+                            "val_top1": 55.00, "outcome": ""},
+    "rednet26_clip": {"model": "RedNet-26", "recipe": "+ gradient clipping 1.0", "val_top1": 57.3,
+                      "outcome": ""},
+    "rednet26_150": {"model": "RedNet-26", "recipe": "same, 150 epochs", "val_top1": 60.05, "outcome": "",
+                     "params_m": 8.0, "epochs": 150},
+    "rednet50_lr08": {"model": "RedNet-50", "recipe": "SGD lr 0.8, no weight decay, no clipping",
+                      "val_top1": None, "outcome": "NaN: activations exploded"},
+    "dednet121": {"model": "DedNet-121", "recipe": "the course recipe", "val_top1": None,
+                  "outcome": "tried; no figure kept in this workbook's sources"},
+    "densenet121": {"model": "DenseNet-121", "recipe": "the course recipe", "val_top1": None,
+                    "outcome": "DedNet-121's baseline; no figure kept in this workbook's sources"},
+}
+
 # The course project's best runs (batch 16, SGD nesterov 0.9, lr 0.1, cosine,
 # wd 1e-4, 150 epochs; RedNet-26 also with dropout 10% and grad clipping 1.0).
 COURSE_PROJECT_RESULTS = [
-    {"model": "ResNet-26", "val_top1": 57.59, "params_m": 11.7, "epochs": 150},
-    {"model": "RedNet-26", "val_top1": 60.05, "params_m": 8.0, "epochs": 150},
-]
+    {"model": COURSE_PROJECT_RUNS[name]["model"], "val_top1": COURSE_PROJECT_RUNS[name]["val_top1"],
+     "params_m": COURSE_PROJECT_RUNS[name]["params_m"], "epochs": COURSE_PROJECT_RUNS[name]["epochs"]}
+    for name in ("resnet26_150", "rednet26_150")]
 
 # What the course project reported learning on Caltech-256, step by step (its
-# README and slides): the recipe ablation, overfitting and instability. val_top1
-# is None where it reported an outcome instead of an accuracy.
+# README and slides): the recipe ablation, overfitting and instability.
 COURSE_PROJECT_FINDINGS = [
-    {"model": "ResNet-26", "recipe": "SGD lr 0.1, cosine, no weight decay, 130 epochs",
-     "val_top1": None, "outcome": "overfits: validation loss rises"},
-    {"model": "ResNet-26", "recipe": "+ weight decay 1e-4", "val_top1": 57.03, "outcome": ""},
-    {"model": "ResNet-26", "recipe": "same, 150 epochs", "val_top1": 57.59, "outcome": ""},
-    {"model": "RedNet-26", "recipe": "SGD lr 0.1, cosine, no weight decay, 130 epochs",
-     "val_top1": 50.6, "outcome": "unstable validation loss"},
-    {"model": "RedNet-26", "recipe": "+ weight decay 1e-4, dropout 10%", "val_top1": 55.00, "outcome": ""},
-    {"model": "RedNet-26", "recipe": "+ gradient clipping 1.0", "val_top1": 57.3, "outcome": ""},
-    {"model": "RedNet-26", "recipe": "same, 150 epochs", "val_top1": 60.05, "outcome": ""},
-    {"model": "RedNet-50", "recipe": "SGD lr 0.8, no weight decay, no clipping", "val_top1": None,
-     "outcome": "NaN: activations exploded"},
-]
+    {key: COURSE_PROJECT_RUNS[name][key] for key in ("model", "recipe", "val_top1", "outcome")}
+    for name in ("resnet26_nowd", "resnet26_wd", "resnet26_150", "rednet26_nowd", "rednet26_wd_dropout",
+                 "rednet26_clip", "rednet26_150", "rednet50_lr08")]

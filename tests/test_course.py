@@ -1,0 +1,138 @@
+"""The course project's runs: overrides composed on the course recipe, sets, commands, a real tiny set."""
+import shlex
+
+import pytest
+import yaml
+
+from involution import course
+from involution.__main__ import main
+from involution.configs import compose_configs, find_config, list_configs
+from involution.data_choice import choose_data
+from involution.reference import COURSE_PROJECT_FINDINGS, COURSE_PROJECT_RESULTS, COURSE_PROJECT_RUNS
+from involution.runs import RESULTS_FILE
+from involution.workbook import Workbook
+
+# Each course run as the course project described it (anchors: "The original course
+# project"): model, lr, weight decay, epochs, gradient clipping, dropout.
+EXPECTED = {
+    "rednet26_nowd": ("rednet26", 0.1, 0.0, 130, None, 0.0),
+    "rednet26_wd_dropout": ("rednet26", 0.1, 1e-4, 130, None, 0.1),
+    "rednet26_clip": ("rednet26", 0.1, 1e-4, 130, 1.0, 0.1),
+    "rednet26_150": ("rednet26", 0.1, 1e-4, 150, 1.0, 0.1),
+    "resnet26_nowd": ("resnet26", 0.1, 0.0, 130, None, 0.0),
+    "resnet26_wd": ("resnet26", 0.1, 1e-4, 130, None, 0.0),
+    "resnet26_150": ("resnet26", 0.1, 1e-4, 150, None, 0.0),
+    "rednet50_lr08": ("rednet50", 0.8, 0.0, 150, None, 0.1),
+    "rednet50_lr08_wd_clip": ("rednet50", 0.8, 1e-4, 150, 1.0, 0.1),
+    "dednet121": ("dednet121", 0.1, 1e-4, 150, 1.0, 0.1),
+    "densenet121": ("densenet121", 0.1, 1e-4, 150, 1.0, 0.1),
+}
+
+
+def recipe_values(config: dict) -> tuple:
+    model, trainer = config["model"], config["trainer"]
+    return (model["model_name"], model["optimizer"]["lr"], model["optimizer"]["weight_decay"],
+            trainer["max_epochs"], trainer["gradient_clip_val"], model["drop_rate"])
+
+
+def test_every_override_file_is_a_known_course_run():
+    assert list_configs("course") == [f"course/{name}" for name in sorted(EXPECTED)]
+    assert {run.name for chosen in course.COURSE_SETS.values() for run in chosen.runs} == set(EXPECTED)
+    assert "course/rednet26_nowd" not in list_configs()  # the recipes' list is unchanged
+
+
+@pytest.mark.parametrize("name", ["rednet26_nowd", "rednet26_clip", "resnet26_150", "rednet50_lr08"])
+def test_the_cli_composes_the_course_run(capsys, name):
+    """The real parser (jsonargparse), on a few runs: it agrees with compose_configs, checked on all."""
+    with pytest.raises(SystemExit) as exit_:
+        main(["fit", "--config", "caltech256_course", "--config", f"course/{name}", "--print_config"])
+    assert exit_.value.code == 0
+    parsed = yaml.safe_load(capsys.readouterr().out)
+    assert recipe_values(parsed) == EXPECTED[name]
+    assert parsed["model"]["optimizer"]["nesterov"] is True and parsed["data"]["batch_size"] == 16
+    assert parsed["data"]["transforms"] == "course" and parsed["model"]["schedule"]["name"] == "cosine"
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_each_course_run_resolves_to_its_reported_recipe(name):
+    run = course.CourseRun(name)
+    assert recipe_values(compose_configs(list(run.configs))) == EXPECTED[name]
+    assert run.model == EXPECTED[name][0] and run.epochs == EXPECTED[name][3]
+
+
+def test_reported_figures_live_in_one_table():
+    assert COURSE_PROJECT_RUNS["rednet26_nowd"]["val_top1"] == 50.6
+    assert [row["val_top1"] for row in COURSE_PROJECT_FINDINGS if row["model"] == "RedNet-26"] == \
+        [50.6, 55.00, 57.3, 60.05]
+    assert [row["val_top1"] for row in COURSE_PROJECT_RESULTS] == [57.59, 60.05]
+    assert course.CourseRun("rednet50_lr08_wd_clip").reported is None  # our control, not theirs
+    assert compose_configs([course.RECIPE])["data"]["root"] == course.RECIPE_DATA_ROOT
+
+
+def test_find_config_names_override_folders():
+    assert find_config("course/rednet26_nowd").parent.name == "course"
+    with pytest.raises(FileNotFoundError, match="the overrides in course/ are course/dednet121"):
+        find_config("course/rednet26")
+
+
+def test_list_shows_sets_runs_and_recipes(capsys):
+    course.main(["list"])
+    out = capsys.readouterr().out
+    assert "ablation: RedNet-26's recipe, one change at a time" in out
+    assert "rednet26_nowd          RedNet-26    lr 0.1, wd 0, dropout 0, clip none, 130 epochs" in out
+    assert "rednet50_lr08          RedNet-50    lr 0.8, wd 0, dropout 0.1, clip none, 150 epochs" in out
+    assert "course/densenet121" in out
+
+
+def test_print_commands_gives_one_fit_line_per_run(capsys):
+    course.main(["run", "ablation", "--print-commands"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "export WANDB_RUN_GROUP=course-ablation"
+    assert len(lines) == 1 + 4
+    for line, run in zip(lines[1:], ["rednet26_nowd", "rednet26_wd_dropout", "rednet26_clip", "rednet26_150"]):
+        args = shlex.split(line)
+        assert args[:4] == ["python", "-m", "involution", "fit"]
+        assert args[4:8] == ["--config", "caltech256_course", "--config", f"course/{run}"]
+        assert args[args.index("--run_name") + 1] == f"ablation-{run}-caltech256"
+        assert "--trainer.max_epochs" not in args  # Caltech-256: the composed recipe as it is
+
+
+def test_print_commands_on_shapes_scales_the_epochs(capsys):
+    course.main(["run", "overfitting", "--data", "shapes", "--epochs", "15", "--print-commands"])
+    lines = [shlex.split(line) for line in capsys.readouterr().out.splitlines()[1:]]
+    assert [args[args.index("--trainer.max_epochs") + 1] for args in lines] == ["13", "13", "15"]
+    assert all(args[args.index("--data.root") + 1] == "shapes" for args in lines)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "ablations"], "unknown set 'ablations'; choose one of ablation, overfitting, instability, dednet"),
+    (["run", "ablation", "--epochs", "3", "--print-commands"],
+     "on Caltech-256 the course recipe is run exactly. Use --data shapes"),
+    (["run", "ablation", "--data", "shapes", "--epochs", "0"], "--epochs must be a positive whole number"),
+])
+def test_bad_sets_and_options_say_the_fix(capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_:
+        course.main(argv)
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
+    with pytest.raises(ValueError, match="python -m involution.course list"):
+        course.course_set("nope")
+
+
+def test_a_tiny_set_runs_and_is_tabled_together(tmp_path, capsys):
+    """The dednet set with the tiny test model, fast-mode limits, on the sample set."""
+    book = Workbook(root=tmp_path, fast=True, workdir=tmp_path, colab=False, gpu=None)
+    data = choose_data("sample", fast=True)
+    runs = course.run_set("dednet", book, data, course.SMALL_SCALE, model="test_rednet")
+    assert list(runs) == ["dednet121", "densenet121"]
+    for name, run in runs.items():
+        assert run.path.parent.name == f"dednet-{name}-sample"
+        assert (run.path / RESULTS_FILE).is_file() and run.tested and run.results.epochs_trained == 1
+    table = course.results_table("dednet", course.load_set("dednet", book.runs_dir, "sample"), "sample")
+    lines = table.splitlines()
+    assert lines[2].split()[:3] == ["course", "run", "model"]
+    assert lines[4].startswith("dednet121") and " tested " in lines[4]
+    assert "sample set" in lines[1] and "reported by the original course project" in lines[0]
+    capsys.readouterr()
+    assert course.run_set("dednet", book, data, course.SMALL_SCALE, model="test_rednet") == runs
+    assert capsys.readouterr().out.count("Reusing the finished run") == 2
