@@ -79,8 +79,8 @@ def test_list_shows_sets_runs_and_recipes(capsys):
     course.main(["list"])
     out = capsys.readouterr().out
     assert "ablation: RedNet-26's recipe, one change at a time" in out
-    assert "rednet26_nowd          RedNet-26    lr 0.1, wd 0, dropout 0, clip none, 130 epochs" in out
-    assert "rednet50_lr08          RedNet-50    lr 0.8, wd 0, dropout 0.1, clip none, 150 epochs" in out
+    assert "rednet26_nowd          RedNet-26    sgd lr 0.1, wd 0, dropout 0, clip none, 130 epochs" in out
+    assert "rednet50_lr08          RedNet-50    sgd lr 0.8, wd 0, dropout 0.1, clip none, 150 epochs" in out
     assert "course/densenet121" in out
 
 
@@ -136,3 +136,13 @@ def test_a_tiny_set_runs_and_is_tabled_together(tmp_path, capsys):
     capsys.readouterr()
     assert course.run_set("dednet", book, data, course.SMALL_SCALE, model="test_rednet") == runs
     assert capsys.readouterr().out.count("Reusing the finished run") == 2
+
+
+def test_small_scale_composes_on_the_shapes_recipe_except_the_instability_set():
+    # The course's SGD at lr 0.1 does not learn the shapes set at 32 px; the divergence at lr 0.8 needs no learning.
+    ablation = course.course_set("ablation")
+    nowd = ablation.runs[0]
+    assert nowd.configs_on(ablation.recipe_at(course.SMALL_SCALE)) == ("shapes", "course/rednet26_nowd")
+    assert nowd.recipe("shapes") == "adamw lr 0.002, wd 0, dropout 0, clip none, 130 epochs"
+    assert course.course_set("instability").recipe_at(course.SMALL_SCALE) == course.RECIPE
+    assert course.course_set("dednet").recipe_at(course.FULL_SCALE) == course.RECIPE
