@@ -79,3 +79,21 @@ def test_recompute_keeps_less_for_backward():
     plain = create_model("test_rednet", num_classes=10, recompute=False).train()
     recomputed = create_model("test_rednet", num_classes=10, recompute=True).train()
     assert kept_bytes(recomputed) < 0.8 * kept_bytes(plain)
+
+
+def test_compile_and_export_trace_the_plain_forward():
+    """Under torch.compile (fullgraph) and torch.export the option steps aside: one graph,
+    eager's gradients, and the exported graph holds the involution op as usual."""
+    torch.manual_seed(0)
+    block = create_model("rednet26", num_classes=10, recompute=True).layer2[0].train()
+    assert block.conv2.recompute
+    x = torch.randn(2, 256, 8, 8, generator=torch.Generator().manual_seed(2))
+    out = torch.compile(block, fullgraph=True)(x)
+    out.square().sum().backward()
+    compiled_grads = [p.grad.clone() for p in block.parameters()]
+    block.zero_grad()
+    block(x).square().sum().backward()  # eager, recomputing
+    for got, parameter in zip(compiled_grads, block.parameters()):
+        torch.testing.assert_close(got, parameter.grad, rtol=1e-3, atol=1e-3)
+    exported = torch.export.export(block.eval(), (x,))
+    assert any("involution" in str(n.target) for n in exported.graph.nodes)
