@@ -212,7 +212,8 @@ def training_cases(device: torch.device):
 
             step()  # creates the optimizer state, so what follows is steady-state
             recompute = getattr(model, "recompute", None)
-            yield {"model": name, "recompute": recompute, "memory_format": format_name}, step
+            yield {"model": name, "depth": int(name.removeprefix("resnet").removeprefix(
+                "rednet")), "recompute": recompute, "memory_format": format_name}, step
 
 
 def depthwise_cases(device: torch.device):
@@ -364,15 +365,46 @@ def profile_step(name: str, device: torch.device) -> dict:
     return {"model": name, "memory_format": DEFAULT_FORMAT, "ms": totals}
 
 
-def time_cases(cases, device: torch.device, min_seconds: float) -> list[dict]:
-    rows = []
+def _groups(cases, key: str):
+    """Consecutive cases with the same ``row[key]``, as lists (``key=None``: one group)."""
+    group, current = [], object()
     for row, step in cases:
-        row["ms"] = time_call(step, device, min_seconds) * 1e3
-        label = ' '.join(str(row[k]) for k in ('stage', 'model', 'recompute', 'op', 'dtype',
-                                                'memory_format', 'impl') if k in row)
-        print(f"  {label:<48}"
-              f" {row['ms']:9.1f} ms", flush=True)
-        rows.append(row)
+        value = row.get(key) if key else None
+        if group and value != current:
+            yield group
+            group = []
+        group.append((row, step))
+        current = value
+    if group:
+        yield group
+
+
+def time_cases(cases, device: torch.device, min_seconds: float, group_by: str | None = None,
+               min_repeats: int = 3) -> list[dict]:
+    """Median ms of each case's step. Cases compared with each other (the same stage, or
+    the same depth) are timed interleaved, one call of each in turn, so a change in the
+    machine's load (it may be shared) falls on all of them alike."""
+    rows = []
+    for group in _groups(cases, group_by):
+        for _, step in group:
+            step()  # warm-up
+        times = [[] for _ in group]
+        start = time.perf_counter()
+        while (len(times[0]) < min_repeats
+               or time.perf_counter() - start < min_seconds * len(group)):
+            for (_, step), samples in zip(group, times):
+                _synchronize(device)
+                t0 = time.perf_counter()
+                step()
+                _synchronize(device)
+                samples.append(time.perf_counter() - t0)
+        for (row, _), samples in zip(group, times):
+            row["ms"] = statistics.median(samples) * 1e3
+            row["repeats"] = len(samples)
+            label = " ".join(str(row[k]) for k in ("stage", "model", "recompute", "op", "dtype",
+                                                   "memory_format", "impl") if k in row)
+            print(f"  {label:<56} {row['ms']:9.1f} ms", flush=True)
+            rows.append(row)
     return rows
 
 
@@ -678,14 +710,14 @@ def run(device: torch.device, min_seconds: float, skip_training: bool) -> dict:
     result = {
         "device": device.type, "date": time.strftime("%Y-%m-%d"),
         "machine": machine_description(), "limits": limits,
-        "operator": time_cases(operator_cases(device), device, min_seconds),
-        "depthwise": time_cases(depthwise_cases(device), device, min_seconds),
+        "operator": time_cases(operator_cases(device), device, min_seconds, "stage"),
+        "depthwise": time_cases(depthwise_cases(device), device, min_seconds, "stage"),
         "low_precision": (time_cases(low_precision_cases(device), device, min_seconds)
                           if device.type == "cpu" else []),
     }
     load.append(os.getloadavg()[0])
     result["training"] = [] if skip_training else time_cases(training_cases(device), device,
-                                                             min_seconds)
+                                                             min_seconds, "depth")
     load.append(os.getloadavg()[0])
     print("  profiling one training step ...", flush=True)
     result["profile"] = [] if skip_training else [profile_step(name, device)
