@@ -307,7 +307,6 @@ void backward_unit(const Geometry& g, const Kernels<const S>& kernel,
         // padding channels) make their contributions vanish.
         Vec go[kPixels] = {};
         int64_t origin[kPixels];
-        T weight[kPixels];
         const S* weights[kPixels];
         for (int64_t p = 0; p < kPixels; ++p) {
           const int64_t j = std::min(j0 + p, g.out_w - 1);
@@ -317,24 +316,24 @@ void backward_unit(const Geometry& g, const Kernels<const S>& kernel,
           for (int64_t c = 0; c < kBlock && block + c < gc; ++c)
             go[p][c] = Storage<S>::load(grad_out.at(block + c, i, j));
         }
-        for (int64_t tap = 0; tap < taps; ++tap) {
-          for (int64_t p = 0; p < kPixels; ++p) weight[p] = Storage<S>::load(weights[p][planes[tap]]);
+        for (int64_t tap = 0; tap < taps; ++tap)
           for (int64_t p = 0; p < kPixels; ++p) {
             const int64_t at = origin[p] + steps[tap];
             if (grad_kernel)
-              kernel_sums[p * taps + tap] += Block<T>::sum(go[p] * Block<T>::load(x.data() + at));
+              kernel_sums[tap * kPixels + p] +=
+                  Block<T>::sum(go[p] * Block<T>::load(x.data() + at));
             if (grad_x) {
               T* gx = grad_x->data() + at;
-              Block<T>::store(gx, Block<T>::load(gx) + weight[p] * go[p]);
+              Block<T>::store(gx, Block<T>::load(gx) +
+                                      Storage<S>::load(weights[p][planes[tap]]) * go[p]);
             }
           }
-        }
       }
       if (grad_kernel)
         for (int64_t p = 0; p < kPixels && j0 + p < g.out_w; ++p) {
           S* target = grad_kernel->pixel(i, j0 + p);
           for (int64_t tap = 0; tap < taps; ++tap)
-            target[grad_planes[tap]] = Storage<S>::store(kernel_sums[p * taps + tap]);
+            target[grad_planes[tap]] = Storage<S>::store(kernel_sums[tap * kPixels + p]);
         }
     }
 }
