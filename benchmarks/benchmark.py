@@ -6,8 +6,15 @@ Two parts, measured side by side in one run on one machine:
    ``involution2d`` implementation at the involution shapes of RedNet-50
    (224x224 input, batch 16), as ratios to the ``unfold`` reference, and how
    close each comes to the machine's memory bandwidth and peak FLOP/s.
+   Beside it, PyTorch's depthwise 7x7 convolution at the same shapes (same
+   multiply-adds, a static kernel) in its faster memory format: the
+   practical limit for an operator of this size.
 2. End to end: training images/s (forward, backward, SGD step) and peak
-   memory of RedNet-26/50 against ResNet-26/50 at 224x224, batch 16.
+   memory of RedNet-26/50 (with and without recomputation in backward)
+   against ResNet-26/50 at 224x224, batch 16.
+3. Where a training step's time goes: a torch.profiler breakdown of one
+   RedNet-26 and one ResNet-26 step.
+4. The targets of issue 14, each with its measured value (``targets``).
 
 The CPU is always measured; CUDA too when a GPU is present. Results go to
 ``benchmarks/results/<device>.json`` and, with ``--update-readme``, into the
@@ -28,6 +35,7 @@ measured in a second process with glibc's mmap threshold fixed
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import re
@@ -61,7 +69,11 @@ STAGES = [
     ("stage 4", 512, 7, 1),
 ]
 KERNEL_SIZE, GROUP_CHANNELS = 7, 16
-MODELS = ["resnet26", "rednet26", "resnet50", "rednet50"]
+# (model, options): RedNets as by default (no recomputation) and with recomputation in backward.
+MODELS = [("resnet26", {}), ("rednet26", {}), ("rednet26", {"recompute": True}),
+          ("resnet50", {}), ("rednet50", {}), ("rednet50", {"recompute": True})]
+# The format the training module uses by default (ImageClassifier(channels_last=True)).
+DEFAULT_FORMAT = "channels-last"
 MEMORY_FORMATS = {"NCHW": torch.contiguous_format, "channels-last": torch.channels_last}
 
 
@@ -183,10 +195,10 @@ def operator_cases(device: torch.device):
 
 def training_cases(device: torch.device):
     """(row, step) for every model and memory format; step is one SGD training step."""
-    for name in MODELS:
+    for name, options in MODELS:
         for format_name, memory_format in MEMORY_FORMATS.items():
             torch.manual_seed(0)
-            model = create_model(name).to(device, memory_format=memory_format)
+            model = create_model(name, **options).to(device, memory_format=memory_format)
             optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
             images = torch.randn(BATCH, 3, 224, 224, device=device).contiguous(
                 memory_format=memory_format)
@@ -199,16 +211,200 @@ def training_cases(device: torch.device):
                 optimizer.step()
 
             step()  # creates the optimizer state, so what follows is steady-state
-            yield {"model": name, "memory_format": format_name}, step
+            recompute = getattr(model, "recompute", None)
+            yield {"model": name, "depth": int(name.removeprefix("resnet").removeprefix(
+                "rednet")), "recompute": recompute, "memory_format": format_name}, step
 
 
-def time_cases(cases, device: torch.device, min_seconds: float) -> list[dict]:
-    rows = []
+def depthwise_cases(device: torch.device):
+    """(row, step): at every stage, in both memory formats, the depthwise 7x7
+    convolution and the fastest involution forward+backward."""
+    fastest = implementations(device)[-1]
+    for name, channels, size, stride in STAGES:
+        x, kernel, grad = operator_case(channels, size, stride, device)
+        conv = torch.nn.Conv2d(channels, channels, KERNEL_SIZE, stride, KERNEL_SIZE // 2,
+                               groups=channels, bias=False).to(device)
+        for format_name, memory_format in MEMORY_FORMATS.items():
+            xf, gf = (t.detach().contiguous(memory_format=memory_format) for t in (x, grad))
+            xf.requires_grad_()
+            convf = copy.deepcopy(conv).to(memory_format=memory_format)
+
+            def depthwise(x=xf, grad=gf, conv=convf):
+                conv(x).backward(grad)
+                x.grad = conv.weight.grad = None
+
+            def involution(x=xf, kernel=kernel, grad=gf, stride=stride):
+                involution2d(x, kernel, stride=stride, impl=fastest).backward(grad)
+                x.grad = kernel.grad = None
+
+            for op, step in (("depthwise 7x7", depthwise), (f"involution ({fastest})", involution)):
+                yield {"stage": name, "op": op, "memory_format": format_name}, step
+
+
+def low_precision_cases(device: torch.device):
+    """(row, step): stage 1 forward+backward of the fastest implementation in 16-bit floats,
+    with the largest deviation from float32 on the same inputs (relative to the largest value)."""
+    fastest = implementations(device)[-1]
+    name, channels, size, stride = STAGES[0]
+    x32, kernel32, grad32 = operator_case(channels, size, stride, device)
+    for dtype in (torch.float32, torch.bfloat16, torch.float16):
+        x, kernel, grad = (t.detach().to(dtype).requires_grad_(t.requires_grad)
+                           for t in (x32, kernel32, grad32))
+        reference = [t.detach().float().requires_grad_(t.requires_grad) for t in (x, kernel)]
+        wanted = involution2d(*reference, stride=stride, impl=fastest)
+        wanted = [wanted, *torch.autograd.grad(wanted, reference, grad.float())]
+        got = involution2d(x, kernel, stride=stride, impl=fastest)
+        got = [got, *torch.autograd.grad(got, (x, kernel), grad)]
+        error = max(((g.float() - w).abs().max() / w.abs().max()).item()
+                    for g, w in zip(got, wanted))
+
+        def step(x=x, kernel=kernel, grad=grad):
+            involution2d(x, kernel, stride=stride, impl=fastest).backward(grad)
+            x.grad = kernel.grad = None
+
+        yield {"stage": name, "dtype": str(dtype).removeprefix("torch."), "impl": fastest,
+               "max_relative_error": error}, step
+
+
+# -- where the time goes ----------------------------------------------------------
+
+CATEGORIES = ["involution forward", "involution backward", "kernel generation forward",
+              "kernel generation backward", "other convolutions forward",
+              "other convolutions backward", "batch norm forward", "batch norm backward",
+              "the rest (ReLU, pooling, additions, loss, optimizer, autograd)"]
+PROFILED = ["rednet26", "resnet26"]
+
+
+def _category(event, kernel_generation: set, backward: bool) -> str:
+    """The category of a profiler event's own time: the innermost ancestor that names one.
+
+    Kernel generation is what runs under a ``kernel generation`` range (forward hooks on
+    every ``KernelGenerator``, so a recomputation in backward counts there too) and the
+    backward nodes of its forward operations (matched by autograd sequence number).
+    """
+    side = "backward" if backward else "forward"
+    chain, node = [], event
+    while node is not None:
+        chain.append(node)
+        node = node.cpu_parent
+    for node in chain:
+        if node.name.startswith("involution::"):
+            return "involution backward" if "backward" in node.name else "involution forward"
+    for node in chain:
+        if node.name == "kernel generation" or (
+                node.name.startswith("autograd::engine::evaluate_function")
+                and node.sequence_nr in kernel_generation):
+            return f"kernel generation {side}"
+    for node in chain:
+        if node.name in ("aten::convolution", "aten::convolution_backward"):
+            return f"other convolutions {side}"
+        if "batch_norm" in node.name:
+            return f"batch norm {side}"
+    return CATEGORIES[-1]
+
+
+def profile_step(name: str, device: torch.device) -> dict:
+    """Milliseconds per category (see ``CATEGORIES``) of one training step, default options,
+    in the training module's default memory format."""
+    from torch.profiler import ProfilerActivity, profile, record_function
+
+    from involution.layers import KernelGenerator
+
+    memory_format = MEMORY_FORMATS[DEFAULT_FORMAT]
+    torch.manual_seed(0)
+    model = create_model(name).to(device, memory_format=memory_format)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    images = torch.randn(BATCH, 3, 224, 224, device=device).contiguous(
+        memory_format=memory_format)
+    labels = torch.randint(0, 1000, (BATCH,), device=device)
+    ranges = {}
+
+    def enter(module, args):
+        ranges[id(module)] = record_function("kernel generation")
+        ranges[id(module)].__enter__()
+
+    def leave(module, args, output):
+        ranges.pop(id(module)).__exit__(None, None, None)
+
+    for module in model.modules():
+        if isinstance(module, KernelGenerator):
+            module.register_forward_pre_hook(enter)
+            module.register_forward_hook(leave)
+
+    def step():
+        with record_function("forward step"):
+            loss = torch.nn.functional.cross_entropy(model(images), labels)
+        optimizer.zero_grad(set_to_none=True)
+        with record_function("backward step"):
+            loss.backward()
+            optimizer.step()
+
+    step()
+    step()
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda"
+                                           else [])
+    _synchronize(device)
+    with profile(activities=activities) as prof:
+        step()
+        _synchronize(device)
+    events = [e for e in prof.events() if not e.is_async]
+    top = {}
+    for event in events:
+        node = event
+        while node.cpu_parent is not None:
+            node = node.cpu_parent
+        top[id(event)] = node.name
+    kernel_generation = {e.sequence_nr for e in events if e.sequence_nr >= 0
+                         and _category(e, set(), False) == "kernel generation forward"}
+    totals = dict.fromkeys(CATEGORIES, 0.0)
+    for event in events:
+        if top[id(event)] not in ("forward step", "backward step"):
+            continue
+        backward = top[id(event)] == "backward step"
+        totals[_category(event, kernel_generation, backward)] += event.self_cpu_time_total / 1e3
+    return {"model": name, "memory_format": DEFAULT_FORMAT, "ms": totals}
+
+
+def _groups(cases, key: str):
+    """Consecutive cases with the same ``row[key]``, as lists (``key=None``: one group)."""
+    group, current = [], object()
     for row, step in cases:
-        row["ms"] = time_call(step, device, min_seconds) * 1e3
-        print(f"  {' '.join(str(row[k]) for k in ('stage', 'model', 'memory_format', 'impl') if k in row):<32}"
-              f" {row['ms']:9.1f} ms", flush=True)
-        rows.append(row)
+        value = row.get(key) if key else None
+        if group and value != current:
+            yield group
+            group = []
+        group.append((row, step))
+        current = value
+    if group:
+        yield group
+
+
+def time_cases(cases, device: torch.device, min_seconds: float, group_by: str | None = None,
+               min_repeats: int = 3) -> list[dict]:
+    """Median ms of each case's step. Cases compared with each other (the same stage, or
+    the same depth) are timed interleaved, one call of each in turn, so a change in the
+    machine's load (it may be shared) falls on all of them alike."""
+    rows = []
+    for group in _groups(cases, group_by):
+        for _, step in group:
+            step()  # warm-up
+        times = [[] for _ in group]
+        start = time.perf_counter()
+        while (len(times[0]) < min_repeats
+               or time.perf_counter() - start < min_seconds * len(group)):
+            for (_, step), samples in zip(group, times):
+                _synchronize(device)
+                t0 = time.perf_counter()
+                step()
+                _synchronize(device)
+                samples.append(time.perf_counter() - t0)
+        for (row, _), samples in zip(group, times):
+            row["ms"] = statistics.median(samples) * 1e3
+            row["repeats"] = len(samples)
+            label = " ".join(str(row[k]) for k in ("stage", "model", "recompute", "op", "dtype",
+                                                   "memory_format", "impl") if k in row)
+            print(f"  {label:<56} {row['ms']:9.1f} ms", flush=True)
+            rows.append(row)
     return rows
 
 
@@ -250,9 +446,44 @@ def add_derived(result: dict) -> None:
         row["memory_ratio"] = reference["peak_mb"] / max(row["peak_mb"], 1e-9)
     for row in result["training"]:
         row["images_per_s"] = BATCH / (row["ms"] / 1e3)
+    result["versus_depthwise"] = []
+    for name, *_ in STAGES:
+        rows = [r for r in result["depthwise"] if r["stage"] == name]
+        best = {op: min((r for r in rows if r["op"] == op), key=lambda r: r["ms"])
+                for op in dict.fromkeys(r["op"] for r in rows)}
+        (depthwise,) = [r for op, r in best.items() if op.startswith("depthwise")]
+        (involution,) = [r for op, r in best.items() if op.startswith("involution")]
+        result["versus_depthwise"].append({
+            "stage": name, "depthwise_ms": depthwise["ms"],
+            "depthwise_format": depthwise["memory_format"], "involution_ms": involution["ms"],
+            "involution_format": involution["memory_format"],
+            "ratio": involution["ms"] / depthwise["ms"]})
+        for row in result["operator"]:
+            if row["stage"] == name:
+                row["depthwise_ms"] = depthwise["ms"]
+                row["depthwise_format"] = depthwise["memory_format"]
+                row["versus_depthwise"] = row["ms"] / depthwise["ms"]
 
 
 # -- reporting ----------------------------------------------------------------
+
+
+def _training(result: dict, model: str, recompute=None, memory_format=DEFAULT_FORMAT) -> dict:
+    """The training row of ``model`` (a RedNet's with the given ``recompute``)."""
+    return next(r for r in result["training"] if r["model"] == model
+                and r["memory_format"] == memory_format
+                and (recompute is None or r["recompute"] == recompute))
+
+
+def _load_note(result: dict) -> str:
+    load, threads = result.get("load_average", []), result["machine"]["cpu_threads"]
+    if not load:
+        return ""
+    shared = max(load) > 0.5 * threads
+    return (f" 1-minute load average {min(load):.1f} to {max(load):.1f} on {threads} CPU threads"
+            + (": **the machine was shared with other processes during this run**, so the "
+               "times are noisy and slower than on an idle machine; the ratios, measured side "
+               "by side, hold better than the absolute values." if shared else "."))
 
 
 def markdown(result: dict) -> str:
@@ -264,38 +495,187 @@ def markdown(result: dict) -> str:
         f"Measured by `python benchmarks/benchmark.py` on {result['date']}: {where}, "
         f"torch {machine['torch']}. Machine limits, measured in the same run: "
         f"{limits['bandwidth_gb_s']:.1f} GB/s memory bandwidth (copy of a 256 MB tensor), "
-        f"{limits['matmul_gflop_s']:.0f} GFLOP/s (float32 matmul).",
+        f"{limits['matmul_gflop_s']:.0f} GFLOP/s (float32 matmul)." + _load_note(result),
+        "",
+        *targets_table(result),
         "",
         f"**Operator**, forward+backward at RedNet-50's involution shapes (batch {BATCH}, "
         f"K={KERNEL_SIZE}, {GROUP_CHANNELS} channels per group, NCHW), with speed and memory as "
-        "ratios to the unfold reference. The last two columns are the share of the machine's "
-        "bandwidth and FLOP/s reached, counting only the bytes and multiply-adds that "
-        "forward+backward cannot avoid.",
+        "ratios to the unfold reference. The bandwidth and FLOP/s columns are the share of the "
+        "machine's reached, counting only the bytes and multiply-adds that forward+backward "
+        "cannot avoid. The last two: PyTorch's depthwise 7x7 convolution (`nn.Conv2d(C, C, 7, "
+        "stride, 3, groups=C)`: the same multiply-adds with a static kernel) forward+backward "
+        "at the same shape, in its faster memory format, and each row's time over it.",
         "",
         "| shape | impl | time (ms) | speed-up | peak memory (MB) | memory saved | "
-        "% bandwidth | % FLOP/s |",
-        "|---|---|--:|--:|--:|--:|--:|--:|",
+        "% bandwidth | % FLOP/s | depthwise 7x7 (ms) | time / depthwise |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for row in result["operator"]:
         shape = f"{row['stage']}: C={row['channels']}, {row['size']}x{row['size']}"
         lines.append(
             f"| {shape} | {row['impl']} | {row['ms']:.1f} | {row['speedup']:.1f}x | "
             f"{row['peak_mb']:.0f} | {row['memory_ratio']:.1f}x | "
-            f"{100 * row['bandwidth_fraction']:.0f}% | {100 * row['flop_fraction']:.1f}% |")
+            f"{100 * row['bandwidth_fraction']:.0f}% | {100 * row['flop_fraction']:.1f}% | "
+            f"{row['depthwise_ms']:.1f} ({row['depthwise_format']}) | "
+            f"{row['versus_depthwise']:.2f} |")
     lines += ["", *summary(result)]
+    lines += [
+        "",
+        "**Involution against depthwise convolution**, forward+backward, each operator in "
+        "both memory formats:",
+        "",
+        "| shape | op | NCHW (ms) | channels-last (ms) |",
+        "|---|---|--:|--:|",
+    ]
+    for name, *_ in STAGES:
+        for op in dict.fromkeys(r["op"] for r in result["depthwise"]):
+            ms = {r["memory_format"]: r["ms"] for r in result["depthwise"]
+                  if r["stage"] == name and r["op"] == op}
+            lines.append(f"| {name} | {op} | {ms['NCHW']:.1f} | {ms['channels-last']:.1f} |")
+    if result.get("low_precision"):
+        lines += [
+            "",
+            "**16-bit floats**: stage 1 forward+backward (NCHW) through the compiled kernel, "
+            "which stores float16/bfloat16 and computes in float32; the error is the largest "
+            "deviation of the output and both gradients from float32 on the same inputs, "
+            "relative to the largest value.",
+            "",
+            "| dtype | impl | time (ms) | max relative error |",
+            "|---|---|--:|--:|",
+        ]
+        for row in result["low_precision"]:
+            lines.append(f"| {row['dtype']} | {row['impl']} | {row['ms']:.1f} | "
+                         f"{row['max_relative_error']:.1e} |")
     if result["training"]:
         lines += [
             "",
             f"**Training**: forward+backward+SGD step at 224x224, batch {BATCH}, "
-            "random data, 1000 classes.",
+            "random data, 1000 classes. `recompute`: the RedNet option that recomputes the "
+            "generated kernels and the stem's maps in backward instead of keeping them.",
             "",
-            "| model | memory format | images/s | step (ms) | peak memory (MB) |",
-            "|---|---|--:|--:|--:|",
+            "| model | recompute | memory format | images/s | step (ms) | peak memory (MB) |",
+            "|---|---|---|--:|--:|--:|",
         ]
         for row in result["training"]:
-            lines.append(f"| {row['model']} | {row['memory_format']} | "
+            recompute = {None: "", False: "off", True: "on"}[row["recompute"]]
+            lines.append(f"| {row['model']} | {recompute} | {row['memory_format']} | "
                          f"{row['images_per_s']:.2f} | {row['ms']:.0f} | {row['peak_mb']:.0f} |")
+    if result.get("profile"):
+        lines += [
+            "",
+            f"**Where a training step's time goes** (torch.profiler, one step, batch {BATCH}, "
+            f"224x224, {DEFAULT_FORMAT}, default options; CPU time of the main thread, which "
+            "waits for the worker threads of each operator; the profiler adds some overhead):",
+            "",
+            "| part | " + " | ".join(p["model"] for p in result["profile"]) + " |",
+            "|---|" + "--:|" * len(result["profile"]),
+        ]
+        totals = [sum(p["ms"].values()) for p in result["profile"]]
+        for category in CATEGORIES:
+            cells = [f"{p['ms'][category]:.0f} ms ({100 * p['ms'][category] / total:.0f}%)"
+                     for p, total in zip(result["profile"], totals)]
+            lines.append(f"| {category} | " + " | ".join(cells) + " |")
+        lines.append("| total | " + " | ".join(f"{t:.0f} ms" for t in totals) + " |")
     return "\n".join(lines)
+
+
+def _loader_images_per_s() -> tuple[float, str] | None:
+    """The best median images/s of benchmarks/loader_benchmark.py's saved run."""
+    path = RESULTS / "loader_cpu.json"
+    if not path.exists():
+        return None
+    loader = json.loads(path.read_text())
+    name, values = max(loader["images_per_second"].items(),
+                       key=lambda item: statistics.median(item[1]))
+    return statistics.median(values), (f"{loader['cpu_count']} CPUs, {loader['workers']} "
+                                       f"workers, {name}")
+
+
+def _recompute_cost(cost: float, profile: dict | None) -> str:
+    """What recomputation costs: measured in this run, and expected from the profile."""
+    measured = (f"Recomputation changed RedNet-26's step time by {100 * cost:+.0f}% in this "
+                "run" + (" (it does more work, not less: that is the shared machine's noise)"
+                         if cost < 0 else ""))
+    expected = ""
+    if profile:
+        share = profile["kernel generation forward"] / sum(profile.values())
+        expected = (f"; it runs the kernel generation's forward a second time, "
+                    f"{100 * share:.0f}% of the step in the profile below, plus the stem's "
+                    "first layers")
+    return (measured + expected + ". Not small, so it is an option "
+            "(`create_model('rednet26', recompute=True)`), off by default.")
+
+
+def targets_table(result: dict) -> list[str]:
+    """Every target of issue 14 with this run's value, met or not, and what stands in the way."""
+    rows = []
+    mark = {True: "met", False: "**not met**"}
+    profile = {p["model"]: p["ms"] for p in result.get("profile", [])}
+    if result["training"]:
+        red = profile.get("rednet26")
+        share = ""
+        if red:
+            total = sum(red.values())
+            generation = red["kernel generation forward"] + red["kernel generation backward"]
+            involution = red["involution forward"] + red["involution backward"]
+            share = (f"In RedNet-26's step the kernel generation (two 1x1 convs, BN, ReLU per "
+                     f"involution, forward and backward) takes {100 * generation / total:.0f}% "
+                     f"of the time, the involutions themselves {100 * involution / total:.0f}%: "
+                     "the generation's 1x1 convs have few input channels (C/4) and 49*C/16 "
+                     "outputs, which oneDNN runs far below its matmul rate. See the breakdown "
+                     "below.")
+        for depth in (26, 50):
+            ratio = (_training(result, f"rednet{depth}", False)["images_per_s"]
+                     / _training(result, f"resnet{depth}")["images_per_s"])
+            rows.append((f"RedNet-{depth} training images/s >= 1.3x ResNet-{depth} "
+                         f"(CPU, {DEFAULT_FORMAT}, the training default)",
+                         f"{ratio:.2f}x", mark[ratio >= 1.3], "" if ratio >= 1.3 else share))
+        red_on, red_off = _training(result, "rednet26", True), _training(result, "rednet26", False)
+        res = _training(result, "resnet26")
+        cost = red_on["ms"] / red_off["ms"] - 1
+        met = red_on["peak_mb"] <= res["peak_mb"]
+        rows.append(("RedNet-26 peak training memory <= ResNet-26 (batch 16, 224 px)",
+                     f"{red_on['peak_mb']:.0f} MB with `recompute=True` (without: "
+                     f"{red_off['peak_mb']:.0f} MB) vs {res['peak_mb']:.0f} MB",
+                     mark[met] + (" with `recompute=True`" if met else ""),
+                     _recompute_cost(cost, red)))
+    for row in result["versus_depthwise"]:
+        met = row["ratio"] <= 1
+        rows.append((f"Involution <= depthwise 7x7 conv, {row['stage']} (forward+backward)",
+                     f"{row['ratio']:.2f}x ({row['involution_ms']:.1f} ms "
+                     f"{row['involution_format']} vs {row['depthwise_ms']:.1f} ms "
+                     f"{row['depthwise_format']})", mark[met],
+                     "" if met else "The kernel is read per pixel (K*K*G values per output "
+                     "pixel, which a depthwise conv does not read at all) and its gradient is "
+                     "a 16-channel reduction per pixel and offset."))
+    low = {r["dtype"]: r for r in result.get("low_precision", [])}
+    if low:
+        f32 = low["float32"]["ms"]
+        met = all(r["impl"] == "cpu" and r["max_relative_error"] < 1e-2 for r in low.values())
+        rows.append(("float16/bfloat16 on the CPU through the compiled kernel, float32 "
+                     "accumulation", ", ".join(
+                         f"{d} {r['ms'] / f32:.2f}x float32's time, error {r['max_relative_error']:.0e}"
+                         for d, r in low.items() if d != "float32"), mark[met], ""))
+    loader = _loader_images_per_s()
+    if loader:
+        speed, where = loader
+        rows.append(("Data loader >= 1,000 images/s", f"{speed:.0f} images/s ({where}; "
+                     "`benchmarks/loader_benchmark.py`, `benchmarks/results/loader_cpu.md`)",
+                     mark[speed >= 1000], "" if speed >= 1000 else
+                     "JPEG decoding and augmentation on 2 shared CPU cores: about "
+                     f"{speed / 2:.0f} images/s per core, so 1,000 images/s needs about "
+                     f"{1000 / (speed / 2):.0f} such cores (or decoding on the GPU)."))
+    if result["device"] != "cuda":
+        rows.append(("GPU targets (Triton kernels: operator and RedNet/ResNet training speed "
+                     "and memory on CUDA)", "not measured", "**outstanding**",
+                     "No GPU was available. The Triton kernels pass their tests under Triton's "
+                     "interpreter (`tests/test_triton.py`); on a CUDA machine `python "
+                     "benchmarks/benchmark.py --device cuda --update-readme` measures them."))
+    lines = ["**Targets** (issue 14), from this run's numbers:", "",
+             "| target | measured | status | what stands in the way |", "|---|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    return lines
 
 
 def summary(result: dict) -> list[str]:
@@ -312,7 +692,8 @@ def summary(result: dict) -> list[str]:
         f"{100 * min(r['flop_fraction'] for r in rows):.0f}-"
         f"{100 * max(r['flop_fraction'] for r in rows):.0f}% of the matmul FLOP/s.",
     ]
-    speed = {(r["model"], r["memory_format"]): r["images_per_s"] for r in result["training"]}
+    speed = {(r["model"], r["memory_format"]): r["images_per_s"] for r in result["training"]
+             if not r["recompute"]}
     for depth in (26, 50):
         ratios = [f"{fmt} {speed[(f'rednet{depth}', fmt)] / speed[(f'resnet{depth}', fmt)]:.2f}"
                   for fmt in MEMORY_FORMATS if (f"rednet{depth}", fmt) in speed]
@@ -338,13 +719,24 @@ def run(device: torch.device, min_seconds: float, skip_training: bool) -> dict:
     print(f"Benchmarking on {device} ...", flush=True)
     limits = machine_limits(device)
     print(f"  machine: {limits['bandwidth_gb_s']:.1f} GB/s, {limits['matmul_gflop_s']:.0f} GFLOP/s")
+    load = [os.getloadavg()[0]]
     result = {
         "device": device.type, "date": time.strftime("%Y-%m-%d"),
         "machine": machine_description(), "limits": limits,
-        "operator": time_cases(operator_cases(device), device, min_seconds),
-        "training": [] if skip_training else time_cases(training_cases(device), device,
-                                                        min_seconds),
+        "operator": time_cases(operator_cases(device), device, min_seconds, "stage"),
+        "depthwise": time_cases(depthwise_cases(device), device, min_seconds, "stage"),
+        "low_precision": (time_cases(low_precision_cases(device), device, min_seconds)
+                          if device.type == "cpu" else []),
     }
+    load.append(os.getloadavg()[0])
+    result["training"] = [] if skip_training else time_cases(training_cases(device), device,
+                                                             min_seconds, "depth")
+    load.append(os.getloadavg()[0])
+    print("  profiling one training step ...", flush=True)
+    result["profile"] = [] if skip_training else [profile_step(name, device)
+                                                  for name in PROFILED]
+    load.append(os.getloadavg()[0])
+    result["load_average"] = load
     print("  measuring peak memory ...", flush=True)
     memory = measure_memory(device, skip_training)
     for part in ("operator", "training"):
@@ -367,6 +759,9 @@ def main(argv=None) -> int:
                         help="only the operator part")
     parser.add_argument("--update-readme", action="store_true",
                         help="write the tables into README.md's benchmark section")
+    parser.add_argument("--from-results", action="store_true",
+                        help="measure nothing: write the README section from the saved "
+                             "benchmarks/results/<device>.json")
     parser.add_argument("--memory-only", action="store_true",
                         help=argparse.SUPPRESS)  # the child process of measure_memory
     args = parser.parse_args(argv)
@@ -376,6 +771,12 @@ def main(argv=None) -> int:
             "operator": memory_of_cases(operator_cases(device), device),
             "training": [] if args.skip_training else memory_of_cases(training_cases(device),
                                                                        device)}))
+        return 0
+    if args.from_results:
+        for name in ["cpu", "cuda"] if args.device == "all" else [args.device]:
+            path = RESULTS / f"{name}.json"
+            if path.exists():
+                update_readme(json.loads(path.read_text()))
         return 0
     devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
     if "cuda" in devices and not torch.cuda.is_available():

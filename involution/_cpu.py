@@ -30,7 +30,9 @@ import torch
 from ._ops import Backend, register
 
 SOURCE = Path(__file__).with_name("csrc") / "involution_cpu.cpp"
-SUPPORTED_DTYPES = {torch.float32: "f32", torch.float64: "f64"}
+# float16 and bfloat16 are stored as such and computed in float32 (see csrc).
+SUPPORTED_DTYPES = {torch.float32: "f32", torch.float64: "f64", torch.float16: "f16",
+                    torch.bfloat16: "bf16"}
 # -march=native: the library is built on, and cached for, the machine that runs it.
 # -fassociative-math (with the two flags it needs) lets the compiler sum a
 # 16-channel dot product as a vector instead of one channel after another.

@@ -24,8 +24,9 @@ Implementations (all compute the same thing, see ``tests/test_functional.py``):
     is ever allocated. Works on every device and dtype.
 ``"cpu"``
     A small C++ kernel compiled on first use (about a second, cached), fused
-    forward and backward. The default on the CPU for float32/float64 when a
-    C++ compiler is available; otherwise ``"loop"`` is used.
+    forward and backward. The default on the CPU for float32/float64, and for
+    float16/bfloat16 (stored as such, computed in float32), when a C++
+    compiler is available; otherwise ``"loop"`` is used.
 ``"triton"``
     Triton kernels, the default on CUDA GPUs once they pass a first-use
     self-check there (else ``"loop"``, with a warning saying why).

@@ -36,7 +36,7 @@ from torchvision.models.resnet import Bottleneck
 from torchvision.ops import Conv2dNormActivation
 
 from .functional import is_positive_int
-from .layers import Involution2d
+from .layers import Involution2d, recompute_in_backward, recomputing
 from .pretrained import OFFICIAL_MODEL_ZOO, convert_official_state_dict, load_official_checkpoint, load_pretrained
 from .registry import OfficialWeights, Reported, list_models, model_info, register_model
 
@@ -188,11 +188,16 @@ class RedNet(ResNet):
         kernel_size: K of the bottleneck involutions (official: 7).
         group_channels: channels per involution group (official: 16).
         reduction_ratio: channel reduction in the kernel generator (official: 4).
+        recompute: in training, keep less for backward and recompute it there:
+            every involution's generated kernels (see :class:`Involution2d`)
+            and the stem's 112x112 maps up to its last convolution. Exact
+            gradients and the same parameter names; see the README's "Speed
+            and memory" for what it saves and costs.
     """
 
     def __init__(self, layers, num_classes: int = 1000, kernel_size: int = 7,
                  group_channels: int = 16, reduction_ratio: int = 4, drop_rate: float = 0.0,
-                 zero_init_residual: bool = True, planes: int = 64):
+                 zero_init_residual: bool = True, planes: int = 64, recompute: bool = False):
         super().__init__(layers, num_classes, drop_rate, zero_init_residual, planes)
         involution = dict(group_channels=group_channels, reduction_ratio=reduction_ratio)
         # The official stem: a strided 3x3 conv, a 3x3 involution and a 3x3 conv
@@ -214,9 +219,27 @@ class RedNet(ResNet):
             block.conv2 = Involution2d(block.conv2.in_channels, kernel_size,
                                        stride=block.conv2.stride[0], **involution)
             _kaiming_init(block.conv2)
+        self.set_recompute(recompute)
+
+    def set_recompute(self, recompute: bool) -> None:
+        """Turn recomputation in backward on or off (the ``recompute`` option)."""
+        self.recompute = recompute
+        for block in self.bottlenecks():
+            block.conv2.recompute = recompute
+        # The stem's involution is recomputed with the rest of its span (stem_forward).
 
     def stem_forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.maxpool(self.stem(x))
+        if not recomputing(self):
+            return self.maxpool(self.stem(x))
+        # Of the stem's 112x112 maps only the last convolution's input and output are
+        # kept for backward (that convolution is the costly one to run again); the
+        # others, the stem involution's kernels among them, are recomputed.
+        x = recompute_in_backward(self.stem, x, forward=self.stem[:4])
+        return recompute_in_backward(self.stem, x, forward=self._stem_tail,
+                                     keep=(torch.ops.aten.convolution.default,))
+
+    def _stem_tail(self, x: torch.Tensor) -> torch.Tensor:
+        return self.maxpool(self.stem[4](x))
 
 
 class DenseNet(_TimmInterface, tvm.DenseNet):

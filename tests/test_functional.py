@@ -61,6 +61,36 @@ def test_float32_matches_reference(impl):
                                rtol=1e-4, atol=1e-4)
 
 
+# Half an ulp: the most a single rounding of the result can move it.
+HALF_ULP = {torch.float16: 2.0 ** -11, torch.bfloat16: 2.0 ** -8}
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("channels_last", [False, True], ids=["NCHW", "channels-last"])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_16_bit_floats_are_computed_in_float32(dtype, channels_last, stride):
+    """The compiled kernel takes float16/bfloat16 tensors, sums in float32 and rounds
+    once: output and both gradients are the float32 results on the same (rounded)
+    inputs, within half an ulp of the 16-bit format. 32 channels per group: a sum
+    over two 16-channel blocks, which must not be rounded between them either."""
+    x, kernel = make_case(2, 64, 2, 11, 10, 7, stride=stride, dtype=torch.float32)
+    grad_out = torch.randn(2, 64, *kernel.shape[-2:], generator=torch.Generator().manual_seed(1))
+    x, kernel, grad_out = (t.to(dtype) for t in (x, kernel, grad_out))
+    if channels_last:
+        x, grad_out = (t.contiguous(memory_format=torch.channels_last) for t in (x, grad_out))
+
+    def run(a, b, g):
+        a, b = a.detach().requires_grad_(), b.detach().requires_grad_()
+        out = involution2d(a, b, stride, impl="cpu")
+        return (out, *torch.autograd.grad(out, (a, b), g))
+
+    expected = run(x.float(), kernel.float(), grad_out.float())
+    actual = run(x, kernel, grad_out)
+    for got, want in zip(actual, expected):
+        assert got.dtype == dtype
+        torch.testing.assert_close(got.float(), want, rtol=HALF_ULP[dtype] + 1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("impl", ["unfold", *FAST_IMPLS])
 @pytest.mark.parametrize("stride,dilation", [(1, 1), (2, 1), (1, 2)])
 def test_gradcheck(impl, stride, dilation):
@@ -154,7 +184,9 @@ def test_unknown_impl_and_bad_stride():
 def test_default_impl_on_cpu_is_the_compiled_kernel():
     x = torch.zeros(1, 4, 5, 5)
     assert default_impl(x) == "cpu"
-    assert default_impl(x.bfloat16()) == "loop"  # the C++ kernel covers float32/float64
+    assert default_impl(x.bfloat16()) == "cpu"  # 16-bit floats too, computed in float32
+    assert default_impl(x.half()) == "cpu"
+    assert default_impl(x.to(torch.int32)) == "loop"
 
 
 def test_falls_back_to_loop_without_a_compiler(tmp_path):

@@ -22,6 +22,10 @@
 // summed side by side so that consecutive multiply-adds do not wait on each
 // other. Units never share a write, so threads need no locks.
 //
+// float16 and bfloat16 tensors are read and written in their own format, but
+// everything in between is float32: the packed tiles, the products and the
+// sums (see Storage), so the only roundings are of the inputs and outputs.
+//
 // Compiled with -fopenmp when the compiler supports it (see for_each_unit).
 
 #include <algorithm>
@@ -30,6 +34,72 @@
 #include <vector>
 
 namespace {
+
+// 16-bit floating-point storage, as raw bits (no compiler support needed).
+struct Half { uint16_t bits; };
+struct BFloat16 { uint16_t bits; };
+
+inline float bits_to_float(uint32_t bits) { float f; std::memcpy(&f, &bits, 4); return f; }
+inline uint32_t float_to_bits(float f) { uint32_t u; std::memcpy(&u, &f, 4); return u; }
+
+// How a storage type S is computed with: Compute is the arithmetic type, load and
+// store convert (round to nearest even on the way back).
+template <typename S>
+struct Storage {
+  using Compute = S;
+  static Compute load(S value) { return value; }
+  static S store(Compute value) { return value; }
+};
+
+template <>
+struct Storage<BFloat16> {
+  using Compute = float;
+  static float load(BFloat16 value) { return bits_to_float(uint32_t(value.bits) << 16); }
+  static BFloat16 store(float value) {
+    const uint32_t u = float_to_bits(value);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return {uint16_t((u >> 16) | 0x40)};  // quiet NaN
+    return {uint16_t((u + 0x7fffu + ((u >> 16) & 1u)) >> 16)};
+  }
+};
+
+template <>
+struct Storage<Half> {
+  using Compute = float;
+#ifdef __FLT16_MAX__  // the compiler has _Float16 (F16C instructions on x86)
+  static float load(Half value) { _Float16 h; std::memcpy(&h, &value, 2); return float(h); }
+  static Half store(float value) {
+    const _Float16 h = static_cast<_Float16>(value);
+    Half out; std::memcpy(&out, &h, 2); return out;
+  }
+#else
+  static float load(Half value) {
+    const uint32_t sign = uint32_t(value.bits & 0x8000u) << 16;
+    uint32_t exponent = (value.bits >> 10) & 0x1fu, mantissa = value.bits & 0x3ffu;
+    if (exponent == 0x1f) return bits_to_float(sign | 0x7f800000u | (mantissa << 13));
+    if (exponent == 0) {  // zero or subnormal: mantissa * 2^-24
+      const float magnitude = float(mantissa) * 5.9604644775390625e-8f;
+      return sign ? -magnitude : magnitude;
+    }
+    return bits_to_float(sign | ((exponent + 112) << 23) | (mantissa << 13));
+  }
+  static Half store(float value) {
+    const uint32_t u = float_to_bits(value), sign = (u >> 16) & 0x8000u;
+    const uint32_t magnitude = u & 0x7fffffffu;
+    if (magnitude > 0x7f800000u) return {uint16_t(sign | 0x7e00u)};        // NaN
+    if (magnitude >= 0x477ff000u) return {uint16_t(sign | 0x7c00u)};       // overflow: inf
+    if (magnitude < 0x38800000u) {  // subnormal or zero: round to a multiple of 2^-24
+      const float scaled = bits_to_float(magnitude) * 16777216.0f;       // exact
+      const float rounded = __builtin_nearbyintf(scaled);                  // to nearest even
+      return {uint16_t(sign | uint32_t(rounded))};
+    }
+    const uint32_t rounded = magnitude + 0xfffu + ((magnitude >> 13) & 1u);
+    return {uint16_t(sign | ((rounded - 0x38000000u) >> 13))};
+  }
+#endif
+};
+
+template <typename S>
+using ComputeOf = typename Storage<S>::Compute;
 
 constexpr int64_t kBlock = 16;   // channels per vector block
 constexpr int64_t kPixels = 4;   // output pixels summed side by side
@@ -132,22 +202,22 @@ void for_each_element(const Geometry& g, const Map<T>& map, Copy copy) {
   }
 }
 
-// The group's input into the zero-bordered channels-last buffer...
-template <typename T>
-void pack(const Geometry& g, const Map<const T>& input, Buffer<T>& packed) {
+// The group's input into the zero-bordered channels-last buffer (in the compute type)...
+template <typename S>
+void pack(const Geometry& g, const Map<const S>& input, Buffer<ComputeOf<S>>& packed) {
   packed.zero(g.padded_size());
-  T* out = packed.data();
+  ComputeOf<S>* out = packed.data();
   for_each_element(g, input, [&](int64_t c, int64_t h, int64_t w, int64_t at) {
-    out[at] = input.at(c, h, w);
+    out[at] = Storage<S>::load(input.at(c, h, w));
   });
 }
 
 // ... and a buffer's interior back out (for the input gradient).
-template <typename T>
-void unpack(const Geometry& g, const Buffer<T>& packed, const Map<T>& output) {
-  const T* in = packed.data();
+template <typename S>
+void unpack(const Geometry& g, const Buffer<ComputeOf<S>>& packed, const Map<S>& output) {
+  const ComputeOf<S>* in = packed.data();
   for_each_element(g, output, [&](int64_t c, int64_t h, int64_t w, int64_t at) {
-    output.at(c, h, w) = in[at];
+    output.at(c, h, w) = Storage<S>::store(in[at]);
   });
 }
 
@@ -183,9 +253,10 @@ struct Block {
   }
 };
 
-template <typename T>
-void forward_unit(const Geometry& g, const Kernels<const T>& kernel, const Buffer<T>& x,
-                  const Map<T>& out) {
+template <typename S>
+void forward_unit(const Geometry& g, const Kernels<const S>& kernel,
+                  const Buffer<ComputeOf<S>>& x, const Map<S>& out) {
+  using T = ComputeOf<S>;
   using Vec = typename Block<T>::Vec;
   const int64_t gc = g.group_channels(), taps = g.kernel * g.kernel;
   const std::vector<int64_t> steps = window_steps(g), planes = kernel.tap_offsets(g.kernel);
@@ -194,7 +265,7 @@ void forward_unit(const Geometry& g, const Kernels<const T>& kernel, const Buffe
       for (int64_t block = 0; block < g.packed_channels(); block += kBlock) {
         // Pixels past the row's end repeat the last one and are not stored:
         // the loops below keep a fixed shape, which keeps the sums in registers.
-        const T* weight[kPixels];
+        const S* weight[kPixels];
         const T* window[kPixels];
         for (int64_t p = 0; p < kPixels; ++p) {
           const int64_t j = std::min(j0 + p, g.out_w - 1);
@@ -204,56 +275,67 @@ void forward_unit(const Geometry& g, const Kernels<const T>& kernel, const Buffe
         Vec acc[kPixels] = {};
         for (int64_t tap = 0; tap < taps; ++tap)
           for (int64_t p = 0; p < kPixels; ++p)
-            acc[p] += weight[p][planes[tap]] * Block<T>::load(window[p] + steps[tap]);
+            acc[p] += Storage<S>::load(weight[p][planes[tap]]) *
+                      Block<T>::load(window[p] + steps[tap]);
         for (int64_t p = 0; p < kPixels && j0 + p < g.out_w; ++p)
           for (int64_t c = 0; c < kBlock && block + c < gc; ++c)
-            out.at(block + c, i, j0 + p) = acc[p][c];
+            out.at(block + c, i, j0 + p) = Storage<S>::store(acc[p][c]);
       }
 }
 
 // Both gradients in one pass over the same loops; either may be skipped.
 //   grad_kernel[u, v, i, j] = sum_c grad_out[c, i, j] * x[c, window]
 //   grad_x[c, window]      += kernel[u, v, i, j] * grad_out[c, i, j]
-template <typename T>
-void backward_unit(const Geometry& g, const Kernels<const T>& kernel, const Buffer<T>& x,
-                   const Map<const T>& grad_out, Buffer<T>* grad_x,
-                   const Kernels<T>* grad_kernel) {
+// A kernel gradient is summed over all the group's channel blocks in the
+// compute type before it is stored once.
+template <typename S>
+void backward_unit(const Geometry& g, const Kernels<const S>& kernel,
+                   const Buffer<ComputeOf<S>>& x, const Map<const S>& grad_out,
+                   Buffer<ComputeOf<S>>* grad_x, const Kernels<S>* grad_kernel) {
+  using T = ComputeOf<S>;
   using Vec = typename Block<T>::Vec;
   const int64_t gc = g.group_channels(), taps = g.kernel * g.kernel;
   const std::vector<int64_t> steps = window_steps(g), planes = kernel.tap_offsets(g.kernel);
   const std::vector<int64_t> grad_planes =
       grad_kernel ? grad_kernel->tap_offsets(g.kernel) : std::vector<int64_t>();
+  std::vector<T> kernel_sums(grad_kernel ? kPixels * taps : 0);
   for (int64_t i = 0; i < g.out_h; ++i)
-    for (int64_t j0 = 0; j0 < g.out_w; j0 += kPixels)
+    for (int64_t j0 = 0; j0 < g.out_w; j0 += kPixels) {
+      std::fill(kernel_sums.begin(), kernel_sums.end(), T(0));
       for (int64_t block = 0; block < g.packed_channels(); block += kBlock) {
         // Zero output gradients for pixels past the row's end (and for the
         // padding channels) make their contributions vanish.
         Vec go[kPixels] = {};
         int64_t origin[kPixels];
-        const T* weight[kPixels];
+        const S* weights[kPixels];
         for (int64_t p = 0; p < kPixels; ++p) {
           const int64_t j = std::min(j0 + p, g.out_w - 1);
           origin[p] = window_origin(g, i, j) + block;
-          weight[p] = kernel.pixel(i, j);
+          weights[p] = kernel.pixel(i, j);
           if (j0 + p >= g.out_w) continue;
           for (int64_t c = 0; c < kBlock && block + c < gc; ++c)
-            go[p][c] = grad_out.at(block + c, i, j);
+            go[p][c] = Storage<S>::load(grad_out.at(block + c, i, j));
         }
         for (int64_t tap = 0; tap < taps; ++tap)
           for (int64_t p = 0; p < kPixels; ++p) {
             const int64_t at = origin[p] + steps[tap];
-            if (grad_kernel && j0 + p < g.out_w) {
-              // Summed over the group's channels: the first block writes, later ones add.
-              const T dot = Block<T>::sum(go[p] * Block<T>::load(x.data() + at));
-              T& target = grad_kernel->pixel(i, j0 + p)[grad_planes[tap]];
-              target = block == 0 ? dot : target + dot;
-            }
+            if (grad_kernel)
+              kernel_sums[tap * kPixels + p] +=
+                  Block<T>::sum(go[p] * Block<T>::load(x.data() + at));
             if (grad_x) {
               T* gx = grad_x->data() + at;
-              Block<T>::store(gx, Block<T>::load(gx) + weight[p][planes[tap]] * go[p]);
+              Block<T>::store(gx, Block<T>::load(gx) +
+                                      Storage<S>::load(weights[p][planes[tap]]) * go[p]);
             }
           }
       }
+      if (grad_kernel)
+        for (int64_t p = 0; p < kPixels && j0 + p < g.out_w; ++p) {
+          S* target = grad_kernel->pixel(i, j0 + p);
+          for (int64_t tap = 0; tap < taps; ++tap)
+            target[grad_planes[tap]] = Storage<S>::store(kernel_sums[tap * kPixels + p]);
+        }
+    }
 }
 
 // Calls body(b, group, scratch) for every unit, split over threads; each
@@ -262,22 +344,23 @@ void backward_unit(const Geometry& g, const Kernels<const T>& kernel, const Buff
 // the same runtime and the same (already running) thread pool that PyTorch's
 // own operators use, so the kernel never competes with idle-spinning
 // PyTorch threads for the cores. Built without OpenMP it runs on one thread.
-template <typename T, typename Body>
+template <typename S, typename Body>
 void for_each_unit(const Geometry& g, int num_threads, Body body) {
   const int64_t units = g.batch * g.groups;
 #pragma omp parallel num_threads(std::max(1, num_threads))
   {
-    Buffer<T> scratch_x, scratch_grad;
+    Buffer<ComputeOf<S>> scratch_x, scratch_grad;
 #pragma omp for schedule(static)
     for (int64_t unit = 0; unit < units; ++unit)
       body(unit / g.groups, unit % g.groups, scratch_x, scratch_grad);
   }
 }
 
-template <typename T>
-void forward(const T* input, const T* kernel, T* output, const Geometry& g,
+template <typename S>
+void forward(const S* input, const S* kernel, S* output, const Geometry& g,
              const Strides& strides, int num_threads) {
-  for_each_unit<T>(g, num_threads, [&](int64_t b, int64_t group, Buffer<T>& x, Buffer<T>&) {
+  using Tile = Buffer<ComputeOf<S>>;
+  for_each_unit<S>(g, num_threads, [&](int64_t b, int64_t group, Tile& x, Tile&) {
     pack(g, unit_map(input, strides.input, g, b, group), x);
     forward_unit(g, unit_kernels(kernel, strides.kernel, b, group), x,
                  unit_map(output, strides.output, g, b, group));
@@ -285,14 +368,14 @@ void forward(const T* input, const T* kernel, T* output, const Geometry& g,
 }
 
 // Either gradient may be null; each is written whole.
-template <typename T>
-void backward(const T* input, const T* kernel, const T* grad_output, T* grad_input,
-              T* grad_kernel, const Geometry& g, const Strides& strides, int num_threads) {
-  for_each_unit<T>(g, num_threads, [&](int64_t b, int64_t group, Buffer<T>& x,
-                                       Buffer<T>& grad_x) {
+template <typename S>
+void backward(const S* input, const S* kernel, const S* grad_output, S* grad_input,
+              S* grad_kernel, const Geometry& g, const Strides& strides, int num_threads) {
+  using Tile = Buffer<ComputeOf<S>>;
+  for_each_unit<S>(g, num_threads, [&](int64_t b, int64_t group, Tile& x, Tile& grad_x) {
     pack(g, unit_map(input, strides.input, g, b, group), x);
     if (grad_input) grad_x.zero(g.padded_size());
-    Kernels<T> grad_kernels{};
+    Kernels<S> grad_kernels{};
     if (grad_kernel) grad_kernels = unit_kernels(grad_kernel, strides.grad_kernel, b, group);
     backward_unit(g, unit_kernels(kernel, strides.kernel, b, group), x,
                   unit_map(grad_output, strides.grad_output, g, b, group),
@@ -303,30 +386,25 @@ void backward(const T* input, const T* kernel, const T* grad_output, T* grad_inp
 
 }  // namespace
 
+// One forward and one backward entry point per storage type, named as _cpu.py expects.
+#define INVOLUTION_ENTRY_POINTS(suffix, S)                                                   \
+  void involution_forward_##suffix(const S* input, const S* kernel, S* output,             \
+                                   const Geometry* geometry, const Strides* strides,       \
+                                   int num_threads) {                                      \
+    forward(input, kernel, output, *geometry, *strides, num_threads);                      \
+  }                                                                                        \
+  void involution_backward_##suffix(const S* input, const S* kernel, const S* grad_output, \
+                                    S* grad_input, S* grad_kernel, const Geometry* geometry, \
+                                    const Strides* strides, int num_threads) {             \
+    backward(input, kernel, grad_output, grad_input, grad_kernel, *geometry, *strides,     \
+             num_threads);                                                                 \
+  }
+
 extern "C" {
 
-void involution_forward_f32(const float* input, const float* kernel, float* output,
-                            const Geometry* geometry, const Strides* strides, int num_threads) {
-  forward(input, kernel, output, *geometry, *strides, num_threads);
-}
-
-void involution_forward_f64(const double* input, const double* kernel, double* output,
-                            const Geometry* geometry, const Strides* strides, int num_threads) {
-  forward(input, kernel, output, *geometry, *strides, num_threads);
-}
-
-void involution_backward_f32(const float* input, const float* kernel, const float* grad_output,
-                             float* grad_input, float* grad_kernel, const Geometry* geometry,
-                             const Strides* strides, int num_threads) {
-  backward(input, kernel, grad_output, grad_input, grad_kernel, *geometry, *strides,
-           num_threads);
-}
-
-void involution_backward_f64(const double* input, const double* kernel,
-                             const double* grad_output, double* grad_input, double* grad_kernel,
-                             const Geometry* geometry, const Strides* strides, int num_threads) {
-  backward(input, kernel, grad_output, grad_input, grad_kernel, *geometry, *strides,
-           num_threads);
-}
+INVOLUTION_ENTRY_POINTS(f32, float)
+INVOLUTION_ENTRY_POINTS(f64, double)
+INVOLUTION_ENTRY_POINTS(f16, Half)
+INVOLUTION_ENTRY_POINTS(bf16, BFloat16)
 
 }  // extern "C"
