@@ -235,7 +235,7 @@ def run_set(set_name: str, book: Workbook, data: DataChoice, scale: Scale = FULL
         try:
             train_and_test(book, data, **kwargs)
         except NonFiniteLossError as error:
-            print(f"Diverged, as the course project saw: {error}")
+            print(f"Diverged (kept: a result of the set, not an error): {error}")
     return load_set(set_name, book.runs_dir, data.kind)
 
 
