@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 import involution
+from involution.configs import list_configs
 
 REPO = Path(__file__).resolve().parents[1]
 # What a checkout holds that is no part of the source: local environments, data, runs, builds.
@@ -82,10 +83,11 @@ def test_wheel_metadata_has_a_light_core_without_upper_bounds(built):
 def test_wheel_ships_the_recipes_and_typing_marker(built):
     with zipfile.ZipFile(built["wheel"]) as archive:
         names = set(archive.namelist())
-    shipped = {Path(n).stem for n in names if n.startswith("involution/configs/")
-               and n.endswith(".yaml")}
-    assert shipped == {"quick_sample", "shapes", "caltech256_course", "caltech256_official",
-                       "finetune_caltech256"}
+    shipped = {n.removeprefix("involution/configs/").removesuffix(".yaml") for n in names
+               if n.startswith("involution/configs/") and n.endswith(".yaml")}
+    recipes = {"quick_sample", "shapes", "caltech256_course", "caltech256_official", "finetune_caltech256"}
+    assert shipped == recipes | set(list_configs("course"))
+    assert "course/rednet26_nowd" in shipped  # the course project's runs compose on the wheel's recipes
     assert "involution/py.typed" in names and "involution/csrc/involution_cpu.cpp" in names
 
 
