@@ -479,11 +479,14 @@ def _load_note(result: dict) -> str:
     load, threads = result.get("load_average", []), result["machine"]["cpu_threads"]
     if not load:
         return ""
-    shared = max(load) > 0.5 * threads
+    # The benchmark's own threads keep about `threads` tasks running: more than that
+    # (plus a margin for the odd daemon) means other processes shared the CPUs.
+    shared = max(load) > threads + 0.5
     return (f" 1-minute load average {min(load):.1f} to {max(load):.1f} on {threads} CPU threads"
             + (": **the machine was shared with other processes during this run**, so the "
                "times are noisy and slower than on an idle machine; the ratios, measured side "
-               "by side, hold better than the absolute values." if shared else "."))
+               "by side, hold better than the absolute values." if shared else
+               ", the benchmark's own threads: nothing else ran."))
 
 
 def markdown(result: dict) -> str:

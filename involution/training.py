@@ -63,6 +63,9 @@ class ImageClassifier(L.LightningModule):
         channels_last: use the channels-last (NHWC) memory format. The
             convolutions run faster in it on GPUs and on recent CPUs (see
             the benchmark), and the involution kernels read it directly.
+        recompute: RedNets only: generate the kernels again in backward instead
+            of keeping them, for less memory at some time (README, "Speed and
+            memory"); the gradients are the same. None: the model's default (off).
     """
 
     def __init__(self, model_name: str = "rednet26", num_classes: int = 257,
@@ -70,7 +73,8 @@ class ImageClassifier(L.LightningModule):
                  group_channels: int | None = None, reduction_ratio: int | None = None,
                  drop_rate: float = 0.0, label_smoothing: float = 0.0,
                  optimizer: OptimizerConfig = OptimizerConfig(),
-                 schedule: ScheduleConfig = ScheduleConfig(), channels_last: bool = True):
+                 schedule: ScheduleConfig = ScheduleConfig(), channels_last: bool = True,
+                 recompute: bool | None = None):
         super().__init__()
         self.optimizer_config = _as_config(optimizer, OptimizerConfig)
         self.schedule_config = _as_config(schedule, ScheduleConfig)
@@ -81,7 +85,7 @@ class ImageClassifier(L.LightningModule):
             if is_dataclass(self.hparams[key]):
                 self.hparams[key] = asdict(self.hparams[key])
         options = {"kernel_size": kernel_size, "group_channels": group_channels,
-                   "reduction_ratio": reduction_ratio}
+                   "reduction_ratio": reduction_ratio, "recompute": recompute}
         # Only the options set: the model registry refuses, by name, those a model does not take.
         options = {k: v for k, v in options.items() if v is not None}
         self.model = create_model(model_name, num_classes=num_classes, pretrained=pretrained,

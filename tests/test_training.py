@@ -334,3 +334,11 @@ def test_without_a_progress_bar_each_epoch_prints_one_line(tmp_path, capsys):
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  epoch ")]
     assert [line.split(":")[0] for line in lines] == ["  epoch 1/2", "  epoch 2/2"]
     assert "val top-1" in lines[0] and lines[0].endswith(" s)")
+
+
+def test_recompute_is_a_training_option_of_rednets_only():
+    # --model.recompute true trades time for memory (the README's Speed and memory section).
+    assert ImageClassifier("rednet26", num_classes=10, recompute=True).model.recompute is True
+    assert ImageClassifier("rednet26", num_classes=10).model.recompute is False
+    with pytest.raises(ValueError, match="resnet26 does not accept the option recompute"):
+        ImageClassifier("resnet26", num_classes=10, recompute=True)
