@@ -17,9 +17,12 @@ runs' ``results.json``::
 
 On Caltech-256 a run is the course recipe exactly. On the shapes set (or the
 sample set) it is scaled down (:class:`Scale`): smaller images, fewer
-epochs in the same 130:150 proportion, a capped number of training steps per
-epoch, and the light augmentations (the course's 45-degree rotations would
-turn the shapes); everything else is the course run's.
+epochs in the same 130:150 proportion, optionally a capped number of training
+steps per epoch, and the light augmentations (the course's 45-degree rotations
+would turn the shapes). At that scale the overrides compose on the shapes
+recipe, whose AdamW learns there while the course's SGD at lr 0.1 does not
+(:data:`SMALL_SCALE`); a set about the course optimiser itself keeps the
+course recipe (:attr:`CourseSet.keeps_course_recipe`).
 """
 from __future__ import annotations
 
