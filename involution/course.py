@@ -234,7 +234,8 @@ def run_set(set_name: str, book: Workbook, data: DataChoice, scale: Scale = FULL
         if _diverged(folder):
             print(f"Reusing {folder}: it diverged (delete it to train again).")
             continue
-        print(f"-- {set_name}: {run.name} ({run.recipe(course_set(set_name).recipe_at(scale))})", flush=True)
+        recipe = kwargs["configs"][0]  # what the run's overrides compose on at this scale
+        print(f"-- {set_name}: {run.name} ({run.recipe(recipe)})", flush=True)
         try:
             train_and_test(book, data, **kwargs)
         except NonFiniteLossError as error:

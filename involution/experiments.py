@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
-import yaml
 from torch.nn import functional as F
 
 from .cli import run_cli
@@ -113,16 +112,15 @@ def training_args(command: str, book: Workbook, data: DataChoice, model: str, im
 # -- how long it will take ----------------------------------------------------------------
 
 
-def _recipe(book: Workbook, data: DataChoice, model: str, configs: Sequence[str] | None = None) -> dict:
-    if configs is not None:
-        return compose_configs(list(configs))
-    return yaml.safe_load(book.config(RECIPES[data.kind]).read_text())
+def _recipe(data: DataChoice, configs: Sequence[str] | None = None) -> dict:
+    """The settings a run starts from: ``configs`` composed, else the data's recipe."""
+    return compose_configs(list(configs) if configs is not None else [RECIPES[data.kind]])
 
 
 def planned_epochs(book: Workbook, data: DataChoice, model: str, epochs: int | None,
                    configs: Sequence[str] | None = None) -> int:
     """The epochs a run of this plan trains: fast mode's 1, the setting, or the recipe's (or configs')."""
-    return 1 if book.fast else epochs or _recipe(book, data, model, configs)["trainer"]["max_epochs"]
+    return 1 if book.fast else epochs or _recipe(data, configs)["trainer"]["max_epochs"]
 
 
 @dataclass(frozen=True)
@@ -175,7 +173,7 @@ def estimate_time(book: Workbook, data: DataChoice, models: Sequence[str], seeds
     device = "cuda" if torch.cuda.is_available() else "cpu"
     total_steps, seconds = 0, []
     for model_name in models:
-        data_settings = _recipe(book, data, model_name, configs)["data"]
+        data_settings = _recipe(data, configs)["data"]
         size = FAST_IMAGE_SIZE if book.fast else image_size or data_settings["image_size"]
         batch = batch_size or data_settings["batch_size"]
         datamodule = Caltech256DataModule(data.root, image_size=size, batch_size=batch,

@@ -234,8 +234,9 @@ class RedNet(ResNet):
         # Of the stem's 112x112 maps only the last convolution's input and output are
         # kept for backward (that convolution is the costly one to run again); the
         # others, the stem involution's kernels among them, are recomputed.
-        x = recompute_in_backward(self.stem, x, forward=self.stem[:4])
-        return recompute_in_backward(self.stem, x, forward=self._stem_tail,
+        x = recompute_in_backward(self.stem[:4], x)
+        # The batch norm to protect is the last convolution's (stem[4]); maxpool has none.
+        return recompute_in_backward(self.stem[4], x, forward=self._stem_tail,
                                      keep=(torch.ops.aten.convolution.default,))
 
     def _stem_tail(self, x: torch.Tensor) -> torch.Tensor:
