@@ -10,10 +10,23 @@ fresh temporary work directory, shared by the four notebooks of one session
 deleted at the end: the tests never touch committed files.
 tests/test_notebooks_standalone.py runs notebooks 03 and 04 each alone, in an
 empty work directory of their own.
+
+The suite runs on every core with pytest-xdist (``-n auto``, see pyproject.toml):
+each test file goes whole to one worker (its module fixtures are built once), and
+the notebooks go together, in order, to one worker, since notebooks 03 and 04 read
+the runs notebook 02 wrote into that worker's work directory.
 """
 import os
 import shutil
 import tempfile
+
+import pytest
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # One OpenMP thread per worker (and per process a test starts): PyTorch's
+    # threads spin while they wait for each other, so two workers of two threads
+    # each on two cores would slow each other down many times over.
+    os.environ["OMP_NUM_THREADS"] = "1"
 
 # Fast mode unless the caller asks otherwise (INVOLUTION_FAST=0 runs the
 # notebooks in normal mode, which takes about 20 minutes on a 2-core CPU).
@@ -22,6 +35,13 @@ _WORKDIR = tempfile.mkdtemp(prefix="involution-tests-")
 os.environ["INVOLUTION_WORKDIR"] = _WORKDIR
 # Never log test runs to anyone's Weights & Biases project.
 os.environ["WANDB_MODE"] = "disabled"
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        group = "notebooks" if item.path.suffix == ".ipynb" else item.path.stem
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 def pytest_sessionfinish(session, exitstatus):

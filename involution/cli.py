@@ -49,6 +49,7 @@ require_extra("train", "lightning", "torchmetrics", "jsonargparse", "yaml",
 
 import lightning  # noqa: E402 -- after the check above, which explains a missing extra
 import torch  # noqa: E402
+import yaml  # noqa: E402
 from jsonargparse import ActionConfigFile, DefaultHelpFormatter  # noqa: E402
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint  # noqa: E402
 from lightning.pytorch.cli import LightningCLI  # noqa: E402
@@ -289,16 +290,18 @@ class InvolutionCLI(LightningCLI):
             self._checkpoint = {key: checkpoint.get(key) for key in ("epoch", "hyper_parameters")}
 
     def _keep_whole_batch_limits(self, args) -> None:
-        """``--trainer.limit_val_batches 1`` means one batch, as written, not 100%.
+        """``limit_val_batches: 1`` means one batch, as written, not 100%.
 
-        The Trainer gets them from :meth:`instantiate_trainer` (the parser's
+        Lightning types these options ``float | int``, so the parser reads every
+        count as a fraction. The written values are read again here, in the order
+        they override each other (config files and flags, left to right); the
+        Trainer gets the counts from :meth:`instantiate_trainer` (the parser's
         instantiation would read them as floats again).
         """
-        for flag, value in _option_values(args):
-            key = flag.removeprefix("--trainer.")
-            if key in BATCH_LIMITS and re.fullmatch(r"\d+", value):
-                self._batch_limits[key] = int(value)
-            elif key in BATCH_LIMITS:  # a later fraction ("1.0") overrides an earlier count
+        for key, value in _batch_limit_settings(args):
+            if isinstance(value, int) and not isinstance(value, bool):
+                self._batch_limits[key] = value
+            else:  # a later fraction (1.0) overrides an earlier count
                 self._batch_limits.pop(key, None)
 
     def _run_name(self, config) -> str:
@@ -368,8 +371,19 @@ def _option_values(args: list[str]):
     for index, arg in enumerate(args):
         if arg.startswith("--") and "=" in arg:
             yield tuple(arg.split("=", 1))
-        elif arg.startswith("--") and index + 1 < len(args):
+        elif arg.startswith("-") and index + 1 < len(args):
             yield arg, args[index + 1]
+
+
+def _batch_limit_settings(args: list[str]):
+    """(option, value) of each ``limit_*_batches`` setting in ``args``, in order: from the
+    trainer section of each config file, and from flags (a flag's ``"2"`` gives 2)."""
+    for flag, value in _option_values(args):
+        if flag in ("--config", "-c") and Path(value).is_file():
+            trainer = (yaml.safe_load(Path(value).read_text()) or {}).get("trainer") or {}
+            yield from ((key, trainer[key]) for key in BATCH_LIMITS if key in trainer)
+        elif flag.removeprefix("--trainer.") in BATCH_LIMITS:
+            yield flag.removeprefix("--trainer."), yaml.safe_load(value)
 
 
 def run_cli(args: list[str] | None = None) -> InvolutionCLI:

@@ -359,7 +359,7 @@ def course_data(value: str, fast: bool = False) -> DataChoice:
         root = RECIPE_DATA_ROOT
         present = (Path(root) / "256_ObjectCategories").is_dir()
         return DataChoice(root, not present, "caltech256", f"Data: Caltech-256 in {root}.")
-    return choose_data(value, fast=fast, gpu=gpu_name() is not None)
+    return choose_data(value, fast=fast, gpu=gpu_name() is not None, option="--data")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -414,7 +414,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         data = course_data(args.data, fast)
     except (ValueError, FileNotFoundError) as error:
-        parser.error(f"--data {args.data}: {error}")
+        parser.error(str(error))  # it names --data and the value
     scale = _scale(args, data, parser)
     workdir = Path(args.workdir)
     book = Workbook(root=workdir, fast=fast, workdir=workdir, colab=False, gpu=gpu_name())

@@ -88,7 +88,8 @@ def _shapes_statement(why: str) -> str:
 
 def choose_data(root: str | os.PathLike = "shapes", fast: bool = False, gpu: bool = True,
                 reachable: Callable[[], bool] | None = None,
-                auto_folder: str | os.PathLike | None = None) -> DataChoice:
+                auto_folder: str | os.PathLike | None = None,
+                option: str = "DATA_ROOT") -> DataChoice:
     """Decide the data a notebook trains on, and say why in one sentence.
 
     Args:
@@ -100,6 +101,8 @@ def choose_data(root: str | os.PathLike = "shapes", fast: bool = False, gpu: boo
             :meth:`Workbook.choose_data`), or, with a GPU, can be downloaded there; else
             the shapes set.
         fast: fast mode always uses the sample set.
+        option: the setting ``root`` came from, named in the sentences: a
+            notebook's ``DATA_ROOT`` or a command's flag, such as ``--data``.
         gpu: whether a GPU will train. Without one, "auto" never downloads
             Caltech-256 (150 epochs at 224 px would take days on a CPU).
         reachable: returns whether the Caltech-256 server can be reached
@@ -110,8 +113,11 @@ def choose_data(root: str | os.PathLike = "shapes", fast: bool = False, gpu: boo
     """
     if not isinstance(root, (str, os.PathLike)) or not str(root).strip():
         raise ValueError(f"data root must be 'shapes', 'sample', 'auto' or a folder path; got {root!r}")
-    setting = f"DATA_ROOT = {str(root)!r} in the settings cell"
     root = str(root)
+    if option.startswith("--"):
+        setting, use_shapes = f"{option} {root}", f"use {option} shapes"
+    else:
+        setting, use_shapes = f"{option} = {root!r} in the settings cell", f"set {option} = 'shapes'"
     if fast:
         return DataChoice(SAMPLE_ROOT_ALIAS, False, "sample",
                           f"Data: {SAMPLE_SET_DESCRIPTION}; fast mode always uses it, "
@@ -145,6 +151,6 @@ def choose_data(root: str | os.PathLike = "shapes", fast: bool = False, gpu: boo
     if not automatic:
         raise FileNotFoundError(f"{setting}, but {root} holds no 256_ObjectCategories folder and "
                                 f"{host} cannot be reached to download Caltech-256. Put the data "
-                                "there (see data/README.md) or set DATA_ROOT = 'shapes'.")
+                                f"there (see data/README.md) or {use_shapes}.")
     return DataChoice(SHAPES_ROOT_ALIAS, False, "shapes", _shapes_statement(
         f"because {setting} found no Caltech-256 in {root} and {host} cannot be reached"))

@@ -119,6 +119,17 @@ def test_bad_sets_and_options_say_the_fix(capsys, argv, message):
         course.course_set("nope")
 
 
+def test_a_missing_data_folder_is_named_as_the_flag_that_gave_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("involution.data_choice.internet_reachable", lambda: False)
+    missing = tmp_path / "nowhere"
+    with pytest.raises(SystemExit):
+        course.main(["run", "ablation", "--data", str(missing), "--print-commands"])
+    error = capsys.readouterr().err
+    assert f"--data {missing}, but {missing} holds no 256_ObjectCategories folder" in error
+    assert error.rstrip().endswith("or use --data shapes.")
+    assert "settings cell" not in error and "DATA_ROOT" not in error
+
+
 def test_a_tiny_set_runs_and_is_tabled_together(tmp_path, capsys):
     """The dednet set with the tiny test model, fast-mode limits, on the sample set."""
     book = Workbook(root=tmp_path, fast=True, workdir=tmp_path, colab=False, gpu=None)

@@ -229,3 +229,26 @@ def test_channels_last_and_strided_tensors_need_no_copies(impl):
     for got, want in zip(torch.autograd.grad(result.sum(), (x, span)),
                          torch.autograd.grad(expected.sum(), (x, span))):
         torch.testing.assert_close(got, want)
+
+
+def test_compiled_kernel_gives_the_same_bits_on_one_thread_and_on_several():
+    """Each thread owns whole (image, group) slices, so the split never changes a sum.
+
+    The suite's workers run on one thread each (conftest.py): this test is
+    where the kernel's threads are exercised and checked.
+    """
+    x, kernel = make_case(3, 32, 2, 11, 10, 7, stride=2, dtype=torch.float32)
+    x.requires_grad_()
+    kernel.requires_grad_()
+    grad = torch.randn(3, 32, 6, 5)
+    before = torch.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 3):
+            torch.set_num_threads(threads)
+            output = involution2d(x, kernel, 2, impl="cpu")
+            results.append((output, *torch.autograd.grad(output, (x, kernel), grad)))
+    finally:
+        torch.set_num_threads(before)
+    for one, several in zip(*results):
+        assert torch.equal(one, several)

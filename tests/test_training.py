@@ -139,9 +139,13 @@ def test_kernel_statistics_are_logged_per_involution_layer(tmp_path):
     assert "kernels/stem.1/std" in kernel_columns and "kernels/layer3.3.conv2/absmax" in header
 
 
-@pytest.mark.parametrize("written", [["--trainer.limit_val_batches", "1"], ["--trainer.limit_val_batches=1"]])
+@pytest.mark.parametrize("written", [["--trainer.limit_val_batches", "1"], ["--trainer.limit_val_batches=1"],
+                                     ["--config", "{tmp_path}/one.yaml"]])
 def test_a_batch_limit_of_1_means_one_batch_not_the_whole_set(tmp_path, written):
-    # Lightning's type (float | int) made the parser read "1" as 1.0, i.e. 100%.
+    # Lightning's type (float | int) made the parser read "1" as 1.0, i.e. 100%,
+    # on the command line and in a config file alike.
+    (tmp_path / "one.yaml").write_text("trainer:\n  limit_val_batches: 1\n")
+    written = [arg.format(tmp_path=tmp_path) for arg in written]
     cli = run_cli(quick_args(tmp_path, "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "1",
                              *written, "--trainer.num_sanity_val_steps", "0"))
     assert cli.trainer.limit_val_batches == 1 and isinstance(cli.trainer.limit_val_batches, int)
