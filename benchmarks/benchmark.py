@@ -598,7 +598,7 @@ def _loader_images_per_s() -> tuple[float, str] | None:
 def _recompute_cost(cost: float, profile: dict | None) -> str:
     """What recomputation costs: measured in this run, and expected from the profile."""
     measured = (f"Recomputation changed RedNet-26's step time by {100 * cost:+.0f}% in this "
-                "run" + (" (it does more work, not less: that is the shared machine's noise)"
+                "run" + (" (it does more work, not less: that is run-to-run noise)"
                          if cost < 0 else ""))
     expected = ""
     if profile:
@@ -619,17 +619,23 @@ def _training_gap(profile: dict, depth: int) -> str:
                  for part in ("involution", "kernel generation", "other convolutions")}
           for name, parts in (("red", red), ("res", res))}
     red_total, res_total = sum(red.values()), sum(res.values())
-    without = red_total - ms["red"]["involution"] - ms["red"]["kernel generation"]
-    return (f"Profile below: RedNet-{depth}'s other convolutions take "
-            f"{ms['red']['other convolutions']:.0f} ms against ResNet-{depth}'s "
-            f"{ms['res']['other convolutions']:.0f} ms (the multiply-add saving arrives), "
-            f"but its involutions ({ms['red']['involution']:.0f} ms) and their kernel "
-            f"generation ({ms['red']['kernel generation']:.0f} ms) spend it again. Even if "
-            f"both cost nothing, the step would take {without:.0f} ms, "
-            f"{res_total / without:.2f}x ResNet-{depth}'s {res_total:.0f} ms (the target needs "
-            f"{res_total / 1.3:.0f} ms or less). So the target needs the rest of the network "
-            "(its convolutions, batch norms and ReLUs) to get faster too, not only involution "
-            "and its kernel generation.")
+    operator = ms["red"]["involution"] + ms["red"]["kernel generation"]
+    without, budget = red_total - operator, res_total / 1.3
+    found = (f"Profile below (one step; there RedNet-{depth} runs at "
+             f"{res_total / red_total:.2f}x ResNet-{depth}): its other convolutions take "
+             f"{ms['red']['other convolutions']:.0f} ms against ResNet-{depth}'s "
+             f"{ms['res']['other convolutions']:.0f} ms (the multiply-add saving arrives), but "
+             f"its involutions ({ms['red']['involution']:.0f} ms) and their kernel generation "
+             f"({ms['red']['kernel generation']:.0f} ms) spend it again. 1.3x needs a step of "
+             f"{budget:.0f} ms or less; ")
+    if without > budget:
+        return found + (f"without involution and kernel generation at all it would still take "
+                        f"{without:.0f} ms, so the rest of the network (its convolutions, batch "
+                        "norms and ReLUs) has to get faster too.")
+    return found + (f"the rest of the step takes {without:.0f} ms, so involution and its kernel "
+                    f"generation together would have to drop from {operator:.0f} to "
+                    f"{budget - without:.0f} ms ({100 * (budget - without) / operator:.0f}% of "
+                    "their time now).")
 
 
 def targets_table(result: dict) -> list[str]:
