@@ -37,11 +37,21 @@ os.environ["INVOLUTION_WORKDIR"] = _WORKDIR
 os.environ["WANDB_MODE"] = "disabled"
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        group = "notebooks" if item.path.suffix == ".ipynb" else item.path.stem
-        item.add_marker(pytest.mark.xdist_group(group))
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: unknown where it is not installed
+def pytest_xdist_make_scheduler(config, log):
+    """Hand out whole test files, and all the notebooks as one, in collection order.
+
+    (pytest-xdist's own ``loadgroup`` would do this through markers, but its
+    renaming of test ids does not take on pytest 9.)
+    """
+    from xdist.scheduler import LoadScopeScheduling
+
+    class WholeFiles(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return "notebooks" if path.endswith(".ipynb") else path
+
+    return WholeFiles(config, log)
 
 
 def pytest_sessionfinish(session, exitstatus):
