@@ -2,10 +2,10 @@
 
 The notebooks (``notebooks/*.ipynb``, collected with ``--nbval-lax``, see
 pyproject.toml) run in FAST mode: the built-in sample set, tiny images and a
-step or two of training, so all four take a few minutes on a CPU. nbval's
+step or two of training, so all five take a few minutes on a CPU. nbval's
 kernels inherit this process's environment, so setting the variables here,
 before any kernel starts, is enough. Everything the notebooks write goes to a
-fresh temporary work directory, shared by the four notebooks of one session
+fresh temporary work directory, shared by the notebooks of one session
 (notebook 02 starts there with no runs; notebooks 03 and 04 read its runs) and
 deleted at the end: the tests never touch committed files.
 tests/test_notebooks_standalone.py runs notebooks 03 and 04 each alone, in an
@@ -39,7 +39,7 @@ os.environ["WANDB_MODE"] = "disabled"
 
 @pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: unknown where it is not installed
 def pytest_xdist_make_scheduler(config, log):
-    """Hand out whole test files, and all the notebooks as one, in collection order.
+    """Hand out whole test files, and all the notebooks as one unit (run in their order).
 
     (pytest-xdist's own ``loadgroup`` would do this through markers, but its
     renaming of test ids does not take on pytest 9.)
