@@ -101,12 +101,13 @@ def choose_data(root: str | os.PathLike = "shapes", fast: bool = False, gpu: boo
             :meth:`Workbook.choose_data`), or, with a GPU, can be downloaded there; else
             the shapes set.
         fast: fast mode always uses the sample set.
-        option: the setting ``root`` came from, named in the sentences: a
-            notebook's ``DATA_ROOT`` or a command's flag, such as ``--data``.
         gpu: whether a GPU will train. Without one, "auto" never downloads
             Caltech-256 (150 epochs at 224 px would take days on a CPU).
         reachable: returns whether the Caltech-256 server can be reached
             (default: :func:`internet_reachable`, a 3-second check).
+        auto_folder: where ``"auto"`` looks for Caltech-256 (see ``root``).
+        option: the setting ``root`` came from, named in the sentences: a
+            notebook's ``DATA_ROOT`` or a command's flag, such as ``--data``.
 
     The returned :attr:`DataChoice.statement` is one line to print at the top
     of a notebook's output; it names the setting the choice came from.
