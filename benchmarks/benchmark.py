@@ -13,7 +13,7 @@ Two parts, measured side by side in one run on one machine:
    memory of RedNet-26/50 (with and without recomputation in backward)
    against ResNet-26/50 at 224x224, batch 16.
 3. Where a training step's time goes: a torch.profiler breakdown of one
-   RedNet-26 and one ResNet-26 step.
+   RedNet-26, ResNet-26, RedNet-50 and ResNet-50 step.
 4. The targets of issue 14, each with its measured value (``targets``).
 
 The CPU is always measured; CUDA too when a GPU is present. Results go to
@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import itertools
 import json
 import os
 import re
@@ -365,27 +366,15 @@ def profile_step(name: str, device: torch.device) -> dict:
     return {"model": name, "memory_format": DEFAULT_FORMAT, "ms": totals}
 
 
-def _groups(cases, key: str):
-    """Consecutive cases with the same ``row[key]``, as lists (``key=None``: one group)."""
-    group, current = [], object()
-    for row, step in cases:
-        value = row.get(key) if key else None
-        if group and value != current:
-            yield group
-            group = []
-        group.append((row, step))
-        current = value
-    if group:
-        yield group
-
-
 def time_cases(cases, device: torch.device, min_seconds: float, group_by: str | None = None,
                min_repeats: int = 3) -> list[dict]:
     """Median ms of each case's step. Cases compared with each other (the same stage, or
     the same depth) are timed interleaved, one call of each in turn, so a change in the
     machine's load (it may be shared) falls on all of them alike."""
     rows = []
-    for group in _groups(cases, group_by):
+    # Consecutive cases with the same row[group_by] are one group (group_by None: all).
+    for _, grouped in itertools.groupby(cases, key=lambda case: case[0].get(group_by)):
+        group = list(grouped)
         for _, step in group:
             step()  # warm-up
         times = [[] for _ in group]
