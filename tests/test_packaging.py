@@ -137,13 +137,30 @@ def test_installed_wheel_trains_a_shipped_recipe_from_another_folder(built):
     assert written == set()
 
 
-def test_without_the_train_extra_the_library_works_and_training_says_what_to_install(tmp_path):
-    # Lightning made unimportable, as in an environment with only the core installed.
+def test_bare_core_install_works_and_says_what_is_missing(tmp_path):
+    # The core package alone, on a machine without a C++ compiler: no train extra
+    # (Lightning), no Triton (CPU-only PyTorch), no compiler on PATH. One process
+    # for the three, since each start costs seconds.
     code = """
-import sys
-sys.modules["lightning"] = None
+import sys, warnings
+sys.modules["lightning"] = None  # makes 'import lightning' fail
+sys.modules["triton"] = None
 import torch
 import involution
+from involution import _triton
+from involution.functional import default_impl, involution2d
+
+x, k = torch.randn(1, 4, 6, 6), torch.randn(1, 2, 3, 3, 6, 6)
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    print("default impl:", default_impl(x))
+print("warned:", [str(w.message) for w in caught if "no C++ compiler" in str(w.message)] != [])
+torch.testing.assert_close(involution2d(x, k), involution2d(x, k, impl="unfold"))
+print("triton available:", _triton.available())
+try:
+    involution2d(x, k, impl="triton")
+except RuntimeError as error:
+    print("triton:", error)
 model = involution.create_model("rednet26", num_classes=3).eval()
 print("logits", tuple(model(torch.randn(1, 3, 32, 32)).shape))
 from involution.__main__ import main
@@ -153,8 +170,13 @@ try:
 except ModuleNotFoundError as error:
     print("training:", error)
 """
-    done = run(sys.executable, "-c", code, cwd=tmp_path,
-               env=dict(os.environ, PYTHONPATH=str(REPO)))
-    assert "logits (1, 3)" in done.stdout and "exit 1" in done.stdout
-    assert "pip install 'involution[train]'" in done.stderr  # main's message
-    assert "training: Training (involution.training) needs lightning" in done.stdout
+    env = dict(os.environ, PYTHONPATH=str(REPO), PATH=str(tmp_path), CXX="no-such-compiler",
+               INVOLUTION_CACHE=str(tmp_path / "cache"))  # no kernel compiled earlier either
+    printed = run(sys.executable, "-c", code, cwd=tmp_path, env=env)
+    out = printed.stdout
+    # Without a compiler the default is the loop implementation, with a warning; same results.
+    assert "default impl: loop" in out and "warned: True" in out
+    assert "triton available: False" in out and "needs the triton package" in out
+    assert "logits (1, 3)" in out and "exit 1" in out
+    assert "pip install 'involution[train]'" in printed.stderr  # main's message
+    assert "training: Training (involution.training) needs lightning" in out
