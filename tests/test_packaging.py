@@ -7,6 +7,7 @@ recipes are found by name, a short fit runs, and nothing is written into the
 installed package.
 """
 import email
+import json
 import os
 import re
 import shutil
@@ -114,21 +115,41 @@ def test_installed_wheel_trains_a_shipped_recipe_from_another_folder(built):
     package = target / "involution"
     before = files_with_sizes(package)
     # Only the installed copy is importable (not the checkout); the rest of the
-    # environment supplies the dependencies. `python -m involution`, as runpy runs it.
-    env = dict(os.environ, PYTHONPATH=str(target), WANDB_MODE="disabled")
-    command = ("import runpy, involution; print('imported', involution.__file__); "
-               "runpy.run_module('involution', run_name='__main__', alter_sys=True)")
+    # environment supplies the dependencies. `python -m involution fit`, as runpy runs
+    # it, then (in the same process: each start costs seconds) a test of the best
+    # checkpoint and the check-data command: the data module's every stage.
+    home = tmp / "home"
+    env = dict(os.environ, PYTHONPATH=str(target), WANDB_MODE="disabled", HOME=str(home),
+               INVOLUTION_DATA_HOME=str(home / "data"))
+    command = """
+import runpy, sys
+from pathlib import Path
+import involution
+print("imported", involution.__file__)
+try:
+    runpy.run_module("involution", run_name="__main__", alter_sys=True)
+except SystemExit as done:
+    assert not done.code, done.code
+from involution.__main__ import main
+from involution.data import main_check_data
+(best,) = Path("runs").rglob("best.ckpt")
+assert main(["test", "--config", "quick_sample", "--ckpt_path", str(best), *sys.argv[2:]]) == 0
+assert main_check_data("sample") == 0
+"""
     # Two batches of each: jsonargparse reads a limit of "1" as 1.0, which Lightning takes for 100%.
     done = run(sys.executable, "-c", command, "fit", "--config", "quick_sample",
                "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2",
                "--trainer.limit_val_batches", "2", "--trainer.num_sanity_val_steps", "0",
+               "--trainer.limit_test_batches", "2",
                "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
                "--data.image_size", "32", "--data.batch_size", "4",
                cwd=elsewhere, env=env)
     assert f"imported {package / '__init__.py'}" in done.stdout
     assert "args parameter" not in done.stderr  # Lightning's warning about how we call it
     (run_dir,) = (elsewhere / "runs" / "rednet26_quick_sample").iterdir()
-    assert (run_dir / "results.json").is_file()
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["epochs_trained"] == 1 and "test_top1" in results
+    assert results["dataset"]["split_file"] == "<sample>/split.csv"  # the set's own, shipped split
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
     # An installed package never writes into itself (pip uninstall would leave it behind).
     after = files_with_sizes(package)
