@@ -4,21 +4,23 @@ The notebooks (``notebooks/*.ipynb``, collected with ``--nbval-lax``, see
 pyproject.toml) run in FAST mode: the built-in sample set, tiny images and a
 step or two of training, so all five take a few minutes on a CPU. nbval's
 kernels inherit this process's environment, so setting the variables here,
-before any kernel starts, is enough. Everything the notebooks write goes to a
-fresh temporary work directory, shared by the notebooks of one session
-(notebook 02 starts there with no runs; notebooks 03 and 04 read its runs) and
-deleted at the end: the tests never touch committed files.
+before a kernel starts, is enough. Everything the notebooks write goes to fresh
+temporary work directories, deleted at the end: the tests never touch
+committed files. Notebooks 02, 03 and 04 share one, in that order (02 starts
+there with no runs; 03 and 04 read its runs); 01 and 05 each have their own.
 tests/test_notebooks_standalone.py runs notebooks 03 and 04 each alone, in an
 empty work directory of their own.
 
-The suite runs on every core with pytest-xdist (``-n auto``, see pyproject.toml):
-each test file goes whole to one worker (its module fixtures are built once), and
-the notebooks go together, in order, to one worker, since notebooks 03 and 04 read
-the runs notebook 02 wrote into that worker's work directory.
+The suite runs on every core with pytest-xdist (``-n auto``, see pyproject.toml).
+Each unit of work goes whole to one worker: a test file (its module fixtures are
+built once), a lone notebook, or notebooks 02 to 04 together, in order. The
+slowest units start first, so that no worker is left running a long one alone
+at the end while the other has nothing to do.
 """
 import os
 import shutil
 import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -31,27 +33,55 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 # Fast mode unless the caller asks otherwise (INVOLUTION_FAST=0 runs the
 # notebooks in normal mode, which takes about 20 minutes on a 2-core CPU).
 os.environ.setdefault("INVOLUTION_FAST", "1")
-_WORKDIR = tempfile.mkdtemp(prefix="involution-tests-")
-os.environ["INVOLUTION_WORKDIR"] = _WORKDIR
+_WORKDIR = Path(tempfile.mkdtemp(prefix="involution-tests-"))
+os.environ["INVOLUTION_WORKDIR"] = str(_WORKDIR)  # each notebook unit gets a folder inside
 # Never log test runs to anyone's Weights & Biases project.
 os.environ["WANDB_MODE"] = "disabled"
+
+# Notebooks 03 and 04 read the runs notebook 02 wrote: one unit, one work directory.
+_READS_NOTEBOOK_02 = ("02_", "03_", "04_")
+# The units that take longest (each 20 s to 60 s of a 3-minute run on 2 cores,
+# measured with --durations), slowest first. The other units follow in file order.
+_SLOWEST_FIRST = ["tests/test_run_record.py", "notebooks/02-04", "tests/test_notebooks_standalone.py",
+                  "tests/test_training.py", "notebooks/05_course_project.ipynb",
+                  "tests/test_packaging.py", "tests/test_triton.py", "tests/test_ops_ecosystem.py"]
+
+
+def _unit(nodeid: str) -> str:
+    """The unit of work that one worker runs whole: a test file, a notebook, or notebooks 02-04."""
+    path = nodeid.split("::", 1)[0]
+    if path.endswith(".ipynb") and Path(path).name.startswith(_READS_NOTEBOOK_02):
+        return "notebooks/02-04"
+    return path
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {unit: index for index, unit in enumerate(_SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(_unit(item.nodeid), len(rank)))  # stable: order within a unit kept
+
+
+@pytest.hookimpl(tryfirst=True)  # before nbval starts the notebook's kernel, which inherits the variable
+def pytest_runtest_setup(item):
+    if item.path.suffix == ".ipynb":
+        os.environ["INVOLUTION_WORKDIR"] = str(_WORKDIR / _unit(item.nodeid).replace("/", "-"))
 
 
 @pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: unknown where it is not installed
 def pytest_xdist_make_scheduler(config, log):
-    """Hand out whole test files, and all the notebooks as one unit (run in their order).
+    """Hand out the units above whole, in collection order (slowest first).
 
-    (pytest-xdist's own ``loadgroup`` would do this through markers, but its
-    renaming of test ids does not take on pytest 9.)
+    (pytest-xdist's own ``loadgroup`` would group through markers, but its
+    renaming of test ids does not take on pytest 9; and ``loadscope`` alone would
+    reorder the units by their number of tests, not by their time.)
     """
     from xdist.scheduler import LoadScopeScheduling
 
-    class WholeFiles(LoadScopeScheduling):
+    class WholeUnits(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            path = nodeid.split("::", 1)[0]
-            return "notebooks" if path.endswith(".ipynb") else path
+            return _unit(nodeid)
 
-    return WholeFiles(config, log)
+    config.option.loadscopereorder = False
+    return WholeUnits(config, log)
 
 
 def pytest_sessionfinish(session, exitstatus):

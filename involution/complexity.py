@@ -208,9 +208,10 @@ def operator_costs(channels: int, kernel_size: int, height: int = 14, width: int
     an involution costs C*K*K for applying its kernels plus C*C/r + (C/r)*K*K*G
     for generating them, and holds only the generator's weights.
     """
-    conv = nn.Conv2d(channels, channels, kernel_size, padding=kernel_size // 2, bias=False)
-    involution = Involution2d(channels, kernel_size, group_channels=group_channels,
-                              reduction_ratio=reduction_ratio)
+    with torch.device("meta"):  # counting needs shapes only: no weights to draw, no arithmetic
+        conv = nn.Conv2d(channels, channels, kernel_size, padding=kernel_size // 2, bias=False)
+        involution = Involution2d(channels, kernel_size, group_channels=group_channels,
+                                  reduction_ratio=reduction_ratio)
     conv_counts = count_complexity(conv, (channels, height, width))
     inv_counts = count_complexity(involution, (channels, height, width))
     return {

@@ -72,12 +72,13 @@ def _bottleneck():
 
 
 def test_compile_fullgraph_forward_and_backward():
-    """A RedNet bottleneck compiles as one graph (no break at the involution) and
-    gives eager's outputs and gradients; a whole RedNet-26 is measured in the
-    report, not here (minutes to compile on two cores)."""
+    """A RedNet bottleneck compiles as one graph (no break at the involution) through
+    TorchDynamo and AOTAutograd, and gives eager's outputs and gradients. Inductor's
+    code generation is the next test's; a whole RedNet-26 is measured in the report,
+    not here (minutes to compile on two cores)."""
     block = _bottleneck().train()
     x = torch.randn(2, 256, 8, 8, generator=torch.Generator().manual_seed(2))
-    compiled = torch.compile(block, fullgraph=True)
+    compiled = torch.compile(block, fullgraph=True, backend="aot_eager")
     out = compiled(x)
     out.square().sum().backward()
     compiled_grads = [p.grad.clone() for p in block.parameters()]
@@ -87,6 +88,24 @@ def test_compile_fullgraph_forward_and_backward():
     torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-4)
     for got, parameter in zip(compiled_grads, block.parameters()):
         torch.testing.assert_close(got, parameter.grad, rtol=1e-3, atol=1e-3)
+
+
+def test_inductor_generates_code_around_the_operator_from_its_layouts():
+    """Inductor writes the code before and after the op from its fake implementation's
+    shapes and strides (channels-last in, channels-last out for the compiled kernel):
+    the output and both gradients must still be eager's. One small function, since
+    Inductor's first compile on a machine costs about 20 s however little it compiles."""
+    def around(x, kernel):
+        return involution2d(x.relu(), kernel.sigmoid(), stride=2).sin()
+
+    x, kernel = make_case(dtype=torch.float32)
+    x = x.detach().contiguous(memory_format=torch.channels_last).requires_grad_()
+    results = []
+    for function in (torch.compile(around, fullgraph=True), around):
+        out = function(x, kernel)
+        results.append([out, *torch.autograd.grad(out.square().sum(), (x, kernel))])
+    for got, expected in zip(*results):
+        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
 
 
 def test_export_rednet26(rednet26, image):

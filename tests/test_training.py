@@ -150,8 +150,11 @@ def test_a_batch_limit_of_1_means_one_batch_not_the_whole_set(tmp_path, written)
                              *written, "--trainer.num_sanity_val_steps", "0"))
     assert cli.trainer.limit_val_batches == 1 and isinstance(cli.trainer.limit_val_batches, int)
     assert cli.trainer.num_val_batches == [1]  # the sample set's validation split has 2 batches
+
+
+def test_a_batch_limit_of_1_0_means_the_whole_set(tmp_path):
     fraction = run_cli(quick_args(tmp_path, "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "1",
-                                  "--trainer.limit_val_batches", "1.0", "--run_name", "whole"))
+                                  "--trainer.limit_val_batches", "1.0", "--trainer.num_sanity_val_steps", "0"))
     assert fraction.trainer.num_val_batches == [2]
 
 
