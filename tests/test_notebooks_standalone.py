@@ -6,6 +6,7 @@ and 04 find its runs. Here each of them runs on its own, as in a fresh Colab
 VM, in fast mode: they must complete and say that their results or weights
 come from the committed copies in slides/data/runs.
 """
+import tempfile
 from pathlib import Path
 
 import nbformat
@@ -27,9 +28,12 @@ def run_alone(name: str, workdir: Path, monkeypatch) -> str:
     notebook = nbformat.read(REPO / "notebooks" / name, as_version=4)
     config = Config()
     config.KernelManager.transport = "ipc"  # local sockets, not TCP (as in run.sh)
-    monkeypatch.chdir(REPO / "notebooks")  # the sockets' paths are relative: the kernel's folder
-    NotebookClient(notebook, timeout=600, resources={"metadata": {"path": str(REPO / "notebooks")}},
-                   config=config).execute()
+    # The socket files go in a folder of their own, not beside the notebooks (where the
+    # packaging tests copy the checkout) nor in tmp_path (a socket's path holds 107 bytes).
+    with tempfile.TemporaryDirectory(prefix="ipc-") as sockets:
+        config.KernelManager.ip = str(Path(sockets) / "kernel")
+        NotebookClient(notebook, timeout=600, resources={"metadata": {"path": str(REPO / "notebooks")}},
+                       config=config).execute()
     assert not (workdir / "runs").exists() or not any((workdir / "runs").iterdir()), \
         "the notebook trained runs of its own"
     return "\n".join(output.get("text", "") for cell in notebook.cells if cell.cell_type == "code"

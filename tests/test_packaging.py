@@ -34,6 +34,13 @@ NOT_CORE = ("jupyter", "nbconvert", "wandb", "lightning", "torchmetrics", "jsona
             "matplotlib", "scikit-image", "pytest")
 
 
+def not_source(folder: str, names: list[str]) -> set[str]:
+    """What copying the checkout leaves out of ``folder``: the above, and socket files
+    (a running Jupyter kernel's: they cannot be copied)."""
+    return (set(NEVER_SOURCE(folder, names)) | (NOT_SOURCE.get(Path(folder), set()) & set(names))
+            | {name for name in names if Path(folder, name).is_socket()})
+
+
 def run(*command, cwd, env=None):
     done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
     assert done.returncode == 0, f"{command} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
@@ -45,8 +52,7 @@ def built(tmp_path_factory) -> dict[str, Path]:
     """The sdist and the wheel, built (without network) from a copy of the checkout."""
     tmp = tmp_path_factory.mktemp("packaging")
     source = tmp / "source"
-    shutil.copytree(REPO, source, ignore=lambda folder, names: set(NEVER_SOURCE(folder, names))
-                    | (NOT_SOURCE.get(Path(folder), set()) & set(names)))
+    shutil.copytree(REPO, source, ignore=not_source)
     # --no-isolation: the build requirements (setuptools) come from this environment.
     run(sys.executable, "-m", "build", "--no-isolation", "--outdir", str(tmp / "dist"), str(source),
         cwd=tmp)
