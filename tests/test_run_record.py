@@ -17,24 +17,21 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_training import MODEL, QUICK_RUN
+from test_training import quick_args as training_args
 
 from involution.cli import run_cli
 from involution.data import Caltech256DataModule
 from involution.training import CheckpointError
 
 REPO = Path(__file__).resolve().parents[1]
-QUICK = "quick_sample"  # the shipped recipe, found by its name
-QUICK_RUN = "rednet26_quick_sample"  # its runs' folder: <model>_<recipe>
 STEPS_PER_EPOCH = 2
 
 
 def quick_args(tmp_path, *extra, command="fit"):
-    """The quick sample-set config, shrunk to seconds: 2 steps an epoch, 1 validation batch."""
-    return [command, "--config", QUICK, "--trainer.default_root_dir", str(tmp_path),
-            "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
-            "--data.image_size", "32", "--data.num_workers", "0",
-            "--trainer.limit_train_batches", str(STEPS_PER_EPOCH),
-            "--trainer.limit_val_batches", "1", *extra]
+    """The quick recipe of test_training, 2 steps an epoch and 1 validation batch."""
+    return training_args(tmp_path, "--trainer.limit_train_batches", str(STEPS_PER_EPOCH),
+                         "--trainer.limit_val_batches", "1", *extra, command=command)
 
 
 def train(tmp_path, epochs=1, *extra) -> Path:
@@ -67,7 +64,7 @@ def trained(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def run_dir(trained, tmp_path) -> Path:
-    """A copy of the trained run in ``tmp_path/rednet26_quick_sample/``, this test's to change."""
+    """A copy of the trained run in ``tmp_path/<QUICK_RUN>/``, this test's to change."""
     copy = tmp_path / QUICK_RUN / trained.name
     shutil.copytree(trained, copy)
     return copy
@@ -154,16 +151,16 @@ def test_evaluations_never_change_what_the_training_recorded(tmp_path, run_dir):
 @pytest.mark.parametrize("command", ["fit", "test"])
 def test_checkpoint_of_another_model_is_refused_before_anything_is_written(tmp_path, run_dir,
                                                                             command):
-    # Lightning replaced the config's model with the checkpoint's: the "ResNet-26"
-    # went on as the RedNet-26 of the checkpoint.
+    # Lightning replaced the config's model with the checkpoint's: the "ResNet"
+    # went on as the RedNet of the checkpoint.
     before = files_under(tmp_path)
     with pytest.raises(ValueError) as error:
-        run_cli(quick_args(tmp_path, "--trainer.max_epochs", "2", "--model.model_name", "resnet26",
+        run_cli(quick_args(tmp_path, "--trainer.max_epochs", "2", "--model.model_name", "test_resnet",
                            "--ckpt_path", str(run_dir / "checkpoints" / "last.ckpt"),
                            command=command))
-    assert "model.model_name: 'resnet26' in the config, 'rednet26' in the checkpoint" in str(
+    assert f"model.model_name: 'test_resnet' in the config, '{MODEL}' in the checkpoint" in str(
         error.value)
-    assert "--model.model_name rednet26" in str(error.value)
+    assert f"--model.model_name {MODEL}" in str(error.value)
     assert files_under(tmp_path) == before
 
 
@@ -278,7 +275,7 @@ def test_two_process_ddp_run_writes_each_file_once_with_metrics_over_all_process
     assert output.count("Logging to CSV only, in ") == 1
     assert f"Logging to CSV only, in {run_dir}" in output
     recorded = results(run_dir)
-    assert recorded["epochs_trained"] == 1 and recorded["model"] == "rednet26"
+    assert recorded["epochs_trained"] == 1 and recorded["model"] == MODEL
     best = run_dir / "checkpoints" / "best.ckpt"
     assert best.is_file() and (run_dir / "checkpoints" / "last.ckpt").is_file()
 
