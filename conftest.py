@@ -40,8 +40,8 @@ os.environ["WANDB_MODE"] = "disabled"
 
 # Notebooks 03 and 04 read the runs notebook 02 wrote: one unit, one work directory.
 _READS_NOTEBOOK_02 = ("02_", "03_", "04_")
-# The units that take longest (each 20 s to 60 s of a 3-minute run on 2 cores,
-# measured with --durations), slowest first. The other units follow in file order.
+# The units that take longest (15 s to 35 s each on 2 cores, against a few seconds
+# for most others; measured with --durations), slowest first. The rest follow in file order.
 _SLOWEST_FIRST = ["tests/test_run_record.py", "notebooks/02-04", "tests/test_notebooks_standalone.py",
                   "tests/test_training.py", "notebooks/05_course_project.ipynb",
                   "tests/test_packaging.py", "tests/test_triton.py", "tests/test_ops_ecosystem.py"]

@@ -16,7 +16,7 @@ import contextlib
 
 import torch
 from torch import nn
-from torch.utils.checkpoint import checkpoint
+from torch.utils.checkpoint import checkpoint, noop_context_fn
 from torchvision.ops import Conv2dNormActivation
 
 from .functional import involution2d, is_positive_int
@@ -107,10 +107,9 @@ def recompute_in_backward(module: nn.Module, *inputs: torch.Tensor, forward=None
         with _running_stats_swapped(norms, spares):
             return function(*args)
 
-    if keep:
-        ops = frozenset(keep)
-        return checkpoint(run, *inputs, use_reentrant=False, context_fn=lambda: _keeping(ops))
-    return checkpoint(run, *inputs, use_reentrant=False)
+    ops = frozenset(keep)
+    context_fn = (lambda: _keeping(ops)) if ops else noop_context_fn
+    return checkpoint(run, *inputs, use_reentrant=False, context_fn=context_fn)
 
 
 def _involution_ops() -> tuple:
