@@ -30,7 +30,6 @@ from involution.functional import involution2d
 
 assert _triton.INTERPRETED and _triton.available(), "TRITON_INTERPRET=1 did not reach Triton"
 TOLERANCE = {"float64": 1e-10, "float32": 1e-4, "float16": 2e-3, "bfloat16": 1.6e-2}
-failures = 0
 for dtype_name, case in [(d, c) for d, cases in json.loads(sys.argv[1]).items() for c in cases]:
     dtype, tolerance = getattr(torch, dtype_name), TOLERANCE[dtype_name]
     g = torch.Generator().manual_seed(0)
@@ -65,7 +64,6 @@ for dtype_name, case in [(d, c) for d, cases in json.loads(sys.argv[1]).items() 
                                        msg=lambda m: f"{name}: {m}")
         print("ok  ", dtype_name, case, flush=True)
     except AssertionError as error:
-        failures += 1
         print("FAIL", dtype_name, case, "\n", error, flush=True)
 """
 
@@ -90,15 +88,9 @@ CASES = {
 }
 
 
-def run_python(script: str, *args: str, **env_changes: str | None):
-    env = dict(os.environ)
-    for name, value in env_changes.items():
-        if value is None:
-            env.pop(name, None)
-        else:
-            env[name] = value
-    return subprocess.run([sys.executable, "-c", script, *args], env=env, capture_output=True,
-                          text=True, timeout=300)
+def run_python(script: str, *args: str, **env_changes: str):
+    return subprocess.run([sys.executable, "-c", script, *args], env=dict(os.environ, **env_changes),
+                          capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture(scope="module")
