@@ -14,7 +14,7 @@ Two parts, measured side by side in one run on one machine:
    against ResNet-26/50 at 224x224, batch 16.
 3. Where a training step's time goes: a torch.profiler breakdown of one
    RedNet-26, ResNet-26, RedNet-50 and ResNet-50 step.
-4. The targets of issue 14, each with its measured value (``targets``).
+4. The performance targets, each with its measured value (``targets``).
 
 The CPU is always measured; CUDA too when a GPU is present. Results go to
 ``benchmarks/results/<device>.json`` and, with ``--update-readme``, into the
@@ -50,9 +50,9 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from involution.functional import default_impl, involution2d  # noqa: E402
 from involution.models import create_model  # noqa: E402
-from involution.runs import machine_description  # noqa: E402
+from involution.ops.functional import default_impl, involution2d  # noqa: E402
+from involution.train.runs import machine_description  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
 MMAP_THRESHOLD = "131072"  # glibc's default, but fixed: big blocks are always mmapped
@@ -628,7 +628,7 @@ def _training_gap(profile: dict, depth: int) -> str:
 
 
 def targets_table(result: dict) -> list[str]:
-    """Every target of issue 14 with this run's value, met or not, and what stands in the way."""
+    """Every performance target with this run's value, met or not, and what stands in the way."""
     rows = []
     mark = {True: "met", False: "**not met**"}
     profile = {p["model"]: p["ms"] for p in result.get("profile", [])}
@@ -681,7 +681,7 @@ def targets_table(result: dict) -> list[str]:
                      "No GPU was available. The Triton kernels pass their tests under Triton's "
                      "interpreter (`tests/test_triton.py`); on a CUDA machine `python "
                      "benchmarks/benchmark.py --device cuda --update-readme` measures them."))
-    lines = ["**Targets** (issue 14), from this run's numbers:", "",
+    lines = ["**Targets**, from this run's numbers:", "",
              "| target | measured | status | what stands in the way |", "|---|---|---|---|"]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
     return lines

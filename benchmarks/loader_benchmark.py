@@ -1,4 +1,4 @@
-"""How fast the Caltech-256 loader feeds a training step, per configuration (issue 14).
+"""How fast the Caltech-256 loader feeds a training step, per configuration.
 
 Two commands::
 
@@ -18,7 +18,7 @@ real archive's (about 1.2 GB / 30,607, roughly 39 KB; crops of these few
 photographs, often scaled up, compress better: about 26 KB).
 
 ``run`` times each loader configuration on the folder (``--resized`` adds a
-copy made by ``python -m involution.data.resized``): the training loader of
+copy made by ``python -m involution resize-data``): the training loader of
 :class:`~involution.data.Caltech256DataModule` at 224 px with the course
 augmentations, batch 32, as many worker processes as ``--workers``. It
 reports images per second into the training step (batches taken from the
@@ -41,7 +41,7 @@ import numpy as np
 from PIL import Image
 
 from involution.data import CATEGORIES_DIRNAME, Caltech256DataModule
-from involution.shapes import PHOTO_POOLS, load_photo
+from involution.data.shapes import PHOTO_POOLS, load_photo
 
 CALTECH_IMAGES = 30_607
 CALTECH_CLASSES = 257
@@ -105,7 +105,7 @@ def make_folder(folder: Path, images: int, seed: int = 0) -> None:
 
 
 def _torchvision_rotations_course(image_size: int):
-    """The course preset as it was before issue 14: torchvision's float rotations (the same images, slower)."""
+    """The course preset built from torchvision's float rotations (the same images, slower)."""
     import torch
     from torchvision.transforms import v2
 
@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     timing = commands.add_parser("run", help="time each loader configuration on a folder")
     timing.add_argument("folder", type=Path)
     timing.add_argument("--resized", type=Path, help="a pre-resized copy of the folder "
-                        "(python -m involution.data.resized FOLDER COPY), timed as one more configuration")
+                        "(python -m involution resize-data FOLDER COPY), timed as one more configuration")
     timing.add_argument("--workers", type=int, default=2)
     timing.add_argument("--batches", type=int, default=15)
     timing.add_argument("--rounds", type=int, default=3)

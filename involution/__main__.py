@@ -1,68 +1,93 @@
-"""Command line: ``python -m involution COMMAND``.
+"""The command line: ``python -m involution COMMAND`` (or ``involution COMMAND`` once installed).
 
-Training (LightningCLI, see ``involution/cli.py``); ``--config`` takes a YAML
-file or the name of a shipped recipe (``python -m involution --help`` lists them)::
-
-    python -m involution fit      --config quick_sample
-    python -m involution fit      --config shapes --model.model_name resnet26
-    python -m involution validate --config quick_sample --ckpt_path RUN/checkpoints/best.ckpt
-    python -m involution test     --config quick_sample --ckpt_path RUN/checkpoints/best.ckpt
-    python -m involution predict  --config quick_sample --ckpt_path RUN/checkpoints/best.ckpt
-
-Tools::
-
-    python -m involution check-data ROOT     list unreadable images before training
-    python -m involution demo                build a RedNet, print its size table, run it on a photo
+Every command is one row of :data:`COMMANDS`: its name, what it does, and the
+function that runs it. The help is generated from that table, and each
+command's own ``--help`` comes from the module that implements it, so nothing
+is written twice. The four training commands are Lightning's (LightningCLI);
+the others are small tools of the data, the workbook and the deck.
 """
 from __future__ import annotations
 
-import argparse
+import importlib
 import sys
+from dataclasses import dataclass
 
-from ._extras import MissingExtraError
-
-
-def _check_data(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m involution check-data",
-                                     description="Decode every image of a Caltech-256 copy and "
-                                                 "list the unreadable ones.")
-    parser.add_argument("root", help="folder holding 256_ObjectCategories ('sample' for the "
-                                     "built-in sample set)")
-    from .data import main_check_data
-    return main_check_data(parser.parse_args(argv).root)
+from involution import __version__
+from involution._extras import MissingExtraError
 
 
-def _demo(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m involution demo",
-                                     description="Build a RedNet, print the parameter and "
-                                                 "multiply-add table, run it on a real photo.")
-    parser.add_argument("--model", default="rednet26")
-    parser.add_argument("--image", default=None, help="an image file (default: a photo from "
-                                                      "scikit-image's sample data)")
-    parser.add_argument("--pretrained", default=None,
-                        help="official RedNet ImageNet checkpoint (mmcls .pth) for real predictions")
-    from .demo import run_demo
-    args = parser.parse_args(argv)
-    return run_demo(args.model, args.image, args.pretrained)
+@dataclass(frozen=True)
+class Command:
+    """One command: its usage after the name, a one-line summary, and ``module:function``."""
+
+    usage: str
+    summary: str
+    target: str
+
+    def load(self):
+        module, function = self.target.split(":")
+        return getattr(importlib.import_module(module), function)
 
 
-TOOLS = {"check-data": _check_data, "demo": _demo}
+_TRAIN = "involution.train.cli:main"
+COMMANDS = {
+    "fit": Command("--config RECIPE [--model.model_name NAME]",
+                   "train a model (a new run, or resume one with --ckpt_path RUN/checkpoints/last.ckpt)", _TRAIN),
+    "validate": Command("--config RECIPE --ckpt_path CKPT", "evaluate a checkpoint on the validation split",
+                        _TRAIN),
+    "test": Command("--config RECIPE --ckpt_path CKPT", "evaluate a checkpoint on the test split", _TRAIN),
+    "predict": Command("--config RECIPE --ckpt_path CKPT", "write the test split's predictions to CSV", _TRAIN),
+    "check-data": Command("ROOT", "decode every image of a data folder and list the unreadable ones",
+                          "involution.data.check:main"),
+    "resize-data": Command("ROOT DESTINATION", "make a pre-resized copy of a data folder, for faster loading",
+                           "involution.data.resized:main"),
+    "demo": Command("[--model NAME] [--image FILE]", "build a RedNet, print its size table, run it on a photo",
+                    "involution.workbook.demo:main"),
+    "course": Command("list | run SET [--data shapes]", "the original course project's runs, by named sets",
+                      "involution.workbook.course:main"),
+    "deck": Command("[--slides FOLDER] [--no-pdf]", "build the slide deck (HTML and PDF) from slides/",
+                    "involution.workbook.deck:main"),
+    "set-repo": Command("[URL]", "write the repository's address into pyproject.toml and the notebooks' "
+                                 "Colab lines", "involution.workbook.colab:main"),
+}
+TRAINING_COMMANDS = ("fit", "validate", "test", "predict")
+
+
+def help_text() -> str:
+    """The top-level help, generated from :data:`COMMANDS`."""
+    width = max(map(len, COMMANDS))
+    rows = "\n".join(f"  {name:<{width}}  {command.summary}" for name, command in COMMANDS.items())
+    return (f"usage: python -m involution COMMAND [ARGUMENTS]   (involution {__version__})\n\n"
+            f"Commands:\n{rows}\n\n"
+            "Add --help after a command for its arguments, e.g. python -m involution fit --help\n"
+            "(which also lists the shipped recipes). Example:\n"
+            "  python -m involution fit --config shapes --model.model_name resnet26")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run a command: ``argv`` as on the command line, or the command line itself when None."""
-    arguments = sys.argv[1:] if argv is None else argv
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    if not arguments or arguments[0] in ("-h", "--help"):
+        print(help_text())
+        return 0
+    if arguments[0] == "--version":
+        print(f"involution {__version__}")
+        return 0
+    name, rest = arguments[0], arguments[1:]
+    if name not in COMMANDS:
+        print(f"error: unknown command {name!r}; choose one of {', '.join(COMMANDS)} "
+              "(python -m involution --help says what each does)", file=sys.stderr)
+        return 2
     try:
-        if arguments and arguments[0] in TOOLS:
-            return TOOLS[arguments[0]](arguments[1:])
-        from .cli import run_cli
-        # None, not the list: LightningCLI then reads the command line itself
-        # (given both, it warns that they might disagree).
-        run_cli(argv)
+        run = COMMANDS[name].load()
+        if name in TRAINING_COMMANDS:
+            # None, not the list, from the real command line: LightningCLI then reads it
+            # itself (given both, it warns that they might disagree).
+            return run(None if argv is None else arguments)
+        return run(rest) or 0
     except MissingExtraError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    return 0
 
 
 if __name__ == "__main__":

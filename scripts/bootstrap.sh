@@ -6,7 +6,7 @@ PYTHON=${PYTHON:-python3}
 # The exact torch releases this project is tested with. They are pinned here,
 # not in pyproject.toml: the package itself accepts any torch >= 2.4, so
 # `pip install involution` never replaces a newer torch (Colab's, say), while
-# run.sh and test.sh always get these (on our build machines, from local disk).
+# run.sh and test.sh always get these (where a local package mirror has them, from there).
 TORCH_PINS=(torch==2.14.1 torchvision==0.29.1)
 
 # pip install "$@", showing one line per phase instead of pip's hundreds: the

@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from involution import Involution2d
-from involution.complexity import (
+from involution.analysis.complexity import (
     complexity_table,
     count_complexity,
     format_complexity_table,

@@ -4,16 +4,16 @@ import shlex
 import pytest
 import yaml
 
-from involution import course
 from involution.__main__ import main
-from involution.configs import compose_configs, find_config, list_configs
-from involution.data_choice import choose_data
-from involution.reference import COURSE_PROJECT_FINDINGS, COURSE_PROJECT_RESULTS, COURSE_PROJECT_RUNS
-from involution.runs import RESULTS_FILE
-from involution.workbook import Workbook
+from involution.train.configs import compose_configs, find_config, list_configs
+from involution.train.runs import RESULTS_FILE
+from involution.workbook import course
+from involution.workbook.data_choice import choose_data
+from involution.workbook.notebook import Workbook
+from involution.workbook.reference import COURSE_PROJECT_FINDINGS, COURSE_PROJECT_RESULTS, COURSE_PROJECT_RUNS
 
-# Each course run as the course project described it (anchors: "The original course
-# project"): model, lr, weight decay, epochs, gradient clipping, dropout.
+# Each course run as the course project described it (its README): model, lr, weight decay,
+# epochs, gradient clipping, dropout.
 EXPECTED = {
     "rednet26_nowd": ("rednet26", 0.1, 0.0, 130, None, 0.0),
     "rednet26_wd_dropout": ("rednet26", 0.1, 1e-4, 130, None, 0.1),
@@ -115,12 +115,12 @@ def test_bad_sets_and_options_say_the_fix(capsys, argv, message):
         course.main(argv)
     assert exit_.value.code == 2
     assert message in capsys.readouterr().err
-    with pytest.raises(ValueError, match="python -m involution.course list"):
+    with pytest.raises(ValueError, match="python -m involution course list"):
         course.course_set("nope")
 
 
 def test_a_missing_data_folder_is_named_as_the_flag_that_gave_it(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("involution.data_choice.internet_reachable", lambda: False)
+    monkeypatch.setattr("involution.workbook.data_choice.internet_reachable", lambda: False)
     missing = tmp_path / "nowhere"
     with pytest.raises(SystemExit):
         course.main(["run", "ablation", "--data", str(missing), "--print-commands"])

@@ -159,8 +159,7 @@ def test_split_is_loaded_from_the_file_once_written(tmp_path):
 
 
 def test_missing_files_in_split_are_listed(tmp_path):
-    # Issue 9 changed this from FileNotFoundError listing 20 names to a SplitMismatchError
-    # that counts both directions, lists five examples and names split_update as the fix.
+    # A SplitMismatchError that counts both directions, lists five examples and names split_update as the fix.
     categories = make_tree(tmp_path, {"001.ant": 30, "002.bee": 3})
     module(tmp_path, tmp_path).prepare_data()
     removed = sorted(categories.glob("001.ant/*.jpg"))[:25]
@@ -445,7 +444,7 @@ def test_rotate_nearest_is_torchvisions_rotation_up_to_rounding_ties(size):
 
 
 def test_course_preset_gives_the_images_torchvisions_rotations_gave(photo):
-    # Issue 14 made the two rotations one uint8 lookup; the images, draw for draw, are the same.
+    # The two rotations are one uint8 lookup; the images, draw for draw, are torchvision's.
     from torchvision.transforms import v2
     before = v2.Compose([
         v2.ToImage(), v2.Resize(32), v2.CenterCrop(32), v2.RandomHorizontalFlip(0.5), v2.RandomVerticalFlip(0.5),
@@ -566,7 +565,7 @@ def test_sample_set_files_and_split_are_committed_and_valid():
     assert {Image.open(p).mode for p in files} == {"RGB", "L"}
     assert (sample_data_root() / "README.txt").read_text().count("NOT Caltech-256") == 1
 
-    # The sample set's own split ships with it (issue 9: not in the repository's data/splits/);
+    # The sample set's own split ships with it (not in the repository's data/splits/);
     # it is the split it always had, stratified 80/10/10 with seed 0.
     relative = [p.relative_to(categories).as_posix() for p in files]
     assert load_split(sample_data_root() / "split.csv") == make_split(relative)
@@ -597,7 +596,7 @@ def test_data_module_works_with_lightning_cli_parsing(tmp_path, capsys):
 
     parser = ArgumentParser()
     parser.add_class_arguments(Caltech256DataModule, "data")
-    # Since issue 9 the sample set has its own fixed split: other fractions need a split file of one's own.
+    # The sample set has its own fixed split: other fractions need a split file of one's own.
     split_file = str(tmp_path / "mine.csv")
     config = parser.parse_args(["--data.root", "sample", "--data.split", "[0.6, 0.2, 0.2]", "--data.num_workers", "0",
                                 "--data.split_file", split_file, "--data.split_update", "extend"])
@@ -610,7 +609,7 @@ def test_data_module_works_with_lightning_cli_parsing(tmp_path, capsys):
 
 
 # ---------------------------------------------------------------------------
-# Issue 9: splits that match their data
+# Splits that match their data
 # ---------------------------------------------------------------------------
 
 
@@ -798,7 +797,7 @@ def test_split_file_listing_an_image_twice_is_rejected_with_line_numbers(tmp_pat
 
 
 # ---------------------------------------------------------------------------
-# Issue 9: every pixel format decoded to the right 8-bit RGB
+# Every pixel format decoded to the right 8-bit RGB
 # ---------------------------------------------------------------------------
 
 
@@ -913,7 +912,7 @@ def test_check_data_passes_16_bit_images_that_decode_correctly(tmp_path):
 
 
 # ---------------------------------------------------------------------------
-# Issue 9: broken symbolic links are problems, not crashes or silent skips
+# Broken symbolic links are problems, not crashes or silent skips
 # ---------------------------------------------------------------------------
 
 

@@ -16,8 +16,8 @@ import pytest
 import torch
 from PIL import Image, ImageStat
 
-from involution import deck
-from involution.runs import Run
+from involution.train.runs import Run
+from involution.workbook import deck
 
 REPO = Path(__file__).resolve().parents[1]
 SLIDES = REPO / "slides"
@@ -107,7 +107,7 @@ def test_data_badges_only_on_slides_about_data(tmp_path):
         assert 'class="badge"' not in _slide_containing(page, heading), heading
     for heading in ("The data", "Results", "The training recipe"):
         assert 'class="badge"' in _slide_containing(page, heading), heading
-    assert "built by python -m involution.deck" not in page  # no build boilerplate in footers
+    assert "built by python -m involution deck" not in page  # no build boilerplate in footers
 
 
 def test_title_slide_authors_are_a_setting(tmp_path, capsys):
@@ -200,7 +200,7 @@ def test_committed_deck_is_built_from_the_committed_data():
                     "(./run.sh does) and commit slides/")
     assert (SLIDES / "deck.html").read_text(encoding="utf-8") == deck.render_deck(SLIDES), (
         "slides/deck.html differs from what slides/data and the deck code give: rebuild it with "
-        "`python -m involution.deck` and commit it")
+        "`python -m involution deck` and commit it")
 
 
 # -- in a real browser ------------------------------------------------------------------------
@@ -306,8 +306,8 @@ def test_single_file_deck_in_a_headless_browser(browser, tmp_path):
 
 
 def test_diagrams_read_their_labels_and_shapes_from_the_modules():
-    from involution import diagrams
     from involution.layers import Involution2d
+    from involution.workbook import diagrams
 
     assert diagrams.describe(Involution2d(64, 7, stride=2)) == "7x7 involution, 64 ch, 4 groups, stride 2"
     block, x = diagrams.rednet_block("rednet26", stage=2, image_size=64)
@@ -327,7 +327,7 @@ def test_diagrams_read_their_labels_and_shapes_from_the_modules():
 
 
 def test_augmentation_figure_shows_each_preset():
-    from involution import diagrams
+    from involution.workbook import diagrams
 
     image = Image.new("RGB", (80, 60), (200, 30, 30))
     figure = diagrams.plot_augmentations(image, presets=("light", "course"), image_size=32, samples=3)

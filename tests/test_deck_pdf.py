@@ -1,6 +1,6 @@
 """The deck's PDF: one 16:9 page per slide, and no text cut off at a page's edge.
 
-The PDF is printed by headless Chromium (``involution.deck.print_pdf``) and
+The PDF is printed by headless Chromium (``involution.workbook.deck.print_pdf``) and
 read back with poppler's ``pdftoppm`` (pages rendered to images) and
 ``pdftotext -bbox`` (each word and its box). A slide's text is clipped when a
 word's box runs past the page, or when a character of the slide's HTML text
@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from involution import deck
+from involution.workbook import deck
 
 REPO = Path(__file__).resolve().parents[1]
 SLIDES = REPO / "slides"
@@ -114,7 +114,7 @@ def _check_pdf(pdf: Path, page: str, folder: Path) -> None:
 
 @pytest.fixture(scope="module")
 def printed(tmp_path_factory):
-    """The committed deck built afresh by the one command, `python -m involution.deck`: HTML and PDF."""
+    """The committed deck built afresh by the one command, `python -m involution deck`: HTML and PDF."""
     try:
         deck.find_browser()
     except FileNotFoundError as error:
@@ -132,14 +132,14 @@ def test_printed_deck_has_one_16_9_page_per_slide_and_nothing_clipped(printed, t
 def test_committed_pdf_matches_the_committed_deck(tmp_path):
     pdf = SLIDES / "deck.pdf"
     if not pdf.is_file():
-        pytest.fail(f"{pdf} is missing: build it with `python -m involution.deck` and commit it")
+        pytest.fail(f"{pdf} is missing: build it with `python -m involution deck` and commit it")
     page = (SLIDES / "deck.html").read_text(encoding="utf-8")
     _check_pdf(pdf, page, tmp_path)
     expected = [_characters(text) for text in slide_texts(page)]
     printed = [_characters(" ".join(w["text"] for w in p["words"])) for p in page_words(pdf)]
     stale = [n for n, (want, got) in enumerate(zip(expected, printed), 1) if want - got]
     assert not stale, (f"slides {stale} of slides/deck.pdf differ from slides/deck.html: rebuild "
-                       "both with `python -m involution.deck` and commit them")
+                       "both with `python -m involution deck` and commit them")
 
 
 @pytest.mark.parametrize("overflow", ["wide", "tall"])

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from involution.functional import check_geometry, default_impl, involution2d
+from involution.ops.functional import check_geometry, default_impl, involution2d
 
 FAST_IMPLS = ["loop", "cpu"]  # "triton" is tested under Triton's interpreter in test_triton.py
 

@@ -1,4 +1,4 @@
-"""Guards and clear errors (issue 9): bad sizes, bad checkpoints, half-precision accuracy,
+"""Guards and clear errors: bad sizes, bad checkpoints, half-precision accuracy,
 diverging runs and an unreachable W&B server."""
 import socket
 import time
@@ -10,10 +10,10 @@ from test_models import synthetic_official_checkpoint
 from test_training import only_run_dir, quick_args, read_metrics
 
 from involution import Involution2d
-from involution.cli import run_cli
-from involution.functional import involution2d
 from involution.models import create_model, load_official_checkpoint
-from involution.training import NonFiniteLossError, wandb_init_timeout
+from involution.ops.functional import involution2d
+from involution.train.cli import run_cli
+from involution.train.module import NonFiniteLossError, wandb_init_timeout
 
 # -- sizes that used to fail with ZeroDivisionError or a tensor error -------------------------
 
@@ -75,7 +75,7 @@ def test_lightning_checkpoint_gets_a_hint(tmp_path):
     import lightning as L
     from torch.utils.data import DataLoader, TensorDataset
 
-    from involution.training import ImageClassifier
+    from involution.train.module import ImageClassifier
     images, labels = torch.randn(2, 3, 32, 32), torch.tensor([0, 1])
     trainer = L.Trainer(max_steps=1, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False,
@@ -187,7 +187,7 @@ def test_nan_validation_accuracy_is_caught_before_model_checkpoint(tmp_path):
     from lightning.pytorch.callbacks import ModelCheckpoint
     from torch.utils.data import DataLoader, TensorDataset
 
-    from involution.training import ImageClassifier, NonFiniteLossGuard
+    from involution.train.module import ImageClassifier, NonFiniteLossGuard
 
     class NanAccuracy(ImageClassifier):
         def validation_step(self, batch, batch_idx):

@@ -14,9 +14,8 @@ from torch import nn
 from torchvision.models._utils import IntermediateLayerGetter
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
 
-from involution import registry
-from involution.models import DenseNet, RedNet, ResNet, create_model, list_models, model_info
-from involution.registry import OfficialWeights
+from involution.models import DenseNet, RedNet, ResNet, create_model, list_models, model_info, registry
+from involution.models.registry import OfficialWeights
 
 ALL_MODELS = list_models()
 
@@ -108,8 +107,8 @@ def test_records_say_what_each_model_accepts():
 
 
 def test_image_classifier_refuses_an_option_the_model_lacks():
-    # The bug of issue 11: this ended in a raw TypeError deep inside the builder.
-    from involution.training import ImageClassifier
+    # This used to end in a raw TypeError deep inside the builder.
+    from involution.train.module import ImageClassifier
     with pytest.raises(ValueError, match="dednet121 does not accept the option group_channels"):
         ImageClassifier("dednet121", group_channels=8)
     with pytest.raises(ValueError, match="resnet26 does not accept the option kernel_size"):
@@ -244,7 +243,7 @@ timm = pytest.importorskip("timm", reason="timm is not installed: pip install 'i
 
 @pytest.fixture(scope="module")
 def timm_registered():
-    from involution import timm_support
+    from involution.models import timm_support
     return timm_support.TIMM_MODELS
 
 

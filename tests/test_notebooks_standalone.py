@@ -13,9 +13,9 @@ import nbformat
 from nbclient import NotebookClient
 from traitlets.config import Config
 
-from involution.runs import WEIGHTS_FILE
-from involution.weights import KERNEL_RUN_KEY
-from involution.workbook import WORKDIR_ENV
+from involution.train.runs import WEIGHTS_FILE
+from involution.workbook.notebook import WORKDIR_ENV
+from involution.workbook.weights import KERNEL_RUN_KEY
 
 REPO = Path(__file__).resolve().parents[1]
 COMMITTED_WEIGHTS = REPO / "slides" / "data" / "runs" / KERNEL_RUN_KEY / WEIGHTS_FILE

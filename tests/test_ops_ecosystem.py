@@ -13,10 +13,10 @@ from torch.library import opcheck
 from torch.utils.flop_counter import FlopCounterMode
 from torchvision.models.feature_extraction import create_feature_extractor
 
-from involution.complexity import count_complexity
-from involution.functional import involution2d
+from involution.analysis.complexity import count_complexity
 from involution.layers import Involution2d
 from involution.models import create_model
+from involution.ops.functional import involution2d
 
 
 def make_case(dtype=torch.float64, stride=2, requires_grad=True):

@@ -1,4 +1,4 @@
-"""The package as pip installs it: outside the repository (issue 12), without extras (issue 10).
+"""The package as pip installs it: outside the repository, and without extras.
 
 The source distribution is built from a copy of the checkout, the wheel from
 that source distribution (so the sdist is known to build), then the wheel is
@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 import involution
-from involution.configs import list_configs
+from involution.train.configs import list_configs
 
 REPO = Path(__file__).resolve().parents[1]
 # What a checkout holds that is no part of the source: local environments, data, runs, builds.
@@ -175,7 +175,7 @@ sys.modules["triton"] = None
 import torch
 import involution
 from involution import _triton
-from involution.functional import default_impl, involution2d
+from involution.ops.functional import default_impl, involution2d
 
 x, k = torch.randn(1, 4, 6, 6), torch.randn(1, 2, 3, 3, 6, 6)
 with warnings.catch_warnings(record=True) as caught:
@@ -193,7 +193,7 @@ print("logits", tuple(model(torch.randn(1, 3, 32, 32)).shape))
 from involution.__main__ import main
 print("exit", main(["fit", "--config", "quick_sample"]))
 try:
-    import involution.training
+    import involution.train.module
 except ModuleNotFoundError as error:
     print("training:", error)
 """
@@ -206,4 +206,4 @@ except ModuleNotFoundError as error:
     assert "triton available: False" in out and "needs the triton package" in out
     assert "logits (1, 3)" in out and "exit 1" in out
     assert "pip install 'involution[train]'" in printed.stderr  # main's message
-    assert "training: Training (involution.training) needs lightning" in out
+    assert "training: Training (involution.train.module) needs lightning" in out

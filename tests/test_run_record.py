@@ -20,9 +20,9 @@ import torch
 from test_training import MODEL, QUICK_RUN
 from test_training import quick_args as training_args
 
-from involution.cli import run_cli
 from involution.data import Caltech256DataModule
-from involution.training import CheckpointError
+from involution.train.cli import run_cli
+from involution.train.module import CheckpointError
 
 REPO = Path(__file__).resolve().parents[1]
 STEPS_PER_EPOCH = 2

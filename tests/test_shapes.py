@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from involution import shapes
-from involution.data import Caltech256DataModule, load_split
+from involution.data import Caltech256DataModule, load_split, shapes
 
 SMALL = {"train": 3, "val": 2, "test": 2}  # images per class: a set made in a second
 

@@ -12,8 +12,8 @@ import yaml
 from torch.utils.data import DataLoader, TensorDataset
 
 from involution.__main__ import main
-from involution.cli import run_cli
-from involution.training import (
+from involution.train.cli import run_cli
+from involution.train.module import (
     ImageClassifier,
     NonFiniteLossError,
     NonFiniteLossGuard,

@@ -18,7 +18,7 @@ import pytest
 import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 
-from involution.functional import involution2d
+from involution.ops.functional import involution2d
 
 # Runs in the interpreter process: argv[1] is JSON {dtype name: [case, ...]}. The
 # reference is impl="unfold" in float64 on the same (rounded) inputs, so the
@@ -26,7 +26,7 @@ from involution.functional import involution2d
 CHECK_CASES = r"""
 import json, sys, torch
 from involution import _triton
-from involution.functional import involution2d
+from involution.ops.functional import involution2d
 
 assert _triton.INTERPRETED and _triton.available(), "TRITON_INTERPRET=1 did not reach Triton"
 TOLERANCE = {"float64": 1e-10, "float32": 1e-4, "float16": 2e-3, "bfloat16": 1.6e-2}
@@ -108,7 +108,7 @@ def test_interpreted_kernels_match_unfold_reference(interpreted):
 
 
 def test_plain_cpu_session_is_unavailable_and_says_why(monkeypatch):
-    from involution import _triton
+    from involution.ops import triton_kernels as _triton
     # A plain CPU session, whatever the environment of this test run: no
     # TRITON_INTERPRET (re-read here as the module does at import), no GPU.
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
@@ -170,7 +170,7 @@ class SimulatedCompileError(RuntimeError):
 def simulated_gpu(monkeypatch):
     """The self-check of "cuda:0", with the CPU running the problem and the
     Triton operator replaced by the test: no GPU, no Triton compiler needed."""
-    from involution import _triton
+    from involution.ops import triton_kernels as _triton
     monkeypatch.setattr(_triton, "available", lambda: True)
     monkeypatch.setattr(_triton, "_self_check_results", {})
     make_problem = _triton._self_check_problem
@@ -187,12 +187,12 @@ def simulated_gpu(monkeypatch):
 
 
 def _choose_for_gpu():
-    from involution.functional import _default_impl_for
+    from involution.ops.functional import _default_impl_for
     return _default_impl_for(torch.device("cuda:0"), torch.float32)
 
 
 def _assert_results_come_from_loop(impl):
-    from involution._loop import loop_forward_op
+    from involution.ops.loop import loop_forward_op
     x, kernel = torch.randn(1, 8, 6, 6), torch.randn(1, 2, 3, 3, 6, 6)
     assert impl == "loop"
     torch.testing.assert_close(involution2d(x, kernel, impl=impl),
@@ -220,7 +220,7 @@ def test_failing_triton_compile_falls_back_to_loop_with_one_warning(simulated_gp
 
 
 def test_wrong_triton_result_falls_back_to_loop_with_one_warning(simulated_gpu):
-    from involution._loop import loop_forward_op
+    from involution.ops.loop import loop_forward_op
     use_as_triton, _ = simulated_gpu
     use_as_triton(lambda *args: loop_forward_op(*args) * 1.01)  # 1% off: a wrong kernel
     with pytest.warns(RuntimeWarning, match=r"self-check on cuda:0 in torch\.float32: their "
@@ -231,7 +231,7 @@ def test_wrong_triton_result_falls_back_to_loop_with_one_warning(simulated_gpu):
 
 
 def test_correct_triton_result_keeps_triton(simulated_gpu):
-    from involution._loop import loop_forward_op
+    from involution.ops.loop import loop_forward_op
     use_as_triton, _ = simulated_gpu
     use_as_triton(loop_forward_op)
     # First use inside no_grad and inside a compile-like trace (fake tensors):
@@ -245,7 +245,7 @@ def test_correct_triton_result_keeps_triton(simulated_gpu):
                                                      (False, torch.float16)])
 def test_mixed_precision_uses_float16_where_bfloat16_is_missing(monkeypatch, bf16_hardware,
                                                                 expected):
-    from involution.functional import mixed_precision, mixed_precision_dtype
+    from involution.ops.functional import mixed_precision, mixed_precision_dtype
     # A T4: bfloat16 only emulated, which "supported" counts unless told not to.
     monkeypatch.setattr(torch.cuda, "is_bf16_supported",
                         lambda including_emulation=True: bf16_hardware or including_emulation)
@@ -258,7 +258,7 @@ def test_mixed_precision_uses_float16_where_bfloat16_is_missing(monkeypatch, bf1
 # Runs after CHECK_CASES, in the same process.
 CHECK_SELF_CHECK_AND_OPS = r"""
 from torch.library import opcheck
-from involution._loop import loop_forward_op
+from involution.ops.loop import loop_forward_op
 
 # The self-check itself passes on the interpreter, for every dtype it may meet.
 for dtype in (torch.float32, torch.float16, torch.bfloat16):

@@ -1,13 +1,14 @@
-"""involution.viz: kernel capture and summaries, and the figures of the notebooks and slides."""
+"""involution.workbook.figures: kernel capture and summaries, and the figures of the notebooks and slides."""
 import numpy as np
 import pytest
 import torch
 from matplotlib.figure import Figure
 
-from involution import Involution2d, viz
-from involution.complexity import complexity_table, operator_costs
+from involution import Involution2d
+from involution.analysis.complexity import complexity_table, operator_costs
 from involution.models import create_model
-from involution.results import reference_rows
+from involution.workbook import figures as viz
+from involution.workbook.results import reference_rows
 
 
 @pytest.fixture(scope="module")

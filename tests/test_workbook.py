@@ -10,11 +10,15 @@ import pytest
 import tomllib
 import torch
 
-from involution import colab, data_choice, experiments, runs, workbook
-from involution.data_choice import DataChoice, choose_data, internet_reachable
-from involution.experiments import find_comparison, training_args
 from involution.models import create_model
-from involution.results import (
+from involution.train import runs
+from involution.train.runs import Run, RunResults, find_runs, latest_run, model_label, read_metrics
+from involution.workbook import colab, data_choice, experiments
+from involution.workbook import notebook as workbook
+from involution.workbook.data_choice import DataChoice, choose_data, internet_reachable
+from involution.workbook.experiments import find_comparison, training_args
+from involution.workbook.notebook import FAST_ENV, WORKDIR_ENV, fast_mode, repo_root, work_directory
+from involution.workbook.results import (
     SeedSpread,
     compare_spreads,
     format_epoch_table,
@@ -23,9 +27,7 @@ from involution.results import (
     results_rows,
     runs_data_statement,
 )
-from involution.runs import Run, RunResults, find_runs, latest_run, model_label, read_metrics
-from involution.weights import find_weights
-from involution.workbook import FAST_ENV, WORKDIR_ENV, fast_mode, repo_root, work_directory
+from involution.workbook.weights import find_weights
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -5,13 +5,17 @@ folders, ``256_ObjectCategories/NNN.name/NNN_XXXX.jpg``: 256 object classes
 plus ``257.clutter``, a "none of the above" class. One module per job:
 
 =========================  ================================================
+:mod:`.constants`          the shared facts: normalisation, data home, how
+                           each kind of data is named beside a number
 :mod:`.locate`             where the data is and what it is (layout, class
-                           folders, built-in sets, the user's data folder)
+                           folders, built-in sets)
+:mod:`.shapes`             the built-in shapes set, generated offline
 :mod:`.download`           download, verify and extract the official archive
 :mod:`.splits`             the deterministic train/val/test split and its CSV
 :mod:`.images`             decoding any image to 8-bit RGB, or a clear error
 :mod:`.presets`            the transform presets (``course``, ``standard``, ``light``)
 :mod:`.module`             :class:`Caltech256DataModule`, which puts them together
+                           (needs Lightning: imported on first use)
 :mod:`.check`              the ``check-data`` command
 :mod:`.resized`            an optional pre-resized copy of a data folder, for speed
 =========================  ================================================
@@ -19,7 +23,7 @@ plus ``257.clutter``, a "none of the above" class. One module per job:
 For quick runs without the 1.2 GB download, the package ships a tiny sample
 set in the same layout (``root="sample"``): crops of a few public sample
 photographs, **not** Caltech-256; ``root="shapes"`` generates an offline set
-on which accuracy measures generalisation (:mod:`involution.shapes`).
+on which accuracy measures generalisation (:mod:`involution.data.shapes`).
 Nothing is ever written into the package's own folder: generated sets and
 caches go to :func:`data_home`, split files next to the data they describe.
 
@@ -29,31 +33,33 @@ Typical use::
     dm.prepare_data(); dm.setup("fit")
     images, labels = next(iter(dm.train_dataloader()))
 """
-from .check import check_data, main_check_data
-from .download import download_caltech256, extract_archive
-from .images import CorruptImageError, ImageListDataset, load_rgb_image
-from .locate import (
+from involution.data.check import check_data, main_check_data
+from involution.data.constants import (
+    DATA_KINDS,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    SAMPLE_ROOT_ALIAS,
+    SAMPLE_SET_DESCRIPTION,
+    SAMPLE_SET_NOTICE,
+    SHAPES_ROOT_ALIAS,
+    DataKind,
+    data_home,
+)
+from involution.data.download import download_caltech256, extract_archive
+from involution.data.images import CorruptImageError, ImageListDataset, load_rgb_image
+from involution.data.locate import (
     CALTECH256_FILENAME,
     CALTECH256_MD5,
     CALTECH256_NUM_CLASSES,
     CALTECH256_URL,
     CATEGORIES_DIRNAME,
-    DATASET_NAMES,
     MANUAL_DOWNLOAD,
-    SAMPLE_ROOT_ALIAS,
-    SAMPLE_SET_DESCRIPTION,
-    SAMPLE_SET_NOTICE,
-    SHAPES_ROOT_ALIAS,
     class_names,
-    data_home,
     dataset_kind,
     find_categories_dir,
     sample_data_root,
 )
-from .module import Caltech256DataModule
-from .presets import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
+from involution.data.presets import (
     TRANSFORM_PRESETS,
     RandomRotations,
     build_transforms,
@@ -61,8 +67,8 @@ from .presets import (
     normalize_batch,
     rotate_nearest,
 )
-from .resized import make_resized_copy
-from .splits import (
+from involution.data.resized import make_resized_copy
+from involution.data.splits import (
     DEFAULT_SPLIT,
     OWN_SPLIT_FILENAME,
     SPLIT_UPDATES,
@@ -74,6 +80,16 @@ from .splits import (
     save_split,
     split_file_name,
 )
+
+
+def __getattr__(name: str):
+    # The data module is a LightningDataModule: Lightning is imported only when it is
+    # asked for, so the models (which read this package's constants) never import it.
+    if name == "Caltech256DataModule":
+        from involution.data.module import Caltech256DataModule
+        return Caltech256DataModule
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "CALTECH256_URL",
@@ -90,7 +106,8 @@ __all__ = [
     "SAMPLE_ROOT_ALIAS",
     "SHAPES_ROOT_ALIAS",
     "MANUAL_DOWNLOAD",
-    "DATASET_NAMES",
+    "DATA_KINDS",
+    "DataKind",
     "dataset_kind",
     "data_home",
     "CorruptImageError",

@@ -7,6 +7,7 @@ before a training run meets it.
 """
 from __future__ import annotations
 
+import argparse
 import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -14,14 +15,14 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .images import CorruptImageError, load_rgb_image
-from .locate import (
+from involution.data.images import CorruptImageError, load_rgb_image
+from involution.data.locate import (
     CALTECH256_FILENAME,
-    _missing_data_message,
-    _resolve_root,
-    _scan_class_folders,
-    _scan_images,
     find_categories_dir,
+    missing_data_message,
+    resolve_root,
+    scan_class_folders,
+    scan_images,
 )
 
 
@@ -38,11 +39,11 @@ def _survey(root: Path) -> tuple[Path, dict[str, list[str]], list[tuple[Path, st
     """The categories folder, {class folder: image names} (clutter included) and every broken link."""
     categories_dir = find_categories_dir(root)
     if categories_dir is None:
-        raise FileNotFoundError(_missing_data_message(root))
-    folders, broken = _scan_class_folders(categories_dir, include_clutter=True)
+        raise FileNotFoundError(missing_data_message(root))
+    folders, broken = scan_class_folders(categories_dir, include_clutter=True)
     images = {}
     for folder in folders:
-        images[folder], broken_here = _scan_images(categories_dir / folder)
+        images[folder], broken_here = scan_images(categories_dir / folder)
         broken += broken_here
     return categories_dir, images, broken
 
@@ -56,7 +57,7 @@ def check_data(root: str | os.PathLike, workers: int | None = None) -> list[tupl
     threads (PIL releases the GIL while decoding); a full Caltech-256 takes
     a minute or two.
     """
-    categories_dir, images, broken = _survey(_resolve_root(root))
+    categories_dir, images, broken = _survey(resolve_root(root))
     return broken + _undecodable(categories_dir, images, workers)
 
 
@@ -77,7 +78,7 @@ def main_check_data(root: str | os.PathLike) -> int:
     there is no data.
     """
     try:
-        categories_dir, images, broken = _survey(_resolve_root(root))
+        categories_dir, images, broken = _survey(resolve_root(root))
     except (FileNotFoundError, ValueError) as error:
         print(error)
         return 2
@@ -100,3 +101,13 @@ def main_check_data(root: str | os.PathLike) -> int:
         "or delete the bad files and links; the data module then says how to bring the split file up to date."
     )
     return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m involution check-data ROOT``."""
+    parser = argparse.ArgumentParser(prog="python -m involution check-data",
+                                     description="Decode every image of a Caltech-256 copy and "
+                                                 "list the unreadable ones.")
+    parser.add_argument("root", help="folder holding 256_ObjectCategories ('sample' for the "
+                                     "built-in sample set)")
+    return main_check_data(parser.parse_args(argv).root)

@@ -17,7 +17,7 @@ from pathlib import Path
 from torchvision.datasets.utils import calculate_md5, download_url
 from tqdm.auto import tqdm
 
-from .locate import (
+from involution.data.locate import (
     CALTECH256_FILENAME,
     CALTECH256_MD5,
     CALTECH256_URL,

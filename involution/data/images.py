@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 from torch.utils.data import Dataset
 
-from .locate import _CHECK_DATA_HINT
+from involution.data.locate import CHECK_DATA_HINT
 
 
 class CorruptImageError(RuntimeError):
@@ -83,7 +83,7 @@ def load_rgb_image(path: str | os.PathLike, data_root: str | os.PathLike | None 
     """
     # Without a root, name the 256_ObjectCategories folder: check-data accepts it too.
     where = data_root if data_root is not None else Path(path).parent.parent
-    check_data_hint = _CHECK_DATA_HINT.format(root=where)
+    check_data_hint = CHECK_DATA_HINT.format(root=where)
     try:
         with Image.open(path) as image:
             return _to_rgb(image)

@@ -19,6 +19,9 @@ from pathlib import Path
 
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
+from involution.data.constants import SAMPLE_ROOT_ALIAS, SHAPES_ROOT_ALIAS
+from involution.data.shapes import shapes_root
+
 # The official archive, exactly as torchvision's ``Caltech256`` class fetches it
 # (torchvision/datasets/caltech.py), so that both agree on what "the" data is.
 CALTECH256_URL = "https://data.caltech.edu/records/nyy15-4j048/files/256_ObjectCategories.tar"
@@ -34,28 +37,6 @@ _LAYOUTS = (Path(CATEGORIES_DIRNAME), Path("caltech256") / CATEGORIES_DIRNAME)
 # Lower-case suffixes that count as images; torchvision's ImageFolder uses the same.
 IMAGE_EXTENSIONS = frozenset(IMG_EXTENSIONS)
 
-DATA_HOME_ENV = "INVOLUTION_DATA_HOME"
-SAMPLE_ROOT_ALIAS = "sample"
-SHAPES_ROOT_ALIAS = "shapes"
-# How each kind of data is named beside a number (see dataset_kind).
-DATASET_NAMES = {
-    "sample": "built-in sample set (memorisation check, NOT Caltech-256)",
-    "shapes": "built-in shapes set (generated offline, NOT Caltech-256)",
-    "caltech256": "Caltech-256",
-    "folder": "an image folder (not Caltech-256)",
-}
-# What the sample set is, for sentences that name the data a number came from.
-SAMPLE_SET_DESCRIPTION = (
-    "the built-in sample set (10 classes, 160 crops of public sample photographs; NOT Caltech-256). "
-    "It measures memorisation, not learning: its validation and test crops come from the "
-    "training photographs"
-)
-SAMPLE_SET_NOTICE = (
-    "Using the built-in sample set (10 classes cut from a few public sample photographs): "
-    "it is NOT Caltech-256 but a tiny smoke test that measures memorisation (its validation and "
-    "test crops come from the training photographs), so its accuracy means little. "
-    "For a result that measures generalisation offline, use root='shapes'."
-)
 # How to get the archive by hand. Error messages spell this out instead of pointing
 # at data/README.md, which a user who installed the package with pip does not have.
 MANUAL_DOWNLOAD = (
@@ -63,35 +44,24 @@ MANUAL_DOWNLOAD = (
     f"`tar xf {CALTECH256_FILENAME}` in the data folder"
 )
 
-_CHECK_DATA_HINT = "python -m involution check-data {root}"
-_MAX_LISTED = 20  # how many file names an error message lists before counting the rest
-
-
-def data_home() -> Path:
-    """Where generated data and caches live: ``$INVOLUTION_DATA_HOME``, else ``~/.cache/involution``.
-
-    The package never writes into its own folder (it may be a read-only
-    site-packages, and ``pip uninstall`` would leave the files behind);
-    like torchvision and torch.hub it uses a folder of the user's instead.
-    """
-    return Path(os.environ.get(DATA_HOME_ENV) or Path.home() / ".cache" / "involution").expanduser()
+CHECK_DATA_HINT = "python -m involution check-data {root}"
+MAX_LISTED = 20  # how many file names an error message lists before counting the rest
 
 
 def sample_data_root() -> Path:
     """The folder of the built-in sample set (it holds ``256_ObjectCategories``); shipped in the package."""
-    return Path(__file__).resolve().parents[1] / "sample_data"
+    return Path(__file__).resolve().parent / "sample_data"
 
 
-def _resolve_root(root: str | os.PathLike) -> Path:
+def resolve_root(root: str | os.PathLike) -> Path:
     """Turn the ``root`` argument into a path.
 
     ``"sample"`` means the built-in sample set, ``"shapes"`` the built-in
-    shapes set (generated into the cache on first use, see :mod:`involution.shapes`).
+    shapes set (generated into the cache on first use, see :mod:`involution.data.shapes`).
     """
     if str(root) == SAMPLE_ROOT_ALIAS:
         return sample_data_root()
     if str(root) == SHAPES_ROOT_ALIAS:
-        from ..shapes import shapes_root
         return shapes_root()
     return Path(root).expanduser()
 
@@ -109,7 +79,7 @@ def dataset_kind(categories_dir: Path | None) -> str:
     if (categories_dir.parent / "sources.csv").is_file() and categories_dir.parent.name.startswith("shapes-"):
         return "shapes"
     # Caltech-256 is 256 classes (257 with clutter) starting at 001.ak47; a subset is just a folder.
-    if (categories_dir / "001.ak47").is_dir() and len(_class_folders(categories_dir, True)) >= 256:
+    if (categories_dir / "001.ak47").is_dir() and len(list_class_folders(categories_dir, True)) >= 256:
         return "caltech256"
     return "folder"
 
@@ -121,7 +91,7 @@ def find_categories_dir(root: str | os.PathLike) -> Path | None:
     ``root/caltech256/256_ObjectCategories`` (what torchvision's ``Caltech256``
     downloads) and ``root`` itself being that folder.
     """
-    root = _resolve_root(root)
+    root = resolve_root(root)
     if root.name == CATEGORIES_DIRNAME and root.is_dir():
         return root
     for layout in _LAYOUTS:
@@ -130,12 +100,12 @@ def find_categories_dir(root: str | os.PathLike) -> Path | None:
     return None
 
 
-def _data_folder(root: Path, categories_dir: Path | None) -> Path:
+def data_folder(root: Path, categories_dir: Path | None) -> Path:
     """The folder that holds ``256_ObjectCategories`` (where a download puts it, before there is one)."""
     return categories_dir.parent if categories_dir is not None else root
 
 
-def _missing_data_message(root: Path) -> str:
+def missing_data_message(root: Path) -> str:
     return (
         f"Caltech-256 was not found under {root}: expected the folder "
         f"{root / CATEGORIES_DIRNAME} (or {root / 'caltech256' / CATEGORIES_DIRNAME}) "
@@ -147,7 +117,7 @@ def _missing_data_message(root: Path) -> str:
     )
 
 
-def _is_clutter(class_folder: str) -> bool:
+def is_clutter(class_folder: str) -> bool:
     return class_folder.partition(".")[2] == CLUTTER_NAME
 
 
@@ -192,11 +162,11 @@ def _listing(folder: Path, wanted: Callable[[os.DirEntry], bool], named_like_wan
     return sorted(names), sorted(broken)
 
 
-def _scan_class_folders(categories_dir: Path, include_clutter: bool) -> tuple[list[str], list[tuple[Path, str]]]:
+def scan_class_folders(categories_dir: Path, include_clutter: bool) -> tuple[list[str], list[tuple[Path, str]]]:
     """Class folder names (the numeric prefix makes the sort Caltech's order) and broken links among them."""
     folders, broken = _listing(categories_dir, os.DirEntry.is_dir, lambda name: True)
     if not include_clutter:
-        folders = [name for name in folders if not _is_clutter(name)]
+        folders = [name for name in folders if not is_clutter(name)]
     if not folders:
         raise ValueError(
             f"{categories_dir} contains no class folders. It should hold one folder per class "
@@ -206,7 +176,7 @@ def _scan_class_folders(categories_dir: Path, include_clutter: bool) -> tuple[li
     return folders, broken
 
 
-def _scan_images(class_dir: Path) -> tuple[list[str], list[tuple[Path, str]]]:
+def scan_images(class_dir: Path) -> tuple[list[str], list[tuple[Path, str]]]:
     """Names of the image files directly inside one class folder, and its broken image links."""
     return _listing(class_dir, lambda entry: entry.is_file() and _has_image_suffix(entry.name), _has_image_suffix)
 
@@ -215,15 +185,15 @@ def _fail_on_broken_links(broken: Sequence[tuple[Path, str]], categories_dir: Pa
     if broken:
         raise FileNotFoundError(
             f"{len(broken)} symbolic link(s) under {categories_dir} cannot be followed:\n  "
-            + _examples([f"{path}: {reason}" for path, reason in broken], _MAX_LISTED)
+            + format_examples([f"{path}: {reason}" for path, reason in broken], MAX_LISTED)
             + "\nRepair or delete them; "
-            f"`{_CHECK_DATA_HINT.format(root=categories_dir)}` lists every problem of the data folder."
+            f"`{CHECK_DATA_HINT.format(root=categories_dir)}` lists every problem of the data folder."
         )
 
 
-def _class_folders(categories_dir: Path, include_clutter: bool) -> list[str]:
+def list_class_folders(categories_dir: Path, include_clutter: bool) -> list[str]:
     """Sorted class folder names; broken links among them are an error."""
-    folders, broken = _scan_class_folders(categories_dir, include_clutter)
+    folders, broken = scan_class_folders(categories_dir, include_clutter)
     _fail_on_broken_links(broken, categories_dir)
     return folders
 
@@ -235,15 +205,15 @@ def class_names(root: str | os.PathLike, include_clutter: bool = True) -> list[s
     """
     categories_dir = find_categories_dir(root)
     if categories_dir is None:
-        raise FileNotFoundError(_missing_data_message(_resolve_root(root)))
-    return _readable_names(_class_folders(categories_dir, include_clutter))
+        raise FileNotFoundError(missing_data_message(resolve_root(root)))
+    return readable_names(list_class_folders(categories_dir, include_clutter))
 
 
-def _readable_names(class_folders: Sequence[str]) -> list[str]:
+def readable_names(class_folders: Sequence[str]) -> list[str]:
     return [folder.partition(".")[2] or folder for folder in class_folders]
 
 
-def _list_images(categories_dir: Path, class_folders: Sequence[str]) -> list[str]:
+def list_images(categories_dir: Path, class_folders: Sequence[str]) -> list[str]:
     """All image paths, relative to ``categories_dir`` in POSIX form, sorted.
 
     Raises naming every class folder that has no image in it, because an
@@ -252,7 +222,7 @@ def _list_images(categories_dir: Path, class_folders: Sequence[str]) -> list[str
     """
     paths, empty, broken = [], [], []
     for folder in class_folders:
-        names, broken_here = _scan_images(categories_dir / folder)
+        names, broken_here = scan_images(categories_dir / folder)
         broken += broken_here
         if not names:
             empty.append(folder)
@@ -267,7 +237,7 @@ def _list_images(categories_dir: Path, class_folders: Sequence[str]) -> list[str
     return paths
 
 
-def _examples(items: Sequence[str], limit: int = _MAX_LISTED, indent: str = "  ") -> str:
+def format_examples(items: Sequence[str], limit: int = MAX_LISTED, indent: str = "  ") -> str:
     """The first ``limit`` items, one per line after the first, and how many more there are."""
     lines = list(items[:limit]) + ([f"... and {len(items) - limit} more"] if len(items) > limit else [])
     return f"\n{indent}".join(lines)

@@ -17,32 +17,31 @@ import torch
 from lightning.pytorch.utilities import rank_zero_only
 from torch.utils.data import DataLoader, Dataset
 
-from .download import download_caltech256
-from .images import ImageListDataset
-from .locate import (
+from involution.data.constants import DATA_KINDS, SAMPLE_SET_NOTICE
+from involution.data.download import download_caltech256
+from involution.data.images import ImageListDataset
+from involution.data.locate import (
     CALTECH256_MD5,
     CALTECH256_NUM_CLASSES,
     CALTECH256_URL,
-    DATASET_NAMES,
-    SAMPLE_SET_NOTICE,
-    _class_folders,
-    _data_folder,
-    _list_images,
-    _missing_data_message,
-    _readable_names,
-    _resolve_root,
+    data_folder,
     dataset_kind,
     find_categories_dir,
+    list_class_folders,
+    list_images,
+    missing_data_message,
+    readable_names,
+    resolve_root,
 )
-from .presets import build_transforms, normalize_batch
-from .splits import (
+from involution.data.presets import build_transforms, normalize_batch
+from involution.data.splits import (
     DEFAULT_SPLIT,
     OWN_SPLIT_FILENAME,
     SPLIT_NAMES,
     SPLIT_UPDATES,
     SPLITS_DIRNAME,
     SplitFile,
-    _check_fractions,
+    check_fractions,
     split_file_name,
 )
 
@@ -128,14 +127,14 @@ class Caltech256DataModule(L.LightningDataModule):
         self.uint8_batches = uint8_batches
         self.train_transform = build_transforms(transforms, image_size, train=True, normalize=not uint8_batches)
         self.eval_transform = build_transforms(transforms, image_size, train=False, normalize=not uint8_batches)
-        self.fractions = _check_fractions(split)
+        self.fractions = check_fractions(split)
         if split_update is not None and split_update not in SPLIT_UPDATES:
             raise ValueError(
                 f"split_update must be None (stop when the split file and the images disagree) or one of "
                 f"{', '.join(map(repr, SPLIT_UPDATES))}; got {split_update!r}."
             )
         self.split_update = split_update
-        self.root = _resolve_root(root)
+        self.root = resolve_root(root)
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.split_seed = split_seed
@@ -147,9 +146,9 @@ class Caltech256DataModule(L.LightningDataModule):
 
         self.categories_dir = find_categories_dir(self.root)
         if self.categories_dir is None and not download:
-            raise FileNotFoundError(_missing_data_message(self.root))
+            raise FileNotFoundError(missing_data_message(self.root))
         self._class_folders = (
-            _class_folders(self.categories_dir, include_clutter) if self.categories_dir else None
+            list_class_folders(self.categories_dir, include_clutter) if self.categories_dir else None
         )
         if self.is_sample_set:
             _announce_sample_set()
@@ -174,7 +173,7 @@ class Caltech256DataModule(L.LightningDataModule):
     @property
     def class_names(self) -> list[str]:
         """Readable class names in label order: the folder names without "NNN.", e.g. ``"ak47"``."""
-        return _readable_names(self.class_folders)
+        return readable_names(self.class_folders)
 
     @property
     def kind(self) -> str:
@@ -188,7 +187,7 @@ class Caltech256DataModule(L.LightningDataModule):
     @property
     def data_dir(self) -> Path:
         """The folder holding ``256_ObjectCategories``; its split files live in it too."""
-        return _data_folder(self.root, self.categories_dir)
+        return data_folder(self.root, self.categories_dir)
 
     @property
     def uses_own_split(self) -> bool:
@@ -281,16 +280,16 @@ class Caltech256DataModule(L.LightningDataModule):
         if self.categories_dir is None and self.download:
             promised = self.num_classes
             self.categories_dir = download_caltech256(self.root, url=CALTECH256_URL, md5=CALTECH256_MD5)
-            self._class_folders = _class_folders(self.categories_dir, self.include_clutter)
+            self._class_folders = list_class_folders(self.categories_dir, self.include_clutter)
             if len(self._class_folders) != promised:
                 raise RuntimeError(
                     f"The downloaded data in {self.categories_dir} has {len(self._class_folders)} classes, "
                     f"not the {promised} of Caltech-256. Delete it and download again."
                 )
         if self.categories_dir is None:
-            raise FileNotFoundError(_missing_data_message(self.root))
+            raise FileNotFoundError(missing_data_message(self.root))
         if self._class_folders is None:
-            self._class_folders = _class_folders(self.categories_dir, self.include_clutter)
+            self._class_folders = list_class_folders(self.categories_dir, self.include_clutter)
 
     def _check_own_split_settings(self) -> None:
         """A data set's own split is not cut by seed and fractions: asking for them is an error, not ignored."""
@@ -314,7 +313,7 @@ class Caltech256DataModule(L.LightningDataModule):
     def _load_or_create_split(self) -> dict[str, str]:
         """The split of the classes in use (see :meth:`SplitFile.read`)."""
         self._check_own_split_settings()
-        on_disk = _list_images(self.categories_dir, self._class_folders)
+        on_disk = list_images(self.categories_dir, self._class_folders)
         split_file = SplitFile(self.split_path, self.uses_own_split, self.fractions, self.split_seed, self.split_update)
         return split_file.read(on_disk, self.categories_dir, self.include_clutter)
 
@@ -322,7 +321,7 @@ class Caltech256DataModule(L.LightningDataModule):
         """What the data is, as plain values: results files and notebooks record it."""
         self._require_setup()
         return {
-            "name": DATASET_NAMES[self.kind],
+            "name": DATA_KINDS[self.kind].name,
             "kind": self.kind,
             "is_sample_set": self.is_sample_set,
             # As configured: a built-in set's name, or the folder as the user gave it
@@ -333,10 +332,10 @@ class Caltech256DataModule(L.LightningDataModule):
             "image_size": self.hparams.image_size,
             "transforms": self.hparams.transforms,
             "images": {name: len(getattr(self, f"{name}_dataset")) for name in SPLIT_NAMES},
-            "split_file": self._portable(self.split_path),
+            "split_file": self.portable_path(self.split_path),
         }
 
-    def _portable(self, path: Path) -> str:
+    def portable_path(self, path: Path) -> str:
         """``path`` relative to the data root (``<root>/...``) when inside it, else as it is."""
         try:
             return f"<{self.hparams.root}>/" + path.resolve().relative_to(self.root.resolve()).as_posix()

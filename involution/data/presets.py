@@ -25,11 +25,10 @@ from torchvision.transforms import v2
 
 # The statistics that ImageNet-trained networks expect; we normalise with
 # them too so that pretrained weights can be fine-tuned without surprises.
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from involution.data.constants import IMAGENET_MEAN, IMAGENET_STD
 
 
-def _eval_resize(image_size: int) -> int:
+def eval_resize(image_size: int) -> int:
     # The usual ImageNet ratio: resize to 256 and crop 224, scaled to any size.
     return round(image_size * 256 / 224)
 
@@ -127,11 +126,11 @@ def _standard_steps(image_size: int) -> list:
 
 def _light_steps(image_size: int) -> list:
     """The evaluation view's scale with small shifts: for objects already varied in position and size."""
-    return [v2.Resize(_eval_resize(image_size)), v2.RandomCrop(image_size), v2.RandomHorizontalFlip()]
+    return [v2.Resize(eval_resize(image_size)), v2.RandomCrop(image_size), v2.RandomHorizontalFlip()]
 
 
 def _eval_steps(image_size: int) -> list:
-    return [v2.Resize(_eval_resize(image_size)), v2.CenterCrop(image_size)]
+    return [v2.Resize(eval_resize(image_size)), v2.CenterCrop(image_size)]
 
 
 _TRAIN_STEPS = {"course": _course_steps, "standard": _standard_steps, "light": _light_steps}

@@ -21,23 +21,22 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from PIL import Image
 from tqdm.auto import tqdm
 
-from .images import load_rgb_image
-from .locate import (
+from involution.data.images import load_rgb_image
+from involution.data.locate import (
     CATEGORIES_DIRNAME,
-    _class_folders,
-    _list_images,
-    _missing_data_message,
-    _resolve_root,
     find_categories_dir,
+    list_class_folders,
+    list_images,
+    missing_data_message,
+    resolve_root,
 )
-from .splits import OWN_SPLIT_FILENAME
+from involution.data.splits import OWN_SPLIT_FILENAME
 
 DEFAULT_SHORT_SIDE = 256
 JPEG_QUALITY = 90
@@ -73,11 +72,11 @@ def make_resized_copy(
         raise ValueError(f"short_side must be an integer of at least 8 pixels, e.g. 256; got {short_side!r}.")
     categories = find_categories_dir(root)
     if categories is None:
-        raise FileNotFoundError(_missing_data_message(_resolve_root(root)))
+        raise FileNotFoundError(missing_data_message(resolve_root(root)))
     target = Path(destination).expanduser() / CATEGORIES_DIRNAME
     if target.resolve() == categories.resolve():
         raise ValueError(f"The copy must go to another folder than the data itself ({categories}).")
-    paths = _list_images(categories, _class_folders(categories, include_clutter=True))
+    paths = list_images(categories, list_class_folders(categories, include_clutter=True))
     todo = [p for p in paths if not (target / p).is_file()]
 
     def resize(relative: str) -> None:
@@ -93,7 +92,7 @@ def make_resized_copy(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m involution.data.resized",
+        prog="python -m involution resize-data",
         description="Make a pre-resized copy of a data folder (Caltech-256 layout) for faster loading.",
     )
     parser.add_argument("root", help="the data folder (holding 256_ObjectCategories), or 'sample'/'shapes'")
@@ -105,7 +104,3 @@ def main(argv: list[str] | None = None) -> int:
     copy = make_resized_copy(args.root, args.destination, args.short_side, args.quality)
     print(f"Wrote the resized copy to {copy}; use it with --data.root {copy}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -32,7 +32,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from .locate import _MAX_LISTED, _data_folder, _examples, _is_clutter, _resolve_root, find_categories_dir
+from involution.data.locate import (
+    MAX_LISTED,
+    data_folder,
+    find_categories_dir,
+    format_examples,
+    is_clutter,
+    resolve_root,
+)
 
 SPLIT_NAMES = ("train", "val", "test")
 DEFAULT_SPLIT = (0.8, 0.1, 0.1)
@@ -44,7 +51,7 @@ SPLIT_UPDATES = ("extend", "rebuild")
 _MAX_EXAMPLES = 5  # how many examples a split mismatch lists per kind
 
 
-def _check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
+def check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
     if len(fractions) != 3:
         raise ValueError(
             f"split must be three fractions (train, val, test), e.g. {DEFAULT_SPLIT}; got {tuple(fractions)}."
@@ -99,7 +106,7 @@ def make_split(
     next to test, the rest to train. The result depends only on the set of
     paths, the fractions and the seed.
     """
-    fractions = _check_fractions(fractions)
+    fractions = check_fractions(fractions)
     by_class: dict[str, list[str]] = defaultdict(list)
     for path in relative_paths:
         by_class[PurePosixPath(path).parts[0]].append(path)
@@ -129,7 +136,7 @@ def split_file_name(dataset: str, seed: int, fractions: Sequence[float], include
     ``include_clutter=None`` leaves the clutter tag out; that is used for the
     sample set, which has no clutter class.
     """
-    train, val, test = _check_fractions(fractions)
+    train, val, test = check_fractions(fractions)
     name = f"{dataset}_seed{seed}_{_percent(train)}-{_percent(val)}-{_percent(test)}"
     if include_clutter is not None:
         name += "_with-clutter" if include_clutter else "_no-clutter"
@@ -143,8 +150,8 @@ def default_split_dir(root: str | os.PathLike) -> Path:
     never share (and overwrite) a split file, and an installed package never
     writes into its own folder.
     """
-    root = _resolve_root(root)
-    return _data_folder(root, find_categories_dir(root)) / SPLITS_DIRNAME
+    root = resolve_root(root)
+    return data_folder(root, find_categories_dir(root)) / SPLITS_DIRNAME
 
 
 def extend_split(
@@ -159,7 +166,7 @@ def extend_split(
     The result depends only on the old split, the new paths, the fractions
     and the seed.
     """
-    fractions = _check_fractions(fractions)
+    fractions = check_fractions(fractions)
     already = defaultdict(lambda: dict.fromkeys(SPLIT_NAMES, 0))
     for path, name in split.items():
         already[PurePosixPath(path).parts[0]][name] += 1
@@ -222,7 +229,7 @@ def load_split(path: str | os.PathLike) -> dict[str, str]:
                 first_line[image], split[image] = line_number, name
     if repeated:
         raise ValueError(
-            f"{path} lists {len(repeated)} image(s) more than once:\n  {_examples(repeated)}\n"
+            f"{path} lists {len(repeated)} image(s) more than once:\n  {format_examples(repeated)}\n"
             "Each image must appear on one line only: delete the extra lines (keeping the split you mean)."
         )
     return split
@@ -238,9 +245,9 @@ def _split_mismatch_message(
     return (
         f"The split file {split_path} does not match the images in {categories_dir}:\n"
         f"  {len(unlisted)} image(s) on disk are not in the split file"
-        + (":\n    " + _examples(unlisted, _MAX_EXAMPLES, "    ") if unlisted else "")
+        + (":\n    " + format_examples(unlisted, _MAX_EXAMPLES, "    ") if unlisted else "")
         + f"\n  {len(missing)} image(s) in the split file are missing from disk"
-        + (":\n    " + _examples(missing, _MAX_EXAMPLES, "    ") if missing else "")
+        + (":\n    " + format_examples(missing, _MAX_EXAMPLES, "    ") if missing else "")
         + "\nA split must list exactly the images it is used with, so that no image is left out or "
         f"expected in vain.\n{fix}"
     )
@@ -307,7 +314,7 @@ class SplitFile:
         whole_file = load_split(self.path)
         # A split made with the clutter class also serves without it; any other
         # class in the file must be on disk, or its images count as missing.
-        split = {p: s for p, s in whole_file.items() if include_clutter or not _is_clutter(PurePosixPath(p).parts[0])}
+        split = {p: s for p, s in whole_file.items() if include_clutter or not is_clutter(PurePosixPath(p).parts[0])}
         unlisted = sorted(set(on_disk) - split.keys())
         missing = sorted(split.keys() - set(on_disk))
         if unlisted or missing:
@@ -371,6 +378,6 @@ class SplitFile:
         if untrained:
             raise ValueError(
                 f"The split file {self.path} has no training image for class(es) "
-                f"{', '.join(untrained[:_MAX_LISTED])}{' ...' if len(untrained) > _MAX_LISTED else ''}. "
+                f"{', '.join(untrained[:MAX_LISTED])}{' ...' if len(untrained) > MAX_LISTED else ''}. "
                 "Delete it to regenerate the split."
             )

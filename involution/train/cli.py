@@ -1,0 +1,364 @@
+"""``python -m involution fit|validate|test|predict --config RECIPE [--model.model_name NAME]``.
+
+A LightningCLI over :class:`~involution.train.module.ImageClassifier` and
+:class:`~involution.data.Caltech256DataModule`. On top of Lightning's own
+behaviour it finds the shipped recipes by name (:mod:`involution.train.configs`) and
+decides where a run lives and how it is logged:
+
+* every run gets a folder ``<trainer.default_root_dir>/<run_name>/<version>``
+  (``run_name`` defaults to ``<model>_<recipe>``, the recipe being the first
+  config file's name, ``version`` is the start time) holding ``metrics.csv``,
+  ``results.json``, ``config.yaml``, ``hparams.yaml`` and
+  ``checkpoints/best.ckpt`` (best val top-1) and ``checkpoints/last.ckpt``;
+* given ``--ckpt_path`` inside such a folder, fit resumes that same run
+  (same folder, same metrics file, same W&B run; the resumed command's
+  settings go to ``config-resumed-<time>.yaml``), and validate/test/predict
+  evaluate it: each writes its own files (config, metrics, predictions)
+  into ``<run>/evaluations/<time>-<command>/`` and adds an entry to the
+  run's ``results.json``, never changing what the training recorded;
+* a checkpoint is checked before anything is written: readable (not cut off
+  mid-write), of the model the config names, for the data's classes;
+  checkpoints are written atomically (:class:`~involution.train.checkpoints.AtomicCheckpointIO`);
+* W&B logs when it is configured (logged in, ``WANDB_API_KEY`` or
+  ``WANDB_MODE=offline``); a CSV log is always written as well;
+* on a GPU, mixed precision is switched on unless the config sets
+  ``trainer.precision``;
+* the recipe chooses the optimiser and schedule (``model.optimizer``,
+  ``model.schedule``); LightningCLI's own ``--optimizer``/``--lr_scheduler``
+  flags, which would silently replace both, do not exist here;
+* with several processes (``--trainer.devices 2 --trainer.strategy ddp``, or
+  ``--trainer.num_nodes`` under SLURM) every file is written once, by
+  global rank 0, into rank 0's run folder.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import re
+import sys
+import textwrap
+import warnings
+from pathlib import Path
+
+from involution._extras import require_extra
+
+require_extra("train", "lightning", "torchmetrics", "jsonargparse", "yaml",
+              feature="The training command line (python -m involution fit/validate/test/predict)")
+
+import lightning  # noqa: E402 -- after the check above, which explains a missing extra
+import torch  # noqa: E402
+import yaml  # noqa: E402
+from jsonargparse import ActionConfigFile, DefaultHelpFormatter  # noqa: E402
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint  # noqa: E402
+from lightning.pytorch.cli import LightningCLI  # noqa: E402
+from lightning.pytorch.plugins.io import CheckpointIO  # noqa: E402
+from lightning.pytorch.utilities import rank_zero_only  # noqa: E402
+
+from involution.data import Caltech256DataModule  # noqa: E402
+from involution.ops.functional import mixed_precision  # noqa: E402
+from involution.train.callbacks import EpochPrinter, KernelStatsMonitor, NonFiniteLossGuard, PredictionWriter  # noqa: E402
+from involution.train.checkpoints import AtomicCheckpointIO, read_checkpoint  # noqa: E402
+from involution.train.configs import list_configs, resolve_config_args  # noqa: E402
+from involution.train.loggers import ResumableCSVLogger, finish_wandb_run, start_wandb_logger, wandb_configured  # noqa: E402
+from involution.train.module import ImageClassifier  # noqa: E402
+from involution.train.runs import RunSummary, new_version_folder, run_folder_of_checkpoint  # noqa: E402
+
+__all__ = ["InvolutionCLI", "run_cli", "run_folder_of_checkpoint", "check_checkpoint_architecture",
+           "check_checkpoint_classes"]
+
+
+# The model options that decide the architecture: a checkpoint of another
+# architecture cannot be what the config asks for.
+ARCHITECTURE_OPTIONS = ("model_name", "kernel_size", "group_channels", "reduction_ratio")
+# Lightning's own ``--ckpt_path`` values, which name no file.
+LIGHTNING_CKPT_KEYWORDS = ("best", "last", "hpc")
+# Lightning reads an int as a number of batches and a float as a fraction of the
+# set, but its type (float | int) makes the parser turn "1" into 1.0: the whole set.
+BATCH_LIMITS = ("limit_train_batches", "limit_val_batches", "limit_test_batches",
+                "limit_predict_batches")
+
+
+def _is_checkpoint_file(ckpt_path) -> bool:
+    text = str(ckpt_path or "")
+    return bool(text) and text not in LIGHTNING_CKPT_KEYWORDS and not text.startswith("registry")
+
+
+def check_checkpoint_architecture(checkpoint: dict, ckpt_path, model_config) -> None:
+    """Refuse a checkpoint whose architecture differs from the config's model.
+
+    LightningCLI replaces the config's model options with the checkpoint's,
+    so ``--model.model_name resnet26 --ckpt_path <a RedNet>`` would quietly
+    load the RedNet. Options the config leaves at None are not compared.
+    """
+    saved = checkpoint.get("hyper_parameters") or {}
+    differ = {key: (model_config.get(key), saved.get(key)) for key in ARCHITECTURE_OPTIONS
+              if key in saved and model_config.get(key) is not None
+              and model_config.get(key) != saved[key]}
+    if differ:
+        listed = ", ".join(f"model.{key}: {wanted!r} in the config, {found!r} in the checkpoint"
+                           for key, (wanted, found) in differ.items())
+        fix = " ".join(f"--model.{key} {found}" for key, (_, found) in differ.items())
+        raise ValueError(
+            f"the checkpoint {ckpt_path} is not the model the config asks for ({listed}). "
+            f"Use a checkpoint of that model, or pass {fix} to use this one. Nothing was written.")
+
+
+def check_checkpoint_classes(checkpoint: dict, ckpt_path, model, datamodule) -> None:
+    """Refuse a checkpoint trained for another number of classes than the data has."""
+    saved = (checkpoint.get("hyper_parameters") or {}).get("num_classes")
+    if saved is not None and saved != model.hparams.num_classes:
+        raise ValueError(
+            f"the checkpoint {ckpt_path} was trained for {saved} classes but the data "
+            f"({datamodule!r}) has {model.hparams.num_classes}. Evaluate or resume it on the data "
+            "it was trained on (its data settings are in its run's config.yaml), or fine-tune "
+            "from official weights with model.pretrained. Nothing was written.")
+
+
+@contextlib.contextmanager
+def _rank_zero_speaks():
+    """Silence this process unless it is global rank 0.
+
+    Ranks started by SLURM or torchrun cannot know rank 0's run folder before
+    the processes connect (Lightning then broadcasts it, and every file goes
+    there); what they would print about their own guess is wrong, and the
+    rest repeats rank 0.
+    """
+    if rank_zero_only.rank == 0:
+        yield
+    else:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+
+
+def _csv_logger(log_dir: Path, resume_epoch: int | None = None) -> ResumableCSVLogger:
+    return ResumableCSVLogger(save_dir=log_dir.parent, name="", version=log_dir.name,
+                              keep_through_epoch=resume_epoch)
+
+
+# An evaluation writes into its own folder (<run>/evaluations/...), so Lightning
+# notes that the checkpoint callbacks' folder differs from the one they were saved
+# with. Expected by design, and nothing a user can act on.
+warnings.filterwarnings("ignore", message=r"The dirpath has changed from .*evaluations")
+
+_said_csv_only = False  # the "W&B is not configured" note is printed once per process
+
+
+def _loggers(run_dir: Path, resume_epoch: int | None, csv_dir: Path | None = None) -> list:
+    """The CSV logger (in ``csv_dir``, default the run folder) and W&B's, reporting into the run."""
+    global _said_csv_only
+    csv_dir = csv_dir or run_dir
+    csv_logger = _csv_logger(csv_dir, resume_epoch if csv_dir == run_dir else None)
+    if not wandb_configured():
+        why = "" if _said_csv_only else (
+            " (W&B is not configured: no login, WANDB_API_KEY or WANDB_MODE=offline)")
+        print(f"Logging to CSV only, in {csv_dir}{why}")
+        _said_csv_only = True
+        return [csv_logger]
+    run_id = re.sub(r"[^A-Za-z0-9_-]", "-", f"{run_dir.parent.name}-{run_dir.name}")
+    wandb_logger = start_wandb_logger(project=os.environ.get("WANDB_PROJECT", "involution"),
+                                      name=f"{run_dir.parent.name}/{run_dir.name}", id=run_id,
+                                      save_dir=str(run_dir), resume="allow")
+    if wandb_logger is None:  # W&B could not start: it has warned, the CSV log goes on
+        return [csv_logger]
+    # The CSV logger comes first: it defines the run folder and checkpoint place.
+    return [csv_logger, wandb_logger]
+
+
+# The tools that __main__ runs itself, listed in the help beside Lightning's commands.
+TOOLS_HELP = {
+    "check-data ROOT": "decode every image of a Caltech-256 copy and list the unreadable ones",
+    "demo": "build a RedNet, print its size table, run it on a photo",
+}
+
+
+def _description() -> str:
+    tools = "\n".join(f"  {usage:<16} {text}" for usage, text in TOOLS_HELP.items())
+    return "\n\n".join([
+        textwrap.fill("Train and evaluate the models of this package (fit, validate, test, "
+                      "predict: a LightningCLI; add --help after one for its options), or run "
+                      "a tool:", 79) + "\n" + tools,
+        textwrap.fill("--config takes a YAML file, or the name of a recipe shipped with the "
+                      f"package: {', '.join(list_configs())}. A recipe sets the data, trainer, "
+                      "optimiser and schedule; choose the model with --model.model_name "
+                      "(default: the recipe's).", 79),
+        "Example: python -m involution fit --config shapes --model.model_name resnet26",
+    ])
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter, DefaultHelpFormatter):
+    """jsonargparse's help, with the description's lines kept as written."""
+
+
+class InvolutionCLI(LightningCLI):
+    def __init__(self, args=None, run: bool = True):
+        self._checkpoint = None  # the --ckpt_path file's contents, once read
+        self._batch_limits = {}  # the --trainer.limit_*_batches given as whole numbers
+        super().__init__(
+            ImageClassifier, Caltech256DataModule, args=args, run=run,
+            # The recipe's model.optimizer and model.schedule are the run's: Lightning's
+            # --optimizer/--lr_scheduler would replace both without a word.
+            auto_configure_optimizers=False,
+            parser_kwargs={"prog": "python -m involution", "description": _description(),
+                           "formatter_class": _HelpFormatter},
+            trainer_defaults={"callbacks": [
+                ModelCheckpoint(monitor="val/top1", mode="max", filename="best",
+                                enable_version_counter=False),
+                # Lightning's save_last rewrites last.ckpt only when best.ckpt
+                # changes, so a resumed run would lose every epoch since the last
+                # improvement; this one writes last.ckpt after every epoch.
+                ModelCheckpoint(filename="last", enable_version_counter=False),
+                LearningRateMonitor(logging_interval="step"),
+                KernelStatsMonitor(every_n_steps=50),
+                NonFiniteLossGuard(),
+                EpochPrinter(),
+                RunSummary(),
+                PredictionWriter(),
+            ]},
+        )
+
+    def init_parser(self, **kwargs):
+        """Lightning's parser, whose --config also takes the name of a shipped recipe."""
+        kwargs.setdefault("dump_header", [f"lightning.pytorch=={lightning.__version__}"])
+        parser = self.parser_class(**kwargs)
+        parser.add_argument("-c", "--config", action=ActionConfigFile,
+                            help="A YAML config file, or the name of a shipped recipe ("
+                                 f"{', '.join(list_configs())}). Several compose, later ones "
+                                 "overriding earlier ones.")
+        return parser
+
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
+        parser.add_argument("--run_name", type=str | None, default=None,
+                            help="Folder name of the run under trainer.default_root_dir "
+                                 "(default: <model>_<recipe>, the recipe being the first "
+                                 "config's name).")
+        parser.add_argument("--kernel_stats_every_n_steps", type=int, default=50,
+                            help="How often KernelStatsMonitor records the involution kernels' "
+                                 "std and max |value| (they reach metrics.csv at the trainer's "
+                                 "log_every_n_steps): lower both to watch a run diverge step by step.")
+        parser.set_defaults({"trainer.default_root_dir": "runs"})
+
+    def parse_arguments(self, parser, args) -> None:
+        if args is None or isinstance(args, (list, tuple)):
+            # Parsed here rather than by Lightning, which warns whenever a list is
+            # given while the process has command-line arguments (a notebook's).
+            try:
+                args = resolve_config_args(list(args) if args is not None else sys.argv[1:])
+            except FileNotFoundError as error:
+                parser.error(str(error))
+            self.config = parser.parse_args(args)
+            self._keep_whole_batch_limits(args)
+        else:  # a dict or Namespace of settings
+            super().parse_arguments(parser, args)
+        # Next, Lightning replaces the model options with the checkpoint's:
+        # check the checkpoint against what the config asked for, first.
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if _is_checkpoint_file(ckpt_path):
+            checkpoint = read_checkpoint(ckpt_path)
+            check_checkpoint_architecture(checkpoint, ckpt_path, self.config[subcommand]["model"])
+            # Keep what the later checks need, not the (memory-mapped) weights.
+            self._checkpoint = {key: checkpoint.get(key) for key in ("epoch", "hyper_parameters")}
+
+    def _keep_whole_batch_limits(self, args) -> None:
+        """``limit_val_batches: 1`` means one batch, as written, not 100%.
+
+        Lightning types these options ``float | int``, so the parser reads every
+        count as a fraction. The written values are read again here, in the order
+        they override each other (config files and flags, left to right); the
+        Trainer gets the counts from :meth:`instantiate_trainer` (the parser's
+        instantiation would read them as floats again).
+        """
+        for key, value in _batch_limit_settings(args):
+            if isinstance(value, int) and not isinstance(value, bool):
+                self._batch_limits[key] = value
+            else:  # a later fraction (1.0) overrides an earlier count
+                self._batch_limits.pop(key, None)
+
+    def _run_name(self, config) -> str:
+        if config.get("run_name"):
+            return config["run_name"]
+        model = config["model"]["model_name"]
+        config_files = config.get("config") or []
+        if not config_files:
+            return model
+        recipe = Path(str(config_files[0])).stem
+        return recipe if recipe.startswith(model) else f"{model}_{recipe}"
+
+    def instantiate_trainer(self, **kwargs):
+        config = self.config[self.subcommand]
+        ckpt_path = config.get("ckpt_path")
+        if self._checkpoint is not None:  # the model and data exist now; no file does yet
+            check_checkpoint_classes(self._checkpoint, ckpt_path, self.model, self.datamodule)
+        run_dir = run_folder_of_checkpoint(ckpt_path)
+        resume_epoch = None
+        if run_dir is None:  # a new run
+            run_dir = log_dir = new_version_folder(Path(config["trainer"]["default_root_dir"])
+                                           / self._run_name(config))
+            config_file = "config.yaml"
+        elif self.subcommand == "fit":  # resume the run: same folder, same metrics.csv
+            resume_epoch = self._checkpoint["epoch"]
+            log_dir, config_file = run_dir, new_version_folder(run_dir, "config-resumed-{}.yaml").name
+        else:  # evaluate the run's checkpoint: its own folder inside the run
+            log_dir = new_version_folder(run_dir / "evaluations", "{}-" + self.subcommand)
+            config_file = "config.yaml"
+        # overwrite=False: a command never replaces another's record.
+        self.save_config_kwargs = {"config_filename": config_file, "overwrite": False}
+        if config["trainer"].get("logger") in (None, True):
+            # An evaluation's CSV log goes to its own folder: it never rewrites the
+            # training's metrics.csv (W&B reports into the run).
+            with _rank_zero_speaks():
+                kwargs["logger"] = _loggers(run_dir, resume_epoch, csv_dir=log_dir)
+        else:  # the config's own logger (or none): our folder still holds this command's files
+            kwargs["default_root_dir"] = str(log_dir)
+        kwargs["plugins"] = self._plugins_with_atomic_checkpoints()
+        kwargs.update(self._batch_limits)
+        for callback in self.trainer_defaults["callbacks"]:
+            if isinstance(callback, KernelStatsMonitor):
+                callback.every_n_steps = config.get("kernel_stats_every_n_steps") or 50
+        if torch.cuda.is_available() and config["trainer"].get("precision") is None:
+            # bfloat16 only where the GPU computes it natively (a T4 only emulates it): else float16.
+            kwargs["precision"] = mixed_precision("cuda")
+        return super().instantiate_trainer(**kwargs)
+
+    # LightningCLI calls after_<command> once the command is done.
+    def after_fit(self) -> None:
+        finish_wandb_run()
+
+    after_validate = after_test = after_predict = after_fit
+
+    def _plugins_with_atomic_checkpoints(self) -> list:
+        plugins = self.config_init[self.subcommand]["trainer"].get("plugins")
+        if plugins is None:
+            plugins = []
+        plugins = list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
+        if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):  # the config's wins
+            plugins.append(AtomicCheckpointIO())
+        return plugins
+
+
+def _option_values(args: list[str]):
+    """(flag, value) of each ``--flag value`` and ``--flag=value`` in ``args``."""
+    for index, arg in enumerate(args):
+        if arg.startswith("--") and "=" in arg:
+            yield tuple(arg.split("=", 1))
+        elif arg.startswith("-") and index + 1 < len(args):
+            yield arg, args[index + 1]
+
+
+def _batch_limit_settings(args: list[str]):
+    """(option, value) of each ``limit_*_batches`` setting in ``args``, in order: from the
+    trainer section of each config file, and from flags (a flag's ``"2"`` gives 2)."""
+    for flag, value in _option_values(args):
+        if flag in ("--config", "-c") and Path(value).is_file():
+            trainer = (yaml.safe_load(Path(value).read_text()) or {}).get("trainer") or {}
+            yield from ((key, trainer[key]) for key in BATCH_LIMITS if key in trainer)
+        elif flag.removeprefix("--trainer.") in BATCH_LIMITS:
+            yield flag.removeprefix("--trainer."), yaml.safe_load(value)
+
+
+def run_cli(args: list[str] | None = None) -> InvolutionCLI:
+    """Run the CLI with ``args`` (as on the command line) and return it, for notebooks."""
+    return InvolutionCLI(args=args)

@@ -1,0 +1,165 @@
+"""Lightning training: the classifier module that holds the science of a run.
+
+The LightningModule holds the science (model, loss, metrics, optimiser,
+learning-rate schedule); the Trainer and the callbacks hold the engineering
+(checkpoints, logging, instability guards). ``python -m involution fit
+--config NAME`` drives it all through LightningCLI (see :mod:`involution.train.cli`).
+The pieces live beside it in :mod:`involution.train`: ``optimization``
+(optimisers, schedules), ``callbacks``, ``checkpoints``, ``loggers`` and
+``runs`` (the run folder).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, is_dataclass
+
+from involution._extras import require_extra
+
+require_extra("train", "lightning", "torchmetrics", feature="Training (involution.train.module)")
+
+import lightning as L  # noqa: E402 -- after the check above, which explains a missing extra
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+from torchmetrics import MetricCollection  # noqa: E402
+from torchmetrics.classification import MulticlassAccuracy  # noqa: E402
+
+from involution.analysis.complexity import count_parameters  # noqa: E402
+from involution.models import create_model  # noqa: E402
+from involution.train.optimization import OptimizerConfig, ScheduleConfig, build_schedule  # noqa: E402
+
+__all__ = ["ImageClassifier"]
+
+
+def _as_config(value, config_class):
+    """``value`` as a ``config_class``: checkpoints and YAML give plain dicts."""
+    return config_class(**value) if isinstance(value, Mapping) else value
+
+
+class ImageClassifier(L.LightningModule):
+    """Train any registered model as an image classifier.
+
+    Args:
+        model_name: a name from :func:`involution.models.list_models`.
+        num_classes: classifier size; the CLI links it to the data module.
+        pretrained: path to an official RedNet ImageNet checkpoint to start from.
+        kernel_size, group_channels, reduction_ratio: involution options of the
+            models that have them (``None`` keeps the official value).
+        drop_rate: dropout before the classifier.
+        label_smoothing: cross-entropy label smoothing.
+        optimizer: the optimiser (:class:`~involution.train.optimization.OptimizerConfig`:
+            name, lr, momentum, nesterov, weight_decay).
+        schedule: the learning-rate schedule over the whole run, updated after
+            every optimiser step (:class:`~involution.train.optimization.ScheduleConfig`:
+            name, warmup_epochs, ...).
+        channels_last: use the channels-last (NHWC) memory format. The
+            convolutions run faster in it on GPUs and on recent CPUs (see
+            the benchmark), and the involution kernels read it directly.
+        recompute: RedNets only: generate the kernels again in backward instead
+            of keeping them, for less memory at some time (README, "Speed and
+            memory"); the gradients are the same. None: the model's default (off).
+    """
+
+    def __init__(self, model_name: str = "rednet26", num_classes: int = 257,
+                 pretrained: str | None = None, kernel_size: int | None = None,
+                 group_channels: int | None = None, reduction_ratio: int | None = None,
+                 drop_rate: float = 0.0, label_smoothing: float = 0.0,
+                 optimizer: OptimizerConfig = OptimizerConfig(),
+                 schedule: ScheduleConfig = ScheduleConfig(), channels_last: bool = True,
+                 recompute: bool | None = None):
+        super().__init__()
+        self.optimizer_config = _as_config(optimizer, OptimizerConfig)
+        self.schedule_config = _as_config(schedule, ScheduleConfig)
+        self.save_hyperparameters()
+        # Recorded as plain values (checkpoints are read with weights_only=True,
+        # and results.json and hparams.yaml are read by people and by other programs).
+        for key in ("optimizer", "schedule"):
+            if is_dataclass(self.hparams[key]):
+                self.hparams[key] = asdict(self.hparams[key])
+        options = {"kernel_size": kernel_size, "group_channels": group_channels,
+                   "reduction_ratio": reduction_ratio, "recompute": recompute}
+        # Only the options set: the model registry refuses, by name, those a model does not take.
+        options = {k: v for k, v in options.items() if v is not None}
+        self.model = create_model(model_name, num_classes=num_classes, pretrained=pretrained,
+                                  drop_rate=drop_rate, **options)
+        if channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+        accuracy = MetricCollection({
+            "top1": MulticlassAccuracy(num_classes, top_k=1, average="micro"),
+            "top5": MulticlassAccuracy(num_classes, top_k=min(5, num_classes), average="micro"),
+        })
+        self.train_metrics = accuracy.clone(prefix="train/")
+        self.val_metrics = accuracy.clone(prefix="val/")
+        self.test_metrics = accuracy.clone(prefix="test/")
+
+    @property
+    def num_parameters(self) -> int:
+        return count_parameters(self.model)
+
+    # -- checks before anything runs ---------------------------------------
+
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        data_classes = getattr(datamodule, "num_classes", None)
+        if data_classes is not None and data_classes != self.hparams.num_classes:
+            raise ValueError(
+                f"the model has {self.hparams.num_classes} classes but the data has "
+                f"{data_classes}; set model.num_classes: {data_classes} (or leave it to the CLI, "
+                "which takes it from the data)")
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        saved = checkpoint.get("hyper_parameters", {}).get("num_classes")
+        if saved is not None and saved != self.hparams.num_classes:
+            raise ValueError(
+                f"the checkpoint was trained for {saved} classes but this model has "
+                f"{self.hparams.num_classes} (from the data); evaluate it on the data it was "
+                "trained on, or fine-tune from official weights with model.pretrained")
+
+    # -- the steps ------------------------------------------------------------
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if self.hparams.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return self.model(images)
+
+    def _shared_step(self, batch, stage: str) -> torch.Tensor:
+        images, labels = batch
+        logits = self(images)
+        loss = self.criterion(logits, labels)
+        on_step = stage == "train"
+        # sync_dist: with several processes (DDP) the logged loss is the mean
+        # over all of them, not rank 0's share of the batch (torchmetrics
+        # reduces the accuracies across processes by itself).
+        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True,
+                 batch_size=len(labels), sync_dist=True)
+        metrics = getattr(self, f"{stage}_metrics")
+        metrics(logits, labels)
+        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=True,
+                      batch_size=len(labels))
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        return self._shared_step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        self._shared_step(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        self._shared_step(batch, "test")
+
+    def predict_step(self, batch, batch_idx):
+        images, labels = batch
+        probabilities = self(images).softmax(dim=1)
+        return {"probabilities": probabilities, "labels": labels}
+
+    # -- optimisation ---------------------------------------------------------
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer_config.build(self.parameters())
+        total_steps = int(self.trainer.estimated_stepping_batches)
+        steps_per_epoch = max(1, total_steps // max(1, self.trainer.max_epochs or 1))
+        schedule = build_schedule(optimizer, self.schedule_config, total_steps, steps_per_epoch)
+        # interval "step": the schedule advances after every optimiser step, so
+        # a 150-epoch cosine decays smoothly over all 150 epochs.
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": schedule, "interval": "step", "frequency": 1}}

@@ -1,0 +1,153 @@
+"""The writer of ``results.json``: a Lightning callback that fills a :class:`RunResults`."""
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities import rank_zero_only
+
+from involution.train.runs.record import (
+    RESULTS_FILE,
+    RunResults,
+    machine_description,
+    portable_path,
+    run_folder_of_checkpoint,
+    trainer_run_folder,
+)
+
+
+@rank_zero_only
+def _say(message: str) -> None:
+    print(message)
+
+
+
+
+
+class RunSummary(Callback):
+    """Writes ``results.json`` (a :class:`RunResults`) in the run folder: what notebooks and slides read.
+
+    Evaluations of the run's checkpoints (validate, test, predict) never change
+    what the training recorded: each appends an entry to ``evaluations``
+    (command, checkpoint, data, configuration, metrics, the folder holding its
+    own files). A test on the data the run was trained on also sets
+    ``test_top1``/``test_top5``; one on other data (another image size, say)
+    is only listed. Only global rank 0 writes, atomically.
+    """
+
+    # Dataset fields that decide which images a test evaluates, and how big.
+    _EVALUATED_FIELDS = ("num_classes", "include_clutter", "image_size", "images")
+
+    def __init__(self):
+        self.best, self._resume = {}, None
+
+    @staticmethod
+    def _description(trainer, pl_module) -> RunResults:
+        datamodule = getattr(trainer, "datamodule", None)
+        return RunResults(
+            model=pl_module.hparams.model_name, params=pl_module.num_parameters,
+            dataset=datamodule.summary() if hasattr(datamodule, "summary") else None,
+            machine=machine_description(),
+            # seed_everything's value (Lightning keeps it in PL_GLOBAL_SEED): runs of one
+            # recipe differ only by it, and results are compared over seeds.
+            seed=int(os.environ["PL_GLOBAL_SEED"]) if os.environ.get("PL_GLOBAL_SEED") else None,
+            config={"model": dict(pl_module.hparams), "data": dict(getattr(datamodule, "hparams", {}))})
+
+    def _same_data(self, recorded: dict | None, used: dict | None) -> bool:
+        """Whether a test saw the images the run was trained for: classes, size, split counts.
+
+        Names, folders and the training augmentation do not change the test images.
+        """
+        def measured(dataset):
+            return {k: (dataset or {}).get(k) for k in self._EVALUATED_FIELDS}
+        return recorded is not None and measured(recorded) == measured(used)
+
+    @staticmethod
+    def _update(trainer, folder: Path, change: Callable[[RunResults], None]) -> None:
+        if not trainer.is_global_zero:
+            return
+        path = folder / RESULTS_FILE
+        results = RunResults.read(folder) if path.exists() else RunResults()
+        change(results)
+        results.write(folder)
+
+    # -- training ----------------------------------------------------------------
+
+    def on_train_start(self, trainer, pl_module):
+        if trainer.ckpt_path:  # a resumed fit; its checkpoint is restored by now
+            self._resume = {"checkpoint": portable_path(trainer.ckpt_path),
+                            "first_epoch": trainer.current_epoch,
+                            "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+                            "machine": machine_description()}
+
+    def on_validation_end(self, trainer, pl_module):
+        if trainer.sanity_checking:
+            return
+        if trainer.state.fn == "validate":
+            self._record_evaluation(trainer, pl_module, "val/")
+            return
+        metrics = trainer.callback_metrics
+        top1 = float(metrics.get("val/top1", math.nan))
+        if not self.best or top1 > self.best["best_val_top1"]:
+            self.best = {"best_val_top1": top1, "best_val_top5": float(metrics["val/top5"]),
+                         "best_epoch": trainer.current_epoch}
+
+    def on_fit_end(self, trainer, pl_module):
+        description = self._description(trainer, pl_module)
+
+        def change(results: RunResults):
+            # A resumed run keeps the description of its start (the CLI saves
+            # its own settings in config-resumed-<time>.yaml); counts and best move on.
+            results.describe_once(description)
+            results.epochs_trained = trainer.current_epoch
+            for key, value in self.best.items():
+                setattr(results, key, value)
+            if self._resume:
+                results.resumes.append(self._resume)
+        self._update(trainer, trainer_run_folder(trainer), change)
+
+    # -- evaluations ---------------------------------------------------------------
+
+    def on_test_end(self, trainer, pl_module):
+        self._record_evaluation(trainer, pl_module, "test/")
+
+    def on_predict_end(self, trainer, pl_module):
+        self._record_evaluation(trainer, pl_module, None)
+
+    def _record_evaluation(self, trainer, pl_module, prefix: str | None) -> None:
+        own_folder = trainer_run_folder(trainer)  # every rank: it is a broadcast
+        run = run_folder_of_checkpoint(trainer.ckpt_path) or own_folder
+        metrics = {name: float(value) for name, value in trainer.callback_metrics.items()
+                   if prefix and name.startswith(prefix)}
+        description = self._description(trainer, pl_module)
+        entry = {"command": trainer.state.fn.value,
+                 "checkpoint": portable_path(trainer.ckpt_path) if trainer.ckpt_path else None,
+                 "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+                 "folder": os.path.relpath(own_folder, run), "metrics": metrics,
+                 "dataset": description.dataset, "machine": description.machine,
+                 "config": description.config}
+
+        def change(results: RunResults):
+            if own_folder == run:  # no training run to report into: this is the record
+                results.describe_once(description)
+            results.evaluations.append(entry)
+            if prefix != "test/":
+                return
+            if self._same_data(results.dataset, entry["dataset"]):
+                results.test_top1, results.test_top5 = metrics["test/top1"], metrics["test/top5"]
+                results.test_checkpoint = entry["checkpoint"]
+            else:
+                _say(f"This test used other data than the run was trained on (see "
+                     f"{run / RESULTS_FILE}, 'dataset'): it is listed under 'evaluations' and "
+                     "does not replace the run's test_top1/test_top5.")
+        self._update(trainer, run, change)
+
+    def state_dict(self):
+        return dict(self.best)
+
+    def load_state_dict(self, state_dict):
+        self.best = dict(state_dict)

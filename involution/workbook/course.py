@@ -1,0 +1,423 @@
+"""The original course project's runs, as configs, run by named sets side by side.
+
+Each course run is the course recipe (``caltech256_course``) composed with one
+small overrides file, ``involution/configs/course/<run>.yaml``, holding only
+what that run changed (model, weight decay, dropout, clipping, epochs,
+learning rate). What the course project reported for it lives in
+:data:`involution.workbook.reference.COURSE_PROJECT_RUNS` under the same name.
+
+A *set* groups the runs that answer one question (:data:`COURSE_SETS`). Its
+runs share the set's name in their folders (``<runs>/<set>-<run>-<data>/``),
+its W&B group (``WANDB_RUN_GROUP``) and one results table, read from the
+runs' ``results.json``::
+
+    python -m involution course list
+    python -m involution course run ablation --data shapes       # small scale, offline
+    python -m involution course run ablation --print-commands    # Caltech-256 lines for a cluster
+
+On Caltech-256 a run is the course recipe exactly. On the shapes set (or the
+sample set) it is scaled down (:class:`Scale`): smaller images, fewer
+epochs in the same 130:150 proportion, optionally a capped number of training
+steps per epoch, and the light augmentations (the course's 45-degree rotations
+would turn the shapes). At that scale the overrides compose on the shapes
+recipe, whose AdamW learns there while the course's SGD at lr 0.1 does not
+(:data:`SMALL_SCALE`); a set about the course optimiser itself keeps the
+course recipe (:attr:`CourseSet.keeps_course_recipe`).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import yaml
+
+from involution.data.constants import DATA_KINDS
+from involution.train.callbacks import NonFiniteLossError
+from involution.train.configs import compose_configs, list_configs
+from involution.train.runs import METRICS_FILE, RESULTS_FILE, Run, RunResults, model_label, newest_version_folder
+from involution.workbook import experiments
+from involution.workbook.data_choice import DataChoice, choose_data
+from involution.workbook.experiments import train_and_test, training_args
+from involution.workbook.notebook import Workbook, fast_mode, gpu_name
+from involution.workbook.reference import COURSE_PROJECT_RUNS, COURSE_PROJECT_SOURCE
+
+__all__ = ["RECIPE", "CourseRun", "CourseSet", "COURSE_SETS", "Scale", "course_set", "course_run_name",
+           "fit_commands", "run_set", "load_set", "results_table", "kernel_growth", "estimate_sets_time",
+           "describe_sets", "course_data", "main"]
+
+RECIPE = "caltech256_course"  # every course run is this recipe plus its overrides
+RECIPE_DATA_ROOT = "data/caltech256"  # the course recipe's data.root (a test checks they agree)
+FULL_EPOCHS = 150  # the course recipe's; shorter course runs keep their proportion when scaled
+
+
+@dataclass(frozen=True)
+class CourseRun:
+    """One course run: the overrides file ``configs/course/<name>.yaml`` on the course recipe."""
+
+    name: str
+
+    @property
+    def configs(self) -> tuple[str, str]:
+        return self.configs_on(RECIPE)
+
+    def configs_on(self, recipe: str) -> tuple[str, str]:
+        """The overrides composed on ``recipe`` (the course recipe, or a small scale's)."""
+        return (recipe, f"course/{self.name}")
+
+    @property
+    def settings(self) -> dict:
+        """The composed configuration (course recipe, then overrides)."""
+        return self.settings_on(RECIPE)
+
+    def settings_on(self, recipe: str) -> dict:
+        return compose_configs(list(self.configs_on(recipe)))
+
+    @property
+    def model(self) -> str:
+        return self.settings["model"]["model_name"]
+
+    @property
+    def epochs(self) -> int:
+        return self.settings["trainer"]["max_epochs"]
+
+    @property
+    def reported(self) -> dict | None:
+        """What the course project reported on Caltech-256; None for our own controls."""
+        return COURSE_PROJECT_RUNS.get(self.name)
+
+    def recipe(self, on: str = RECIPE) -> str:
+        """The settings that differ between course runs, in one line (composed on the recipe ``on``)."""
+        settings = self.settings_on(on)
+        optimizer, clip = settings["model"]["optimizer"], settings["trainer"].get("gradient_clip_val")
+        return (f"{optimizer.get('name', 'sgd')} lr {optimizer['lr']:g}, wd {optimizer.get('weight_decay', 0):g}, "
+                f"dropout {settings['model'].get('drop_rate', 0):g}, "
+                f"clip {'none' if clip is None else format(clip, 'g')}, {self.epochs} epochs")
+
+
+@dataclass(frozen=True)
+class CourseSet:
+    """Runs that answer one question together. ``watch_kernels``: record kernel stats every step."""
+
+    question: str
+    runs: tuple[CourseRun, ...]
+    watch_kernels: bool = False
+    # Small scales compose the overrides on their own recipe, except for a set whose point is
+    # the course optimiser itself (SGD at lr 0.8 diverging needs no learning to show).
+    keeps_course_recipe: bool = False
+
+    def recipe_at(self, scale: "Scale") -> str:
+        return RECIPE if self.keeps_course_recipe else scale.recipe
+
+
+def _runs(*names: str) -> tuple[CourseRun, ...]:
+    return tuple(CourseRun(name) for name in names)
+
+
+COURSE_SETS = {
+    "ablation": CourseSet("RedNet-26's recipe, one change at a time",
+                          _runs("rednet26_nowd", "rednet26_wd_dropout", "rednet26_clip", "rednet26_150")),
+    "overfitting": CourseSet("ResNet-26 without and with weight decay",
+                             _runs("resnet26_nowd", "resnet26_wd", "resnet26_150")),
+    "instability": CourseSet("RedNet-50 at lr 0.8: without, then with weight decay and clipping",
+                             _runs("rednet50_lr08", "rednet50_lr08_wd_clip"), watch_kernels=True,
+                             keeps_course_recipe=True),
+    "dednet": CourseSet("DedNet-121 (involution) against DenseNet-121 (convolution)",
+                        _runs("dednet121", "densenet121")),
+}
+
+
+def course_set(name: str) -> CourseSet:
+    """The set called ``name``; an unknown name is an error that lists the sets."""
+    if name not in COURSE_SETS:
+        raise ValueError(f"unknown course set {name!r}; the sets are {', '.join(COURSE_SETS)} "
+                         "(python -m involution course list shows their runs)")
+    return COURSE_SETS[name]
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How a course run is cut down for a small data set; ``None`` fields keep the recipe's.
+
+    ``epochs`` is what a 150-epoch course run trains; a 130-epoch run trains
+    ``round(epochs * 130 / 150)``. ``train_batches`` caps the training steps
+    of an epoch (a fresh random subset of the training images each epoch).
+    """
+
+    recipe: str = RECIPE  # what the overrides compose on
+    image_size: int | None = None
+    epochs: int | None = None
+    train_batches: int | None = None
+    batch_size: int | None = None
+    transforms: str | None = None
+    extra_args: tuple[str, ...] = field(default=())
+
+    def epochs_of(self, run: CourseRun) -> int:
+        if self.epochs is None:
+            return run.epochs
+        return max(1, round(self.epochs * run.epochs / FULL_EPOCHS))
+
+    def args(self, watch_kernels: bool) -> list[str]:
+        args = list(self.extra_args)
+        if self.train_batches is not None:
+            args += ["--trainer.limit_train_batches", str(self.train_batches)]
+        if self.transforms is not None:
+            args += ["--data.transforms", self.transforms]
+        if watch_kernels and self != FULL_SCALE:  # every step, on short runs only: it costs a little
+            args += ["--kernel_stats_every_n_steps", "1", "--trainer.log_every_n_steps", "1"]
+        return args
+
+
+FULL_SCALE = Scale()  # Caltech-256: the course recipe as it is
+# The command line's default on the shapes or sample set: about a minute per RedNet-26 run on 2 CPU cores.
+# Its recipe is the shapes set's (AdamW, warm-up): the course recipe's SGD at lr 0.1 does not learn
+# the shapes set at this scale (measured: RedNet-26, 32 px, 6 epochs of 125 steps, even with a
+# warm-up epoch: 10.8% validation top-1, chance for 10 classes; the shapes recipe: 30% by epoch 3).
+SMALL_SCALE = Scale(recipe="shapes", image_size=32, epochs=6, train_batches=None, batch_size=32,
+                    transforms="light", extra_args=("--data.num_workers", "0"))
+
+
+def course_run_name(set_name: str, run: CourseRun, kind: str) -> str:
+    """``ablation-rednet26_nowd-shapes``: the set first, so a set's runs sit side by side."""
+    return f"{set_name}-{run.name}-{kind}"
+
+
+def _plan(set_name: str, book: Workbook, data: DataChoice, scale: Scale, model: str | None = None,
+          only: Sequence[str] | None = None) -> list:
+    """``(run, keyword arguments of train_and_test)`` for each run of the set (or those in ``only``)."""
+    chosen = course_set(set_name)
+    return [(run, dict(model=model or run.model, seed=None, configs=run.configs_on(chosen.recipe_at(scale)),
+                       run_name=course_run_name(set_name, run, data.kind),
+                       image_size=scale.image_size, batch_size=scale.batch_size,
+                       epochs=scale.epochs_of(run) if scale.epochs is not None else None,
+                       extra_args=scale.args(chosen.watch_kernels)))
+            for run in chosen.runs if only is None or run.name in only]
+
+
+def _group(set_name: str) -> str:
+    return f"course-{set_name}"
+
+
+def fit_commands(set_name: str, book: Workbook, data: DataChoice, scale: Scale = FULL_SCALE) -> list[str]:
+    """One ``python -m involution fit ...`` line per run, after the W&B group's ``export``."""
+    lines = [f"export WANDB_RUN_GROUP={_group(set_name)}"]
+    for _, kwargs in _plan(set_name, book, data, scale):
+        args = training_args("fit", book, data, **kwargs)
+        lines.append(shlex.join(["python", "-m", "involution", *args]))
+    return lines
+
+
+def _diverged(folder: Path | None) -> bool:
+    """Whether NonFiniteLossGuard stopped this run (it leaves ``nonfinite-*.ckpt``)."""
+    return folder is not None and any((folder / "checkpoints").glob("nonfinite-*.ckpt"))
+
+
+def run_set(set_name: str, book: Workbook, data: DataChoice, scale: Scale = FULL_SCALE,
+            model: str | None = None, only: Sequence[str] | None = None) -> dict[str, Run | None]:
+    """Train and test every run of the set in turn; ``{run name: Run}``.
+
+    Finished runs are reused and interrupted ones resumed (:func:`train_and_test`).
+    A run that diverges (NaN loss) is part of the lesson, not a failure: it
+    is reported and kept, and not retried on the next call. ``model``
+    replaces every run's model (the tests use a tiny one); ``only`` names
+    the runs to train (a notebook's smoke test), the others are only read.
+    """
+    os.environ["WANDB_RUN_GROUP"] = _group(set_name)  # wandb.init groups the set's runs
+    for run, kwargs in _plan(set_name, book, data, scale, model, only):
+        folder = newest_version_folder(book.runs_dir, kwargs["run_name"])
+        if _diverged(folder):
+            print(f"Reusing {folder}: it diverged (delete it to train again).")
+            continue
+        recipe = kwargs["configs"][0]  # what the run's overrides compose on at this scale
+        print(f"-- {set_name}: {run.name} ({run.recipe(recipe)})", flush=True)
+        try:
+            train_and_test(book, data, **kwargs)
+        except NonFiniteLossError as error:
+            print(f"Diverged (kept: a result of the set, not an error): {error}")
+    return load_set(set_name, book.runs_dir, data.kind)
+
+
+def load_set(set_name: str, runs_dir: str | os.PathLike, kind: str) -> dict[str, Run | None]:
+    """The newest run of each of the set's runs on this kind of data (None where there is none).
+
+    A run that diverged in its first epoch stopped before writing results.json:
+    it is read with an empty record (its model from its config.yaml), so that
+    it still shows, as diverged, with its metrics.csv.
+    """
+    found = {}
+    for run in course_set(set_name).runs:
+        folder = newest_version_folder(Path(runs_dir), course_run_name(set_name, run, kind))
+        if folder and (folder / RESULTS_FILE).is_file():
+            found[run.name] = Run.load(folder)
+        elif _diverged(folder):
+            config = yaml.safe_load((folder / "config.yaml").read_text())
+            found[run.name] = Run(folder, RunResults(model=config["model"]["model_name"]))
+        else:
+            found[run.name] = None
+    return found
+
+
+def _status(run: Run | None) -> str:
+    if run is None:
+        return "not run"
+    if _diverged(run.path):
+        return "diverged (NaN)"
+    return "tested" if run.tested else "finished" if run.finished else "interrupted"
+
+
+def _percent(run: Run | None, key: str) -> str:
+    value = None if run is None else run.results.percent(key)
+    return "-" if value is None else f"{value:.1f}%"
+
+
+def _reported(run: CourseRun) -> str:
+    reported = run.reported
+    if reported is None:
+        return "(our control: no such run)"
+    top1 = "" if reported["val_top1"] is None else f"{reported['val_top1']:.2f}%"
+    return "; ".join(part for part in (top1, reported["outcome"]) if part) or "-"
+
+
+TABLE_COLUMNS = ("course run", "model", "epochs", "best val top-1", "test top-1", "status")
+
+
+def results_table(set_name: str, runs: dict[str, Run | None], kind: str) -> str:
+    """Our runs of the set beside what the course project reported, in separate, labelled columns."""
+    ours = f"ours: {DATA_KINDS[kind].label}"
+    header = (f"{TABLE_COLUMNS[0]:<22} {TABLE_COLUMNS[1]:<12} {TABLE_COLUMNS[2]:>6} {TABLE_COLUMNS[3]:>14} "
+              f"{TABLE_COLUMNS[4]:>10} {TABLE_COLUMNS[5]:<14} | reported val top-1")
+    lines = [f"{'':<83}| {COURSE_PROJECT_SOURCE.split(':')[0]}",
+             f"{ours:<83}| (Caltech-256, full recipe)", header, "-" * len(header)]
+    for course_run in course_set(set_name).runs:
+        run = runs.get(course_run.name)
+        epochs = "-" if run is None or run.results.epochs_trained is None else str(run.results.epochs_trained)
+        label = model_label(run.model) if run else model_label(course_run.model)
+        lines.append(f"{course_run.name:<22} {label:<12} {epochs:>6} {_percent(run, 'best_val_top1'):>14} "
+                     f"{_percent(run, 'test_top1'):>10} {_status(run):<14} | {_reported(course_run)}")
+    return "\n".join(lines)
+
+
+def describe_sets() -> str:
+    """Every set, its question and its runs with their composed recipes."""
+    lines = []
+    for name, chosen in COURSE_SETS.items():
+        lines.append(f"{name}: {chosen.question}")
+        lines += [f"  {run.name:<22} {model_label(run.model):<12} {run.recipe()}" for run in chosen.runs]
+    return "\n".join(lines)
+
+
+def kernel_growth(run: Run) -> dict[str, list[float]]:
+    """Per logged training step: the largest |value| of any generated kernel, and the loss.
+
+    KernelStatsMonitor logs each involution layer's ``kernels/<layer>/absmax``
+    at the steps it records (every step in the instability set); the
+    epoch-level reader :func:`involution.train.runs.read_metrics` leaves these
+    step-level columns out, so they are read here from the same metrics.csv.
+    """
+    growth: dict[str, list[float]] = {"step": [], "kernel_absmax": [], "train_loss": []}
+    with open(run.path / METRICS_FILE, newline="") as file:
+        for row in csv.DictReader(file):
+            values = [float(value) for key, value in row.items()
+                      if key.startswith("kernels/") and key.endswith("/absmax") and value]
+            if values:
+                growth["step"].append(int(row["step"]))
+                growth["kernel_absmax"].append(max(values))
+                growth["train_loss"].append(float(row.get("train/loss_step") or "nan"))
+    return growth
+
+
+def estimate_sets_time(set_names: Sequence[str], book: Workbook, data: DataChoice, scale: Scale,
+                  only: Sequence[str] | None = None) -> experiments.TimeEstimate:
+    """The sets' training time on this machine: each model's measured step time x its runs' steps.
+
+    Runs that diverge stop early, so this is an upper bound for the instability set.
+    """
+    seconds, steps, device = 0.0, 0, "CPU"
+    for set_name in set_names:
+        for run, kwargs in _plan(set_name, book, data, scale, only=only):
+            estimate = experiments.estimate_time(
+                book, data, [kwargs["model"]], [None], image_size=kwargs["image_size"],
+                epochs=kwargs["epochs"], batch_size=kwargs["batch_size"], measured_steps=2,
+                configs=kwargs["configs"], train_batches=scale.train_batches)
+            seconds += estimate.seconds_per_step * estimate.steps
+            steps, device = steps + estimate.steps, estimate.device
+    return experiments.TimeEstimate(seconds / max(steps, 1), steps, device)
+
+
+# -- the command line -----------------------------------------------------------------------
+
+
+def course_data(value: str, fast: bool = False) -> DataChoice:
+    """``--data``: shapes, sample, caltech256 (the course recipe's data/caltech256) or a folder."""
+    if value == "caltech256" and not fast:
+        root = RECIPE_DATA_ROOT
+        present = (Path(root) / "256_ObjectCategories").is_dir()
+        return DataChoice(root, not present, "caltech256", f"Data: Caltech-256 in {root}.")
+    return choose_data(value, fast=fast, gpu=gpu_name() is not None, option="--data")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m involution course",
+        description="The original course project's runs (Caltech-256 recipe plus one overrides file "
+                    "each), run by named sets: " + ", ".join(COURSE_SETS) + ".")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("list", help="the sets, their runs and recipes, and the override files")
+    run = commands.add_parser("run", help="train and test a set's runs in turn, or print their commands")
+    run.add_argument("set", help=f"one of {', '.join(COURSE_SETS)}")
+    run.add_argument("--data", default="caltech256",
+                     help="caltech256 (the course recipe exactly; default), shapes or sample "
+                          "(scaled down, offline), or a folder holding 256_ObjectCategories")
+    run.add_argument("--print-commands", action="store_true",
+                     help="print one `python -m involution fit` line per run instead of training")
+    run.add_argument("--workdir", default=".", help="runs go to WORKDIR/runs (default: ./runs)")
+    for option, help_text in (("--image-size", "pixels"), ("--epochs", "epochs of a 150-epoch run"),
+                              ("--train-batches", "training steps per epoch at most")):
+        run.add_argument(option, type=int, default=None,
+                         help=f"small scale: {help_text} (default on shapes/sample: the small scale's)")
+    return parser
+
+
+def _scale(args, data: DataChoice, parser) -> Scale:
+    overrides = {"image_size": args.image_size, "epochs": args.epochs, "train_batches": args.train_batches}
+    if data.kind == "caltech256":
+        given = [f"--{key.replace('_', '-')}" for key, value in overrides.items() if value is not None]
+        if given:
+            parser.error(f"{', '.join(given)} only scale runs on small data; on Caltech-256 the course "
+                         "recipe is run exactly. Use --data shapes to run it small.")
+        return FULL_SCALE
+    for key, value in overrides.items():
+        if value is not None and value < 1:
+            parser.error(f"--{key.replace('_', '-')} must be a positive whole number; got {value}")
+    return Scale(**{**SMALL_SCALE.__dict__, **{k: v for k, v in overrides.items() if v is not None}})
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "list":
+        print(describe_sets())
+        print("\nOverride files (compose on the recipe: --config caltech256_course --config course/NAME): "
+              + ", ".join(list_configs("course")))
+        return
+    if args.set not in COURSE_SETS:
+        parser.error(f"unknown set {args.set!r}; choose one of {', '.join(COURSE_SETS)} "
+                     "(see: python -m involution course list)")
+    # $INVOLUTION_FAST makes the runs smoke tests; printed commands are for real runs elsewhere.
+    fast = fast_mode() and not args.print_commands
+    try:
+        data = course_data(args.data, fast)
+    except (ValueError, FileNotFoundError) as error:
+        parser.error(str(error))  # it names --data and the value
+    scale = _scale(args, data, parser)
+    workdir = Path(args.workdir)
+    book = Workbook(root=workdir, fast=fast, workdir=workdir, colab=False, gpu=gpu_name())
+    if args.print_commands:
+        print("\n".join(fit_commands(args.set, book, data, scale)))
+        return
+    runs = run_set(args.set, book, data, scale)
+    print(results_table(args.set, runs, data.kind))

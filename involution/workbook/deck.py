@@ -1,0 +1,408 @@
+"""The slide deck: ``python -m involution deck`` builds ``slides/deck.html`` and ``slides/deck.pdf``.
+
+The deck is one HTML file with its own CSS and JavaScript (no CDN, so it
+opens offline), rendered from the template ``templates/deck.html.j2``. Its
+print stylesheet lays out each slide as one 1280x720 page, so headless
+Chromium prints it to a 16:9 PDF with one page per slide (:func:`print_pdf`).
+In the browser, arrow keys, space, Page Up/Down, Home/End or a click move
+between slides, and the address ends in ``#N`` for slide N. It is built from
+what ``notebooks/04_slide_figures.ipynb`` writes into ``slides/``:
+
+* ``slides/figures/*.png``: the figures;
+* ``slides/data/deck.json``: the complexity table, which data and weights the
+  figures come from, and the list of runs;
+* ``slides/data/runs/<key>/results.json`` and ``metrics.csv``: copies of the
+  runs' results, so the deck can be rebuilt from the committed repository;
+* ``slides/settings.toml``: the title slide's title, authors and occasion.
+
+No number on a slide is typed by hand: each comes from those files, from
+:mod:`involution.workbook.reference` (labelled "reported by ...") or from the models'
+own defaults. Results on the built-in sample set say so on the slide.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import jinja2
+import tomllib
+
+from involution.data.constants import DATA_KINDS
+from involution.train.runs import RESULTS_FILE, Run, export_runs
+from involution.workbook.diagrams import rednet_defaults
+from involution.workbook.repository import SLIDES, repo_root
+from involution.workbook.results import SeedSpread, compare_spreads, results_rows, seed_spread
+
+__all__ = ["DECK_DATA", "FIGURES", "write_deck_data", "load_deck_data", "read_settings",
+           "recipe_rows", "render_deck", "build_deck", "find_browser", "print_pdf", "main"]
+
+DECK_DATA = Path("data") / "deck.json"
+RUNS_FOLDER = Path("data") / "runs"
+SETTINGS = "settings.toml"
+TEMPLATE = "deck.html.j2"
+
+# The deck's figures: key -> file name under slides/figures/.
+FIGURES = {
+    "involution_operation": "involution_operation.png",
+    "kernel_generation": "kernel_generation.png",
+    "operator_costs": "operator_costs.png",
+    "bottlenecks": "bottlenecks.png",
+    "dataset_examples": "dataset_examples.png",
+    "augmentations": "augmentations.png",
+    "complexity_table": "complexity_table.png",
+    "kernel_heatmaps": "kernel_heatmaps.png",
+    "kernels_at_pixels": "kernels_at_pixels.png",
+    "training_curves": "training_curves.png",
+    "accuracy_vs_params": "accuracy_vs_params.png",
+}
+
+
+# -- the data ------------------------------------------------------------------------
+
+
+def write_deck_data(slides_dir: str | os.PathLike, *, runs: Mapping[str, Run],
+                    data_statement: str, complexity_rows: Sequence[Mapping],
+                    complexity_input_size: Sequence[int], kernels: Mapping[str, object],
+                    fast_mode: bool = False) -> Path:
+    """Write ``slides/data/deck.json`` and copy the runs' results beside it.
+
+    Args:
+        runs: ``{key: Run}``, e.g. ``{"rednet": ..., "resnet": ...}``; their
+            results.json and metrics.csv are copied to ``data/runs/<key>/``.
+        data_statement: the notebook's one-line statement of the data used.
+        complexity_rows: :func:`involution.analysis.complexity.complexity_table` rows.
+        kernels: what the kernel figures show: ``weights`` (the statement of
+            :class:`involution.workbook.notebook.Weights`), ``image``, ``image_size``,
+            ``summary``, ``layer`` (the layer of the pixel figure).
+    """
+    slides_dir = Path(slides_dir)
+    missing = [name for name in FIGURES.values() if not (slides_dir / "figures" / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"figures missing from {slides_dir / 'figures'}: {missing}; "
+                                "write them first (notebooks/04_slide_figures.ipynb)")
+    _remove_other_runs(slides_dir / RUNS_FOLDER, keep=set(runs))
+    folders = {key: folder.relative_to(slides_dir).as_posix()
+               for key, folder in export_runs(runs, slides_dir / RUNS_FOLDER).items()}
+    deck = {
+        "generated_by": "notebooks/04_slide_figures.ipynb",
+        "fast_mode": bool(fast_mode),
+        "data_statement": data_statement,
+        "runs": folders,
+        "complexity": {"input_size": list(complexity_input_size), "rows": list(complexity_rows)},
+        "kernels": dict(kernels),
+    }
+    path = slides_dir / DECK_DATA
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(deck, indent=2, default=str) + "\n")
+    return path
+
+
+def _remove_other_runs(folder: Path, keep: set[str]) -> None:
+    """Delete copies of runs the deck no longer quotes, so that slides/data holds only its data."""
+    if not folder.is_dir():
+        return
+    for copy in folder.iterdir():
+        if copy.name not in keep and (copy / RESULTS_FILE).is_file():
+            shutil.rmtree(copy)
+
+
+def load_deck_data(slides_dir: str | os.PathLike) -> tuple[dict, dict[str, Run]]:
+    """(deck.json, {key: Run read from the copies}) for ``slides_dir``."""
+    slides_dir = Path(slides_dir)
+    path = slides_dir / DECK_DATA
+    if not path.is_file():
+        raise FileNotFoundError(f"no {path}: run notebooks/04_slide_figures.ipynb first, which "
+                                "writes the figures and the deck's data into slides/")
+    deck = json.loads(path.read_text())
+    runs = {key: Run.load(slides_dir / folder) for key, folder in deck["runs"].items()}
+    missing = [name for name in FIGURES.values() if not (slides_dir / "figures" / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"figures missing from {slides_dir / 'figures'}: {missing}; "
+                                "run notebooks/04_slide_figures.ipynb again")
+    return deck, runs
+
+
+# -- what the slides say ---------------------------------------------------------------------
+
+
+def read_settings(slides_dir: Path) -> dict:
+    """The title slide's settings: ``slides/settings.toml`` (title, authors, occasion), if any."""
+    path = slides_dir / SETTINGS
+    settings = {"title": "Involution and RedNet", "authors": [], "occasion": ""}
+    if path.is_file():
+        read = tomllib.loads(path.read_text(encoding="utf-8"))
+        unknown = sorted(set(read) - set(settings))
+        if unknown:
+            raise ValueError(f"{path}: unknown settings {unknown}; the deck reads {sorted(settings)}")
+        settings.update(read)
+    return settings
+
+
+def _image_source(path: Path, relative_to: Path, embed: bool) -> str:
+    if embed:
+        return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+    return Path(os.path.relpath(path, relative_to)).as_posix()
+
+
+def _generator_sentence(channels: int = 256, kernel_sizes=(3, 7, 11)) -> str:
+    """How a kernel generator's weights split between its K-free and its K²-dependent conv.
+
+    Counted on real :class:`~involution.layers.Involution2d` modules with RedNet's settings.
+    """
+    from involution.layers import Involution2d
+    defaults = rednet_defaults()
+    del defaults["kernel_size"]
+    span = {k: sum(p.numel() for p in Involution2d(channels, k, **defaults).kernel_generator.span
+                   .parameters()) for k in kernel_sizes}
+    reduce = sum(p.numel() for p in Involution2d(channels, 3, **defaults).kernel_generator.reduce
+                 .parameters())
+    sizes = ", ".join(f"{value:,} at K = {k}" for k, value in span.items())
+    return (f"At C = {channels}, the generator's first conv (C → C/r) holds {reduce:,} weights "
+            f"whatever K; its second (C/r → K²G) holds {sizes}. Both grow with C², "
+            f"and from K = 5 on the K²-dependent part is the larger one. Applying the kernels "
+            "costs C·K² multiply-adds per pixel and holds no weights.")
+
+
+def _complexity_sentence(rows: Sequence[Mapping]) -> str:
+    by_model = {row["model"]: row for row in rows}
+    red, res = by_model.get("rednet26"), by_model.get("resnet26")
+    if not red or not res:
+        return ""
+    return (f"Counted here: RedNet-26 has {red['params'] / res['params']:.0%} of ResNet-26's "
+            f"parameters ({red['params'] / 1e6:.2f}M vs {res['params'] / 1e6:.2f}M) and "
+            f"{red['gmacs'] / res['gmacs']:.0%} of its multiply-adds ({red['gmacs']:.2f} vs "
+            f"{res['gmacs']:.2f} GMACs). Reported by Li et al.: {red['reported_params_m']}M "
+            f"parameters, {red['reported_gflops']} GFLOPs.")
+
+
+def _results_table(runs: Sequence[Run]) -> list[dict]:
+    """This project's runs, one row per model: :func:`results_rows` summarised over seeds."""
+    by_label: dict[str, list[dict]] = {}
+    for row in results_rows(runs):
+        by_label.setdefault(row["label"], []).append(row)
+    table = []
+    for label, rows in by_label.items():
+        spreads = {}
+        for key in ("best_val_top1", "test_top1", "test_top5"):
+            values = tuple(row[key] for row in rows if row[key] is not None)
+            spreads[key] = SeedSpread(label, values) if values else None
+        table.append({"label": label, "params_m": rows[0]["params_m"], "seeds": len(rows),
+                      "epochs": ", ".join(sorted({str(row["epochs"]) for row in rows})),
+                      "image_size": rows[0]["image_size"], "data": rows[0]["data"], **spreads})
+    return table
+
+
+def _comparison_sentence(runs: Sequence[Run]) -> str:
+    by_model: dict[str, list[Run]] = {}
+    for run in runs:
+        by_model.setdefault(run.model, []).append(run)
+    if len(by_model) != 2:
+        return ""
+    try:
+        return "Test top-1: " + compare_spreads(*(seed_spread(group) for group in by_model.values()))
+    except ValueError:
+        return ""
+
+
+# The recipe settings a slide shows, in this order: (config section, key, label).
+# (setting in the recorded config, label): "section.key" or "section.key.field".
+RECIPE = [("model.optimizer.name", "optimiser"), ("model.optimizer.lr", "learning rate"),
+          ("model.optimizer.momentum", "momentum"), ("model.optimizer.nesterov", "Nesterov"),
+          ("model.optimizer.weight_decay", "weight decay"), ("model.schedule.name", "schedule"),
+          ("model.schedule.warmup_epochs", "warm-up epochs"), ("model.drop_rate", "dropout"),
+          ("model.label_smoothing", "label smoothing"), ("data.batch_size", "batch size"),
+          ("data.image_size", "image size (px)"), ("data.transforms", "augmentations"),
+          ("trainer.max_epochs", "epochs"), ("trainer.gradient_clip_val", "gradient clipping")]
+_SGD_ONLY = {"model.optimizer.momentum", "model.optimizer.nesterov"}
+_MISSING = object()
+
+
+def _setting(config: Mapping, dotted: str):
+    """``config["model"]["optimizer"]["lr"]`` for ``"model.optimizer.lr"``; _MISSING where absent."""
+    value = config
+    for key in dotted.split("."):
+        if not isinstance(value, Mapping) or key not in value:
+            return _MISSING
+        value = value[key]
+    return value
+
+
+def recipe_rows(runs: Sequence[Run]) -> list[tuple[str, str]]:
+    """(setting, value) of the training recipe, read from the runs' recorded configuration.
+
+    A setting that differs between the runs lists every value; ``model_name``
+    and the seed, which differ by design, are not part of the recipe.
+    """
+    rows = []
+    configs = [run.results.config or {} for run in runs]
+    optimisers = {str(_setting(config, "model.optimizer.name")).lower() for config in configs}
+    for setting, label in RECIPE:
+        values = list(dict.fromkeys(str(value) for value in (_setting(c, setting) for c in configs)
+                                    if value is not _MISSING))
+        if values and not (setting in _SGD_ONLY and "sgd" not in optimisers):
+            rows.append((label, " / ".join(values)))
+    epochs = sorted({str(run.results.epochs_trained) for run in runs})
+    rows.append(("epochs trained", ", ".join(epochs)))
+    return rows
+
+
+def _recipe_steps(findings: Sequence[Mapping]) -> list[str]:
+    """What each step of the course project's recipe changed, as the differences it reported."""
+    steps = []
+    for before, after in zip(findings, findings[1:]):
+        if (before["model"] == after["model"] and before["val_top1"] is not None
+                and after["val_top1"] is not None):
+            steps.append(f"{after['model']}, {after['recipe'].lstrip('+ ')}: "
+                         f"{after['val_top1'] - before['val_top1']:+.2f} points "
+                         f"({before['val_top1']}% → {after['val_top1']}%)")
+    return steps
+
+
+# -- rendering -------------------------------------------------------------------------------
+
+
+def _template():
+    environment = jinja2.Environment(loader=jinja2.PackageLoader("involution.workbook", "templates"),
+                                     autoescape=jinja2.select_autoescape(["j2", "html"]),
+                                     trim_blocks=True, lstrip_blocks=True,
+                                     undefined=jinja2.StrictUndefined)
+    return environment.get_template(TEMPLATE)
+
+
+def render_deck(slides_dir: str | os.PathLike | None = None, embed_images: bool = False,
+                relative_to: str | os.PathLike | None = None,
+                authors: Sequence[str] | None = None) -> str:
+    """The deck's HTML, built from ``slides_dir`` (default: the repository's ``slides/``).
+
+    Images are referenced relative to ``relative_to`` (default: ``slides_dir``,
+    where ``deck.html`` lives), or embedded as data URIs with ``embed_images``.
+    ``authors`` replaces the authors of ``slides/settings.toml``.
+    """
+    from involution.workbook.reference import (
+        COURSE_PROJECT_FINDINGS,
+        COURSE_PROJECT_SOURCE,
+        OFFICIAL_REDNET,
+        OFFICIAL_REDNET_SOURCE,
+    )
+    slides_dir = Path(slides_dir) if slides_dir is not None else repo_root() / SLIDES
+    relative_to = Path(relative_to) if relative_to is not None else slides_dir
+    deck, runs = load_deck_data(slides_dir)
+    settings = read_settings(slides_dir)
+    if authors is not None:
+        settings["authors"] = list(authors)
+    ordered = list(runs.values())
+    kinds = sorted({run.kind for run in ordered})
+    data_label = " + ".join(DATA_KINDS[kind].label for kind in kinds)
+    machines = sorted({run.machine() for run in ordered})
+    epochs = sorted({str(run.results.epochs_trained) for run in ordered})
+    source_note = (f"Runs: {data_label}; seeds {', '.join(sorted({str(run.seed) for run in ordered}))}; "
+                   f"{', '.join(epochs)} epoch{'' if epochs == ['1'] else 's'} at "
+                   f"{', '.join(sorted({str(run.image_size) for run in ordered}))}px; machine: "
+                   f"{'; '.join(machines)}."
+                   + (" FAST-MODE SMOKE TEST, not a result." if deck.get("fast_mode") else ""))
+    recipe = recipe_rows(ordered)
+    figures = {key: _image_source(slides_dir / "figures" / name, relative_to, embed_images)
+               for key, name in FIGURES.items()}
+    return _template().render(
+        settings=settings, deck=deck, figures=figures, source_note=source_note,
+        data_label=data_label, kinds=kinds,
+        # A warning badge on the slides whose content comes from data other than Caltech-256.
+        badge=None if kinds == ["caltech256"] else data_label,
+        labels=" vs ".join(dict.fromkeys(run.label for run in ordered)),
+        defaults=rednet_defaults(), generator_sentence=_generator_sentence(),
+        complexity_sentence=_complexity_sentence(deck["complexity"]["rows"]),
+        results=_results_table(ordered), comparison=_comparison_sentence(ordered),
+        recipe=recipe, recipe_differs=any(" / " in value for _, value in recipe),
+        augmentations=dict(recipe).get("augmentations", ""), findings=COURSE_PROJECT_FINDINGS,
+        steps=_recipe_steps(COURSE_PROJECT_FINDINGS),
+        course_source=COURSE_PROJECT_SOURCE,
+        official=OFFICIAL_REDNET[26], official_source=OFFICIAL_REDNET_SOURCE)
+
+
+def build_deck(slides_dir: str | os.PathLike | None = None,
+               output: str | os.PathLike | None = None, embed_images: bool = False,
+               authors: Sequence[str] | None = None) -> Path:
+    """Write the deck to ``output`` (default ``slides_dir/deck.html``) and return its path."""
+    slides_dir = Path(slides_dir) if slides_dir is not None else repo_root() / SLIDES
+    output = Path(output) if output is not None else slides_dir / "deck.html"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    page = render_deck(slides_dir, embed_images=embed_images, authors=authors,
+                       relative_to=None if embed_images else output.parent.resolve())
+    output.write_text(page, encoding="utf-8")
+    return output
+
+
+# -- the PDF ---------------------------------------------------------------------------------
+
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+BROWSER_FIX = ("install Debian's Chromium: `sudo apt-get install -y chromium chromium-driver`, "
+               "or set CHROME_BINARY to a Chromium or Chrome")
+
+
+def find_browser() -> str:
+    """A headless-capable Chromium: $CHROME_BINARY, or the first of :data:`BROWSERS` on the PATH."""
+    for candidate in (os.environ.get("CHROME_BINARY"), *map(shutil.which, BROWSERS)):
+        if candidate:
+            return candidate
+    raise FileNotFoundError(f"the PDF needs a Chromium or Chrome browser and found none: {BROWSER_FIX}")
+
+
+def print_pdf(html_path: str | os.PathLike, pdf_path: str | os.PathLike | None = None,
+              timeout: float = 120) -> Path:
+    """Print a deck to a PDF with headless Chromium: one 16:9 page per slide.
+
+    The page size and the one-slide-per-page layout come from the deck's own
+    print stylesheet (``@page`` 1280x720 px); Chromium's header and footer are off.
+    """
+    html_path = Path(html_path).resolve()
+    pdf_path = Path(pdf_path) if pdf_path is not None else html_path.with_suffix(".pdf")
+    command = [find_browser(), "--headless", "--disable-gpu", "--no-pdf-header-footer",
+               "--disable-background-networking", "--no-first-run", "--hide-scrollbars",
+               f"--print-to-pdf={pdf_path.resolve()}", html_path.as_uri()]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        command.insert(1, "--no-sandbox")  # Chromium refuses to run as root with its sandbox
+    pdf_path.unlink(missing_ok=True)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    if done.returncode != 0 or not pdf_path.is_file():
+        raise RuntimeError(f"{command[0]} could not print {html_path} (exit {done.returncode}):\n"
+                           + done.stderr[-2000:])
+    return pdf_path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m involution deck",
+        description="Build the slide deck from slides/figures and slides/data (as written by "
+                    "notebooks/04_slide_figures.ipynb): one offline HTML file and its 16:9 PDF.")
+    parser.add_argument("--slides", default=None, help="the slides folder (default: the "
+                                                       "repository's slides/)")
+    parser.add_argument("--output", default=None, help="the HTML file (default: SLIDES/deck.html)")
+    parser.add_argument("--embed", action="store_true",
+                        help="embed the figures in the HTML (one file to send around)")
+    parser.add_argument("--author", action="append", dest="authors", default=None,
+                        help="an author for the title slide (repeat for several); default: "
+                             "the authors in SLIDES/settings.toml")
+    parser.add_argument("--no-pdf", action="store_true",
+                        help="only the HTML (the PDF needs a Chromium or Chrome browser)")
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    try:
+        path = build_deck(args.slides, args.output, args.embed, authors=args.authors)
+        written = [path]
+        if not args.no_pdf:
+            written.append(print_pdf(path))
+    except (FileNotFoundError, ValueError, RuntimeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    sizes = ", ".join(f"{p} ({p.stat().st_size / 1024:.0f} KiB)" for p in written)
+    print(f"Wrote {sizes} in {time.perf_counter() - start:.1f} s; open the HTML in a browser "
+          "(arrow keys move between slides).")
+    return 0

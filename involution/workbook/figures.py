@@ -1,0 +1,233 @@
+"""The figures of the notebooks and the slides.
+
+(The kernel figures are :mod:`involution.workbook.kernel_figures`.)
+
+The ``plot_*`` functions draw the figures of the notebooks and the slides.
+Each returns a :class:`matplotlib.figure.Figure` (not registered with pyplot,
+so nothing is drawn twice): show it as a cell's last value, save it with
+``figure.savefig``.
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from involution.models.registry import model_info
+from involution.workbook.kernel_figures import fit_text, suptitle
+
+__all__ = ["plot_training_curves", "plot_examples",
+           "plot_accuracy_vs_params", "plot_complexity_table", "plot_operator_costs"]
+
+
+def _epochs(metrics: Mapping[str, Sequence[float]]) -> np.ndarray:
+    return np.asarray(metrics["epoch"], dtype=float) + 1  # epochs completed
+
+
+def plot_training_curves(curves: Mapping[str, Mapping[str, Sequence[float]]],
+                         title: str | None = None) -> Figure:
+    """Loss and top-1 accuracy per epoch, training (solid) and validation (dashed), per run.
+
+    Args:
+        curves: ``{label: per-epoch metrics}`` as returned by
+            :func:`involution.workbook.notebook.read_metrics` (keys ``epoch``,
+            ``train/loss_epoch``, ``val/loss``, ``train/top1``, ``val/top1``).
+            Runs of one model with different seeds, labelled ``"<model> seed <n>"``,
+            share the model's colour and one legend entry.
+        title: say here which data and machine the runs come from.
+    """
+    if not curves:
+        raise ValueError("no runs to plot: pass {label: metrics} for at least one run")
+    figure = Figure(figsize=(10, 3.8), layout="constrained")
+    loss_axis, accuracy_axis = figure.subplots(1, 2)
+    palette = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
+    models = list(dict.fromkeys(label.split(" seed ")[0] for label in curves))
+    colour_of = {model: palette[i % len(palette)] for i, model in enumerate(models)}
+    legend_done = set()
+    for label, metrics in curves.items():
+        if "epoch" not in metrics:
+            raise ValueError(f"metrics of {label!r} have no 'epoch' column; use workbook.read_metrics")
+        model = label.split(" seed ")[0]
+        epochs = _epochs(metrics)
+        for key, axis, style, split, scale in (
+                ("train/loss_epoch", loss_axis, "-", "train", 1), ("val/loss", loss_axis, "--", "val", 1),
+                ("train/top1", accuracy_axis, "-", "train", 100),
+                ("val/top1", accuracy_axis, "--", "val", 100)):
+            if key in metrics:
+                entry = f"{model} {split}"
+                axis.plot(epochs, np.asarray(metrics[key], dtype=float) * scale, style,
+                          color=colour_of[model], marker="o" if len(epochs) < 40 else None,
+                          markersize=3, alpha=0.85,
+                          label=entry if (entry, axis) not in legend_done else None)
+                legend_done.add((entry, axis))
+    loss_axis.set(xlabel="epochs trained", ylabel="cross-entropy loss", title="loss")
+    accuracy_axis.set(xlabel="epochs trained", ylabel="top-1 accuracy (%)", title="top-1 accuracy",
+                      ylim=(0, 100))
+    for axis in (loss_axis, accuracy_axis):
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    suptitle(figure, title, fontsize=10)
+    return figure
+
+
+def plot_examples(dataset, per_class: int = 6, max_classes: int = 10,
+                  title: str | None = None) -> Figure:
+    """A grid of a data set's images as stored (before augmentation): one row per class.
+
+    ``dataset`` is an :class:`involution.data.ImageListDataset` (``samples``
+    of (path, label) and ``class_names``), e.g. a data module's ``test_dataset``.
+    """
+    from involution.data import load_rgb_image
+    by_class: dict[int, list] = {}
+    for path, label in dataset.samples:
+        if label < max_classes and len(by_class.setdefault(label, [])) < per_class:
+            by_class[label].append(path)
+    if not by_class:
+        raise ValueError("the data set has no images to show")
+    rows = sorted(by_class)
+    figure = Figure(figsize=(1.1 * per_class + 1.4, 1.1 * len(rows) + 0.5), layout="constrained")
+    axes = figure.subplots(len(rows), per_class, squeeze=False)
+    for row, label in zip(axes, rows):
+        for column, axis in enumerate(row):
+            axis.set_xticks([])
+            axis.set_yticks([])
+            axis.spines[:].set_visible(False)
+            if column < len(by_class[label]):
+                axis.imshow(np.asarray(load_rgb_image(by_class[label][column])))
+        name = dataset.class_names[label] if label < len(dataset.class_names) else str(label)
+        row[0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
+    suptitle(figure, title)
+    return figure
+
+
+def plot_accuracy_vs_params(ours: Sequence[Mapping], reference: Sequence[Mapping] = (),
+                            ours_label: str = "this project",
+                            reference_label: str = "reported by others",
+                            metric: str = "best_val_top1", title: str | None = None) -> Figure:
+    """Accuracy against parameter count: this project's runs and, on a panel of their own, reported points.
+
+    Numbers measured on different data sets never share an axis: a dot of
+    the shapes set beside a reported Caltech-256 dot reads as a comparison
+    that no one made. With ``reference`` rows the figure has two panels, each
+    titled with its legend entry.
+
+    Args:
+        ours: rows with ``label``, ``params_m`` and ``metric`` (in %), e.g.
+            :func:`involution.workbook.results.results_rows`.
+        reference: the same for reported figures (e.g. the course project's),
+            drawn as hollow grey squares on the right-hand panel.
+        ours_label, reference_label: legend entries and panel titles; say the data set in each.
+    """
+    if not ours and not reference:
+        raise ValueError("nothing to plot: pass at least one row")
+    panels = [(rows, label, style) for rows, label, style in (
+        (ours, ours_label, dict(marker="o", color="#d62728", s=60)),
+        (reference, reference_label, dict(marker="s", facecolors="none", edgecolors="#555555", s=70)))
+        if rows]
+    figure = Figure(figsize=(6.4 if len(panels) == 1 else 10.0, 4.2), layout="constrained")
+    axes = figure.subplots(1, len(panels), squeeze=False)[0]
+    for axis, (rows, label, style) in zip(axes, panels):
+        _scatter_by_model(axis, rows, metric, label, style)
+        if len(panels) > 1:  # each panel's title says whose numbers and which data set
+            axis.set_title(fit_text(label, figure.get_figwidth() / 2, 9), fontsize=9)
+        else:
+            axis.legend(fontsize=8, loc="lower right")
+    suptitle(figure, title)
+    return figure
+
+
+def _scatter_by_model(axis, rows: Sequence[Mapping], metric: str, label: str, style: dict) -> None:
+    """One dot per row, and one label per model (the mean over its rows, e.g. its seeds)."""
+    rows = [r for r in rows if r.get(metric) is not None]
+    if rows:
+        axis.scatter([r["params_m"] for r in rows], [r[metric] for r in rows], label=label, **style)
+    by_label: dict[str, list[Mapping]] = {}
+    for r in rows:
+        by_label.setdefault(r["label"], []).append(r)
+    for name, group in by_label.items():
+        values = [r[metric] for r in group]
+        if len(values) > 1:
+            text = f"{name}\n{sum(values) / len(values):.1f}%\n(mean of {len(values)})"
+        else:  # as reported: 60.05% stays 60.05%
+            text = f"{name}\n{values[0]:.2f}".rstrip("0").rstrip(".") + "%"
+        axis.annotate(text, (group[0]["params_m"], max(values)), xytext=(6, 4),
+                      textcoords="offset points", fontsize=8)
+    axis.set(xlabel="parameters (millions)", ylabel=f"{metric.replace('_', ' ')} (%)", ylim=(0, 100))
+    axis.set_xlim(left=0, right=1.5 * max((r["params_m"] for r in rows), default=1))
+    axis.grid(alpha=0.3)
+
+
+def plot_complexity_table(rows: Sequence[Mapping], input_size=(3, 224, 224),
+                          title: str | None = None) -> Figure:
+    """The table of :func:`involution.analysis.complexity.complexity_table` as a figure."""
+    if not rows:
+        raise ValueError("no rows: pass involution.analysis.complexity.complexity_table()")
+
+    def fmt(value, spec):
+        return "-" if value is None else format(value, spec)
+
+    header = ["model", "params\n(counted)", "GMACs\n(counted)", "mmcv-style\nGFLOPs (counted)",
+              "params (M)\n(reported)", "GFLOPs\n(reported)", "gap", "reported by"]
+    cells = [[r["model"], f"{r['params']:,}", f"{r['gmacs']:.2f}", f"{r['mmcv_style_gflops']:.2f}",
+              fmt(r["reported_params_m"], ".2f"), fmt(r["reported_gflops"], ".2f"),
+              "-" if r["gap_percent"] is None else f"{r['gap_percent']:+.1f}%",
+              {"paper": "Li et al. 2021", "torchvision": "torchvision"}.get(r["reported_by"], "-")]
+             for r in rows]
+    figure = Figure(figsize=(10, 0.28 * len(rows) + 1.2), layout="constrained")
+    axis = figure.subplots()
+    axis.axis("off")
+    table = axis.table(cellText=cells, colLabels=header, loc="upper center", cellLoc="right")
+    table.auto_set_font_size(False)
+    table.set_fontsize(9)
+    table.scale(1, 1.3)
+    for (row, column), cell in table.get_celld().items():
+        if row == 0:
+            cell.set_facecolor("#e8e8e8")
+            cell.set_height(cell.get_height() * 1.7)
+        elif model_info(rows[row - 1]["model"]).family == "rednet":
+            cell.set_facecolor("#fdeaea")
+    suptitle(figure, title or f"Parameters and multiply-adds per {input_size[1]}x{input_size[2]} "
+              "image: counted by involution.analysis.complexity vs reported", fontsize=10)
+    axis.text(0, 0, fit_text("counted: this project's code, 1000-class ImageNet heads. reported: Li "
+                              "et al. (CVPR 2021) official model zoo (mmcv-style counts) or "
+                              "torchvision's weight metadata (MACs). gap: our count in the "
+                              "reporter's convention minus the reported figure.", 10, 8),
+              fontsize=8, transform=axis.transAxes, va="bottom", color="#444444")
+    return figure
+
+
+def plot_operator_costs(by_channels: Sequence[Mapping], by_kernel: Sequence[Mapping],
+                        title: str | None = None) -> Figure:
+    """Parameters and multiply-adds of a convolution vs an involution as C and K grow.
+
+    Args:
+        by_channels: :func:`involution.analysis.complexity.operator_costs` rows at one K.
+        by_kernel: rows at one C.
+    """
+    if not by_channels or not by_kernel:
+        raise ValueError("pass operator_costs rows for several channel counts and several kernel sizes")
+    figure = Figure(figsize=(10, 6.4), layout="constrained")
+    axes = figure.subplots(2, 2)
+    for column, (rows, key, xlabel) in enumerate(
+            ((by_channels, "channels", "channels C"), (by_kernel, "kernel_size", "kernel size K"))):
+        x = [r[key] for r in rows]
+        fixed = (f"K={rows[0]['kernel_size']}" if key == "channels" else f"C={rows[0]['channels']}")
+        for row_index, (measure, unit) in enumerate((("params", "parameters"),
+                                                     ("macs", "multiply-adds"))):
+            axis = axes[row_index, column]
+            axis.plot(x, [r[f"conv_{measure}"] for r in rows], "o-", color="#1f77b4",
+                      label="KxK convolution, C -> C")
+            axis.plot(x, [r[f"involution_{measure}"] for r in rows], "s-", color="#d62728",
+                      label="involution (incl. kernel generation)")
+            axis.set_yscale("log")
+            axis.set_xticks(x)
+            axis.set(xlabel=xlabel, ylabel=unit,
+                     title=f"{unit} vs {xlabel} ({fixed}"
+                           + (f", {rows[0]['height']}x{rows[0]['width']} map)" if measure == "macs" else ")"))
+            axis.grid(alpha=0.3, which="both")
+            axis.legend(fontsize=8)
+    suptitle(figure, title)
+    return figure
