@@ -12,8 +12,9 @@ from test_training import only_run_dir, quick_args, read_metrics
 from involution import Involution2d
 from involution.models import create_model, load_official_checkpoint
 from involution.ops.functional import involution2d
+from involution.train.callbacks import NonFiniteLossError
 from involution.train.cli import run_cli
-from involution.train.module import NonFiniteLossError, wandb_init_timeout
+from involution.train.loggers import wandb_init_timeout
 
 # -- sizes that used to fail with ZeroDivisionError or a tensor error -------------------------
 
@@ -187,7 +188,8 @@ def test_nan_validation_accuracy_is_caught_before_model_checkpoint(tmp_path):
     from lightning.pytorch.callbacks import ModelCheckpoint
     from torch.utils.data import DataLoader, TensorDataset
 
-    from involution.train.module import ImageClassifier, NonFiniteLossGuard
+    from involution.train.callbacks import NonFiniteLossGuard
+    from involution.train.module import ImageClassifier
 
     class NanAccuracy(ImageClassifier):
         def validation_step(self, batch, batch_idx):

@@ -90,12 +90,12 @@ def test_wheel_metadata_has_a_light_core_without_upper_bounds(built):
 def test_wheel_ships_the_recipes_and_typing_marker(built):
     with zipfile.ZipFile(built["wheel"]) as archive:
         names = set(archive.namelist())
-    shipped = {n.removeprefix("involution/configs/").removesuffix(".yaml") for n in names
-               if n.startswith("involution/configs/") and n.endswith(".yaml")}
+    shipped = {n.removeprefix("involution/train/configs/").removesuffix(".yaml") for n in names
+               if n.startswith("involution/train/configs/") and n.endswith(".yaml")}
     recipes = {"quick_sample", "shapes", "caltech256_course", "caltech256_official", "finetune_caltech256"}
     assert shipped == recipes | set(list_configs("course"))
     assert "course/rednet26_nowd" in shipped  # the course project's runs compose on the wheel's recipes
-    assert "involution/py.typed" in names and "involution/csrc/involution_cpu.cpp" in names
+    assert "involution/py.typed" in names and "involution/ops/csrc/involution_cpu.cpp" in names
 
 
 def test_sdist_carries_what_its_tests_need(built):
@@ -104,7 +104,7 @@ def test_sdist_carries_what_its_tests_need(built):
     needed = ["LICENSE", "README.md", "pyproject.toml", "conftest.py", "test.sh",
               "scripts/bootstrap.sh", "tests/test_packaging.py",
               "tests/data/official_rednet_state_dict.json", "notebooks/01_involution_kernel.ipynb",
-              "involution/configs/quick_sample.yaml"]
+              "involution/train/configs/quick_sample.yaml"]
     assert [name for name in needed if name not in names] == []
 
 
@@ -174,7 +174,7 @@ sys.modules["lightning"] = None  # makes 'import lightning' fail
 sys.modules["triton"] = None
 import torch
 import involution
-from involution import _triton
+from involution.ops import triton_kernels
 from involution.ops.functional import default_impl, involution2d
 
 x, k = torch.randn(1, 4, 6, 6), torch.randn(1, 2, 3, 3, 6, 6)
@@ -183,7 +183,7 @@ with warnings.catch_warnings(record=True) as caught:
     print("default impl:", default_impl(x))
 print("warned:", [str(w.message) for w in caught if "no C++ compiler" in str(w.message)] != [])
 torch.testing.assert_close(involution2d(x, k), involution2d(x, k, impl="unfold"))
-print("triton available:", _triton.available())
+print("triton available:", triton_kernels.available())
 try:
     involution2d(x, k, impl="triton")
 except RuntimeError as error:

@@ -21,8 +21,8 @@ from test_training import MODEL, QUICK_RUN
 from test_training import quick_args as training_args
 
 from involution.data import Caltech256DataModule
+from involution.train.checkpoints import CheckpointError
 from involution.train.cli import run_cli
-from involution.train.module import CheckpointError
 
 REPO = Path(__file__).resolve().parents[1]
 STEPS_PER_EPOCH = 2
@@ -167,7 +167,7 @@ def test_checkpoint_of_another_model_is_refused_before_anything_is_written(tmp_p
 def test_checkpoint_for_other_classes_is_refused_before_anything_is_written(tmp_path, run_dir):
     # A copy of the sample set with 3 of its 10 classes.
     fewer = tmp_path / "fewer" / "256_ObjectCategories"
-    sample = REPO / "involution" / "sample_data" / "256_ObjectCategories"
+    sample = REPO / "involution" / "data" / "sample_data" / "256_ObjectCategories"
     for folder in sorted(sample.iterdir())[:3]:
         shutil.copytree(folder, fewer / folder.name)
     before = files_under(tmp_path)

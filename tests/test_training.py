@@ -12,16 +12,11 @@ import yaml
 from torch.utils.data import DataLoader, TensorDataset
 
 from involution.__main__ import main
+from involution.train.callbacks import NonFiniteLossError, NonFiniteLossGuard
 from involution.train.cli import run_cli
-from involution.train.module import (
-    ImageClassifier,
-    NonFiniteLossError,
-    NonFiniteLossGuard,
-    OptimizerConfig,
-    ScheduleConfig,
-    build_schedule,
-    wandb_configured,
-)
+from involution.train.loggers import wandb_configured
+from involution.train.module import ImageClassifier
+from involution.train.optimization import OptimizerConfig, ScheduleConfig, build_schedule
 
 REPO = Path(__file__).resolve().parents[1]
 QUICK = "quick_sample"  # the shipped recipe, found by its name
@@ -252,20 +247,6 @@ def test_optimiser_and_schedule_are_typed_records_saved_as_plain_values():
         ScheduleConfig(name="cyclic")
 
 
-def test_checkpoint_with_the_earlier_flat_settings_is_explained(tmp_path):
-    # What checkpoints held before the optimiser and schedule became records.
-    earlier = tmp_path / "earlier.ckpt"
-    torch.save({"epoch": 3, "state_dict": {}, "hyper_parameters": {
-        "model_name": "rednet26", "num_classes": 10, "optimizer": "adamw", "lr": 0.002,
-        "scheduler": "cosine", "warmup_epochs": 1.0}}, earlier)
-    with pytest.raises(ValueError) as error:
-        run_cli(quick_args(tmp_path, "--ckpt_path", str(earlier), command="test"))
-    assert str(error.value).startswith(f"the checkpoint {earlier} was written by an earlier "
-                                       "version of this package")
-    assert "'optimizer': 'adamw', 'lr': 0.002, 'scheduler': 'cosine'" in str(error.value)
-    assert list(tmp_path.iterdir()) == [earlier]  # nothing was written
-
-
 def print_config(capsys, *args) -> dict:
     """The configuration ``python -m involution ARGS --print_config`` composes."""
     with pytest.raises(SystemExit) as exit_:
@@ -298,14 +279,25 @@ def test_config_files_compose_later_ones_overriding(tmp_path, capsys):
     assert composed["model"]["schedule"]["warmup_epochs"] == 5
 
 
-def test_help_lists_the_tools_and_the_shipped_recipes(capsys):
-    with pytest.raises(SystemExit):
-        main(["--help"])
+def test_help_lists_every_command_and_fit_help_the_shipped_recipes(capsys):
+    from involution.__main__ import COMMANDS
+
+    assert main(["--help"]) == 0
     shown = capsys.readouterr().out
-    assert shown.startswith("usage: python -m involution")
-    for name in ("fit", "check-data ROOT", "demo", "quick_sample", "shapes", "caltech256_course",
-                 "caltech256_official", "finetune_caltech256"):
+    assert shown.startswith("usage: python -m involution COMMAND")
+    for name, command in COMMANDS.items():  # one row per command, from the one table
+        assert f"  {name}" in shown and command.summary in shown
+    with pytest.raises(SystemExit):
+        main(["fit", "--help"])
+    shown = capsys.readouterr().out
+    for name in ("quick_sample", "shapes", "caltech256_course", "caltech256_official", "finetune_caltech256"):
         assert name in shown
+
+
+def test_an_unknown_command_is_named_with_the_choices(capsys):
+    assert main(["fitt", "--config", "quick_sample"]) == 2
+    error = capsys.readouterr().err
+    assert "unknown command 'fitt'" in error and "fit, validate, test, predict" in error
 
 
 def test_wandb_is_used_only_when_configured(monkeypatch, tmp_path):

@@ -25,10 +25,10 @@ from involution.ops.functional import involution2d
 # tolerance measures the Triton kernels' own error. Prints "ok" or "FAIL" per case.
 CHECK_CASES = r"""
 import json, sys, torch
-from involution import _triton
+from involution.ops import triton_kernels
 from involution.ops.functional import involution2d
 
-assert _triton.INTERPRETED and _triton.available(), "TRITON_INTERPRET=1 did not reach Triton"
+assert triton_kernels.INTERPRETED and triton_kernels.available(), "TRITON_INTERPRET=1 did not reach Triton"
 TOLERANCE = {"float64": 1e-10, "float32": 1e-4, "float16": 2e-3, "bfloat16": 1.6e-2}
 for dtype_name, case in [(d, c) for d, cases in json.loads(sys.argv[1]).items() for c in cases]:
     dtype, tolerance = getattr(torch, dtype_name), TOLERANCE[dtype_name]
@@ -108,14 +108,14 @@ def test_interpreted_kernels_match_unfold_reference(interpreted):
 
 
 def test_plain_cpu_session_is_unavailable_and_says_why(monkeypatch):
-    from involution.ops import triton_kernels as _triton
+    from involution.ops import triton_kernels
     # A plain CPU session, whatever the environment of this test run: no
     # TRITON_INTERPRET (re-read here as the module does at import), no GPU.
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
-    monkeypatch.setattr(_triton, "INTERPRETED", _triton._interpreter_requested())
+    monkeypatch.setattr(triton_kernels, "INTERPRETED", triton_kernels._interpreter_requested())
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert _triton.INTERPRETED is False
-    assert _triton.available() is False
+    assert triton_kernels.INTERPRETED is False
+    assert triton_kernels.available() is False
     x, kernel = torch.zeros(1, 4, 5, 5), torch.zeros(1, 2, 3, 3, 5, 5)
     with pytest.raises(ValueError, match="needs CUDA tensors, got cpu.*TRITON_INTERPRET=1"):
         involution2d(x, kernel, impl="triton")
@@ -170,11 +170,11 @@ class SimulatedCompileError(RuntimeError):
 def simulated_gpu(monkeypatch):
     """The self-check of "cuda:0", with the CPU running the problem and the
     Triton operator replaced by the test: no GPU, no Triton compiler needed."""
-    from involution.ops import triton_kernels as _triton
-    monkeypatch.setattr(_triton, "available", lambda: True)
-    monkeypatch.setattr(_triton, "_self_check_results", {})
-    make_problem = _triton._self_check_problem
-    monkeypatch.setattr(_triton, "_self_check_problem",
+    from involution.ops import triton_kernels
+    monkeypatch.setattr(triton_kernels, "available", lambda: True)
+    monkeypatch.setattr(triton_kernels, "_self_check_results", {})
+    make_problem = triton_kernels._self_check_problem
+    monkeypatch.setattr(triton_kernels, "_self_check_problem",
                         lambda device, dtype: make_problem("cpu", dtype))
     calls = []
 
@@ -182,7 +182,7 @@ def simulated_gpu(monkeypatch):
         def counted(*args):
             calls.append(args)
             return operator(*args)
-        monkeypatch.setattr(_triton, "triton_forward", counted)
+        monkeypatch.setattr(triton_kernels, "triton_forward", counted)
     return use_as_triton, calls
 
 
@@ -262,7 +262,7 @@ from involution.ops.loop import loop_forward_op
 
 # The self-check itself passes on the interpreter, for every dtype it may meet.
 for dtype in (torch.float32, torch.float16, torch.bfloat16):
-    assert _triton.self_check_failure(torch.device("cpu"), dtype) is None, dtype
+    assert triton_kernels.self_check_failure(torch.device("cpu"), dtype) is None, dtype
 # float16, the mixed-precision dtype of GPUs without bfloat16, against loop in float16:
 # both sum in float32 and round once, so they agree to float16's rounding.
 g = torch.Generator().manual_seed(0)
@@ -270,7 +270,7 @@ x = torch.randn(2, 32, 10, 9, generator=g).half()
 kernel = torch.randn(2, 2, 3, 3, 10, 9, generator=g).half()
 grad = torch.randn(2, 32, 10, 9, generator=g).half()
 results = []
-for operator in (_triton.triton_forward, loop_forward_op):
+for operator in (triton_kernels.triton_forward, loop_forward_op):
     xi, ki = x.clone().requires_grad_(), kernel.clone().requires_grad_()
     out = operator(xi, ki, (1, 1), (1, 1), (1, 1))
     results.append([out, *torch.autograd.grad(out, (xi, ki), grad)])

@@ -4,10 +4,10 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from involution import Involution2d
+from involution import Involution2d, analysis
 from involution.analysis.complexity import complexity_table, operator_costs
 from involution.models import create_model
-from involution.workbook import figures as viz
+from involution.workbook import figures, kernel_figures
 from involution.workbook.results import reference_rows
 
 
@@ -17,7 +17,7 @@ def rednet_kernels():
     torch.manual_seed(0)
     model = create_model("rednet26", num_classes=10).eval()
     images = torch.rand(2, 3, 32, 32)
-    with torch.no_grad(), viz.capture_kernels(model) as kernels:
+    with torch.no_grad(), analysis.capture_kernels(model) as kernels:
         model(images)
     return images, kernels
 
@@ -29,13 +29,13 @@ def test_capture_kernels_records_every_layer_in_forward_order(rednet_kernels):
     assert kernels["layer1.0.conv2"].shape == (2, 4, 7, 7, 8, 8)
 
 
-@pytest.mark.parametrize("summary", viz.KERNEL_SUMMARIES)
+@pytest.mark.parametrize("summary", analysis.KERNEL_SUMMARIES)
 def test_kernel_summary_is_one_value_per_pixel_and_varies_over_the_image(summary):
     torch.manual_seed(0)
     layer = Involution2d(32, kernel_size=7).eval()
     with torch.no_grad():
         kernel = layer.kernel_generator(torch.randn(2, 32, 12, 10))
-    summary_map = viz.kernel_summary(kernel, summary)
+    summary_map = analysis.kernel_summary(kernel, summary)
     assert summary_map.shape == (2, 12, 10)
     assert summary_map[0].std() > 1e-4  # spatially specific: differs from pixel to pixel
     assert not torch.equal(summary_map[0], summary_map[1])  # and from image to image
@@ -44,54 +44,54 @@ def test_kernel_summary_is_one_value_per_pixel_and_varies_over_the_image(summary
 def test_kernel_summaries_on_a_kernel_that_is_the_same_everywhere():
     # A convolution's kernel is the same at every pixel: "deviation" is 0 there.
     constant = torch.full((1, 2, 3, 3, 4, 5), 0.5)
-    assert torch.allclose(viz.kernel_summary(constant, "deviation"), torch.zeros(1, 4, 5))
-    assert torch.allclose(viz.kernel_summary(constant, "sum"), torch.full((1, 4, 5), 4.5))
-    assert torch.allclose(viz.kernel_summary(constant, "norm"), torch.full((1, 4, 5), 0.5))
+    assert torch.allclose(analysis.kernel_summary(constant, "deviation"), torch.zeros(1, 4, 5))
+    assert torch.allclose(analysis.kernel_summary(constant, "sum"), torch.full((1, 4, 5), 4.5))
+    assert torch.allclose(analysis.kernel_summary(constant, "norm"), torch.full((1, 4, 5), 0.5))
     spike = constant.clone()
     spike[0, :, :, :, 2, 3] = 2.0
-    deviation = viz.kernel_summary(spike, "deviation")[0]
+    deviation = analysis.kernel_summary(spike, "deviation")[0]
     assert deviation.argmax() == 2 * 5 + 3  # the one different pixel stands out
 
 
 def test_kernel_summary_rejects_bad_input():
     with pytest.raises(ValueError, match="unknown kernel summary"):
-        viz.kernel_summary(torch.zeros(1, 1, 3, 3, 2, 2), "mean")
+        analysis.kernel_summary(torch.zeros(1, 1, 3, 3, 2, 2), "mean")
     with pytest.raises(ValueError, match=r"\(B, G, K, K, H, W\)"):
-        viz.kernel_summary(torch.zeros(1, 9, 2, 2))
+        analysis.kernel_summary(torch.zeros(1, 9, 2, 2))
     with pytest.raises(ValueError, match="square"):
-        viz.kernel_summary(torch.zeros(1, 1, 3, 5, 2, 2))
+        analysis.kernel_summary(torch.zeros(1, 1, 3, 5, 2, 2))
 
 
 def test_heatmaps_draw_one_map_per_layer_over_the_image(rednet_kernels):
     images, kernels = rednet_kernels
-    figure = viz.plot_kernel_heatmaps(images[1], kernels, index=1, title="t")
+    figure = kernel_figures.plot_kernel_heatmaps(images[1], kernels, index=1, title="t")
     assert isinstance(figure, Figure)
     panels = [a for a in figure.axes if a.get_visible() and a.get_title()]
     assert len(panels) == 1 + len(kernels)
     assert panels[1].get_title().startswith("stem.1\n16x16 px, 2 groups, 3x3")
     drawn = panels[1].get_images()[-1].get_array()
-    expected = viz.kernel_summary(kernels["stem.1"], "deviation")[1].numpy()
+    expected = analysis.kernel_summary(kernels["stem.1"], "deviation")[1].numpy()
     np.testing.assert_allclose(drawn, expected, rtol=1e-6)
     # The photograph is opaque under every map, the map half-transparent over it.
     for panel in panels[1:]:
         photo, heat = panel.get_images()
         assert photo.get_alpha() == 1.0 and heat.get_alpha() == pytest.approx(0.55)
         # The colour bar says what the colour means: the summary's name and unit.
-        assert heat.colorbar.ax.get_ylabel() == viz.SUMMARY_LABELS["deviation"]
-    assert "no unit" in viz.SUMMARY_LABELS["deviation"]
-    norm = viz.plot_kernel_heatmaps(images[0], kernels, summary="norm", layers=["stem.1"])
+        assert heat.colorbar.ax.get_ylabel() == kernel_figures.SUMMARY_LABELS["deviation"]
+    assert "no unit" in kernel_figures.SUMMARY_LABELS["deviation"]
+    norm = kernel_figures.plot_kernel_heatmaps(images[0], kernels, summary="norm", layers=["stem.1"])
     assert norm.axes[1].get_images()[-1].colorbar.ax.get_ylabel().startswith("norm: RMS kernel weight")
     with pytest.raises(ValueError, match="no kernels captured"):
-        viz.plot_kernel_heatmaps(images[0], kernels, layers=["nope"])
+        kernel_figures.plot_kernel_heatmaps(images[0], kernels, layers=["nope"])
     with pytest.raises(ValueError, match="denormalize"):
-        viz.plot_kernel_heatmaps(images[0] * 5 - 2, kernels)
+        kernel_figures.plot_kernel_heatmaps(images[0] * 5 - 2, kernels)
 
 
 def test_kernels_at_pixels_shows_the_kernel_of_each_marked_pixel(rednet_kernels):
     images, kernels = rednet_kernels
     layers = ["stem.1", "layer2.0.conv2"]
     pixels = [(0, 0), (31, 31), (10, 20)]
-    figure = viz.plot_kernels_at_pixels(images[0], kernels, pixels, layers=layers, group=1)
+    figure = kernel_figures.plot_kernels_at_pixels(images[0], kernels, pixels, layers=layers, group=1)
     kernel_axes = [a for a in figure.axes if a.get_images() and a.get_images()[0].get_array().shape
                    in ((3, 3), (7, 7))]
     assert len(kernel_axes) == len(layers) * len(pixels)
@@ -101,11 +101,11 @@ def test_kernels_at_pixels_shows_the_kernel_of_each_marked_pixel(rednet_kernels)
     assert all(a.images[-1].colorbar.ax.get_ylabel() == "kernel weight"
                for a in kernel_axes if a.images[-1].colorbar)
     with pytest.raises(ValueError, match="outside"):
-        viz.plot_kernels_at_pixels(images[0], kernels, [(32, 0)], layers=layers)
+        kernel_figures.plot_kernels_at_pixels(images[0], kernels, [(32, 0)], layers=layers)
     with pytest.raises(ValueError, match="group 5"):
-        viz.plot_kernels_at_pixels(images[0], kernels, [(1, 1)], layers=layers, group=5)
+        kernel_figures.plot_kernels_at_pixels(images[0], kernels, [(1, 1)], layers=layers, group=5)
     with pytest.raises(ValueError, match="pixels"):
-        viz.plot_kernels_at_pixels(images[0], kernels, [], layers=layers)
+        kernel_figures.plot_kernels_at_pixels(images[0], kernels, [], layers=layers)
 
 
 def _window_panels(figure):
@@ -117,7 +117,7 @@ def test_kernels_at_pixels_draws_the_deep_layers_7x7_window_beside_the_stems(red
     images, kernels = rednet_kernels
     # On a 32x32 image the stem's map is 16x16, layer1.0.conv2's 8x8 (stride 1).
     assert kernels["layer1.0.conv2"].shape[-2:] == (8, 8)
-    figure = viz.plot_kernels_at_pixels(images[0], kernels, [(5, 5), (20, 25)],
+    figure = kernel_figures.plot_kernels_at_pixels(images[0], kernels, [(5, 5), (20, 25)],
                                         layers=["stem.1", "layer1.0.conv2"])
     windows = _window_panels(figure)
     # 3 cells of 2 px for the stem; 7 cells of 4 px, most of the image, for the 8x8 map.
@@ -128,8 +128,8 @@ def test_kernels_at_pixels_draws_the_deep_layers_7x7_window_beside_the_stems(red
 def test_window_of_a_strided_layer_spans_its_finer_input_map(rednet_kernels):
     images, kernels = rednet_kernels
     # layer2.0.conv2 has stride 2: its 4x4 output grid, its 8x8 input map.
-    assert viz.window_side(kernels["layer2.0.conv2"], 32, stride=2) == 28.0
-    figure = viz.plot_kernels_at_pixels(images[0], kernels, [(5, 5)], layers=["stem.1", "layer2.0.conv2"],
+    assert kernel_figures.window_side(kernels["layer2.0.conv2"], 32, stride=2) == 28.0
+    figure = kernel_figures.plot_kernels_at_pixels(images[0], kernels, [(5, 5)], layers=["stem.1", "layer2.0.conv2"],
                                         strides={"layer2.0.conv2": 2})
     assert _window_panels(figure)["layer2.0.conv2: 7x7 window\n= 28x28 of 32x32 px"] == [28.0]
 
@@ -140,7 +140,7 @@ def _metrics(offset):
 
 
 def test_training_curves_plot_train_and_val_of_every_run():
-    figure = viz.plot_training_curves({"RedNet-26": _metrics(0), "ResNet-26": _metrics(0.1)},
+    figure = figures.plot_training_curves({"RedNet-26": _metrics(0), "ResNet-26": _metrics(0.1)},
                                       title="sample set, not Caltech-256")
     loss_axis, accuracy_axis = figure.axes
     assert [line.get_label() for line in loss_axis.get_lines()] == [
@@ -149,7 +149,7 @@ def test_training_curves_plot_train_and_val_of_every_run():
     assert list(accuracy_axis.get_lines()[1].get_ydata()) == pytest.approx([10, 30, 50])
     assert figure.get_suptitle() == "sample set, not Caltech-256"
     with pytest.raises(ValueError):
-        viz.plot_training_curves({})
+        figures.plot_training_curves({})
 
 
 def _points_by_label(axis) -> dict[str, list[tuple[float, float]]]:
@@ -162,7 +162,7 @@ def _points_by_label(axis) -> dict[str, list[tuple[float, float]]]:
 def test_accuracy_vs_params_keeps_reported_points_apart():
     ours = [{"label": "RedNet-26", "params_m": 7.2, "best_val_top1": 42.0},
             {"label": "ResNet-26", "params_m": 11.7, "best_val_top1": 40.0}]
-    figure = viz.plot_accuracy_vs_params(ours, reference_rows(), ours_label="this project: sample set",
+    figure = figures.plot_accuracy_vs_params(ours, reference_rows(), ours_label="this project: sample set",
                                          reference_label="reported by the course project")
     # Different data sets, so different panels: no axis holds both.
     ours_axis, reported_axis = figure.axes
@@ -176,18 +176,18 @@ def test_accuracy_vs_params_keeps_reported_points_apart():
 
 def test_complexity_table_figure_shows_the_counted_numbers():
     rows = complexity_table(depths=(26,), input_size=(3, 64, 64))
-    figure = viz.plot_complexity_table(rows, (3, 64, 64))
+    figure = figures.plot_complexity_table(rows, (3, 64, 64))
     table = figure.axes[0].tables[0]
     texts = {cell.get_text().get_text() for cell in table.get_celld().values()}
     assert f"{rows[0]['params']:,}" in texts and "rednet26" in texts and "Li et al. 2021" in texts
     with pytest.raises(ValueError):
-        viz.plot_complexity_table([])
+        figures.plot_complexity_table([])
 
 
 def test_operator_costs_figure():
     by_channels = [operator_costs(c, 3, 4, 4) for c in (16, 32)]
     by_kernel = [operator_costs(16, k, 4, 4) for k in (3, 5)]
-    figure = viz.plot_operator_costs(by_channels, by_kernel)
+    figure = figures.plot_operator_costs(by_channels, by_kernel)
     assert len(figure.axes) == 4
     params_axis = figure.axes[0]
     assert list(params_axis.get_lines()[0].get_ydata()) == [r["conv_params"] for r in by_channels]
@@ -196,6 +196,6 @@ def test_operator_costs_figure():
 
 def test_accuracy_vs_params_labels_each_model_once_over_seeds():
     ours = [{"label": "RedNet-26", "params_m": 7.2, "best_val_top1": v} for v in (60.0, 62.0, 64.0)]
-    (axis,) = viz.plot_accuracy_vs_params(ours).axes
+    (axis,) = figures.plot_accuracy_vs_params(ours).axes
     assert len(_points_by_label(axis)["this project"]) == 3  # every seed is drawn
     assert [t.get_text() for t in axis.texts] == ["RedNet-26\n62.0%\n(mean of 3)"]

@@ -13,11 +13,12 @@ import torch
 from involution.models import create_model
 from involution.train import runs
 from involution.train.runs import Run, RunResults, find_runs, latest_run, model_label, read_metrics
-from involution.workbook import colab, data_choice, experiments
+from involution.workbook import colab, data_choice, experiments, repository
 from involution.workbook import notebook as workbook
 from involution.workbook.data_choice import DataChoice, choose_data, internet_reachable
 from involution.workbook.experiments import find_comparison, training_args
-from involution.workbook.notebook import FAST_ENV, WORKDIR_ENV, fast_mode, repo_root, work_directory
+from involution.workbook.notebook import FAST_ENV, WORKDIR_ENV, fast_mode, work_directory
+from involution.workbook.repository import repo_root
 from involution.workbook.results import (
     SeedSpread,
     compare_spreads,
@@ -37,7 +38,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_repo_root_is_found_from_a_subfolder_and_from_outside(tmp_path):
     assert repo_root(REPO / "notebooks") == REPO
-    assert repo_root(REPO / "involution" / "sample_data") == REPO
+    assert repo_root(REPO / "involution" / "data" / "sample_data") == REPO
     # Outside any checkout it falls back to the package's own repository.
     assert repo_root(tmp_path) == REPO
 
@@ -92,7 +93,7 @@ def test_setup_in_fast_mode(monkeypatch, tmp_path, capsys):
     assert book.fast and book.root == REPO and book.workdir == tmp_path.resolve()
     assert book.runs_dir == tmp_path.resolve() / "runs"
     assert book.figures_dir == tmp_path.resolve() / "slides" / "figures"
-    assert book.config("quick_sample") == REPO / "involution" / "configs" / "quick_sample.yaml"
+    assert book.config("quick_sample") == REPO / "involution" / "train" / "configs" / "quick_sample.yaml"
     assert workbook.os.environ["WANDB_MODE"] == "disabled"
     printed = capsys.readouterr().out
     assert "FAST" in printed and str(tmp_path.resolve()) in printed
@@ -483,21 +484,25 @@ def test_committed_notebooks_carry_the_generated_colab_lines(tmp_path):
     for notebook in sorted((REPO / "notebooks").glob("*.ipynb")):
         copy = tmp_path / notebook.name
         copy.write_text(notebook.read_text())
-        assert not colab.write_cells(copy, workbook.REPO_URL), f"{notebook.name} is out of date"
-    assert "raise SystemExit" in colab.setup_lines(workbook.REPO_URL_PLACEHOLDER)[-1]
+        assert not colab.write_cells(copy, repository.repository_url()), f"{notebook.name} is out of date"
+    assert "raise SystemExit" in colab.setup_lines(repository.PLACEHOLDER_URL)[-1]
+
+
+def test_the_address_is_read_from_pyproject_not_written_in_python():
+    links = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["urls"]
+    assert repository.repository_url() == links["Repository"]
+    for module in (REPO / "involution").rglob("*.py"):  # no module holds an address of its own
+        assert repository.PLACEHOLDER_URL not in module.read_text() or module.name == "repository.py", module
 
 
 def test_set_repo_rewrites_the_address_everywhere_and_keeps_outputs(tmp_path):
-    (tmp_path / "involution").mkdir()
-    (tmp_path / "involution" / "workbook.py").write_text((REPO / "involution" / "workbook.py").read_text())
     (tmp_path / "pyproject.toml").write_text((REPO / "pyproject.toml").read_text())
     (tmp_path / "notebooks").mkdir()
     original = REPO / "notebooks" / "01_involution_kernel.ipynb"
     (tmp_path / "notebooks" / original.name).write_text(original.read_text())
     url = "https://github.com/someone/involution"
     changed = colab.set_repo(url, root=tmp_path)
-    assert [path.name for path in changed] == ["workbook.py", "pyproject.toml", original.name]
-    assert f"REPO_URL = {url!r}" in (tmp_path / "involution" / "workbook.py").read_text()
+    assert [path.name for path in changed] == ["pyproject.toml", original.name]
     links = tomllib.loads((tmp_path / "pyproject.toml").read_text())["project"]["urls"]
     assert links["Repository"] == url and links["Issues"] == f"{url}/issues"
     before, after = (json.loads(path.read_text()) for path in (original, tmp_path / "notebooks" / original.name))

@@ -166,19 +166,11 @@ def _loggers(run_dir: Path, resume_epoch: int | None, csv_dir: Path | None = Non
     return [csv_logger, wandb_logger]
 
 
-# The tools that __main__ runs itself, listed in the help beside Lightning's commands.
-TOOLS_HELP = {
-    "check-data ROOT": "decode every image of a Caltech-256 copy and list the unreadable ones",
-    "demo": "build a RedNet, print its size table, run it on a photo",
-}
-
-
 def _description() -> str:
-    tools = "\n".join(f"  {usage:<16} {text}" for usage, text in TOOLS_HELP.items())
     return "\n\n".join([
-        textwrap.fill("Train and evaluate the models of this package (fit, validate, test, "
-                      "predict: a LightningCLI; add --help after one for its options), or run "
-                      "a tool:", 79) + "\n" + tools,
+        textwrap.fill("Train and evaluate the models of this package (fit, validate, test, predict: a "
+                      "LightningCLI; add --help after one for its options). The other commands: "
+                      "python -m involution --help.", 79),
         textwrap.fill("--config takes a YAML file, or the name of a recipe shipped with the "
                       f"package: {', '.join(list_configs())}. A recipe sets the data, trainer, "
                       "optimiser and schedule; choose the model with --model.model_name "
@@ -362,3 +354,10 @@ def _batch_limit_settings(args: list[str]):
 def run_cli(args: list[str] | None = None) -> InvolutionCLI:
     """Run the CLI with ``args`` (as on the command line) and return it, for notebooks."""
     return InvolutionCLI(args=args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m involution fit|validate|test|predict ...``: ``argv`` starts with the command;
+    None reads the command line."""
+    run_cli(argv)
+    return 0
