@@ -31,5 +31,5 @@ for notebook in notebooks/0[1-5]_*.ipynb; do
   rm -f notebooks/kernel-ipc-*  # the kernel's socket files, left behind by nbconvert
   echo "  done in $((SECONDS - start)) s"
 done
-.venv/bin/python -m involution.deck
+.venv/bin/python -m involution deck
 echo "Notebooks executed in place (notebooks/), runs in runs/, figures in slides/figures/, deck: slides/deck.html and slides/deck.pdf"

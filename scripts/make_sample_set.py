@@ -1,4 +1,4 @@
-"""Make the built-in sample set, ``involution/sample_data``, from public sample photographs.
+"""Make the built-in sample set, ``involution/data/sample_data``, from public sample photographs.
 
 The sample set lets the notebooks, the command line and the tests run in
 seconds without the 1.2 GB Caltech-256 download. It has Caltech-256's folder
@@ -12,7 +12,7 @@ Caltech-256.
 Deterministic: the crops come from a seeded generator and the JPEG encoder is
 deterministic, so running the script again (with the same Pillow) rewrites
 byte-identical files. It also writes the sample set's own fixed split,
-``involution/sample_data/split.csv`` (stratified 80/10/10, seed 0: 120/20/20
+``involution/data/sample_data/split.csv`` (stratified 80/10/10, seed 0: 120/20/20
 images), which the data module uses for ``root="sample"``. Run from the
 repository root::
 

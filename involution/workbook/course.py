@@ -1,7 +1,7 @@
 """The original course project's runs, as configs, run by named sets side by side.
 
 Each course run is the course recipe (``caltech256_course``) composed with one
-small overrides file, ``involution/configs/course/<run>.yaml``, holding only
+small overrides file, ``involution/train/configs/course/<run>.yaml``, holding only
 what that run changed (model, weight decay, dropout, clipping, epochs,
 learning rate). What the course project reported for it lives in
 :data:`involution.workbook.reference.COURSE_PROJECT_RUNS` under the same name.

@@ -187,7 +187,7 @@ class Workbook:
         return _short(self.root / SLIDES / "data" / "runs")
 
     def config(self, name: str) -> Path:
-        """The shipped recipe ``name`` (``involution/configs/<name>.yaml``), or a config file."""
+        """The shipped recipe ``name`` (``involution/train/configs/<name>.yaml``), or a config file."""
         return find_config(name)
 
     def choose_data(self, root: str | os.PathLike = "shapes", reachable=None) -> DataChoice:

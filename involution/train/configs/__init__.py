@@ -1,4 +1,4 @@
-"""The run recipes shipped with the package (``involution/configs/*.yaml``).
+"""The run recipes shipped with the package (``involution/train/configs/*.yaml``).
 
 A recipe holds everything of a run but the model: the data, the trainer, the
 optimiser and the schedule, with a default model that the command line can
