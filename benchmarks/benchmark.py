@@ -17,8 +17,9 @@ Two parts, measured side by side in one run on one machine:
 4. The performance targets, each with its measured value (``targets``).
 
 The CPU is always measured; CUDA too when a GPU is present. Results go to
-``benchmarks/results/<device>.json`` and, with ``--update-readme``, into the
-README's benchmark section. This is a benchmark, not a test: the tests check
+``benchmarks/results/<device>.json`` and, with ``--update-docs``, into the
+benchmark section of the documentation's Performance page
+(``docs/performance.md``). This is a benchmark, not a test: the tests check
 correctness only.
 
 Training is measured in both memory formats, NCHW and channels-last: the
@@ -680,7 +681,7 @@ def targets_table(result: dict) -> list[str]:
                      "and memory on CUDA)", "not measured", "**outstanding**",
                      "No GPU was available. The Triton kernels pass their tests under Triton's "
                      "interpreter (`tests/test_triton.py`); on a CUDA machine `python "
-                     "benchmarks/benchmark.py --device cuda --update-readme` measures them."))
+                     "benchmarks/benchmark.py --device cuda --update-docs` measures them."))
     lines = ["**Targets**, from this run's numbers:", "",
              "| target | measured | status | what stands in the way |", "|---|---|---|---|"]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
@@ -712,16 +713,45 @@ def summary(result: dict) -> list[str]:
     return lines
 
 
-def update_readme(result: dict) -> None:
-    readme = REPO / "README.md"
-    start, end = (f"<!-- benchmark:{result['device']}:start -->",
-                  f"<!-- benchmark:{result['device']}:end -->")
-    text = readme.read_text()
-    if start not in text:
-        raise SystemExit(f"README.md has no {start} ... {end} section to update")
-    before, rest = text.split(start, 1)
-    after = rest.split(end, 1)[1]
-    readme.write_text(f"{before}{start}\n{markdown(result)}\n{end}{after}")
+def headline(result: dict) -> str:
+    """The README's three lines on the CPU operator and training speed, from this run."""
+    rows = [r for r in result["operator"] if r["impl"] == "cpu"]
+    speed = {(r["model"], r["memory_format"]): r["images_per_s"] for r in result["training"]
+             if not r["recompute"]}
+    ratios = [speed[("rednet26", fmt)] / speed[("resnet26", fmt)] for fmt in MEMORY_FORMATS
+              if ("rednet26", fmt) in speed]
+    machine = f"{result['machine']['cpu']}, {result['machine']['cpu_threads']} threads, {result['date']}"
+
+    def span(values, digits=0):
+        return f"{min(values):.{digits}f} to {max(values):.{digits}f}"
+
+    return "\n".join([
+        f"- On the CPU the C++ kernel runs forward+backward {span([r['speedup'] for r in rows])} times "
+        f"faster than the unfold reference, with {span([r['memory_ratio'] for r in rows])} times less peak "
+        f"memory, at RedNet-50's shapes ({machine}).",
+        f"- It takes {span([r['versus_depthwise'] for r in rows], 2)} times as long as PyTorch's depthwise "
+        f"7x7 convolution (the same multiply-adds with a static kernel), so RedNet-26 trains at "
+        f"{span(ratios, 2)} times ResNet-26's images/s on that CPU despite its fewer multiply-adds.",
+        "- The Triton kernels pass their tests under Triton's interpreter; "
+        + ("they are timed on the Performance page." if result.get("gpu_measured")
+           else "they have not yet been timed on a GPU."),
+    ])
+
+
+def _write_between(page: Path, name: str, text: str) -> None:
+    start, end = f"<!-- benchmark:{name}:start -->", f"<!-- benchmark:{name}:end -->"
+    content = page.read_text()
+    if start not in content:
+        raise SystemExit(f"{page} has no {start} ... {end} section to update")
+    before, rest = content.split(start, 1)
+    page.write_text(f"{before}{start}\n{text}\n{end}{rest.split(end, 1)[1]}")
+
+
+def update_docs(result: dict) -> None:
+    """Write the tables into docs/performance.md and, for the CPU, the headline into README.md."""
+    _write_between(REPO / "docs" / "performance.md", result["device"], markdown(result))
+    if result["device"] == "cpu" and result["training"]:
+        _write_between(REPO / "README.md", "headline", headline(result))
 
 
 def run(device: torch.device, min_seconds: float, skip_training: bool) -> dict:
@@ -766,10 +796,10 @@ def main(argv=None) -> int:
                         help="time each measurement for at least this long")
     parser.add_argument("--skip-training", action="store_true",
                         help="only the operator part")
-    parser.add_argument("--update-readme", action="store_true",
-                        help="write the tables into README.md's benchmark section")
+    parser.add_argument("--update-docs", action="store_true",
+                        help="write the tables into the benchmark section of docs/performance.md")
     parser.add_argument("--from-results", action="store_true",
-                        help="measure nothing: write the README section from the saved "
+                        help="measure nothing: write the docs section from the saved "
                              "benchmarks/results/<device>.json")
     parser.add_argument("--memory-only", action="store_true",
                         help=argparse.SUPPRESS)  # the child process of measure_memory
@@ -785,7 +815,7 @@ def main(argv=None) -> int:
         for name in ["cpu", "cuda"] if args.device == "all" else [args.device]:
             path = RESULTS / f"{name}.json"
             if path.exists():
-                update_readme(json.loads(path.read_text()))
+                update_docs(json.loads(path.read_text()))
         return 0
     devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
     if "cuda" in devices and not torch.cuda.is_available():
@@ -794,8 +824,8 @@ def main(argv=None) -> int:
         devices.remove("cuda")
     for name in devices:
         result = run(torch.device(name), args.min_seconds, args.skip_training)
-        if args.update_readme:
-            update_readme(result)
+        if args.update_docs:
+            update_docs(result)
     return 0
 
 

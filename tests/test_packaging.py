@@ -26,7 +26,8 @@ REPO = Path(__file__).resolve().parents[1]
 # What a checkout holds that is no part of the source: local environments, data, runs, builds.
 NOT_SOURCE = {REPO: {".git", ".venv", "build", "dist", "runs", "wandb", "lightning_logs",
                      "checkpoints", ".pytest_cache"},
-              REPO / "data": {"caltech256", "downloads"}}
+              REPO / "data": {"caltech256", "downloads"},
+              REPO / "docs": {"_build", "_api", "notebooks"}}  # written by the docs build, maybe right now
 NEVER_SOURCE = shutil.ignore_patterns("__pycache__", "*.egg-info", ".ipynb_checkpoints")
 # Requirements that belong in extras: a plain `pip install involution` (in Colab, say)
 # must not replace the Jupyter it runs in, nor pull training or logging frameworks.

@@ -340,7 +340,7 @@ def test_without_a_progress_bar_each_epoch_prints_one_line(tmp_path, capsys):
 
 
 def test_recompute_is_a_training_option_of_rednets_only():
-    # --model.recompute true trades time for memory (the README's Speed and memory section).
+    # --model.recompute true trades time for memory (the Performance page of the docs).
     assert ImageClassifier("rednet26", num_classes=10, recompute=True).model.recompute is True
     assert ImageClassifier("rednet26", num_classes=10).model.recompute is False
     with pytest.raises(ValueError, match="resnet26 does not accept the option recompute"):

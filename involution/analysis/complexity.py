@@ -67,6 +67,7 @@ class Complexity:
 
 
 def count_parameters(model: nn.Module) -> int:
+    """The number of parameters of ``model`` (every tensor, trainable or not)."""
     return sum(p.numel() for p in model.parameters())
 
 
@@ -102,7 +103,7 @@ def count_complexity(model: nn.Module, input_size=(3, 224, 224),
     """Count parameters and per-image multiply-adds of ``model`` on one input.
 
     Args:
-        model: any ``nn.Module`` taking a (1, *input_size) tensor.
+        model: any ``nn.Module`` taking a ``(1, *input_size)`` tensor.
         input_size: (channels, height, width) of one image.
         elementwise: also count bias, norm, activation and pooling
             operations the way mmcv does (see the module docs).

@@ -2,7 +2,7 @@
 
 The kernels are not weights: every forward pass generates new ones from the
 image. :func:`capture_kernels` records them with forward hooks on each
-layer's :class:`~involution.layers.KernelGenerator`, so nothing about the
+layer's :class:`~involution.layers.involution.KernelGenerator`, so nothing about the
 forward pass is repeated or changed; :func:`kernel_summary` reduces a layer's
 kernels to one number per pixel. (The figures that draw them are the
 workbook's, :mod:`involution.workbook.kernel_figures`.)
@@ -61,6 +61,7 @@ KERNEL_SUMMARIES = ("norm", "sum", "deviation")
 
 
 def check_kernel(kernel: torch.Tensor) -> torch.Tensor:
+    """``kernel`` as a detached float32 CPU tensor, or a ValueError if it is not (B, G, K, K, H, W)."""
     if not isinstance(kernel, torch.Tensor) or kernel.dim() != 6:
         shape = tuple(kernel.shape) if isinstance(kernel, torch.Tensor) else type(kernel).__name__
         raise ValueError(f"expected generated kernels of shape (B, G, K, K, H, W), got {shape}")

@@ -34,7 +34,7 @@ def data_home() -> Path:
 
 @dataclass(frozen=True)
 class DataKind:
-    """How one kind of data (see :func:`involution.data.dataset_kind`) is named.
+    """How one kind of data (see :func:`involution.data.locate.dataset_kind`) is named.
 
     ``name`` describes the data set in full (a data module's description);
     ``label`` is the short form put beside every number measured on it.

@@ -106,6 +106,7 @@ def data_folder(root: Path, categories_dir: Path | None) -> Path:
 
 
 def missing_data_message(root: Path) -> str:
+    """What to say when ``root`` holds no Caltech-256: where it was looked for and how to get it."""
     return (
         f"Caltech-256 was not found under {root}: expected the folder "
         f"{root / CATEGORIES_DIRNAME} (or {root / 'caltech256' / CATEGORIES_DIRNAME}) "
@@ -118,6 +119,7 @@ def missing_data_message(root: Path) -> str:
 
 
 def is_clutter(class_folder: str) -> bool:
+    """Whether ``class_folder`` is Caltech-256's "none of the above" class, ``257.clutter``."""
     return class_folder.partition(".")[2] == CLUTTER_NAME
 
 
@@ -210,6 +212,7 @@ def class_names(root: str | os.PathLike, include_clutter: bool = True) -> list[s
 
 
 def readable_names(class_folders: Sequence[str]) -> list[str]:
+    """Class names without their number: ``001.ak47`` -> ``ak47``."""
     return [folder.partition(".")[2] or folder for folder in class_folders]
 
 

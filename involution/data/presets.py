@@ -29,7 +29,10 @@ from involution.data.constants import IMAGENET_MEAN, IMAGENET_STD
 
 
 def eval_resize(image_size: int) -> int:
-    # The usual ImageNet ratio: resize to 256 and crop 224, scaled to any size.
+    """The short side evaluation resizes to before its centre crop of ``image_size``.
+
+    The usual ImageNet ratio, resize to 256 and crop 224, scaled to any size.
+    """
     return round(image_size * 256 / 224)
 
 

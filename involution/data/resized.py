@@ -91,6 +91,7 @@ def make_resized_copy(
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m involution resize-data ROOT DESTINATION``."""
     parser = argparse.ArgumentParser(
         prog="python -m involution resize-data",
         description="Make a pre-resized copy of a data folder (Caltech-256 layout) for faster loading.",

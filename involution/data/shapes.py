@@ -22,7 +22,7 @@ generalisation instead:
   :func:`render` re-creates an image from its record, so the claim can be
   checked (``tests/test_shapes.py`` does).
 
-Layout (what :class:`~involution.data.Caltech256DataModule` reads)::
+Layout (what :class:`~involution.data.module.Caltech256DataModule` reads)::
 
     <cache>/shapes-v2-seed0/
         256_ObjectCategories/01.circle/train_00000.jpg ...
@@ -310,6 +310,7 @@ def _draw_record(rng: np.random.Generator, split: str, label: str, path: str) ->
 
 
 def class_folder(index: int, label: str) -> str:
+    """The folder name of class ``index``, in Caltech-256's style: ``01.circle``."""
     return f"{index + 1:02d}.{label}"
 
 
@@ -443,7 +444,7 @@ def landmarks(record: ShapeRecord, image_size: int = SIZE) -> dict[str, tuple[in
     ``"inside"``: the point of the shape nearest its centre; ``"outline"``: the
     right-most point of its outline; ``"background"``: the corner (inset by a
     sixth) farthest from the shape. Coordinates are where the evaluation
-    transform (:func:`involution.data.build_transforms` with ``train=False``:
+    transform (:func:`involution.data.presets.build_transforms` with ``train=False``:
     resize, then centre crop to ``image_size``) puts them, so they can mark the
     kernels of a network that saw the image that way.
     """

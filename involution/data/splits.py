@@ -52,6 +52,7 @@ _MAX_EXAMPLES = 5  # how many examples a split mismatch lists per kind
 
 
 def check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
+    """The train/val/test fractions as a triple, or a ValueError that says what is wrong with them."""
     if len(fractions) != 3:
         raise ValueError(
             f"split must be three fractions (train, val, test), e.g. {DEFAULT_SPLIT}; got {tuple(fractions)}."

@@ -37,7 +37,7 @@ class KernelGenerator(nn.Module):
 
     Returns a (B, G, K, K, H_out, W_out) tensor. It is a module of its own so
     that a forward hook on it captures the generated kernels (see
-    :func:`involution.workbook.figures.capture_kernels`) without repeating the forward.
+    :func:`involution.analysis.kernels.capture_kernels`) without repeating the forward.
     """
 
     def __init__(self, channels: int, kernel_size: int, stride: int, groups: int,

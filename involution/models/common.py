@@ -24,6 +24,7 @@ STAGE_BLOCKS = {
 
 
 def check_num_classes(num_classes) -> None:
+    """Refuse a classifier size that is not a positive int, with the usual values in the message."""
     # nn.Linear accepts 0 outputs and fails on -1 with a tensor error: say what is wrong instead.
     if not is_positive_int(num_classes):
         raise ValueError("num_classes must be a positive int (257 for Caltech-256, 1000 for "

@@ -3,7 +3,7 @@
 RedNet is "torchvision's ResNet with involution in the bottleneck and a
 different stem", so that is how it is built here: torchvision's
 :class:`~torchvision.models.ResNet` with Bottleneck blocks, whose 3x3
-convolution (``conv2``) is replaced by a 7x7 :class:`~involution.Involution2d`
+convolution (``conv2``) is replaced by a 7x7 :class:`~involution.layers.involution.Involution2d`
 with the block's stride, and whose 7x7 stem convolution is replaced by the
 official involution stem. Everything else (stage widths, strides,
 projection shortcuts, zero-initialised last BN of each block) is torchvision's.
@@ -35,8 +35,8 @@ class RedNet(ResNet):
         recompute: in training, keep less for backward and recompute it there:
             every involution's generated kernels (see :class:`Involution2d`)
             and the stem's 112x112 maps up to its last convolution. Exact
-            gradients and the same parameter names; see the README's "Speed
-            and memory" for what it saves and costs.
+            gradients and the same parameter names; the docs' Performance page
+            says what it saves and costs.
     """
 
     def __init__(self, layers, num_classes: int = 1000, kernel_size: int = 7,

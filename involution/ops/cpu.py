@@ -45,6 +45,7 @@ OPENMP = "-fopenmp"
 
 
 def cache_dir() -> Path:
+    """Where the compiled kernel is cached: ``$INVOLUTION_CACHE``, else ``$XDG_CACHE_HOME/involution``."""
     default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "involution"
     return Path(os.environ.get("INVOLUTION_CACHE", default))
 

@@ -9,7 +9,7 @@ K x K kernel for every pixel and shares it across the channels of a group::
                                  * input[b, c, i*s + u*d - p, j*s + v*d - p]
 
 with ``g(c) = c // (C // G)``, stride ``s``, dilation ``d``, zero padding
-``p``. The kernel is an *input* here; :class:`involution.Involution2d`
+``p``. The kernel is an *input* here; :class:`involution.layers.involution.Involution2d`
 generates it from the feature map.
 
 Implementations (all compute the same thing, see ``tests/test_functional.py``):

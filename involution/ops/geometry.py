@@ -1,7 +1,7 @@
 """The sizes of one involution call: checked once, named, and shared by every backend.
 
 :func:`check_geometry` validates the arguments of
-:func:`~involution.ops.involution2d` and derives the output size; every
+:func:`~involution.ops.functional.involution2d` and derives the output size; every
 implementation, and the fake (shape-only) implementations that
 ``torch.compile`` and ``torch.export`` use, start from its answer.
 """

@@ -1,5 +1,5 @@
 """The callbacks of every run: kernel statistics, instability guards, one line per epoch,
-predictions to CSV. (The run's results file is written by :class:`involution.train.runs.RunSummary`.)"""
+predictions to CSV. (The run's results file is written by :class:`involution.train.runs.summary.RunSummary`.)"""
 from __future__ import annotations
 
 import csv
@@ -22,7 +22,7 @@ class KernelStatsMonitor(Callback):
     RedNets can be unstable (the course project saw exploding activations in
     RedNet-50): watching the kernels' spread and extremes per layer shows
     where it starts. Every ``every_n_steps`` training steps, forward hooks on
-    the kernel generators record the std and max |value| of the kernels.
+    the kernel generators record the std and the largest absolute value of the kernels.
     """
 
     def __init__(self, every_n_steps: int = 50):

@@ -1,7 +1,7 @@
 """``python -m involution fit|validate|test|predict --config RECIPE [--model.model_name NAME]``.
 
 A LightningCLI over :class:`~involution.train.module.ImageClassifier` and
-:class:`~involution.data.Caltech256DataModule`. On top of Lightning's own
+:class:`~involution.data.module.Caltech256DataModule`. On top of Lightning's own
 behaviour it finds the shipped recipes by name (:mod:`involution.train.configs`) and
 decides where a run lives and how it is logged:
 
@@ -184,6 +184,9 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter, DefaultHelpFormatter)
 
 
 class InvolutionCLI(LightningCLI):
+    """Lightning's command line with this package's recipes, run folders and checkpoint checks
+    (see the module's description)."""
+
     def __init__(self, args=None, run: bool = True):
         self._checkpoint = None  # the --ckpt_path file's contents, once read
         self._batch_limits = {}  # the --trainer.limit_*_batches given as whole numbers

@@ -32,10 +32,11 @@ class ResumableCSVLogger(CSVLogger):
     ``metrics_file_path`` and ``metrics_keys``), so a new Lightning release
     cannot silently break resuming.
 
+    The arguments are those of :class:`lightning.pytorch.loggers.CSVLogger`, and:
+
     Args:
         keep_through_epoch: when resuming from a checkpoint saved at the end
             of this epoch, the rows logged after it are dropped.
-        Other arguments as for :class:`lightning.pytorch.loggers.CSVLogger`.
     """
 
     def __init__(self, *args, keep_through_epoch: int | None = None, **kwargs):

@@ -39,7 +39,7 @@ class ImageClassifier(L.LightningModule):
     """Train any registered model as an image classifier.
 
     Args:
-        model_name: a name from :func:`involution.models.list_models`.
+        model_name: a name from :func:`involution.models.registry.list_models`.
         num_classes: classifier size; the CLI links it to the data module.
         pretrained: path to an official RedNet ImageNet checkpoint to start from.
         kernel_size, group_channels, reduction_ratio: involution options of the
@@ -55,8 +55,8 @@ class ImageClassifier(L.LightningModule):
             convolutions run faster in it on GPUs and on recent CPUs (see
             the benchmark), and the involution kernels read it directly.
         recompute: RedNets only: generate the kernels again in backward instead
-            of keeping them, for less memory at some time (README, "Speed and
-            memory"); the gradients are the same. None: the model's default (off).
+            of keeping them, for less memory at some time (the docs'
+            Performance page); the gradients are the same. None: the model's default (off).
     """
 
     def __init__(self, model_name: str = "rednet26", num_classes: int = 257,

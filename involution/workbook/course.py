@@ -311,11 +311,11 @@ def describe_sets() -> str:
 
 
 def kernel_growth(run: Run) -> dict[str, list[float]]:
-    """Per logged training step: the largest |value| of any generated kernel, and the loss.
+    """Per logged training step: the largest absolute value of any generated kernel, and the loss.
 
     KernelStatsMonitor logs each involution layer's ``kernels/<layer>/absmax``
     at the steps it records (every step in the instability set); the
-    epoch-level reader :func:`involution.train.runs.read_metrics` leaves these
+    epoch-level reader :func:`involution.train.runs.reader.read_metrics` leaves these
     step-level columns out, so they are read here from the same metrics.csv.
     """
     growth: dict[str, list[float]] = {"step": [], "kernel_absmax": [], "train_loss": []}
@@ -397,6 +397,7 @@ def _scale(args, data: DataChoice, parser) -> Scale:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m involution course list`` and ``python -m involution course run SET``."""
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command == "list":

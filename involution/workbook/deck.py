@@ -80,7 +80,7 @@ def write_deck_data(slides_dir: str | os.PathLike, *, runs: Mapping[str, Run],
         data_statement: the notebook's one-line statement of the data used.
         complexity_rows: :func:`involution.analysis.complexity.complexity_table` rows.
         kernels: what the kernel figures show: ``weights`` (the statement of
-            :class:`involution.workbook.notebook.Weights`), ``image``, ``image_size``,
+            :class:`involution.workbook.weights.Weights`), ``image``, ``image_size``,
             ``summary``, ``layer`` (the layer of the pixel figure).
     """
     slides_dir = Path(slides_dir)
@@ -155,7 +155,7 @@ def _image_source(path: Path, relative_to: Path, embed: bool) -> str:
 def _generator_sentence(channels: int = 256, kernel_sizes=(3, 7, 11)) -> str:
     """How a kernel generator's weights split between its K-free and its K²-dependent conv.
 
-    Counted on real :class:`~involution.layers.Involution2d` modules with RedNet's settings.
+    Counted on real :class:`~involution.layers.involution.Involution2d` modules with RedNet's settings.
     """
     from involution.layers import Involution2d
     defaults = rednet_defaults()
@@ -378,6 +378,7 @@ def print_pdf(html_path: str | os.PathLike, pdf_path: str | os.PathLike | None =
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m involution deck``."""
     parser = argparse.ArgumentParser(
         prog="python -m involution deck",
         description="Build the slide deck from slides/figures and slides/data (as written by "

@@ -29,6 +29,8 @@ def _imagenet_categories() -> list[str]:
 
 def run_demo(model_name: str = "rednet26", image: str | None = None,
              pretrained: str | None = None) -> int:
+    """Print the RedNet/ResNet size table, then run ``model_name`` on a photo and describe
+    the kernels each involution layer generated for it (ImageNet top-5 with official weights)."""
     print(format_complexity_table(complexity_table()))
     print()
 

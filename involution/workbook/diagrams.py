@@ -89,7 +89,7 @@ def _shape(shape: Sequence[int]) -> str:
 
 def rednet_defaults() -> dict:
     """RedNet's involution settings (kernel_size, group_channels, reduction_ratio), read from
-    the signature of :class:`involution.models.RedNet`, so no figure or slide repeats them."""
+    the signature of :class:`involution.models.rednet.RedNet`, so no figure or slide repeats them."""
     from involution.models import RedNet
     parameters = inspect.signature(RedNet).parameters
     return {name: parameters[name].default
@@ -191,7 +191,7 @@ def plot_bottlenecks(stage: int = 2, depth: int = 26, image_size: int = 224) -> 
     """The first bottleneck of a stage in RedNet-``depth`` beside the same block in ResNet-``depth``.
 
     Labels, parameter counts and output shapes come from the blocks of
-    :func:`involution.models.create_model` run on a ``image_size`` image.
+    :func:`involution.models.factory.create_model` run on a ``image_size`` image.
     """
     figure = Figure(figsize=(11, 5.6), layout="constrained")
     axis = _blank_axis(figure, (-0.5, 16.5), (0.6, 9.8))

@@ -32,7 +32,7 @@ def plot_training_curves(curves: Mapping[str, Mapping[str, Sequence[float]]],
 
     Args:
         curves: ``{label: per-epoch metrics}`` as returned by
-            :func:`involution.workbook.notebook.read_metrics` (keys ``epoch``,
+            :func:`involution.train.runs.reader.read_metrics` (keys ``epoch``,
             ``train/loss_epoch``, ``val/loss``, ``train/top1``, ``val/top1``).
             Runs of one model with different seeds, labelled ``"<model> seed <n>"``,
             share the model's colour and one legend entry.
@@ -77,7 +77,7 @@ def plot_examples(dataset, per_class: int = 6, max_classes: int = 10,
                   title: str | None = None) -> Figure:
     """A grid of a data set's images as stored (before augmentation): one row per class.
 
-    ``dataset`` is an :class:`involution.data.ImageListDataset` (``samples``
+    ``dataset`` is an :class:`involution.data.images.ImageListDataset` (``samples``
     of (path, label) and ``class_names``), e.g. a data module's ``test_dataset``.
     """
     from involution.data import load_rgb_image

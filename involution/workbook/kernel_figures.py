@@ -1,9 +1,9 @@
 """Draw the kernels an involution network generates over the photograph they came from.
 
 :func:`plot_kernel_heatmaps` maps one summary per pixel and layer (see
-:func:`involution.analysis.kernel_summary`); :func:`plot_kernels_at_pixels`
+:func:`involution.analysis.kernels.kernel_summary`); :func:`plot_kernels_at_pixels`
 shows the kernels themselves at chosen pixels, with their windows on the
-image. The kernels come from :func:`involution.analysis.capture_kernels`.
+image. The kernels come from :func:`involution.analysis.kernels.capture_kernels`.
 """
 from __future__ import annotations
 
@@ -62,6 +62,7 @@ def fit_text(text: str, width_inches: float, fontsize: float) -> str:
 
 
 def suptitle(figure: Figure, title: str | None, fontsize: float = 11) -> None:
+    """Give ``figure`` the title ``title`` (if any), wrapped to the figure's width."""
     if title:
         figure.suptitle(fit_text(title, figure.get_figwidth(), fontsize), fontsize=fontsize)
 

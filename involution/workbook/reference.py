@@ -32,11 +32,11 @@ OFFICIAL_REDNET_PARAMS = {info.depth: info.reported.params for info in _official
 COURSE_PROJECT_SOURCE = ("reported by the original course project (CS F425, BITS Pilani): "
                          "Caltech-256 from scratch, random 80/20 split, its own RedNet variant")
 
-# Every run of the course project, keyed by the name of its overrides file
-# (involution/train/configs/course/<name>.yaml, composed on caltech256_course): what
-# it reported on Caltech-256, the one place in code where each figure is written.
-# val_top1 (%) is None where it reported an outcome instead of an accuracy, or
-# nothing that this workbook keeps (DedNet-121 and DenseNet-121).
+#: Every run of the course project, keyed by the name of its overrides file
+#: (involution/train/configs/course/<name>.yaml, composed on caltech256_course): what
+#: it reported on Caltech-256, the one place in code where each figure is written.
+#: val_top1 (%) is None where it reported an outcome instead of an accuracy, or
+#: nothing that this workbook keeps (DedNet-121 and DenseNet-121).
 COURSE_PROJECT_RUNS = {
     "resnet26_nowd": {"model": "ResNet-26", "recipe": "SGD lr 0.1, cosine, no weight decay, 130 epochs",
                       "val_top1": None, "outcome": "overfits: validation loss rises"},

@@ -1,7 +1,7 @@
 """Results of runs as tables and sentences: one row per run, spreads over seeds, honest comparisons.
 
-Everything here reads :class:`~involution.train.runs.Run` objects (their
-:class:`~involution.train.runs.RunResults`); the notebooks print these, the figures
+Everything here reads :class:`~involution.train.runs.reader.Run` objects (their
+:class:`~involution.train.runs.record.RunResults`); the notebooks print these, the figures
 of :mod:`involution.workbook.figures` and the deck draw from the same rows.
 """
 from __future__ import annotations

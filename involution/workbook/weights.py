@@ -123,7 +123,7 @@ def find_weights(book, checkpoint: str | os.PathLike | None = None,
                        model, run)
     if official is not None:
         path = _existing_file(official, book.root, "OFFICIAL_WEIGHTS", "download it from the "
-                              "official model zoo (see the README) or set it to None")
+                              "official model zoo (see the docs' Using the package page) or set it to None")
         return Weights("official", path,
                        f"Weights: the official ImageNet {model_label(official_model)} checkpoint "
                        f"{path} (Li et al., trained on ImageNet-1k, not by this project).",
