@@ -7,7 +7,7 @@ import yaml
 from involution.__main__ import main
 from involution.train.configs import compose_configs, find_config, list_configs
 from involution.train.runs import RESULTS_FILE
-from involution.workbook import course
+from involution.workbook import course, course_sets
 from involution.workbook.data_choice import choose_data
 from involution.workbook.notebook import Workbook
 from involution.workbook.reference import COURSE_PROJECT_FINDINGS, COURSE_PROJECT_RESULTS, COURSE_PROJECT_RUNS
@@ -37,7 +37,7 @@ def recipe_values(config: dict) -> tuple:
 
 def test_every_override_file_is_a_known_course_run():
     assert list_configs("course") == [f"course/{name}" for name in sorted(EXPECTED)]
-    assert {run.name for chosen in course.COURSE_SETS.values() for run in chosen.runs} == set(EXPECTED)
+    assert {run.name for chosen in course_sets.COURSE_SETS.values() for run in chosen.runs} == set(EXPECTED)
     assert "course/rednet26_nowd" not in list_configs()  # the recipes' list is unchanged
 
 
@@ -55,7 +55,7 @@ def test_the_cli_composes_the_course_run(capsys, name):
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_each_course_run_resolves_to_its_reported_recipe(name):
-    run = course.CourseRun(name)
+    run = course_sets.CourseRun(name)
     assert recipe_values(compose_configs(list(run.configs))) == EXPECTED[name]
     assert run.model == EXPECTED[name][0] and run.epochs == EXPECTED[name][3]
 
@@ -65,8 +65,8 @@ def test_reported_figures_live_in_one_table():
     assert [row["val_top1"] for row in COURSE_PROJECT_FINDINGS if row["model"] == "RedNet-26"] == \
         [50.6, 55.00, 57.3, 60.05]
     assert [row["val_top1"] for row in COURSE_PROJECT_RESULTS] == [57.59, 60.05]
-    assert course.CourseRun("rednet50_lr08_wd_clip").reported is None  # our control, not theirs
-    assert compose_configs([course.RECIPE])["data"]["root"] == course.RECIPE_DATA_ROOT
+    assert course_sets.CourseRun("rednet50_lr08_wd_clip").reported is None  # our control, not theirs
+    assert compose_configs([course_sets.RECIPE])["data"]["root"] == course_sets.RECIPE_DATA_ROOT
 
 
 def test_find_config_names_override_folders():
@@ -116,7 +116,7 @@ def test_bad_sets_and_options_say_the_fix(capsys, argv, message):
     assert exit_.value.code == 2
     assert message in capsys.readouterr().err
     with pytest.raises(ValueError, match="python -m involution course list"):
-        course.course_set("nope")
+        course_sets.course_set("nope")
 
 
 def test_a_missing_data_folder_is_named_as_the_flag_that_gave_it(tmp_path, capsys, monkeypatch):
@@ -134,7 +134,7 @@ def test_a_tiny_set_runs_and_is_tabled_together(tmp_path, capsys):
     """The dednet set with the tiny test model, fast-mode limits, on the sample set."""
     book = Workbook(root=tmp_path, fast=True, workdir=tmp_path, colab=False, gpu=None)
     data = choose_data("sample", fast=True)
-    runs = course.run_set("dednet", book, data, course.SMALL_SCALE, model="test_rednet")
+    runs = course.run_set("dednet", book, data, course_sets.SMALL_SCALE, model="test_rednet")
     assert list(runs) == ["dednet121", "densenet121"]
     for name, run in runs.items():
         assert run.path.parent.name == f"dednet-{name}-sample"
@@ -145,15 +145,15 @@ def test_a_tiny_set_runs_and_is_tabled_together(tmp_path, capsys):
     assert lines[4].startswith("dednet121") and " tested " in lines[4]
     assert "sample set" in lines[1] and "reported by the original course project" in lines[0]
     capsys.readouterr()
-    assert course.run_set("dednet", book, data, course.SMALL_SCALE, model="test_rednet") == runs
+    assert course.run_set("dednet", book, data, course_sets.SMALL_SCALE, model="test_rednet") == runs
     assert capsys.readouterr().out.count("Reusing the finished run") == 2
 
 
 def test_small_scale_composes_on_the_shapes_recipe_except_the_instability_set():
     # The course's SGD at lr 0.1 does not learn the shapes set at 32 px; the divergence at lr 0.8 needs no learning.
-    ablation = course.course_set("ablation")
+    ablation = course_sets.course_set("ablation")
     nowd = ablation.runs[0]
-    assert nowd.configs_on(ablation.recipe_at(course.SMALL_SCALE)) == ("shapes", "course/rednet26_nowd")
+    assert nowd.configs_on(ablation.recipe_at(course_sets.SMALL_SCALE)) == ("shapes", "course/rednet26_nowd")
     assert nowd.recipe("shapes") == "adamw lr 0.002, wd 0, dropout 0, clip none, 130 epochs"
-    assert course.course_set("instability").recipe_at(course.SMALL_SCALE) == course.RECIPE
-    assert course.course_set("dednet").recipe_at(course.FULL_SCALE) == course.RECIPE
+    assert course_sets.course_set("instability").recipe_at(course_sets.SMALL_SCALE) == course_sets.RECIPE
+    assert course_sets.course_set("dednet").recipe_at(course_sets.FULL_SCALE) == course_sets.RECIPE

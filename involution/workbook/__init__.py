@@ -6,7 +6,8 @@
 ``colab``            the notebooks' Colab lines (``python -m involution set-repo``)
 ``data_choice``      which data a notebook trains on, and the sentence that says so
 ``experiments``      training and testing the comparison runs of notebook 02
-``course``           the original course project's runs (``python -m involution course``)
+``course_sets``      what the original course project's runs are, grouped in sets
+``course``           runs those sets and tables them (``python -m involution course``)
 ``results``          results as tables and honest sentences
 ``weights``          which trained weights a notebook looks at, on which images
 ``figures``          the notebooks' and slides' figures

@@ -1,4 +1,5 @@
-"""The original course project's runs, as configs, run by named sets side by side.
+"""The original course project's runs (defined in :mod:`involution.workbook.course_sets`), run by
+named sets side by side, with one results table per set.
 
 Each course run is the course recipe (``caltech256_course``) composed with one
 small overrides file, ``involution/train/configs/course/<run>.yaml``, holding only
@@ -6,7 +7,7 @@ what that run changed (model, weight decay, dropout, clipping, epochs,
 learning rate). What the course project reported for it lives in
 :data:`involution.workbook.reference.COURSE_PROJECT_RUNS` under the same name.
 
-A *set* groups the runs that answer one question (:data:`COURSE_SETS`). Its
+A *set* groups the runs that answer one question (:data:`~involution.workbook.course_sets.COURSE_SETS`). Its
 runs share the set's name in their folders (``<runs>/<set>-<run>-<data>/``),
 its W&B group (``WANDB_RUN_GROUP``) and one results table, read from the
 runs' ``results.json``::
@@ -16,13 +17,13 @@ runs' ``results.json``::
     python -m involution course run ablation --print-commands    # Caltech-256 lines for a cluster
 
 On Caltech-256 a run is the course recipe exactly. On the shapes set (or the
-sample set) it is scaled down (:class:`Scale`): smaller images, fewer
+sample set) it is scaled down (:class:`~involution.workbook.course_sets.Scale`): smaller images, fewer
 epochs in the same 130:150 proportion, optionally a capped number of training
 steps per epoch, and the light augmentations (the course's 45-degree rotations
 would turn the shapes). At that scale the overrides compose on the shapes
 recipe, whose AdamW learns there while the course's SGD at lr 0.1 does not
-(:data:`SMALL_SCALE`); a set about the course optimiser itself keeps the
-course recipe (:attr:`CourseSet.keeps_course_recipe`).
+(``SMALL_SCALE``); a set about the course optimiser itself keeps the
+course recipe (``CourseSet.keeps_course_recipe``).
 """
 from __future__ import annotations
 
@@ -30,7 +31,6 @@ import argparse
 import csv
 import os
 import shlex
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -38,148 +38,25 @@ import yaml
 
 from involution.data.constants import DATA_KINDS
 from involution.train.callbacks import NonFiniteLossError
-from involution.train.configs import compose_configs, list_configs
+from involution.train.configs import list_configs
 from involution.train.runs import METRICS_FILE, RESULTS_FILE, Run, RunResults, model_label, newest_version_folder
 from involution.workbook import experiments
+from involution.workbook.course_sets import (
+    COURSE_SETS,
+    FULL_SCALE,
+    RECIPE_DATA_ROOT,
+    SMALL_SCALE,
+    CourseRun,
+    Scale,
+    course_set,
+)
 from involution.workbook.data_choice import DataChoice, choose_data
 from involution.workbook.experiments import train_and_test, training_args
 from involution.workbook.notebook import Workbook, fast_mode, gpu_name
-from involution.workbook.reference import COURSE_PROJECT_RUNS, COURSE_PROJECT_SOURCE
+from involution.workbook.reference import COURSE_PROJECT_SOURCE
 
-__all__ = ["RECIPE", "CourseRun", "CourseSet", "COURSE_SETS", "Scale", "course_set", "course_run_name",
-           "fit_commands", "run_set", "load_set", "results_table", "kernel_growth", "estimate_sets_time",
-           "describe_sets", "course_data", "main"]
-
-RECIPE = "caltech256_course"  # every course run is this recipe plus its overrides
-RECIPE_DATA_ROOT = "data/caltech256"  # the course recipe's data.root (a test checks they agree)
-FULL_EPOCHS = 150  # the course recipe's; shorter course runs keep their proportion when scaled
-
-
-@dataclass(frozen=True)
-class CourseRun:
-    """One course run: the overrides file ``configs/course/<name>.yaml`` on the course recipe."""
-
-    name: str
-
-    @property
-    def configs(self) -> tuple[str, str]:
-        return self.configs_on(RECIPE)
-
-    def configs_on(self, recipe: str) -> tuple[str, str]:
-        """The overrides composed on ``recipe`` (the course recipe, or a small scale's)."""
-        return (recipe, f"course/{self.name}")
-
-    @property
-    def settings(self) -> dict:
-        """The composed configuration (course recipe, then overrides)."""
-        return self.settings_on(RECIPE)
-
-    def settings_on(self, recipe: str) -> dict:
-        return compose_configs(list(self.configs_on(recipe)))
-
-    @property
-    def model(self) -> str:
-        return self.settings["model"]["model_name"]
-
-    @property
-    def epochs(self) -> int:
-        return self.settings["trainer"]["max_epochs"]
-
-    @property
-    def reported(self) -> dict | None:
-        """What the course project reported on Caltech-256; None for our own controls."""
-        return COURSE_PROJECT_RUNS.get(self.name)
-
-    def recipe(self, on: str = RECIPE) -> str:
-        """The settings that differ between course runs, in one line (composed on the recipe ``on``)."""
-        settings = self.settings_on(on)
-        optimizer, clip = settings["model"]["optimizer"], settings["trainer"].get("gradient_clip_val")
-        return (f"{optimizer.get('name', 'sgd')} lr {optimizer['lr']:g}, wd {optimizer.get('weight_decay', 0):g}, "
-                f"dropout {settings['model'].get('drop_rate', 0):g}, "
-                f"clip {'none' if clip is None else format(clip, 'g')}, {self.epochs} epochs")
-
-
-@dataclass(frozen=True)
-class CourseSet:
-    """Runs that answer one question together. ``watch_kernels``: record kernel stats every step."""
-
-    question: str
-    runs: tuple[CourseRun, ...]
-    watch_kernels: bool = False
-    # Small scales compose the overrides on their own recipe, except for a set whose point is
-    # the course optimiser itself (SGD at lr 0.8 diverging needs no learning to show).
-    keeps_course_recipe: bool = False
-
-    def recipe_at(self, scale: "Scale") -> str:
-        return RECIPE if self.keeps_course_recipe else scale.recipe
-
-
-def _runs(*names: str) -> tuple[CourseRun, ...]:
-    return tuple(CourseRun(name) for name in names)
-
-
-COURSE_SETS = {
-    "ablation": CourseSet("RedNet-26's recipe, one change at a time",
-                          _runs("rednet26_nowd", "rednet26_wd_dropout", "rednet26_clip", "rednet26_150")),
-    "overfitting": CourseSet("ResNet-26 without and with weight decay",
-                             _runs("resnet26_nowd", "resnet26_wd", "resnet26_150")),
-    "instability": CourseSet("RedNet-50 at lr 0.8: without, then with weight decay and clipping",
-                             _runs("rednet50_lr08", "rednet50_lr08_wd_clip"), watch_kernels=True,
-                             keeps_course_recipe=True),
-    "dednet": CourseSet("DedNet-121 (involution) against DenseNet-121 (convolution)",
-                        _runs("dednet121", "densenet121")),
-}
-
-
-def course_set(name: str) -> CourseSet:
-    """The set called ``name``; an unknown name is an error that lists the sets."""
-    if name not in COURSE_SETS:
-        raise ValueError(f"unknown course set {name!r}; the sets are {', '.join(COURSE_SETS)} "
-                         "(python -m involution course list shows their runs)")
-    return COURSE_SETS[name]
-
-
-@dataclass(frozen=True)
-class Scale:
-    """How a course run is cut down for a small data set; ``None`` fields keep the recipe's.
-
-    ``epochs`` is what a 150-epoch course run trains; a 130-epoch run trains
-    ``round(epochs * 130 / 150)``. ``train_batches`` caps the training steps
-    of an epoch (a fresh random subset of the training images each epoch).
-    """
-
-    recipe: str = RECIPE  # what the overrides compose on
-    image_size: int | None = None
-    epochs: int | None = None
-    train_batches: int | None = None
-    batch_size: int | None = None
-    transforms: str | None = None
-    extra_args: tuple[str, ...] = field(default=())
-
-    def epochs_of(self, run: CourseRun) -> int:
-        if self.epochs is None:
-            return run.epochs
-        return max(1, round(self.epochs * run.epochs / FULL_EPOCHS))
-
-    def args(self, watch_kernels: bool) -> list[str]:
-        args = list(self.extra_args)
-        if self.train_batches is not None:
-            args += ["--trainer.limit_train_batches", str(self.train_batches)]
-        if self.transforms is not None:
-            args += ["--data.transforms", self.transforms]
-        if watch_kernels and self != FULL_SCALE:  # every step, on short runs only: it costs a little
-            args += ["--kernel_stats_every_n_steps", "1", "--trainer.log_every_n_steps", "1"]
-        return args
-
-
-FULL_SCALE = Scale()  # Caltech-256: the course recipe as it is
-# The command line's default on the shapes or sample set: about a minute per RedNet-26 run on 2 CPU cores.
-# Its recipe is the shapes set's (AdamW, warm-up): the course recipe's SGD at lr 0.1 does not learn
-# the shapes set at this scale (measured: RedNet-26, 32 px, 6 epochs of 125 steps, even with a
-# warm-up epoch: 10.8% validation top-1, chance for 10 classes; the shapes recipe: 30% by epoch 3).
-SMALL_SCALE = Scale(recipe="shapes", image_size=32, epochs=6, train_batches=None, batch_size=32,
-                    transforms="light", extra_args=("--data.num_workers", "0"))
-
+__all__ = ["course_run_name", "fit_commands", "run_set", "load_set", "results_table", "kernel_growth",
+           "estimate_sets_time", "describe_sets", "course_data", "main"]
 
 def course_run_name(set_name: str, run: CourseRun, kind: str) -> str:
     """``ablation-rednet26_nowd-shapes``: the set first, so a set's runs sit side by side."""
