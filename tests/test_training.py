@@ -343,5 +343,5 @@ def test_recompute_is_a_training_option_of_rednets_only():
     # --model.recompute true trades time for memory (the README's Speed and memory section).
     assert ImageClassifier("rednet26", num_classes=10, recompute=True).model.recompute is True
     assert ImageClassifier("rednet26", num_classes=10).model.recompute is False
-    with pytest.raises(ValueError, match="resnet26 does not accept the option recompute"):
+    with pytest.raises(TypeError, match="resnet26 does not accept the option recompute"):
         ImageClassifier("resnet26", num_classes=10, recompute=True)
