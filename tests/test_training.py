@@ -105,7 +105,7 @@ def test_validate_and_test_from_checkpoint_reproduce_logged_metrics(tmp_path):
     assert model.hparams.model_name == MODEL and model.hparams.num_classes == 10
 
 
-def test_run_killed_mid_epoch_resumes_to_the_same_number_of_epochs(tmp_path):
+def test_run_killed_mid_epoch_resumes_to_the_same_number_of_epochs(tmp_path, recwarn):
     args = quick_args(tmp_path, "--trainer.max_epochs", "3", "--trainer.limit_train_batches", "3",
                       "--trainer.limit_val_batches", "1")
     killed = subprocess.run(
@@ -121,6 +121,8 @@ def test_run_killed_mid_epoch_resumes_to_the_same_number_of_epochs(tmp_path):
     cli = run_cli(args + ["--ckpt_path", str(last)])
     assert cli.trainer.current_epoch == 3
     assert only_run_dir(tmp_path) == run_dir  # same run folder, same log
+    # Lightning's note that the folder has checkpoints already: by design, so not shown.
+    assert not [w for w in recwarn if "exists and is not empty" in str(w.message)]
     val_epochs = [int(float(r["epoch"])) for r in read_metrics(run_dir) if r.get("val/top1")]
     assert val_epochs == [0, 1, 2]
     train_epochs = [int(float(r["epoch"])) for r in read_metrics(run_dir)

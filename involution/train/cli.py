@@ -67,7 +67,7 @@ from involution.train.checkpoints import AtomicCheckpointIO, read_checkpoint  # 
 from involution.train.configs import list_configs, resolve_config_args  # noqa: E402
 from involution.train.loggers import ResumableCSVLogger, finish_wandb_run, start_wandb_logger, wandb_configured  # noqa: E402
 from involution.train.module import ImageClassifier  # noqa: E402
-from involution.train.quiet import lightning_quieted  # noqa: E402
+from involution.train.quiet import EVALUATION_NOTES, RESUME_NOTES, lightning_quieted  # noqa: E402
 from involution.train.runs import RunResults, RunSummary, new_version_folder, run_folder_of_checkpoint  # noqa: E402
 
 __all__ = ["InvolutionCLI", "run_cli", "run_folder_of_checkpoint", "check_checkpoint_architecture",
@@ -268,16 +268,25 @@ class InvolutionCLI(LightningCLI):
             super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
         settings = self.config[subcommand] if subcommand else self.config
+        ckpt_path = settings.get("ckpt_path")
         if not settings.get("verbose"):
-            self._quiet.enter_context(lightning_quieted(evaluation=subcommand not in (None, "fit")))
+            self._quiet.enter_context(lightning_quieted(self._notes_by_design(subcommand, ckpt_path)))
         # Next, Lightning replaces the model options with the checkpoint's:
         # check the checkpoint against what the config asked for, first.
-        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if _is_checkpoint_file(ckpt_path):
             checkpoint = read_checkpoint(ckpt_path)
             check_checkpoint_architecture(checkpoint, ckpt_path, self.config[subcommand]["model"])
             # Keep what the later checks need, not the (memory-mapped) weights.
             self._checkpoint = {key: checkpoint.get(key) for key in ("epoch", "hyper_parameters")}
+
+    @staticmethod
+    def _notes_by_design(subcommand: str | None, ckpt_path) -> tuple[str, ...]:
+        """The notes Lightning makes about how this command line places a command's files."""
+        if subcommand in ("validate", "test", "predict"):
+            return EVALUATION_NOTES
+        if subcommand == "fit" and run_folder_of_checkpoint(ckpt_path) is not None:
+            return RESUME_NOTES
+        return ()
 
     def _keep_whole_batch_limits(self, args) -> None:
         """``limit_val_batches: 1`` means one batch, as written, not 100%.
