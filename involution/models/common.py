@@ -12,7 +12,7 @@ from involution.layers import recompute_in_backward, recomputing
 from involution.models.registry import OfficialWeights, Reported
 from involution.ops.geometry import is_positive_int
 
-__all__ = ["STAGE_BLOCKS", "GLOBAL_POOLS", "ClassifierInterface", "check_head", "feature_indices",
+__all__ = ["STAGE_BLOCKS", "GLOBAL_POOLS", "TimmConventions", "check_head", "feature_indices",
            "run_recomputing", "kaiming_init", "in_execution_order", "stage_info", "torchvision_record"]
 
 # Bottleneck blocks per stage for each depth (depth = 3 * blocks + 2).
@@ -101,14 +101,15 @@ def in_execution_order(module: nn.Module, names: list[str]) -> None:
         setattr(module, name, children[name])
 
 
-class ClassifierInterface:
-    """timm's model conventions, over torchvision's module names.
+class TimmConventions:
+    """timm's model conventions, over torchvision's module names (docs/timm.md).
 
     A subclass checks the standard arguments (:func:`check_head`), builds its network
-    with torchvision, then calls :meth:`_finish_head`;
-    it sets ``classifier_name``, ``first_conv``, ``num_features``, ``feature_info`` and
-    the ``avgpool``/``dropout`` modules, and defines :meth:`feature_stages` (the
-    forward pass cut at the ``feature_info`` maps) and ``set_grad_checkpointing``.
+    with torchvision, sets ``num_features`` and the ``avgpool``/``dropout`` modules,
+    then calls :meth:`_finish_head`. It names its ``classifier_name`` and
+    ``first_conv``, sets ``feature_info``, and defines :meth:`feature_stages` (the
+    forward pass cut at the ``feature_info`` maps), ``set_grad_checkpointing`` and
+    ``group_matcher``.
     """
 
     classifier_name = "fc"

@@ -10,7 +10,7 @@ from torchvision import models as tvm
 
 from involution.layers import Involution2d
 from involution.models.common import (
-    ClassifierInterface,
+    TimmConventions,
     check_head,
     in_execution_order,
     kaiming_init,
@@ -21,9 +21,14 @@ from involution.models.registry import register_model
 
 __all__ = ["DenseNet", "DedNet", "densenet121", "dednet121"]
 
+# timm orders parameter groups by the numbers their pattern matched, then by this suffix,
+# which puts a group into the one before it (timm's MATCH_PREV_GROUP): in DenseNet's
+# group_matcher, transition i joins the last layer of dense block i.
+JOIN_THE_GROUP_BEFORE = (99999,)
 
-class DenseNet(ClassifierInterface, tvm.DenseNet):
-    """torchvision's DenseNet-121 with dropout before the classifier and timm's interface.
+
+class DenseNet(TimmConventions, tvm.DenseNet):
+    """torchvision's DenseNet-121 with dropout before the classifier and timm's conventions.
 
     (torchvision's own ``drop_rate`` is dropout inside every dense layer; this
     one, as for the ResNets, acts on the pooled features.) ``num_classes``,
@@ -81,12 +86,6 @@ class DenseNet(ClassifierInterface, tvm.DenseNet):
             (r"^features\.denseblock(\d+)\.denselayer(\d+)\.", None),
             (r"^features\.transition(\d+)\.", JOIN_THE_GROUP_BEFORE)]
         return {"stem": r"^features\.(?:conv0|norm0)\.", "blocks": blocks}
-
-
-# timm orders parameter groups by the numbers their pattern matched, then by this suffix,
-# which puts a group into the one before it (timm's MATCH_PREV_GROUP): transition i joins
-# the last layer of dense block i.
-JOIN_THE_GROUP_BEFORE = (99999,)
 
 
 class DedNet(DenseNet):

@@ -31,7 +31,8 @@ __all__ = ["Reported", "OfficialWeights", "ModelInfo", "STANDARD_ARGUMENTS", "re
 # size (0: none), the input's channels, the global pooling ("avg", or "" for none), and
 # the device and dtype to build it on and in.
 STANDARD_ARGUMENTS = ("num_classes", "in_chans", "global_pool", "device", "dtype")
-# Every model here halves the image five times (stem, pool or stem, three stages).
+# Every model here halves the image five times (a strided stem, a pool, three strided
+# stages): its last map is a 32nd of the image in each direction.
 FEATURE_STRIDE = 32
 
 

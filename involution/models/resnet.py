@@ -13,7 +13,7 @@ from torchvision.models import resnet as torchvision_resnet
 from involution.layers import recompute_in_backward, recomputing
 from involution.models.common import (
     STAGE_BLOCKS,
-    ClassifierInterface,
+    TimmConventions,
     check_head,
     in_execution_order,
     kaiming_init,
@@ -42,7 +42,7 @@ class Bottleneck(torchvision_resnet.Bottleneck):
         return super().forward(x)
 
 
-class ResNet(ClassifierInterface, tvm.ResNet):
+class ResNet(TimmConventions, tvm.ResNet):
     """torchvision's bottleneck ResNet with optional dropout before the classifier.
 
     Args:
