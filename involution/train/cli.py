@@ -403,16 +403,21 @@ def _without_option(args: list[str], flag: str) -> list[str]:
     return kept
 
 
-def fit_summary(cli: InvolutionCLI, args: list[str]) -> str:
+def fit_summary(cli: InvolutionCLI, args: list[str]) -> str | None:
     """How a fit on the command line ends: its best score, the checkpoint, and the command
-    that tests it (``args``: the fit's own, the command first)."""
-    run = Path(cli.trainer.log_dir)
-    best = run / "checkpoints" / "best.ckpt"
+    that tests it (``args``: the fit's own, the command first). None without checkpoints."""
+    # The best-val-top-1 checkpoint's callback knows the run's folder on every process (the
+    # trainer's log_dir would ask all processes, and only rank 0 is here).
+    checkpoint = cli.trainer.checkpoint_callback
+    if checkpoint is None or not checkpoint.dirpath:
+        return None
+    run = Path(checkpoint.dirpath).parent
+    best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else None
     try:
         results = RunResults.read(run)
     except FileNotFoundError:
         results = None
-    if results is None or results.best_val_top1 is None or not best.is_file():
+    if best is None or not best.is_file() or results is None or results.best_val_top1 is None:
         return f"Done: the run is in {run}"
     test = ["python", "-m", "involution", "test", *_without_option(args[1:], "--ckpt_path"),
             "--ckpt_path", str(best)]
@@ -425,5 +430,7 @@ def main(argv: list[str] | None = None) -> int:
     None reads the command line."""
     cli = run_cli(argv)
     if cli.subcommand == "fit" and cli.trainer.is_global_zero:
-        print(fit_summary(cli, sys.argv[1:] if argv is None else list(argv)))
+        summary = fit_summary(cli, sys.argv[1:] if argv is None else list(argv))
+        if summary:
+            print(summary)
     return 0
