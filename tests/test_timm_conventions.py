@@ -86,6 +86,8 @@ def test_timm_builds_every_rednet_on_the_device_and_in_the_dtype_asked(name):
             (f["num_chs"], 224 // f["reduction"], 224 // f["reduction"]) for f in model.feature_info]
         last_two = model.forward_intermediates(images, indices=2, intermediates_only=True)
         assert [m.shape for m in last_two] == [m.shape for m in maps[3:]]
+        early, (first_stage,) = model.forward_intermediates(images, indices=[1], stop_early=True)
+        assert early.shape == first_stage.shape == maps[1].shape
 
         # No classifier: pooled features; no pooling either: the feature map. On the model's
         # device and in its dtype, and a new classifier too.
