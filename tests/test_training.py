@@ -105,7 +105,7 @@ def test_validate_and_test_from_checkpoint_reproduce_logged_metrics(tmp_path):
     assert model.hparams.model_name == MODEL and model.hparams.num_classes == 10
 
 
-def test_run_killed_mid_epoch_resumes_to_the_same_number_of_epochs(tmp_path):
+def test_run_killed_mid_epoch_resumes_to_the_same_number_of_epochs(tmp_path, recwarn):
     args = quick_args(tmp_path, "--trainer.max_epochs", "3", "--trainer.limit_train_batches", "3",
                       "--trainer.limit_val_batches", "1")
     killed = subprocess.run(
@@ -121,6 +121,8 @@ def test_run_killed_mid_epoch_resumes_to_the_same_number_of_epochs(tmp_path):
     cli = run_cli(args + ["--ckpt_path", str(last)])
     assert cli.trainer.current_epoch == 3
     assert only_run_dir(tmp_path) == run_dir  # same run folder, same log
+    # Lightning's note that the folder has checkpoints already: by design, so not shown.
+    assert not [w for w in recwarn if "exists and is not empty" in str(w.message)]
     val_epochs = [int(float(r["epoch"])) for r in read_metrics(run_dir) if r.get("val/top1")]
     assert val_epochs == [0, 1, 2]
     train_epochs = [int(float(r["epoch"])) for r in read_metrics(run_dir)
@@ -343,5 +345,41 @@ def test_recompute_is_a_training_option_of_rednets_only():
     # --model.recompute true trades time for memory (the Performance page of the docs).
     assert ImageClassifier("rednet26", num_classes=10, recompute=True).model.recompute is True
     assert ImageClassifier("rednet26", num_classes=10).model.recompute is False
-    with pytest.raises(ValueError, match="resnet26 does not accept the option recompute"):
+    with pytest.raises(TypeError, match="resnet26 does not accept the option recompute"):
         ImageClassifier("resnet26", num_classes=10, recompute=True)
+
+
+# What Lightning prints that a user of this command line cannot act on: an advertisement,
+# a deprecation inside Lightning, the accelerators it found and did not use, and a note
+# that an evaluation's checkpoint callbacks have a folder of their own.
+LIBRARY_CHATTER = ["💡 Tip", "litlogger", "LeafSpec", "GPU available:", "TPU available:",
+                   "The dirpath has changed"]
+
+
+def run_command(*args) -> str:
+    """``python -m involution ARGS`` in a process of its own (no terminal): stdout and stderr."""
+    done = subprocess.run([sys.executable, "-m", "involution", *args], capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout + done.stderr
+
+
+def test_the_command_line_shows_the_run_and_not_the_libraries_chatter(tmp_path):
+    # Lightning's defaults for the progress bar and model summary: what a user gets.
+    common = ["--config", QUICK, "--model.model_name", MODEL, "--trainer.default_root_dir", str(tmp_path),
+              "--data.image_size", "32", "--data.num_workers", "0", "--trainer.max_epochs", "1",
+              "--trainer.limit_train_batches", "1", "--trainer.limit_val_batches", "1"]
+    fit = run_command("fit", *common)
+    run_dir = only_run_dir(tmp_path)
+    assert str(run_dir) in fit  # where the run is
+    epoch_lines = [line for line in fit.splitlines() if line.startswith("  epoch ")]
+    assert [line.split(":")[0] for line in epoch_lines] == ["  epoch 1/1"]  # no terminal: no bar
+    best = run_dir / "checkpoints" / "best.ckpt"
+    assert f"best val top-1 {json.loads((run_dir / 'results.json').read_text())['best_val_top1']:.1%}" in fit
+    assert str(best) in fit  # what to evaluate next
+    test = run_command("test", *common, "--ckpt_path", str(best))
+    assert "test/top1" in test  # the results
+    for chatter in LIBRARY_CHATTER:
+        assert chatter not in fit and chatter not in test, chatter
+    verbose = run_command("validate", *common, "--ckpt_path", str(best), "--verbose")
+    assert "GPU available:" in verbose

@@ -3,12 +3,14 @@
 One file per family (``rednet``, ``resnet``, ``densenet``), each registering
 its builders with the registry (``registry``: one record of facts per model,
 importing no family); ``factory.create_model`` builds a model by name and
-``pretrained`` loads official weights. Every model has timm's interface
-(``forward_features``, ``forward_head``, ``reset_classifier``,
-``num_features``, ``feature_info``, ``pretrained_cfg``) and registers its
-children in the order its forward runs them, so torchvision's
-``IntermediateLayerGetter``/``BackboneWithFPN`` and timm's ``features_only``
-work::
+``pretrained`` loads official weights. Every model follows timm's model
+conventions (``common``: ``num_classes``/``in_chans``/``global_pool``/``device``/
+``dtype`` at construction, ``forward_features``, ``forward_head``,
+``forward_intermediates``, ``reset_classifier``, ``set_grad_checkpointing``,
+``group_matcher``, ``num_features``, ``feature_info``, ``pretrained_cfg``; see
+docs/timm.md) and registers its children in the order its forward runs them, so
+torchvision's ``IntermediateLayerGetter``/``BackboneWithFPN`` and timm's
+``features_only`` work::
 
     >>> from involution.models import create_model, list_models
     >>> model = create_model("rednet26", num_classes=257)

@@ -1,16 +1,19 @@
-"""What every model family here shares: timm's classifier interface over torchvision's
+"""What every model family here shares: timm's model conventions over torchvision's
 module names, torchvision's initialisation, the stage layout, and argument checks."""
 from __future__ import annotations
+
+from typing import Callable, Iterable, Sequence
 
 import torch
 from torch import nn
 from torchvision import models as tvm
 
+from involution.layers import recompute_in_backward, recomputing
 from involution.models.registry import OfficialWeights, Reported
 from involution.ops.geometry import is_positive_int
 
-__all__ = ["STAGE_BLOCKS", "ClassifierInterface", "check_num_classes", "kaiming_init", "in_execution_order",
-           "stage_info", "torchvision_record"]
+__all__ = ["STAGE_BLOCKS", "GLOBAL_POOLS", "TimmConventions", "check_head", "feature_indices",
+           "run_recomputing", "kaiming_init", "in_execution_order", "stage_info", "torchvision_record"]
 
 # Bottleneck blocks per stage for each depth (depth = 3 * blocks + 2).
 STAGE_BLOCKS = {
@@ -22,13 +25,53 @@ STAGE_BLOCKS = {
     152: (3, 8, 36, 3),
 }
 
+# The global pooling a model can have: average pooling, or none ("": the head gets the map).
+GLOBAL_POOLS = ("avg", "")
 
-def check_num_classes(num_classes) -> None:
-    """Refuse a classifier size that is not a positive int, with the usual values in the message."""
+
+def check_head(num_classes, in_chans, global_pool) -> None:
+    """Refuse a head or an input that cannot be built, saying what is wrong and what works."""
     # nn.Linear accepts 0 outputs and fails on -1 with a tensor error: say what is wrong instead.
-    if not is_positive_int(num_classes):
+    if not (is_positive_int(num_classes) or (type(num_classes) is int and num_classes == 0)):
         raise ValueError("num_classes must be a positive int (257 for Caltech-256, 1000 for "
-                         f"ImageNet), got {num_classes!r}")
+                         f"ImageNet) or 0 for no classifier, got {num_classes!r}")
+    if not is_positive_int(in_chans):
+        raise ValueError(f"in_chans must be a positive int (3 for RGB images), got {in_chans!r}")
+    if global_pool not in GLOBAL_POOLS:
+        raise ValueError(f"global_pool must be 'avg' or '' (no pooling), got {global_pool!r}")
+    if not global_pool and num_classes:
+        raise ValueError(f"global_pool='' (no pooling) leaves a feature map, which a linear classifier "
+                         f"cannot take: use num_classes=0 to get the map, or global_pool='avg' to "
+                         f"classify into {num_classes} classes")
+
+
+def feature_indices(count: int, indices: int | Sequence[int] | None) -> list[int]:
+    """Which of ``count`` feature maps ``indices`` names, as timm reads it: None all of
+    them, an int n the last n, a sequence those it lists (negative ones from the end)."""
+    if indices is None:
+        return list(range(count))
+    if isinstance(indices, int):
+        if not 0 < indices <= count:
+            raise ValueError(f"indices={indices} asks for the last {indices} feature maps, of {count}: "
+                             f"use 1 to {count}")
+        return list(range(count - indices, count))
+    chosen = []
+    for index in indices:
+        if not -count <= index < count:
+            raise ValueError(f"feature index {index} is out of range: the model has {count} feature "
+                             f"maps, 0 to {count - 1} (or -{count} to -1 from the end)")
+        chosen.append(index % count)
+    if not chosen:
+        raise ValueError(f"indices names no feature map: give at least one of 0 to {count - 1}")
+    return chosen
+
+
+def run_recomputing(modules: Iterable[nn.Module], x: torch.Tensor) -> torch.Tensor:
+    """Run ``modules`` one after the other; one whose ``recompute`` flag is set (by
+    ``set_grad_checkpointing``) keeps only its input for backward and runs again there."""
+    for module in modules:
+        x = recompute_in_backward(module, x) if recomputing(module) else module(x)
+    return x
 
 
 def kaiming_init(module: nn.Module) -> None:
@@ -58,33 +101,122 @@ def in_execution_order(module: nn.Module, names: list[str]) -> None:
         setattr(module, name, children[name])
 
 
-class ClassifierInterface:
-    """timm's classifier interface, over torchvision's module names.
+class TimmConventions:
+    """timm's model conventions, over torchvision's module names (docs/timm.md).
 
-    A subclass sets ``classifier_name``, ``num_features``, ``feature_info``
-    and the ``avgpool``/``dropout`` modules, and defines ``forward_features``.
+    A subclass checks the standard arguments (:func:`check_head`), builds its network
+    with torchvision, sets ``num_features`` and the ``avgpool``/``dropout`` modules,
+    then calls :meth:`_finish_head`. It names its ``classifier_name`` and
+    ``first_conv``, sets ``feature_info``, and defines :meth:`feature_stages` (the
+    forward pass cut at the ``feature_info`` maps), ``set_grad_checkpointing`` and
+    ``group_matcher``.
     """
 
     classifier_name = "fc"
+    first_conv = "conv1"  # the name of the convolution that takes the image
+    grad_checkpointing = False
+
+    def _finish_head(self, num_classes: int, in_chans: int, global_pool: str) -> None:
+        """The standard arguments (checked by :func:`check_head`), after torchvision built a
+        pooled head with a classifier."""
+        if not global_pool:
+            self.avgpool = nn.Identity()
+        if not num_classes:
+            setattr(self, self.classifier_name, nn.Identity())
+        self.num_classes, self.in_chans, self.global_pool = num_classes, in_chans, global_pool
+        self.head_hidden_size = self.num_features  # no layer between the pooling and the classifier
+
+    # -- the head ---------------------------------------------------------------------------
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """Global pooling, dropout and the classifier (``pre_logits``: stop before it)."""
-        x = self.dropout(torch.flatten(self.avgpool(x), 1))
+        x = self.avgpool(x)
+        if self.global_pool:
+            x = torch.flatten(x, 1)
+        x = self.dropout(x)
         return x if pre_logits else self.get_classifier()(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
 
-    def get_classifier(self) -> nn.Module:
-        return getattr(self, self.classifier_name)
+    def get_classifier(self, name_only: bool = False) -> nn.Module | str:
+        return self.classifier_name if name_only else getattr(self, self.classifier_name)
 
-    def reset_classifier(self, num_classes: int) -> None:
-        """A fresh classifier for ``num_classes``; 0 removes it (the model returns pooled
-        features), as in timm."""
-        if num_classes != 0:
-            check_num_classes(num_classes)
-        head = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
-        setattr(self, self.classifier_name, head)
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        """A fresh classifier for ``num_classes``, on the model's device, in its dtype and its
+        training mode; 0 removes it (the model returns its pooled features), as in timm.
+
+        ``global_pool``: ``"avg"``, or ``""`` for none (with ``num_classes=0``: the
+        model returns its feature map). None keeps the model's pooling, or brings
+        average pooling back when a model without one gets a classifier again.
+        """
+        if global_pool is None:
+            global_pool = self.global_pool or ("avg" if num_classes else "")
+        check_head(num_classes, self.in_chans, global_pool)
+        reference = next(self.parameters())  # the stem's first weight
+        head = (nn.Linear(self.num_features, num_classes, device=reference.device, dtype=reference.dtype)
+                if num_classes else nn.Identity())
+        self.avgpool = nn.AdaptiveAvgPool2d(1) if global_pool else nn.Identity()
+        setattr(self, self.classifier_name, head.train(self.training))
+        self.num_classes, self.global_pool = num_classes, global_pool
+
+    # -- features ---------------------------------------------------------------------------
+
+    def feature_stages(self) -> list[Callable[[torch.Tensor], torch.Tensor]]:
+        """The forward pass up to the last ``feature_info`` map, cut at each of them:
+        stage i takes map i - 1 (the image for the first) and returns map i."""
+        raise NotImplementedError
+
+    def features_end(self, x: torch.Tensor) -> torch.Tensor:
+        """What follows the last ``feature_info`` map in ``forward_features`` (a final norm)."""
+        return x
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The feature map before global pooling."""
+        for stage in self.feature_stages():
+            x = stage(x)
+        return self.features_end(x)
+
+    def forward_intermediates(self, x: torch.Tensor, indices: int | Sequence[int] | None = None,
+                              norm: bool = False, stop_early: bool = False, output_fmt: str = "NCHW",
+                              intermediates_only: bool = False):
+        """timm's feature API: the ``feature_info`` maps that ``indices`` names, with the output.
+
+        Args:
+            indices: None for every map, an int n for the last n, or a sequence of map
+                indices (negative ones from the end).
+            norm: give the last map the final norm of ``forward_features``, where the
+                model has one (DenseNet); the ResNets have none.
+            stop_early: end the forward pass at the last map asked for; the output is
+                then that map, not the final features.
+            output_fmt: ``"NCHW"``, the only layout these models have.
+            intermediates_only: return only the list of maps.
+
+        Returns:
+            ``(final features, [maps])``, or ``[maps]`` with ``intermediates_only``.
+        """
+        if output_fmt != "NCHW":
+            raise ValueError(f"output_fmt {output_fmt!r} is not available: these models give only 'NCHW' maps")
+        stages = self.feature_stages()
+        last = len(stages) - 1
+        taken = feature_indices(len(stages), indices)
+        if stop_early:
+            stages = stages[:max(taken) + 1]
+        intermediates = []
+        for index, stage in enumerate(stages):
+            x = stage(x)
+            if index in taken:
+                intermediates.append(self.features_end(x) if norm and index == last else x)
+        if intermediates_only:
+            return intermediates
+        return (self.features_end(x) if len(stages) == last + 1 else x), intermediates
+
+    # -- optimisation -----------------------------------------------------------------------
+
+    def no_weight_decay(self) -> set[str]:
+        """Parameters to spare from weight decay besides the 1-D ones (biases, norms), which
+        timm's optimiser factory spares anyway: none here (no embeddings, no tokens)."""
+        return set()
 
 
 def stage_info(planes: int, stem: dict) -> list[dict]:

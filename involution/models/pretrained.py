@@ -36,6 +36,11 @@ def load_pretrained(model: nn.Module, info: ModelInfo, pretrained) -> nn.Module:
         raise ValueError(f"{info.name} has no official weights to load; models with them: "
                          f"{_models_with_weights()}. Load other weights with "
                          "model.load_state_dict()")
+    channels = info.weights.input_size[0]
+    if getattr(model, "in_chans", channels) != channels:
+        raise ValueError(f"{info.name}'s official weights are for {channels}-channel images but the model "
+                         f"takes {model.in_chans}: build it with in_chans={channels} to load them, or load "
+                         "other weights with model.load_state_dict()")
     if pretrained is True:
         pretrained = download_official_weights(info)
     return load_official_checkpoint(model, pretrained)
@@ -174,7 +179,8 @@ def load_official_checkpoint(model: nn.Module, checkpoint) -> nn.Module:
 
     Every backbone tensor must match by name and shape. If the checkpoint's
     classifier has another number of classes than ``model`` (e.g. 1000 vs
-    257), the classifier keeps its fresh initialisation and a warning says so.
+    257), the classifier keeps its fresh initialisation and a warning says so;
+    a model built without one (``num_classes=0``) takes none.
     A classifier weight without its bias, a checkpoint of this package's own
     training and a file that is no checkpoint at all each raise a
     ``ValueError`` that says so.
@@ -183,7 +189,9 @@ def load_official_checkpoint(model: nn.Module, checkpoint) -> nn.Module:
     _check_classifier_is_whole(state)
     own = model.state_dict()
     head = set(_CLASSIFIER)
-    if "fc.weight" not in state:
+    if not head & set(own):  # built without a classifier, on purpose
+        state = {k: v for k, v in state.items() if k not in head}
+    elif "fc.weight" not in state:
         warnings.warn("checkpoint has no classifier (fc): it keeps its fresh initialisation "
                       "and must be trained", UserWarning, stacklevel=2)
     elif state["fc.weight"].shape != own["fc.weight"].shape:

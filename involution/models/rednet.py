@@ -15,7 +15,7 @@ from torch import nn
 from torchvision.ops import Conv2dNormActivation
 
 from involution.layers import Involution2d, recompute_in_backward, recomputing
-from involution.models.common import STAGE_BLOCKS, in_execution_order, kaiming_init
+from involution.models.common import STAGE_BLOCKS, check_head, in_execution_order, kaiming_init
 from involution.models.pretrained import OFFICIAL_MODEL_ZOO
 from involution.models.registry import OfficialWeights, Reported, register_model
 from involution.models.resnet import ResNet
@@ -28,7 +28,8 @@ class RedNet(ResNet):
 
     Args:
         layers: bottleneck blocks per stage, e.g. ``STAGE_BLOCKS[26]``.
-        num_classes, drop_rate, zero_init_residual, planes: as for :class:`ResNet`.
+        num_classes, drop_rate, zero_init_residual, planes, in_chans, global_pool: as
+            for :class:`ResNet`.
         kernel_size: K of the bottleneck involutions (official: 7).
         group_channels: channels per involution group (official: 16).
         reduction_ratio: channel reduction in the kernel generator (official: 4).
@@ -36,19 +37,28 @@ class RedNet(ResNet):
             every involution's generated kernels (see :class:`Involution2d`)
             and the stem's 112x112 maps up to its last convolution. Exact
             gradients and the same parameter names; the docs' Performance page
-            says what it saves and costs.
+            says what it saves and costs. timm's ``set_grad_checkpointing``
+            switches it too.
     """
+
+    first_conv = "stem.0.0"
+    stem_pattern = r"^stem\."
 
     def __init__(self, layers, num_classes: int = 1000, kernel_size: int = 7,
                  group_channels: int = 16, reduction_ratio: int = 4, drop_rate: float = 0.0,
-                 zero_init_residual: bool = True, planes: int = 64, recompute: bool = False):
-        super().__init__(layers, num_classes, drop_rate, zero_init_residual, planes)
+                 zero_init_residual: bool = True, planes: int = 64, recompute: bool = False,
+                 in_chans: int = 3, global_pool: str = "avg"):
+        check_head(num_classes, in_chans, global_pool)
+        # (ResNet's stem, which takes the image, is replaced below.)
+        super().__init__(layers, num_classes, drop_rate, zero_init_residual, planes,
+                         global_pool=global_pool)
+        self.in_chans = in_chans
         involution = dict(group_channels=group_channels, reduction_ratio=reduction_ratio)
         # The official stem: a strided 3x3 conv, a 3x3 involution and a 3x3 conv
         # instead of ResNet's single 7x7 conv. The max pool is kept.
         del self.conv1, self.bn1, self.relu
         self.stem = nn.Sequential(
-            Conv2dNormActivation(3, 32, kernel_size=3, stride=2),
+            Conv2dNormActivation(in_chans, 32, kernel_size=3, stride=2),
             Involution2d(32, kernel_size=3, **involution),
             nn.BatchNorm2d(32),
             nn.ReLU(inplace=True),
@@ -67,21 +77,32 @@ class RedNet(ResNet):
 
     def set_recompute(self, recompute: bool) -> None:
         """Turn recomputation in backward on or off (the ``recompute`` option)."""
-        self.recompute = recompute
+        self.recompute = self.grad_checkpointing = recompute
         for block in self.bottlenecks():
             block.conv2.recompute = recompute
         # The stem's involution is recomputed with the rest of its span (stem_forward).
 
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """timm's name for the ``recompute`` option (:meth:`set_recompute`)."""
+        self.set_recompute(enable)
+
+    # Of the stem's 112x112 maps, with recomputation, only the last convolution's input and
+    # output are kept for backward (that convolution is the costly one to run again); the
+    # others, the stem involution's kernels among them, are recomputed. The batch norm to
+    # protect in the last span is that convolution's (stem[4]); maxpool has none.
+    _KEEP_IN_STEM = (torch.ops.aten.convolution.default,)
+
     def stem_forward(self, x: torch.Tensor) -> torch.Tensor:
         if not recomputing(self):
             return self.maxpool(self.stem(x))
-        # Of the stem's 112x112 maps only the last convolution's input and output are
-        # kept for backward (that convolution is the costly one to run again); the
-        # others, the stem involution's kernels among them, are recomputed.
         x = recompute_in_backward(self.stem[:4], x)
-        # The batch norm to protect is the last convolution's (stem[4]); maxpool has none.
-        return recompute_in_backward(self.stem[4], x, forward=self._stem_tail,
-                                     keep=(torch.ops.aten.convolution.default,))
+        return recompute_in_backward(self.stem[4], x, forward=self._stem_tail, keep=self._KEEP_IN_STEM)
+
+    def stem_unpooled(self, x: torch.Tensor) -> torch.Tensor:
+        if not recomputing(self):
+            return self.stem(x)
+        x = recompute_in_backward(self.stem[:4], x)
+        return recompute_in_backward(self.stem[4], x, keep=self._KEEP_IN_STEM)
 
     def _stem_tail(self, x: torch.Tensor) -> torch.Tensor:
         return self.maxpool(self.stem[4](x))

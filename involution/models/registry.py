@@ -11,17 +11,29 @@ them with :func:`register_model` when it is imported.
 """
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import functools
 import inspect
-from dataclasses import asdict, dataclass
+import math
+from dataclasses import asdict, dataclass, fields
 from typing import Callable, Sequence
 
+import torch
 from torch import nn
 
 from involution.data.constants import IMAGENET_MEAN, IMAGENET_STD
 
-__all__ = ["Reported", "OfficialWeights", "ModelInfo", "register_model", "model_info", "list_models"]
+__all__ = ["Reported", "OfficialWeights", "ModelInfo", "STANDARD_ARGUMENTS", "register_model", "model_info",
+           "list_models"]
+
+# What every model takes, besides its own options (timm's convention): the classifier's
+# size (0: none), the input's channels, the global pooling ("avg", or "" for none), and
+# the device and dtype to build it on and in.
+STANDARD_ARGUMENTS = ("num_classes", "in_chans", "global_pool", "device", "dtype")
+# Every model here halves the image five times (a strided stem, a pool, three strided
+# stages): its last map is a 32nd of the image in each direction.
+FEATURE_STRIDE = 32
 
 
 @dataclass(frozen=True)
@@ -66,6 +78,10 @@ class OfficialWeights:
     interpolation: str = "bilinear"
     crop_pct: float = 0.875
 
+    # The fields above that say how images are prepared and how many classes the head has
+    # (timm's data config); their defaults are ImageNet's, for models without weights too.
+    DATA_CONFIG = ("num_classes", "input_size", "mean", "std", "interpolation", "crop_pct")
+
     @property
     def hash_prefix(self) -> str | None:
         """The SHA-256 prefix in a torch.hub file name (``resnet50-0676ba61.pth`` -> ``0676ba61``)."""
@@ -84,23 +100,35 @@ class ModelInfo:
     label: str  # for people: "RedNet-26"
     depth: int
     builder: Callable[..., nn.Module]
-    options: tuple[str, ...]  # keyword options the builder accepts besides num_classes
+    options: tuple[str, ...]  # keyword options the builder accepts besides STANDARD_ARGUMENTS
     reported: Reported | None = None
     weights: OfficialWeights | None = None
+    architecture: type[nn.Module] | None = None  # the class the builder makes
 
     def check_options(self, options: Sequence[str]) -> None:
-        """Refuse options this model does not take, naming them and the ones it does."""
-        unknown = sorted(set(options) - set(self.options))
+        """Refuse options this model does not take, naming them and the ones it does (a
+        TypeError, as Python's for an unexpected keyword, and timm's convention)."""
+        unknown = sorted(set(options) - set(self.options) - set(STANDARD_ARGUMENTS))
         if unknown:
-            raise ValueError(
+            raise TypeError(
                 f"{self.name} does not accept the option{'s' if len(unknown) > 1 else ''} "
-                f"{', '.join(unknown)}; it accepts {', '.join(self.options)} (and num_classes)")
+                f"{', '.join(unknown)}; it accepts {', '.join(self.options)} "
+                f"(and {', '.join(STANDARD_ARGUMENTS)})")
 
     def pretrained_cfg(self) -> dict:
-        """A timm-style ``pretrained_cfg`` dict: the official weights and the reported accuracy."""
+        """A timm-style ``pretrained_cfg`` dict: how the model takes images (the official
+        weights' data config, or ImageNet's), the size of its final map at that input
+        (``pool_size``), the names of its first convolution and classifier, its official
+        weights and the reported accuracy."""
         weights = self.weights
+        data = {field.name: getattr(weights, field.name) if weights else field.default
+                for field in fields(OfficialWeights) if field.name in OfficialWeights.DATA_CONFIG}
         cfg = {"architecture": self.name, "label": self.label, "family": self.family,
-               "has_weights": weights is not None}
+               "has_weights": weights is not None, **data,
+               "pool_size": tuple(math.ceil(size / FEATURE_STRIDE) for size in data["input_size"][1:]),
+               "fixed_input_size": False}
+        if self.architecture is not None:
+            cfg.update(first_conv=self.architecture.first_conv, classifier=self.architecture.classifier_name)
         if weights is not None:
             cfg.update(asdict(weights))
             cfg["hash_prefix"] = weights.hash_prefix
@@ -112,8 +140,8 @@ class ModelInfo:
 
 _REGISTRY: dict[str, ModelInfo] = {}
 
-# Arguments a builder's architecture takes that are not user options.
-_NOT_OPTIONS = {"self", "layers", "num_classes"}
+# Arguments a builder's architecture takes that are not a model's own options.
+_NOT_OPTIONS = {"self", "layers", *STANDARD_ARGUMENTS}
 
 
 def register_model(*, family: str, label: str, depth: int, architecture: type[nn.Module],
@@ -122,20 +150,27 @@ def register_model(*, family: str, label: str, depth: int, architecture: type[nn
 
     The options a model accepts are read from ``architecture``'s signature,
     so the record cannot drift from the code. The registered builder checks
-    its options and gives the model its ``pretrained_cfg``.
+    its options, builds the model on ``device`` and in ``dtype`` and gives it
+    its ``pretrained_cfg``.
     """
     signature = inspect.signature(architecture)
     options = tuple(name for name in signature.parameters if name not in _NOT_OPTIONS)
 
     def decorate(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         @functools.wraps(builder)
-        def build(num_classes: int = 1000, **kwargs) -> nn.Module:
+        def build(num_classes: int = 1000, *, device: torch.device | str | None = None,
+                  dtype: torch.dtype | None = None, **kwargs) -> nn.Module:
             info.check_options(kwargs)
-            model = builder(num_classes=num_classes, **kwargs)
+            # Parameters are made on the device itself: no copy, and nothing at all on "meta".
+            with torch.device(device) if device is not None else contextlib.nullcontext():
+                model = builder(num_classes=num_classes, **kwargs)
+            if dtype is not None:
+                model.to(dtype=dtype)
             model.pretrained_cfg = info.pretrained_cfg()
             return model
 
-        info = ModelInfo(builder.__name__, family, label, depth, build, options, reported, weights)
+        info = ModelInfo(builder.__name__, family, label, depth, build, options, reported, weights,
+                         architecture)
         _REGISTRY[info.name] = info
         return build
 

@@ -11,7 +11,10 @@ which timm's own tools work on them::
                                  pretrained_cfg_overlay={"file": "rednet26.pth"})
 
 (the official RedNet checkpoints have no direct download: ``pretrained=True``
-alone says where to get them).
+alone says where to get them). timm's model conventions (``num_classes=0``,
+``global_pool=""``, ``in_chans``, ``device``, ``dtype``, ``reset_classifier``,
+``forward_intermediates``, ``set_grad_checkpointing``, ``group_matcher``) are the
+models' own: this module only registers them (see docs/timm.md).
 
 Only the RedNets are registered (with ``test_rednet``, the tiny one for
 tests): timm has ResNets of its own under the same names, which differ from
@@ -20,8 +23,10 @@ importing timm takes seconds that most uses of this package do not need.
 """
 from __future__ import annotations
 
+from dataclasses import fields
+
 try:
-    from timm.models import build_model_with_cfg, register_model
+    from timm.models import PretrainedCfg, build_model_with_cfg, register_model
 except ImportError as error:  # pragma: no cover - depends on the environment
     raise ImportError("involution.models.timm_support needs timm: pip install timm "
                       "(or pip install 'involution[test]')") from error
@@ -41,14 +46,12 @@ TIMM_MODELS = [name for name in list_models() if _is_rednet(name)]
 
 
 def _pretrained_cfg(info: ModelInfo) -> dict:
-    """The record as timm's ``PretrainedCfg`` fields. ``url`` stays empty: the official
-    RedNet files are behind a web page (``origin_url``), not a direct download."""
-    cfg = {"first_conv": "stem.0.0", "classifier": "fc"}
+    """The record's fields that timm's ``PretrainedCfg`` has. ``url`` stays empty: the
+    official RedNet files are behind a web page (``origin_url``), not a direct download."""
+    timm_fields = {field.name for field in fields(PretrainedCfg)}
+    cfg = {key: value for key, value in info.pretrained_cfg().items() if key in timm_fields}
     if info.weights is not None:
-        weights = info.weights
-        cfg.update(num_classes=weights.num_classes, input_size=weights.input_size,
-                   mean=weights.mean, std=weights.std, interpolation=weights.interpolation,
-                   crop_pct=weights.crop_pct, origin_url=weights.page)
+        cfg["origin_url"] = info.weights.page
     if info.reported is not None:
         cfg["notes"] = (f"{info.reported.citation}: top-1 {info.reported.top1}%, "
                         f"top-5 {info.reported.top5}%",)
@@ -65,16 +68,8 @@ def _entry_point(name: str):
         local_file = (kwargs.get("pretrained_cfg_overlay") or {}).get("file")
         weights = (local_file or True) if pretrained else None
 
-        def build(in_chans: int = 3, **options):
-            if in_chans != 3:
-                raise ValueError(f"{name} takes RGB images (in_chans=3), got in_chans={in_chans}")
-            # timm's num_classes=0 means "no classifier, return pooled features".
-            num_classes = options.pop("num_classes", 1000)
-            model = create_model(name, num_classes=num_classes or 1000, pretrained=weights,
-                                 **options)
-            if num_classes == 0:
-                model.reset_classifier(0)
-            return model
+        def build(**options):
+            return create_model(name, pretrained=weights, **options)
 
         # Our create_model loads (or explains) the official weights, so timm is told False.
         return build_model_with_cfg(build, name, pretrained=False, **kwargs)

@@ -28,7 +28,11 @@ decides where a run lives and how it is logged:
   flags, which would silently replace both, do not exist here;
 * with several processes (``--trainer.devices 2 --trainer.strategy ddp``, or
   ``--trainer.num_nodes`` under SLURM) every file is written once, by
-  global rank 0, into rank 0's run folder.
+  global rank 0, into rank 0's run folder;
+* it prints the run: its folder, one line per epoch (or Lightning's progress
+  bar, on a terminal), the results, and warnings that point at a problem;
+  Lightning's other messages (accelerators found, advertisements, notes on
+  its internals, see :mod:`involution.train.quiet`) only with ``--verbose``.
 """
 from __future__ import annotations
 
@@ -37,9 +41,9 @@ import contextlib
 import io
 import os
 import re
+import shlex
 import sys
 import textwrap
-import warnings
 from pathlib import Path
 
 from involution._extras import require_extra
@@ -63,7 +67,8 @@ from involution.train.checkpoints import AtomicCheckpointIO, read_checkpoint  # 
 from involution.train.configs import list_configs, resolve_config_args  # noqa: E402
 from involution.train.loggers import ResumableCSVLogger, finish_wandb_run, start_wandb_logger, wandb_configured  # noqa: E402
 from involution.train.module import ImageClassifier  # noqa: E402
-from involution.train.runs import RunSummary, new_version_folder, run_folder_of_checkpoint  # noqa: E402
+from involution.train.quiet import EVALUATION_NOTES, RESUME_NOTES, lightning_quieted  # noqa: E402
+from involution.train.runs import RunResults, RunSummary, new_version_folder, run_folder_of_checkpoint  # noqa: E402
 
 __all__ = ["InvolutionCLI", "run_cli", "run_folder_of_checkpoint", "check_checkpoint_architecture",
            "check_checkpoint_classes"]
@@ -137,11 +142,6 @@ def _csv_logger(log_dir: Path, resume_epoch: int | None = None) -> ResumableCSVL
                               keep_through_epoch=resume_epoch)
 
 
-# An evaluation writes into its own folder (<run>/evaluations/...), so Lightning
-# notes that the checkpoint callbacks' folder differs from the one they were saved
-# with. Expected by design, and nothing a user can act on.
-warnings.filterwarnings("ignore", message=r"The dirpath has changed from .*evaluations")
-
 _said_csv_only = False  # the "W&B is not configured" note is printed once per process
 
 
@@ -190,6 +190,12 @@ class InvolutionCLI(LightningCLI):
     def __init__(self, args=None, run: bool = True):
         self._checkpoint = None  # the --ckpt_path file's contents, once read
         self._batch_limits = {}  # the --trainer.limit_*_batches given as whole numbers
+        # Lightning's chatter is left out (unless --verbose) from the parsing of the
+        # arguments to the end of the command, then the process is as it was.
+        with contextlib.ExitStack() as self._quiet:
+            self._init_lightning_cli(args, run)
+
+    def _init_lightning_cli(self, args, run: bool) -> None:
         super().__init__(
             ImageClassifier, Caltech256DataModule, args=args, run=run,
             # The recipe's model.optimizer and model.schedule are the run's: Lightning's
@@ -213,6 +219,15 @@ class InvolutionCLI(LightningCLI):
             ]},
         )
 
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        """Lightning's commands and the Trainer arguments they do not offer: here also
+        validate's and test's ``verbose`` (whether to print the results, which they always
+        do here), whose flag is this command line's --verbose."""
+        commands = LightningCLI.subcommands()
+        return {name: skipped | {"verbose"} if name in ("validate", "test") else skipped
+                for name, skipped in commands.items()}
+
     def init_parser(self, **kwargs):
         """Lightning's parser, whose --config also takes the name of a shipped recipe."""
         kwargs.setdefault("dump_header", [f"lightning.pytorch=={lightning.__version__}"])
@@ -229,11 +244,18 @@ class InvolutionCLI(LightningCLI):
                             help="Folder name of the run under trainer.default_root_dir "
                                  "(default: <model>_<recipe>, the recipe being the first "
                                  "config's name).")
+        parser.add_argument("--verbose", action="store_true",
+                            help="Print all of Lightning's messages: the accelerators it found, "
+                                 "its notes and tips (by default only the run, its results and "
+                                 "the warnings that point at a problem).")
         parser.add_argument("--kernel_stats_every_n_steps", type=int, default=50,
                             help="How often KernelStatsMonitor records the involution kernels' "
                                  "std and max |value| (they reach metrics.csv at the trainer's "
                                  "log_every_n_steps): lower both to watch a run diverge step by step.")
-        parser.set_defaults({"trainer.default_root_dir": "runs"})
+        # A progress bar on a terminal; elsewhere (a log file, a notebook) one line per epoch
+        # (EpochPrinter), instead of a bar's every redraw.
+        parser.set_defaults({"trainer.default_root_dir": "runs",
+                             "trainer.enable_progress_bar": sys.stdout.isatty()})
 
     def parse_arguments(self, parser, args) -> None:
         if args is None or isinstance(args, (list, tuple)):
@@ -247,15 +269,27 @@ class InvolutionCLI(LightningCLI):
             self._keep_whole_batch_limits(args)
         else:  # a dict or Namespace of settings
             super().parse_arguments(parser, args)
+        subcommand = self.config.get("subcommand")
+        settings = self.config[subcommand] if subcommand else self.config
+        ckpt_path = settings.get("ckpt_path")
+        if not settings.get("verbose"):
+            self._quiet.enter_context(lightning_quieted(self._notes_by_design(subcommand, ckpt_path)))
         # Next, Lightning replaces the model options with the checkpoint's:
         # check the checkpoint against what the config asked for, first.
-        subcommand = self.config.get("subcommand")
-        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if _is_checkpoint_file(ckpt_path):
             checkpoint = read_checkpoint(ckpt_path)
             check_checkpoint_architecture(checkpoint, ckpt_path, self.config[subcommand]["model"])
             # Keep what the later checks need, not the (memory-mapped) weights.
             self._checkpoint = {key: checkpoint.get(key) for key in ("epoch", "hyper_parameters")}
+
+    @staticmethod
+    def _notes_by_design(subcommand: str | None, ckpt_path) -> tuple[str, ...]:
+        """The notes Lightning makes about how this command line places a command's files."""
+        if subcommand in ("validate", "test", "predict"):
+            return EVALUATION_NOTES
+        if subcommand == "fit" and run_folder_of_checkpoint(ckpt_path) is not None:
+            return RESUME_NOTES
+        return ()
 
     def _keep_whole_batch_limits(self, args) -> None:
         """``limit_val_batches: 1`` means one batch, as written, not 100%.
@@ -359,8 +393,47 @@ def run_cli(args: list[str] | None = None) -> InvolutionCLI:
     return InvolutionCLI(args=args)
 
 
+def _without_option(args: list[str], flag: str) -> list[str]:
+    """``args`` without ``flag VALUE`` and ``flag=VALUE``."""
+    kept, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == flag:
+            skip = True
+        elif not arg.startswith(flag + "="):
+            kept.append(arg)
+    return kept
+
+
+def fit_summary(cli: InvolutionCLI, args: list[str]) -> str | None:
+    """How a fit on the command line ends: its best score, the checkpoint, and the command
+    that tests it (``args``: the fit's own, the command first). None without checkpoints."""
+    # The best-val-top-1 checkpoint's callback knows the run's folder on every process (the
+    # trainer's log_dir would ask all processes, and only rank 0 is here).
+    checkpoint = cli.trainer.checkpoint_callback
+    if checkpoint is None or not checkpoint.dirpath:
+        return None
+    run = Path(checkpoint.dirpath).parent
+    best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else None
+    try:
+        results = RunResults.read(run)
+    except FileNotFoundError:
+        results = None
+    if best is None or not best.is_file() or results is None or results.best_val_top1 is None:
+        return f"Done: the run is in {run}"
+    test = ["python", "-m", "involution", "test", *_without_option(args[1:], "--ckpt_path"),
+            "--ckpt_path", str(best)]
+    return (f"Done: best val top-1 {results.best_val_top1:.1%} (epoch {results.best_epoch + 1}), "
+            f"checkpoint {best}\nTest it: {shlex.join(test)}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m involution fit|validate|test|predict ...``: ``argv`` starts with the command;
     None reads the command line."""
-    run_cli(argv)
+    cli = run_cli(argv)
+    if cli.subcommand == "fit" and cli.trainer.is_global_zero:
+        summary = fit_summary(cli, sys.argv[1:] if argv is None else list(argv))
+        if summary:
+            print(summary)
     return 0

@@ -25,7 +25,6 @@ address (:mod:`involution.workbook.colab`).
 from __future__ import annotations
 
 import getpass
-import logging
 import os
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from pathlib import Path
 import torch
 
 from involution.train.configs import find_config
+from involution.train.quiet import quiet_lightning
 from involution.train.runs import machine_description
 from involution.workbook.data_choice import DataChoice, choose_data
 from involution.workbook.repository import COLAB_CHECKOUT, SLIDES, is_placeholder, repo_root, repository_url
@@ -146,16 +146,13 @@ def _short(path: Path) -> Path:
 
 def _quiet_libraries() -> None:
     """Keep notebook outputs to what the lesson needs: no library chatter, adverts or internal warnings."""
-    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    quiet_lightning()  # as the command line does
     # Lightning's advice to add DataLoader workers does not apply to small images
     # that decode in microseconds, where workers only cost start-up time.
     warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
     # run_cli passes its arguments explicitly; inside a Jupyter kernel sys.argv
     # holds the kernel's own options, which LightningCLI warns about needlessly.
     warnings.filterwarnings("ignore", message=r".*LightningCLI's args parameter is intended.*")
-    # A deprecation inside Lightning itself (torch's pytree API), nothing a reader can act on.
-    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
 
 
 @dataclass
