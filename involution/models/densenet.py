@@ -32,7 +32,7 @@ class DenseNet(TimmConventions, tvm.DenseNet):
 
     (torchvision's own ``drop_rate`` is dropout inside every dense layer; this
     one, as for the ResNets, acts on the pooled features.) ``num_classes``,
-    ``in_chans`` and ``global_pool`` are as for :class:`~involution.models.ResNet`.
+    ``in_chans`` and ``global_pool`` are as for :class:`~involution.models.resnet.ResNet`.
     """
 
     classifier_name = "classifier"

@@ -81,6 +81,7 @@ def _runs(*names: str) -> tuple[CourseRun, ...]:
     return tuple(CourseRun(name) for name in names)
 
 
+#: The sets, by name: each groups the runs that answer one question together.
 COURSE_SETS = {
     "ablation": CourseSet("RedNet-26's recipe, one change at a time",
                           _runs("rednet26_nowd", "rednet26_wd_dropout", "rednet26_clip", "rednet26_150")),
