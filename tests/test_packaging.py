@@ -105,7 +105,7 @@ def test_sdist_carries_what_its_tests_need(built):
     needed = ["LICENSE", "README.md", "pyproject.toml", "conftest.py", "test.sh",
               "scripts/bootstrap.sh", "tests/test_packaging.py",
               "tests/data/official_rednet_state_dict.json", "notebooks/01_involution_kernel.ipynb",
-              "involution/train/configs/quick_sample.yaml"]
+              "involution/train/configs/quick_sample.yaml", "docs/conf.py", "docs/index.md"]
     assert [name for name in needed if name not in names] == []
 
 
