@@ -21,8 +21,10 @@ from test_training import MODEL, QUICK_RUN
 from test_training import quick_args as training_args
 
 from involution.data import Caltech256DataModule
+from involution.train import loggers
 from involution.train.checkpoints import CheckpointError
 from involution.train.cli import run_cli
+from involution.train.loggers import ResumableCSVLogger
 
 REPO = Path(__file__).resolve().parents[1]
 STEPS_PER_EPOCH = 2
@@ -68,6 +70,79 @@ def run_dir(trained, tmp_path) -> Path:
     copy = tmp_path / QUICK_RUN / trained.name
     shutil.copytree(trained, copy)
     return copy
+
+
+# -- 1. resuming keeps the training log -------------------------------------------------------
+
+
+def resume(tmp_path, run_dir, epochs=2, *extra):
+    return run_cli(quick_args(tmp_path, "--trainer.max_epochs", str(epochs), *extra,
+                              "--ckpt_path", str(run_dir / "checkpoints" / "last.ckpt")))
+
+
+def test_a_malformed_row_in_the_log_stops_the_resume_with_its_line_and_keeps_the_log(tmp_path, run_dir):
+    # Lightning's CSV writer deleted metrics.csv before the logger wrote the rows back,
+    # and a row with one field too many ("dict contains fields not in fieldnames: None")
+    # failed that write: the run was left with no training log at all.
+    log = run_dir / "metrics.csv"
+    lines = log.read_text().splitlines(keepends=True)
+    lines[2] = lines[2].rstrip("\n") + ",stray\n"
+    log.write_text("".join(lines))
+    before = files_under(run_dir)
+    with pytest.raises(ValueError) as error:
+        resume(tmp_path, run_dir)
+    assert f"{log}, line 3" in str(error.value) and "unchanged" in str(error.value)
+    assert files_under(run_dir) == before  # nothing written, the log as it was
+
+
+def test_a_resume_killed_while_it_rewrites_the_log_leaves_the_whole_log(tmp_path, run_dir, monkeypatch):
+    # Resuming from epoch 0 drops the rows of the interrupted epoch 1 and rewrites the
+    # file: a kill during that rewrite (after Lightning had deleted the file) lost the log.
+    log = run_dir / "metrics.csv"
+    with open(log, newline="") as file:
+        rows = list(csv.DictReader(file))
+    with open(log, "a", newline="") as file:  # a row of epoch 1, which was interrupted
+        csv.DictWriter(file, fieldnames=list(rows[0])).writerow({**rows[-1], "epoch": "1"})
+    before = log.read_bytes()
+    real_write = loggers.write_atomically
+
+    def killed_halfway(path, write):
+        def half(file):
+            buffer = io.BytesIO()
+            write(buffer)
+            file.write(buffer.getvalue()[:len(buffer.getvalue()) // 2])
+            raise Killed
+        real_write(path, half)
+
+    monkeypatch.setattr(loggers, "write_atomically", killed_halfway)
+    with pytest.raises(Killed):
+        resume(tmp_path, run_dir)
+    assert log.read_bytes() == before
+
+
+def test_the_log_is_rewritten_in_one_step_when_new_columns_appear(tmp_path, monkeypatch):
+    # Lightning rewrites metrics.csv in place when a new column appears: a job killed
+    # during that rewrite left the file with its header only.
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "metrics.csv").write_text("epoch,step,train/loss\n0,0,2.5\n0,1,2.4\n")
+    before = (folder / "metrics.csv").read_bytes()
+    logger = ResumableCSVLogger(save_dir=tmp_path, name="", version="run", keep_through_epoch=0)
+    logger.log_metrics({"train/loss": 2.3, "val/top1": 0.5, "epoch": 1}, step=2)
+
+    def killed(self, rows):
+        raise Killed
+    monkeypatch.setattr(csv.DictWriter, "writerows", killed)
+    with pytest.raises(Killed):
+        logger.save()
+    assert (folder / "metrics.csv").read_bytes() == before
+    monkeypatch.undo()
+    logger = ResumableCSVLogger(save_dir=tmp_path, name="", version="run", keep_through_epoch=0)
+    logger.log_metrics({"train/loss": 2.3, "val/top1": 0.5, "epoch": 1}, step=2)  # once more, whole
+    logger.save()
+    with open(folder / "metrics.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert [row["train/loss"] for row in rows] == ["2.5", "2.4", "2.3"] and rows[-1]["val/top1"] == "0.5"
 
 
 # -- 2. extending a run ----------------------------------------------------------------------
