@@ -145,6 +145,65 @@ def test_the_log_is_rewritten_in_one_step_when_new_columns_appear(tmp_path, monk
     assert [row["train/loss"] for row in rows] == ["2.5", "2.4", "2.3"] and rows[-1]["val/top1"] == "0.5"
 
 
+# -- 1b. the best checkpoint, however the run's path is written -------------------------------
+
+
+def as_if_epoch_0_scored(checkpoint_file: Path, top1: float) -> None:
+    """Rewrite a checkpoint's record of the best val top-1 (ModelCheckpoint's and RunSummary's)."""
+    checkpoint = torch.load(checkpoint_file, weights_only=True)
+    for key, state in checkpoint["callbacks"].items():
+        if key.startswith("ModelCheckpoint{'monitor': 'val/top1'"):
+            state["best_model_score"] = torch.tensor(top1)
+            state["best_k_models"] = {path: torch.tensor(top1) for path in state["best_k_models"]}
+            state["kth_value"] = torch.tensor(top1)
+        elif key == "RunSummary":
+            state.update(best_val_top1=top1, best_val_top5=top1)
+    torch.save(checkpoint, checkpoint_file)
+
+
+@pytest.mark.parametrize("path_of_the_run", ["written absolute", "moved"])
+def test_a_worse_epoch_never_replaces_best_ckpt_however_the_run_is_reached(tmp_path, monkeypatch,
+                                                                          path_of_the_run):
+    # A run started with a relative default_root_dir and resumed with an absolute
+    # --ckpt_path (or moved from Google Drive to a local disk): Lightning only warned
+    # "The dirpath has changed", forgot the best score, and the next, worse epoch
+    # replaced best.ckpt while results.json still named epoch 0.
+    monkeypatch.chdir(tmp_path)
+    args = [a if a != str(tmp_path) else "runs" for a in quick_args(tmp_path, "--trainer.max_epochs", "1")]
+    run_cli(args)
+    (run_dir,) = (tmp_path / "runs" / QUICK_RUN).iterdir()
+    if path_of_the_run == "moved":
+        moved = tmp_path / "local-disk" / "runs" / QUICK_RUN / run_dir.name
+        moved.parent.mkdir(parents=True)
+        shutil.move(run_dir, moved)
+        run_dir = moved
+    as_if_epoch_0_scored(run_dir / "checkpoints" / "last.ckpt", 1.0)  # no later epoch can beat it
+    best = (run_dir / "checkpoints" / "best.ckpt").read_bytes()
+
+    run_cli(quick_args(tmp_path, "--trainer.max_epochs", "2",
+                       "--ckpt_path", str(run_dir.resolve() / "checkpoints" / "last.ckpt")))
+    assert (run_dir / "checkpoints" / "best.ckpt").read_bytes() == best
+    recorded = results(run_dir)
+    assert recorded["epochs_trained"] == 2 and recorded["best_epoch"] == 0
+    assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 1
+
+
+def test_results_json_describes_the_epoch_best_ckpt_holds(tmp_path, run_dir):
+    # RunSummary kept its own best score beside ModelCheckpoint's: when the two
+    # disagreed, results.json named an epoch that best.ckpt did not hold.
+    last = run_dir / "checkpoints" / "last.ckpt"
+    checkpoint = torch.load(last, weights_only=True)
+    checkpoint["callbacks"]["RunSummary"].update(best_val_top1=1.0, best_val_top5=1.0)  # a stale record
+    torch.save(checkpoint, last)
+    run_cli(quick_args(tmp_path, "--trainer.max_epochs", "2", "--ckpt_path", str(last)))
+    recorded = results(run_dir)
+    held = torch.load(run_dir / "checkpoints" / "best.ckpt", weights_only=True)
+    assert recorded["best_epoch"] == held["epoch"]
+    (score,) = [state["best_model_score"] for key, state in held["callbacks"].items()
+                if key.startswith("ModelCheckpoint{'monitor': 'val/top1'")]
+    assert recorded["best_val_top1"] == pytest.approx(float(score))
+
+
 # -- 2. extending a run ----------------------------------------------------------------------
 
 

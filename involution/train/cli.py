@@ -51,7 +51,7 @@ import lightning  # noqa: E402 -- after the check above, which explains a missin
 import torch  # noqa: E402
 import yaml  # noqa: E402
 from jsonargparse import ActionConfigFile, DefaultHelpFormatter  # noqa: E402
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint  # noqa: E402
+from lightning.pytorch.callbacks import LearningRateMonitor  # noqa: E402
 from lightning.pytorch.cli import LightningCLI  # noqa: E402
 from lightning.pytorch.plugins.io import CheckpointIO  # noqa: E402
 from lightning.pytorch.utilities import rank_zero_only  # noqa: E402
@@ -59,7 +59,7 @@ from lightning.pytorch.utilities import rank_zero_only  # noqa: E402
 from involution.data import Caltech256DataModule  # noqa: E402
 from involution.ops.functional import mixed_precision  # noqa: E402
 from involution.train.callbacks import EpochPrinter, KernelStatsMonitor, NonFiniteLossGuard, PredictionWriter  # noqa: E402
-from involution.train.checkpoints import AtomicCheckpointIO, read_checkpoint  # noqa: E402
+from involution.train.checkpoints import AtomicCheckpointIO, RunCheckpoint, read_checkpoint  # noqa: E402
 from involution.train.configs import list_configs, resolve_config_args  # noqa: E402
 from involution.train.loggers import ResumableCSVLogger, finish_wandb_run, start_wandb_logger, wandb_configured  # noqa: E402
 from involution.train.module import ImageClassifier  # noqa: E402
@@ -195,12 +195,12 @@ class InvolutionCLI(LightningCLI):
             parser_kwargs={"prog": "python -m involution", "description": _description(),
                            "formatter_class": _HelpFormatter},
             trainer_defaults={"callbacks": [
-                ModelCheckpoint(monitor="val/top1", mode="max", filename="best",
-                                enable_version_counter=False),
+                RunCheckpoint(monitor="val/top1", mode="max", filename="best",
+                              enable_version_counter=False),
                 # Lightning's save_last rewrites last.ckpt only when best.ckpt
                 # changes, so a resumed run would lose every epoch since the last
                 # improvement; this one writes last.ckpt after every epoch.
-                ModelCheckpoint(filename="last", enable_version_counter=False),
+                RunCheckpoint(filename="last", enable_version_counter=False),
                 LearningRateMonitor(logging_interval="step"),
                 KernelStatsMonitor(every_n_steps=50),
                 NonFiniteLossGuard(),

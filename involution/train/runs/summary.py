@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_only
 
@@ -25,9 +26,6 @@ def _say(message: str) -> None:
     print(message)
 
 
-
-
-
 class RunSummary(Callback):
     """Writes ``results.json`` (a :class:`RunResults`) in the run folder: what notebooks and slides read.
 
@@ -44,6 +42,9 @@ class RunSummary(Callback):
 
     def __init__(self):
         self.best, self._resume = {}, None
+        # The scores of the latest validation of fit, {"epoch", "val/top1", "val/top5"}: saved
+        # in every checkpoint, so that best.ckpt carries the scores of the epoch it holds.
+        self.last_validation = None
 
     @staticmethod
     def _description(trainer, pl_module) -> RunResults:
@@ -92,9 +93,36 @@ class RunSummary(Callback):
             return
         metrics = trainer.callback_metrics
         top1 = float(metrics.get("val/top1", math.nan))
+        self.last_validation = {"epoch": trainer.current_epoch, "val/top1": top1,
+                                "val/top5": float(metrics.get("val/top5", math.nan))}
         if not self.best or top1 > self.best["best_val_top1"]:
-            self.best = {"best_val_top1": top1, "best_val_top5": float(metrics["val/top5"]),
+            self.best = {"best_val_top1": top1, "best_val_top5": self.last_validation["val/top5"],
                          "best_epoch": trainer.current_epoch}
+
+    def _best_held(self, trainer) -> dict:
+        """The best scores as ``best.ckpt`` holds them: its epoch and that epoch's validation.
+
+        results.json describes the file, whatever kept the score that chose it.
+        Lightning runs checkpoint callbacks after every other callback, so the
+        state of this callback in a checkpoint includes the validation of the
+        checkpoint's own epoch.
+        """
+        callback = next((c for c in trainer.checkpoint_callbacks
+                         if getattr(c, "monitor", None) == "val/top1" and c.best_model_path), None)
+        if callback is None or not Path(callback.best_model_path).is_file():
+            return self.best
+        checkpoint = torch.load(callback.best_model_path, map_location="cpu", weights_only=True, mmap=True)
+        epoch = checkpoint.get("epoch")
+        validation = ((checkpoint.get("callbacks") or {}).get(self.state_key) or {}).get("last_validation")
+        if validation and validation["epoch"] == epoch:
+            return {"best_val_top1": validation["val/top1"], "best_val_top5": validation["val/top5"],
+                    "best_epoch": epoch}
+        # A checkpoint written before its callbacks saved their last validation: the
+        # score that chose it is ModelCheckpoint's; top-5 only if recorded for that epoch.
+        score = callback.best_model_score
+        return {"best_val_top1": float(score) if score is not None else self.best.get("best_val_top1"),
+                "best_val_top5": self.best.get("best_val_top5") if self.best.get("best_epoch") == epoch else None,
+                "best_epoch": epoch}
 
     def on_fit_end(self, trainer, pl_module):
         description = self._description(trainer, pl_module)
@@ -104,7 +132,7 @@ class RunSummary(Callback):
             # its own settings in config-resumed-<time>.yaml); counts and best move on.
             results.describe_once(description)
             results.epochs_trained = trainer.current_epoch
-            for key, value in self.best.items():
+            for key, value in self._best_held(trainer).items():
                 setattr(results, key, value)
             if self._resume:
                 results.resumes.append(self._resume)
@@ -147,7 +175,9 @@ class RunSummary(Callback):
         self._update(trainer, run, change)
 
     def state_dict(self):
-        return dict(self.best)
+        return {**self.best, "last_validation": self.last_validation}
 
     def load_state_dict(self, state_dict):
-        self.best = dict(state_dict)
+        state = dict(state_dict)
+        self.last_validation = state.pop("last_validation", None)
+        self.best = state
