@@ -279,6 +279,36 @@ def test_evaluations_never_change_what_the_training_recorded(tmp_path, run_dir):
         assert len(list(csv.DictReader(file))) == 20  # the sample set's test split
 
 
+def image_folder(tmp_path) -> Path:
+    """The sample set's images as a plain image folder: its split is made here, by seed."""
+    sample = REPO / "involution" / "data" / "sample_data" / "256_ObjectCategories"
+    shutil.copytree(sample, tmp_path / "folder" / "256_ObjectCategories")
+    return tmp_path / "folder"
+
+
+def test_a_test_on_another_split_is_only_an_evaluation_and_says_it_saw_training_images(tmp_path, capsys):
+    # Same classes, same image counts, another split seed: RunSummary compared counts
+    # only, and set the run's test_top1 from a test on the run's own training images.
+    folder = image_folder(tmp_path)
+    run_dir = train(tmp_path, 1, "--data.root", str(folder))
+    best = str(run_dir / "checkpoints" / "best.ckpt")
+    capsys.readouterr()
+    run_cli(quick_args(tmp_path, "--data.root", str(folder), "--data.split_seed", "1", "--ckpt_path", best,
+                       command="test"))
+    said = capsys.readouterr().out
+    recorded = results(run_dir)
+    assert "test_top1" not in recorded
+    (entry,) = recorded["evaluations"]
+    leaked = entry["training_images_tested"]
+    assert 0 < leaked <= 20
+    assert f"{leaked} of the 20 test images were training images of this run" in said
+
+    run_cli(quick_args(tmp_path, "--data.root", str(folder), "--ckpt_path", best, command="test"))
+    recorded = results(run_dir)
+    assert recorded["test_top1"] == recorded["evaluations"][1]["metrics"]["test/top1"]
+    assert "training_images_tested" not in recorded["evaluations"][1]
+
+
 # -- 4. a checkpoint of another model or other classes -----------------------------------------
 
 

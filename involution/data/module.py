@@ -42,6 +42,8 @@ from involution.data.splits import (
     SPLITS_DIRNAME,
     SplitFile,
     check_fractions,
+    image_list_fingerprint,
+    load_split,
     split_file_name,
 )
 
@@ -143,6 +145,7 @@ class Caltech256DataModule(L.LightningDataModule):
         self._split_file = Path(split_file).expanduser() if split_file is not None else None
         self._split_dir = Path(split_dir).expanduser() if split_dir is not None else None
         self.train_dataset = self.val_dataset = self.test_dataset = None
+        self._split: dict[str, str] | None = None  # {relative path: split} in use, once set up
 
         self.categories_dir = find_categories_dir(self.root)
         if self.categories_dir is None and not download:
@@ -218,7 +221,7 @@ class Caltech256DataModule(L.LightningDataModule):
         if self.train_dataset is not None:
             return
         self._ensure_data()
-        split = self._load_or_create_split()
+        split = self._split = self._load_or_create_split()
         samples: dict[str, list[tuple[Path, int]]] = {name: [] for name in SPLIT_NAMES}
         label_of = {folder: label for label, folder in enumerate(self._class_folders)}
         for relative_path, split_name in split.items():
@@ -333,7 +336,26 @@ class Caltech256DataModule(L.LightningDataModule):
             "transforms": self.hparams.transforms,
             "images": {name: len(getattr(self, f"{name}_dataset")) for name in SPLIT_NAMES},
             "split_file": self.portable_path(self.split_path),
+            # Which images each split holds: equal counts can be other images.
+            "split_fingerprints": {name: image_list_fingerprint(self.images_in(name)) for name in SPLIT_NAMES},
         }
+
+    def images_in(self, split_name: str) -> list[str]:
+        """The images of one split (``"train"``, ``"val"``, ``"test"``), as paths relative to the class folders."""
+        self._require_setup()
+        return sorted(path for path, name in self._split.items() if name == split_name)
+
+    def split_recorded_in(self, summary: dict) -> dict[str, str] | None:
+        """The split that a recorded :meth:`summary` names, read from its file; None where it cannot be read here."""
+        recorded = summary.get("split_file")
+        if not recorded:
+            return None
+        prefix = f"<{self.hparams.root}>/"
+        path = self.root / recorded.removeprefix(prefix) if recorded.startswith(prefix) else Path(recorded)
+        try:
+            return load_split(path)
+        except (OSError, ValueError):
+            return None
 
     def portable_path(self, path: Path) -> str:
         """``path`` relative to the data root (``<root>/...``) when inside it, else as it is."""

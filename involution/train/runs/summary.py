@@ -39,6 +39,8 @@ class RunSummary(Callback):
 
     # Dataset fields that decide which images a test evaluates, and how big.
     _EVALUATED_FIELDS = ("num_classes", "include_clutter", "image_size", "images")
+    # The split each command evaluates.
+    _SPLIT_OF = {"validate": "val", "test": "test", "predict": "test"}
 
     def __init__(self):
         self.best, self._resume = {}, None
@@ -59,13 +61,32 @@ class RunSummary(Callback):
             config={"model": dict(pl_module.hparams), "data": dict(getattr(datamodule, "hparams", {}))})
 
     def _same_data(self, recorded: dict | None, used: dict | None) -> bool:
-        """Whether a test saw the images the run was trained for: classes, size, split counts.
+        """Whether a test saw the run's own test images: the same classes, size and test images.
 
-        Names, folders and the training augmentation do not change the test images.
+        Names, folders and the training augmentation do not change the test
+        images; equal counts do not make them the same images (another split
+        seed), so the test split's fingerprint decides, or, in a record made
+        before fingerprints, the split file.
         """
-        def measured(dataset):
-            return {k: (dataset or {}).get(k) for k in self._EVALUATED_FIELDS}
-        return recorded is not None and measured(recorded) == measured(used)
+        if recorded is None or used is None:
+            return False
+        if any(recorded.get(k) != used.get(k) for k in self._EVALUATED_FIELDS):
+            return False
+        ours, theirs = ((d.get("split_fingerprints") or {}).get("test") for d in (recorded, used))
+        if ours and theirs:
+            return ours == theirs
+        return recorded.get("split_file") == used.get("split_file")
+
+    def _training_images_evaluated(self, trainer, recorded: dict | None, command: str) -> int | None:
+        """How many of the evaluated images the run trained on (None: its split cannot be read here)."""
+        datamodule = getattr(trainer, "datamodule", None)
+        if recorded is None or not hasattr(datamodule, "split_recorded_in"):
+            return None
+        split = datamodule.split_recorded_in(recorded)
+        if split is None:
+            return None
+        trained_on = {path for path, name in split.items() if name == "train"}
+        return len(trained_on.intersection(datamodule.images_in(self._SPLIT_OF[command])))
 
     @staticmethod
     def _update(trainer, folder: Path, change: Callable[[RunResults], None]) -> None:
@@ -162,10 +183,13 @@ class RunSummary(Callback):
         def change(results: RunResults):
             if own_folder == run:  # no training run to report into: this is the record
                 results.describe_once(description)
+            same_data = self._same_data(results.dataset, entry["dataset"])
+            if not same_data and own_folder != run:
+                self._check_for_training_images(trainer, results.dataset, entry)
             results.evaluations.append(entry)
             if prefix != "test/":
                 return
-            if self._same_data(results.dataset, entry["dataset"]):
+            if same_data:
                 results.test_top1, results.test_top5 = metrics["test/top1"], metrics["test/top5"]
                 results.test_checkpoint = entry["checkpoint"]
             else:
@@ -173,6 +197,19 @@ class RunSummary(Callback):
                      f"{run / RESULTS_FILE}, 'dataset'): it is listed under 'evaluations' and "
                      "does not replace the run's test_top1/test_top5.")
         self._update(trainer, run, change)
+
+    def _check_for_training_images(self, trainer, recorded: dict | None, entry: dict) -> None:
+        """Count, record and announce the evaluated images that were the run's training images."""
+        leaked = self._training_images_evaluated(trainer, recorded, entry["command"])
+        if leaked is None:
+            return
+        entry["training_images_tested"] = leaked
+        if leaked:
+            split = self._SPLIT_OF[entry["command"]]
+            total = len(trainer.datamodule.images_in(split))
+            _say(f"WARNING: {leaked} of the {total} {split} images were training images of this run "
+                 f"(its split file: {recorded.get('split_file')}): on them the model is scored on what it "
+                 "memorised, not on how it generalises. Evaluate on the run's own split to measure it.")
 
     def state_dict(self):
         return {**self.best, "last_validation": self.last_validation}
