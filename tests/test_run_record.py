@@ -235,6 +235,41 @@ def test_extending_a_run_continues_the_cosine_schedule_over_the_new_length(tmp_p
            "from step 4" in said and "-> 0.001." in said
 
 
+def test_an_extension_that_moves_best_ckpt_clears_the_runs_test_result(tmp_path, run_dir, capsys):
+    # Extending 1 -> 2 epochs moved best.ckpt to epoch 1 while test_top1 still came
+    # from epoch 0: notebook 02 then reused the run with that mismatched pair.
+    best = str(run_dir / "checkpoints" / "best.ckpt")
+    run_cli(quick_args(tmp_path, "--ckpt_path", best, command="test"))
+    tested = results(run_dir)
+    assert tested["test_top1"] is not None and tested["best_epoch"] == 0
+    as_if_epoch_0_scored(run_dir / "checkpoints" / "last.ckpt", -1.0)  # any later epoch beats it
+    capsys.readouterr()
+    run_cli(quick_args(tmp_path, "--trainer.max_epochs", "2",
+                       "--ckpt_path", str(run_dir / "checkpoints" / "last.ckpt")))
+    extended = results(run_dir)
+    assert extended["best_epoch"] == 1
+    assert torch.load(best, weights_only=True)["epoch"] == 1
+    for key in ("test_top1", "test_top5", "test_checkpoint"):
+        assert key not in extended, key
+    assert extended["evaluations"] == tested["evaluations"]  # the earlier test stays listed
+    assert "test it again" in capsys.readouterr().out
+
+    run_cli(quick_args(tmp_path, "--ckpt_path", best, command="test"))
+    assert results(run_dir)["test_top1"] == results(run_dir)["evaluations"][-1]["metrics"]["test/top1"]
+
+
+def test_an_extension_that_keeps_best_ckpt_keeps_the_runs_test_result(tmp_path, run_dir):
+    best = str(run_dir / "checkpoints" / "best.ckpt")
+    run_cli(quick_args(tmp_path, "--ckpt_path", best, command="test"))
+    tested = results(run_dir)
+    as_if_epoch_0_scored(run_dir / "checkpoints" / "last.ckpt", 1.0)  # no later epoch beats it
+    run_cli(quick_args(tmp_path, "--trainer.max_epochs", "2",
+                       "--ckpt_path", str(run_dir / "checkpoints" / "last.ckpt")))
+    extended = results(run_dir)
+    assert extended["best_epoch"] == 0 and extended["epochs_trained"] == 2
+    assert extended["test_top1"] == tested["test_top1"]
+
+
 # -- 3. evaluations keep the training's record -----------------------------------------------
 
 

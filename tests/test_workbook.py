@@ -549,6 +549,14 @@ def test_train_and_test_reuses_a_finished_run_and_resumes_a_cut_off_one(tmp_path
     assert experiments.train_and_test(book, sample, "rednet26", 0).path == finished
     assert commands == []  # nothing trained or tested again
 
+    # Finished but untested (an extension moved best.ckpt): tested again, not trained again.
+    untested = make_run(tmp_path / "runs", "rednet26_sample_seed0", "20260101-000001", seed=0, epochs=1,
+                        tested=False)
+    experiments.train_and_test(book, sample, "rednet26", 0)
+    (test,) = commands
+    assert test[0] == "test" and test[test.index("--ckpt_path") + 1] == str(untested / "checkpoints" / "best.ckpt")
+    commands.clear()
+
     cut_off = tmp_path / "runs" / "rednet26_sample_seed0" / "20260102-000000"
     (cut_off / "checkpoints").mkdir(parents=True)
     (cut_off / "checkpoints" / "last.ckpt").write_bytes(b"")

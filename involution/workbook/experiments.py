@@ -220,7 +220,8 @@ def train_and_test(book: Workbook, data: DataChoice, model: str, seed: int | Non
     """One run of the plan, tested once on held-out images; says what it did.
 
     The newest run of this name decides: finished with the planned epochs and
-    tested, it is reused; interrupted (a ``last.ckpt`` but no finished fit,
+    tested, it is reused (finished but untested, as after an extension that
+    moved its best checkpoint, its best checkpoint is tested); interrupted (a ``last.ckpt`` but no finished fit,
     or fewer epochs than planned), it resumes from ``last.ckpt``; otherwise a
     new run starts. So a notebook re-run after a Colab disconnect picks up
     where the run stopped (keep runs on Drive: ``RUNS_ON_DRIVE = True``).
@@ -232,9 +233,14 @@ def train_and_test(book: Workbook, data: DataChoice, model: str, seed: int | Non
     epochs_planned = planned_epochs(book, data, model, epochs, configs)
     latest = newest_version_folder(book.runs_dir, run_name or comparison_run_name(model, data.kind, seed))
     run = Run.load(latest) if latest and (latest / RESULTS_FILE).is_file() else None
-    if run and run.finished and run.results.epochs_trained >= epochs_planned and run.tested:
-        print(f"Reusing the finished run {run.path} (delete it to train again).")
-        return run
+    if run and run.finished and run.results.epochs_trained >= epochs_planned:
+        if run.tested:
+            print(f"Reusing the finished run {run.path} (delete it to train again).")
+            return run
+        # Finished but untested: never tested, or an extension replaced the tested best.ckpt.
+        print(f"Testing the finished run {run.path}: its best checkpoint has no test result yet.")
+        run_cli(args("test", ckpt_path=run.best_checkpoint))
+        return Run.load(run.path)
     if latest and (latest / "checkpoints" / "last.ckpt").is_file():
         print(f"Resuming {latest} from its last checkpoint.")
         command = args("fit", ckpt_path=latest / "checkpoints" / "last.ckpt")

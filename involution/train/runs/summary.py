@@ -153,11 +153,28 @@ class RunSummary(Callback):
             # its own settings in config-resumed-<time>.yaml); counts and best move on.
             results.describe_once(description)
             results.epochs_trained = trainer.current_epoch
+            best_epoch_before = results.best_epoch
             for key, value in self._best_held(trainer).items():
                 setattr(results, key, value)
             if self._resume:
                 results.resumes.append(self._resume)
+            if results.test_top1 is not None and not self._test_still_holds(results, best_epoch_before):
+                _say(f"The run's test result came from {results.test_checkpoint}, which this fit has "
+                     f"replaced (best.ckpt now holds epoch {results.best_epoch}): test_top1/test_top5 are "
+                     "cleared from results.json until you test it again; the earlier test stays under "
+                     "'evaluations'.")
+                results.test_top1 = results.test_top5 = results.test_checkpoint = None
         self._update(trainer, trainer_run_folder(trainer), change)
+
+    @staticmethod
+    def _test_still_holds(results: RunResults, best_epoch_before: int | None) -> bool:
+        """Whether the weights the run's test result was measured on are still those of its file.
+
+        A fit that goes on rewrites last.ckpt every epoch; best.ckpt only when
+        a better epoch comes, so a test of best.ckpt holds while its epoch stays.
+        """
+        tested = Path(results.test_checkpoint or "").name
+        return tested == "best.ckpt" and results.best_epoch == best_epoch_before
 
     # -- evaluations ---------------------------------------------------------------
 
