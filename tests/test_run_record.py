@@ -21,6 +21,7 @@ from test_training import MODEL, QUICK_RUN
 from test_training import quick_args as training_args
 
 from involution.data import Caltech256DataModule
+from involution.data.splits import load_split, make_split, save_split
 from involution.train import loggers
 from involution.train.checkpoints import CheckpointError
 from involution.train.cli import run_cli
@@ -375,6 +376,81 @@ def test_checkpoint_for_other_classes_is_refused_before_anything_is_written(tmp_
                            "--data.split_file", str(tmp_path / "split.csv"),
                            "--ckpt_path", str(run_dir / "checkpoints" / "best.ckpt"),
                            command="test"))
+    assert files_under(tmp_path) == before
+
+
+def test_a_checkpoint_is_refused_on_other_classes_of_the_same_count(tmp_path, run_dir):
+    # Checkpoints did not store class names: a sample-set checkpoint predicted on another
+    # set of 10 classes, and predictions.csv gave its outputs that set's names.
+    other = tmp_path / "other" / "256_ObjectCategories"
+    sample = REPO / "involution" / "data" / "sample_data" / "256_ObjectCategories"
+    for index, folder in enumerate(sorted(sample.iterdir())):
+        shutil.copytree(folder, other / f"{index + 1:03d}.shape{index}")
+    before = files_under(tmp_path)
+    with pytest.raises(ValueError) as error:
+        run_cli(quick_args(tmp_path, "--data.root", str(other.parent), "--data.split_file",
+                           str(tmp_path / "split.csv"), "--ckpt_path", str(run_dir / "checkpoints" / "best.ckpt"),
+                           command="predict"))
+    message = str(error.value)
+    assert "'astronaut', 'cat'" in message and "'shape0', 'shape1'" in message
+    assert files_under(tmp_path) == before
+
+
+def test_a_checkpoint_without_class_names_is_used_with_a_warning(tmp_path, run_dir):
+    best = run_dir / "checkpoints" / "best.ckpt"
+    checkpoint = torch.load(best, weights_only=True)
+    checkpoint.pop("Caltech256DataModule")  # as written before class names were stored
+    torch.save(checkpoint, best)
+    with pytest.warns(UserWarning, match="records no class names"):
+        run_cli(quick_args(tmp_path, "--ckpt_path", str(best), command="test"))
+
+
+@pytest.mark.parametrize("change,named", [
+    (["--data.image_size", "48"], "data.image_size: 32 in the run, 48 now"),
+    # The same images, split another way by a split file of the user's.
+    (["--data.root", "{folder}", "--data.split_file", "{split_file}"], "the test split holds other images"),
+])
+def test_a_resume_on_other_data_is_refused_with_the_difference_named(tmp_path, run_dir, change, named):
+    # Resuming a sample-set run on other data trained the remaining epochs on it while
+    # the record still said sample set at 32 px.
+    if "{folder}" in change:
+        folder, split_file = image_folder(tmp_path), tmp_path / "seed1.csv"
+        save_split(make_split(load_split(REPO / "involution" / "data" / "sample_data" / "split.csv"), seed=1),
+                   split_file)
+        change = [arg.format(folder=folder, split_file=split_file) for arg in change]
+    before = files_under(tmp_path)
+    with pytest.raises(ValueError) as error:
+        resume(tmp_path, run_dir, 2, *change)
+    assert named in str(error.value) and "Nothing was written" in str(error.value)
+    assert files_under(tmp_path) == before
+
+
+def test_a_resume_on_the_same_images_moved_elsewhere_goes_on(tmp_path, run_dir):
+    moved = tmp_path / "moved"
+    shutil.copytree(REPO / "involution" / "data" / "sample_data", moved)  # with its own split.csv
+    resume(tmp_path, run_dir, 2, "--data.root", str(moved))
+    assert results(run_dir)["epochs_trained"] == 2
+
+
+def test_a_resume_applies_new_optimiser_settings_and_says_so(tmp_path, run_dir, capsys):
+    # Lightning replaced the command's model options with the checkpoint's: lr 0.5
+    # was silently trained at the checkpoint's 0.002.
+    cli = resume(tmp_path, run_dir, 2, "--model.optimizer.lr", "0.5", "--model.optimizer.weight_decay", "0.3")
+    said = capsys.readouterr().out
+    assert cli.model.hparams.optimizer["lr"] == 0.5
+    (group,) = cli.trainer.optimizers[0].param_groups
+    assert group["initial_lr"] == 0.5 and group["weight_decay"] == 0.3
+    assert cli.trainer.lr_scheduler_configs[0].scheduler.base_lrs == [0.5]
+    assert "model.optimizer.lr: 0.002 -> 0.5" in said and "model.optimizer.weight_decay: 0.05 -> 0.3" in said
+    assert results(run_dir)["resumes"][0]["changed"]["model.optimizer.lr"] == [0.002, 0.5]
+
+
+def test_a_resume_cannot_change_the_optimiser_itself(tmp_path, run_dir):
+    before = files_under(tmp_path)
+    with pytest.raises(ValueError) as error:
+        resume(tmp_path, run_dir, 2, "--model.optimizer.name", "sgd")
+    assert "model.optimizer.name: 'sgd' now, 'adamw' in the checkpoint" in str(error.value)
+    assert "--model.optimizer.name adamw" in str(error.value)
     assert files_under(tmp_path) == before
 
 

@@ -47,6 +47,8 @@ class RunSummary(Callback):
         # The scores of the latest validation of fit, {"epoch", "val/top1", "val/top5"}: saved
         # in every checkpoint, so that best.ckpt carries the scores of the epoch it holds.
         self.last_validation = None
+        # A resumed fit's settings that differ from its checkpoint's, {option: [before, now]} (set by the CLI).
+        self.resume_changes = {}
 
     @staticmethod
     def _description(trainer, pl_module) -> RunResults:
@@ -105,6 +107,8 @@ class RunSummary(Callback):
                             "first_epoch": trainer.current_epoch,
                             "time": time.strftime("%Y-%m-%d %H:%M:%S"),
                             "machine": machine_description()}
+            if self.resume_changes:
+                self._resume["changed"] = dict(self.resume_changes)
 
     def on_validation_end(self, trainer, pl_module):
         if trainer.sanity_checking:
