@@ -26,6 +26,7 @@ from involution.train import loggers
 from involution.train.checkpoints import CheckpointError
 from involution.train.cli import run_cli
 from involution.train.loggers import ResumableCSVLogger
+from involution.train.runs import find_runs
 
 REPO = Path(__file__).resolve().parents[1]
 STEPS_PER_EPOCH = 2
@@ -526,6 +527,30 @@ def test_cut_off_checkpoint_is_reported_with_the_checkpoints_to_use(tmp_path, ru
     assert f"checkpoint {last} is {state}" in message
     assert str(run_dir / "checkpoints" / "best.ckpt") in message
     assert files_under(tmp_path) == before
+
+
+# -- 6. an unreadable record -------------------------------------------------------------------
+
+
+def test_a_corrupt_results_file_stops_a_resume_before_training_and_names_the_file(tmp_path, run_dir):
+    # A resume trained every epoch, then failed on results.json with a bare JSONDecodeError.
+    (run_dir / "results.json").write_text('{"model": "test_rednet",\n oops}')
+    before = files_under(run_dir)
+    with pytest.raises(ValueError) as error:
+        resume(tmp_path, run_dir)
+    message = str(error.value)
+    assert str(run_dir / "results.json") in message and "line 2 column 2" in message
+    assert files_under(run_dir) == before
+
+
+def test_find_runs_skips_and_lists_an_unreadable_run(tmp_path, run_dir):
+    # One corrupt run made find_runs fail for every run in the folder (and the notebooks with it).
+    broken = run_dir.parent / "20000101-000000"
+    shutil.copytree(run_dir, broken)
+    (broken / "results.json").write_text("{")
+    with pytest.warns(UserWarning, match=f"{broken / 'results.json'}"):
+        found = find_runs(tmp_path)
+    assert [run.path for run in found] == [run_dir]
 
 
 # -- many processes ---------------------------------------------------------------------------

@@ -63,7 +63,13 @@ from involution.train.checkpoints import AtomicCheckpointIO, RunCheckpoint, read
 from involution.train.configs import list_configs, resolve_config_args  # noqa: E402
 from involution.train.loggers import ResumableCSVLogger, finish_wandb_run, start_wandb_logger, wandb_configured  # noqa: E402
 from involution.train.module import ImageClassifier  # noqa: E402
-from involution.train.runs import RunSummary, new_version_folder, run_folder_of_checkpoint  # noqa: E402
+from involution.train.runs import (  # noqa: E402
+    RESULTS_FILE,
+    RunResults,
+    RunSummary,
+    new_version_folder,
+    run_folder_of_checkpoint,
+)
 
 __all__ = ["InvolutionCLI", "run_cli", "run_folder_of_checkpoint", "check_checkpoint_architecture",
            "check_checkpoint_classes"]
@@ -400,6 +406,8 @@ class InvolutionCLI(LightningCLI):
             if self.subcommand == "fit":
                 check_resume_data(self._checkpoint, ckpt_path, self.datamodule)
         run_dir = run_folder_of_checkpoint(ckpt_path)
+        if run_dir is not None and (run_dir / RESULTS_FILE).is_file():
+            RunResults.read(run_dir)  # the command ends by updating it: an unreadable one stops it now
         resume_epoch = None
         if run_dir is None:  # a new run
             run_dir = log_dir = new_version_folder(Path(config["trainer"]["default_root_dir"])

@@ -22,6 +22,10 @@ WEIGHTS_FILE = "weights.pt"
 # -- the results file ------------------------------------------------------------------
 
 
+class RunRecordError(ValueError):
+    """A run's ``results.json`` that cannot be read: not JSON, or not a JSON object."""
+
+
 @dataclass
 class RunResults:
     """The contents of a run's ``results.json``; every field is one key of the file.
@@ -70,10 +74,23 @@ class RunResults:
 
     @classmethod
     def read(cls, folder: str | os.PathLike) -> "RunResults":
+        """The record in ``folder``; a file that is not a JSON object is a :class:`RunRecordError` naming it."""
         path = Path(folder) / RESULTS_FILE
         if not path.is_file():
             raise FileNotFoundError(f"{folder} is not a finished run: it has no {RESULTS_FILE}")
-        return cls.from_dict(json.loads(path.read_text()))
+        try:
+            data = json.loads(path.read_text())
+            problem = None if isinstance(data, dict) else f"it holds a JSON {type(data).__name__}, not an object"
+        except json.JSONDecodeError as error:
+            problem = f"{error.msg} at line {error.lineno} column {error.colno}"
+        except (OSError, UnicodeDecodeError) as error:
+            problem = str(error)
+        if problem:
+            raise RunRecordError(
+                f"the run record {path} cannot be read: {problem}. Repair it there, or restore it from a "
+                "copy; the run's checkpoints and metrics.csv are not affected, and nothing is written to "
+                "the run until it reads again.")
+        return cls.from_dict(data)
 
     def write(self, folder: str | os.PathLike) -> None:
         """Write atomically: a job killed meanwhile leaves the previous file whole."""
