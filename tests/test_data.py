@@ -14,6 +14,7 @@ import random
 import shutil
 import tarfile
 import threading
+import time
 import zlib
 from pathlib import Path
 
@@ -392,6 +393,64 @@ def test_download_with_wrong_md5_fails_clearly(tmp_path, served_archive):
     assert data.CALTECH256_URL in message and "tar xf" in message and "README" not in message
     assert not (tmp_path / "bad" / data.CALTECH256_FILENAME).exists()
     assert not (tmp_path / "bad" / CATEGORIES_DIRNAME).exists()
+
+
+class _StallingHandler(http.server.BaseHTTPRequestHandler):
+    """Serves ``archive`` (bytes): the first request stalls halfway, later ones honour Range."""
+
+    archive, requests, release = b"", [], None
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        type(self).requests.append(self.headers.get("Range"))
+        start = int(self.headers["Range"].removeprefix("bytes=").rstrip("-")) if self.headers.get("Range") else 0
+        body = self.archive[start:]
+        self.send_response(206 if start else 200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if len(self.requests) == 1:  # send half, then stall (at most 5 s: the server stops by itself)
+            self.wfile.write(body[:len(body) // 2])
+            self.wfile.flush()
+            self.release.wait(5)
+            return
+        self.wfile.write(body)
+
+
+def test_a_download_that_stalls_times_out_clearly_and_resumes_where_it_stopped(tmp_path, monkeypatch):
+    # urlopen had no timeout: a server that stalled mid-transfer hung the download at 0% for ever.
+    make_tree(tmp_path / "source", {"001.ant": 5, "002.bee": 5})
+    archive = tmp_path / "archive.tar"
+    with tarfile.open(archive, "w") as tar:
+        tar.add(tmp_path / "source" / CATEGORIES_DIRNAME, arcname=CATEGORIES_DIRNAME)
+    payload, md5 = archive.read_bytes(), hashlib.md5(archive.read_bytes()).hexdigest()
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    handler = type("Handler", (_StallingHandler,), {"archive": payload, "requests": [],
+                                                    "release": threading.Event()})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url, root = f"http://127.0.0.1:{server.server_address[1]}/archive.tar", tmp_path / "root"
+    try:
+        started = time.monotonic()
+        with pytest.raises(RuntimeError) as error:
+            download_caltech256(root, url=url, md5=md5, timeout=0.5)
+        assert time.monotonic() - started < 4
+        message = str(error.value)
+        partial = root / (data.CALTECH256_FILENAME + ".partial")
+        assert f"The download of {url} stalled: no data for 0.5 s" in message and str(partial) in message
+        assert partial.stat().st_size == len(payload) // 2  # what arrived is kept
+        assert not (root / data.CALTECH256_FILENAME).exists()  # never taken for the archive
+
+        categories = download_caltech256(root, url=url, md5=md5, timeout=0.5)
+        assert handler.requests[-1] == f"bytes={len(payload) // 2}-"  # resumed, not restarted
+        assert len(list(categories.glob("*/*.jpg"))) == 10 and not partial.exists()
+    finally:
+        handler.release.set()
+        server.shutdown()
+        server.server_close()
 
 
 # ---------------------------------------------------------------------------
