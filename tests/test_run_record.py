@@ -514,6 +514,41 @@ def test_checkpoint_writer_killed_halfway_keeps_the_previous_checkpoint(tmp_path
     assert not [p for p in last.parent.iterdir() if p.name.endswith(".partial")]
 
 
+class DiskFullAfter(io.RawIOBase):
+    """A file on a disk that fills up after ``room`` bytes."""
+
+    def __init__(self, file, room: int):
+        self.file, self.room = file, room
+
+    def writable(self):
+        return True
+
+    def write(self, data):
+        if len(data) > self.room:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.room -= len(data)
+        return self.file.write(data)
+
+
+def test_a_full_disk_while_writing_a_checkpoint_says_so_and_keeps_the_previous_one(tmp_path, run_dir,
+                                                                                monkeypatch):
+    # torch reported "[enforce fail at inline_container.cc] . unexpected pos 704 vs 598".
+    last = run_dir / "checkpoints" / "last.ckpt"
+    before = last.read_bytes()
+    real_save = torch.save
+    monkeypatch.setattr(torch, "save", lambda obj, file, *a, **k: real_save(obj, DiskFullAfter(file, 4096), *a, **k))
+    with pytest.raises(OSError) as error:
+        resume(tmp_path, run_dir)
+    monkeypatch.undo()
+    message = str(error.value)
+    # (best.ckpt is written first when the epoch improved on it, last.ckpt otherwise)
+    assert f"no space left on {last.parent}" in message
+    assert "the previous best.ckpt is intact" in message or "the previous last.ckpt is intact" in message
+    assert error.value.errno == errno.ENOSPC
+    assert last.read_bytes() == before
+    assert not [p for p in last.parent.iterdir() if p.name.endswith(".partial")]
+
+
 @pytest.mark.parametrize("damage", ["empty", "truncated"])
 def test_cut_off_checkpoint_is_reported_with_the_checkpoints_to_use(tmp_path, run_dir, damage):
     last = run_dir / "checkpoints" / "last.ckpt"

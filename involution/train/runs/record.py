@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
 import platform
@@ -155,7 +156,8 @@ def write_atomically(path: str | os.PathLike, write: Callable) -> None:
     same file system, so the final rename cannot turn into a copy), which is
     flushed to disk and then renamed over ``path`` in one step. A process
     killed at any moment leaves the previous file intact (and at worst a
-    hidden ``.NAME.*.partial`` file beside it).
+    hidden ``.NAME.*.partial`` file beside it). A full disk is an ``OSError``
+    (ENOSPC) that names the folder and says that the previous file is intact.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -167,8 +169,13 @@ def write_atomically(path: str | os.PathLike, write: Callable) -> None:
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         temporary.unlink(missing_ok=True)
+        if _disk_full(error):  # torch.save reports it as "enforce fail ... unexpected pos"
+            kept = f"the previous {path.name} is intact" if path.exists() else f"no {path.name} was written"
+            raise OSError(errno.ENOSPC, f"no space left on {path.parent} while writing {path.name}: {kept}. "
+                                        "Free some space there (or write the runs to another disk) and run "
+                                        "again.") from error
         raise
     try:  # make the rename itself durable
         folder = os.open(path.parent, os.O_RDONLY)
@@ -178,6 +185,17 @@ def write_atomically(path: str | os.PathLike, write: Callable) -> None:
         os.fsync(folder)
     finally:
         os.close(folder)
+
+
+def _disk_full(error: BaseException | None) -> bool:
+    """Whether ``error``, or an error it was raised from or during, is a full disk (or quota)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def machine_description() -> dict:
