@@ -38,6 +38,7 @@ from involution.data import (
     sample_data_root,
     split_file_name,
 )
+from involution.data.locate import list_images
 
 # ---------------------------------------------------------------------------
 # Helpers
@@ -301,6 +302,44 @@ def test_clutter_class_can_be_left_out(tmp_path):
 def test_num_classes_is_known_before_download(tmp_path):
     assert Caltech256DataModule(tmp_path, download=True).num_classes == 257
     assert Caltech256DataModule(tmp_path, download=True, include_clutter=False).num_classes == 256
+
+
+def test_an_image_of_extreme_proportions_is_named_by_check_data_and_the_loader(tmp_path):
+    # A 3 KB PNG of 1,000,000 x 1 pixels decoded fine, then asked for 196 GB when resized
+    # for the model, in a worker, without naming the file.
+    categories = make_tree(tmp_path, {"001.ant": 3})
+    line = categories / "001.ant" / "line.png"
+    Image.new("RGB", (1_000_000, 1)).save(line)
+    with pytest.raises(CorruptImageError) as error:
+        data.load_rgb_image(line)
+    assert str(line) in str(error.value) and "1000000 x 1 pixels" in str(error.value)
+    assert [path for path, _ in check_data(tmp_path)] == [line]
+
+
+def test_image_files_the_loader_does_not_read_are_named_not_skipped_quietly(tmp_path):
+    categories = make_tree(tmp_path, {"001.ant": 3})
+    Image.new("RGB", (8, 8)).save(categories / "001.ant" / "moving.gif")
+    with pytest.warns(UserWarning, match=r"(?s)1 file\(s\) .* left out.*001.ant/moving.gif"):
+        paths = list_images(categories, ["001.ant"])
+    assert len(paths) == 3
+
+
+def test_a_photo_is_turned_as_its_exif_orientation_says(tmp_path):
+    # A phone photo stored sideways with "rotate 90" in its EXIF trained sideways.
+    path = tmp_path / "phone.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to view
+    Image.new("RGB", (40, 20)).save(path, exif=exif)
+    assert data.load_rgb_image(path).size == (20, 40)
+
+
+def test_a_finished_extraction_leaves_no_staging_folder(tmp_path):
+    # A download killed while extracting left .extracting (most of 1.2 GB) behind when the
+    # data was then put in place another way.
+    make_tree(tmp_path, {"001.ant": 3})
+    (tmp_path / ".extracting" / CATEGORIES_DIRNAME).mkdir(parents=True)
+    download_caltech256(tmp_path, url="http://127.0.0.1:9/never-fetched", md5="0" * 32)
+    assert not (tmp_path / ".extracting").exists()
 
 
 # ---------------------------------------------------------------------------

@@ -149,3 +149,21 @@ def test_every_outline_stays_within_its_radius():
     # The placement keeps a circle of the drawn radius inside the evaluation crop.
     for name, points in shapes._POLYGONS.items():
         assert max(np.hypot(x, y) for x, y in points) == pytest.approx(1.0), name
+
+
+def test_generation_leaves_nothing_behind_a_killed_one_and_a_set_others_can_read(tmp_path):
+    # A generation killed midway left its .generating-* folder for ever; tempfile's 0700
+    # folder became the set's folder, unreadable to the other users of a shared data home.
+    import os
+    home = tmp_path / "home"
+    home.mkdir()
+    killed = home / ".generating-999999999-abcd"  # a process id that no running process has
+    (killed / "256_ObjectCategories").mkdir(parents=True)
+    mask = os.umask(0o022)
+    try:
+        made = shapes.generate_shapes(home / "set", seed=0, sizes=SMALL)
+    finally:
+        os.umask(mask)
+    assert not killed.exists()
+    assert [p.name for p in home.iterdir()] == ["set"]
+    assert made.stat().st_mode & 0o777 == 0o755

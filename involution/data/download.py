@@ -57,6 +57,8 @@ def download_caltech256(
     root = Path(root).expanduser()
     existing = find_categories_dir(root)
     if existing is not None:
+        # What an extraction killed midway left, if the data was then put in place another way.
+        shutil.rmtree(root / STAGING_DIRNAME, ignore_errors=True)
         return existing
 
     archive = root / filename
@@ -71,7 +73,7 @@ def download_caltech256(
             f"Caltech-256 archive. Delete it and download again: {MANUAL_DOWNLOAD}."
         )
     os.replace(extracted, root / CATEGORIES_DIRNAME)
-    shutil.rmtree(staging)
+    shutil.rmtree(staging, ignore_errors=True)
     if remove_archive:
         archive.unlink()
     return root / CATEGORIES_DIRNAME

@@ -383,7 +383,12 @@ def generate_shapes(destination: str | os.PathLike, seed: int = 0,
     """
     destination = Path(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".generating-", dir=destination.parent))
+    _remove_abandoned_staging(destination.parent)
+    staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=destination.parent))
+    # mkdtemp makes the folder private (0700); the set is shared like any folder made here.
+    umask = os.umask(0)
+    os.umask(umask)
+    staging.chmod(0o777 & ~umask)
     sizes = sizes or SPLIT_SIZES
     try:
         records = draw_records(seed, sizes)
@@ -415,6 +420,31 @@ def generate_shapes(destination: str | os.PathLike, seed: int = 0,
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return destination
+
+
+STAGING_PREFIX = ".generating-"
+
+
+def _remove_abandoned_staging(folder: Path) -> None:
+    """Delete the staging folders of generations whose process no longer runs (killed midway).
+
+    A staging folder is named ``.generating-<process id>-<random>``; one of a
+    process that still runs (another rank generating at the same time) is kept.
+    """
+    for staging in folder.glob(f"{STAGING_PREFIX}*"):
+        pid = staging.name.removeprefix(STAGING_PREFIX).partition("-")[0]
+        if pid.isdigit() and not _process_runs(int(pid)):
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _process_runs(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):  # another user's process, or not a process id here
+        return True
+    return True
 
 
 def _shown(path: Path) -> str:
