@@ -346,6 +346,23 @@ def test_a_test_on_another_split_is_only_an_evaluation_and_says_it_saw_training_
     assert "training_images_tested" not in recorded["evaluations"][1]
 
 
+def test_predictions_list_the_top_5_so_that_names_with_spaces_read_back(tmp_path):
+    # The top-5 classes were joined with spaces: "hot dog" could not be told from "hot", "dog".
+    from types import SimpleNamespace
+
+    from involution.train.callbacks import PredictionWriter
+    names = ["hot dog", "cat", "fire truck", "dog", "hot", "car"]
+    dataset = SimpleNamespace(class_names=names, samples=[("a.jpg", 0), ("b.jpg", 2)])
+    trainer = SimpleNamespace(predict_dataloaders=SimpleNamespace(dataset=dataset), log_dir=str(tmp_path),
+                              default_root_dir=str(tmp_path), world_size=1, is_global_zero=True)
+    probabilities = torch.tensor([[0.5, 0.1, 0.1, 0.1, 0.15, 0.05], [0.1, 0.1, 0.4, 0.2, 0.1, 0.1]])
+    PredictionWriter().write_on_epoch_end(trainer, None, [{"probabilities": probabilities}], [[[0, 1]]])
+    with open(tmp_path / "predictions.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert json.loads(rows[0]["top5"])[:2] == ["hot dog", "hot"]
+    assert json.loads(rows[1]["top5"])[0] == rows[1]["predicted"] == "fire truck"
+
+
 # -- 4. a checkpoint of another model or other classes -----------------------------------------
 
 
