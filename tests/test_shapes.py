@@ -155,9 +155,12 @@ def test_generation_leaves_nothing_behind_a_killed_one_and_a_set_others_can_read
     # A generation killed midway left its .generating-* folder for ever; tempfile's 0700
     # folder became the set's folder, unreadable to the other users of a shared data home.
     import os
+    import socket
     home = tmp_path / "home"
     home.mkdir()
-    killed = home / ".generating-999999999-abcd"  # a process id that no running process has
+    killed = home / f".generating-999999999@{socket.gethostname()}.abcd"  # a process that no longer runs
+    other_machine = home / ".generating-12@another-host.efgh"  # may still be running there: kept
+    other_machine.mkdir()
     (killed / "256_ObjectCategories").mkdir(parents=True)
     mask = os.umask(0o022)
     try:
@@ -165,5 +168,5 @@ def test_generation_leaves_nothing_behind_a_killed_one_and_a_set_others_can_read
     finally:
         os.umask(mask)
     assert not killed.exists()
-    assert [p.name for p in home.iterdir()] == ["set"]
+    assert sorted(p.name for p in home.iterdir()) == [other_machine.name, "set"]
     assert made.stat().st_mode & 0o777 == 0o755
