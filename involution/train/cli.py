@@ -17,8 +17,14 @@ decides where a run lives and how it is logged:
   into ``<run>/evaluations/<time>-<command>/`` and adds an entry to the
   run's ``results.json``, never changing what the training recorded;
 * a checkpoint is checked before anything is written: readable (not cut off
-  mid-write), of the model the config names, for the data's classes;
-  checkpoints are written atomically (:class:`~involution.train.checkpoints.AtomicCheckpointIO`);
+  mid-write), of the model the config names, for the data's classes (their
+  names, stored in checkpoints), and the run's ``results.json`` readable; a
+  resume must keep the run's data (image size, split, classes, images) and
+  optimiser, and trains with the command's other model options, printing
+  those that differ from the checkpoint's (docs/training-resume.md);
+  checkpoints are written atomically (:class:`~involution.train.checkpoints.AtomicCheckpointIO`)
+  and keep their best score wherever the run folder is
+  (:class:`~involution.train.checkpoints.RunCheckpoint`);
 * W&B logs when it is configured (logged in, ``WANDB_API_KEY`` or
   ``WANDB_MODE=offline``); a CSV log is always written as well;
 * on a GPU, mixed precision is switched on unless the config sets
