@@ -75,7 +75,7 @@ class ResumableCSVLogger(CSVLogger):
     def __init__(self, *args, keep_through_epoch: int | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.keep_through_epoch = keep_through_epoch
-        # (header, rows kept, whether rows were dropped) of the earlier log; None: a new log
+        # (header, rows kept, whether the file must be rewritten) of the earlier log; None: a new log
         self._earlier = self._read_earlier_log() if keep_through_epoch is not None else None
 
     @property

@@ -34,8 +34,9 @@ class RunResults:
     The training fills the description (``model`` to ``config``) when a fit
     ends, ``epochs_trained`` and the best validation scores (``best_*``), and
     one entry in ``resumes`` per resumed fit. Evaluations of the run's
-    checkpoints each add an entry to ``evaluations``; a test on the data the
-    run was trained on also sets ``test_top1``/``test_top5``. Keys this
+    checkpoints each add an entry to ``evaluations``; a test on the run's own
+    test images also sets ``test_top1``/``test_top5`` (and ``test_checkpoint``),
+    which a later fit clears when it replaces that checkpoint. Keys this
     version does not know are kept in ``extra`` and written back unchanged.
     """
 

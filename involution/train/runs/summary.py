@@ -32,9 +32,12 @@ class RunSummary(Callback):
     Evaluations of the run's checkpoints (validate, test, predict) never change
     what the training recorded: each appends an entry to ``evaluations``
     (command, checkpoint, data, configuration, metrics, the folder holding its
-    own files). A test on the data the run was trained on also sets
-    ``test_top1``/``test_top5``; one on other data (another image size, say)
-    is only listed. Only global rank 0 writes, atomically.
+    own files). A test on the run's own test images (same classes, size and
+    test split) also sets ``test_top1``/``test_top5``; one on other data
+    (another image size, another split) is only listed, with a warning and a
+    count when it saw the run's training images. The best scores are those of
+    the epoch ``best.ckpt`` holds, and a fit that replaces the tested
+    checkpoint clears the test result. Only global rank 0 writes, atomically.
     """
 
     # Dataset fields that decide which images a test evaluates, and how big.
