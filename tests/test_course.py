@@ -157,3 +157,12 @@ def test_small_scale_composes_on_the_shapes_recipe_except_the_instability_set():
     assert nowd.recipe("shapes") == "adamw lr 0.002, wd 0, dropout 0, clip none, 130 epochs"
     assert course_sets.course_set("instability").recipe_at(course_sets.SMALL_SCALE) == course_sets.RECIPE
     assert course_sets.course_set("dednet").recipe_at(course_sets.FULL_SCALE) == course_sets.RECIPE
+
+
+def test_print_commands_keep_an_absolute_workdir_absolute(tmp_path, capsys, monkeypatch):
+    # The commands are for another shell or machine: a workdir given absolute was printed
+    # relative to the folder the command happened to run in.
+    monkeypatch.chdir(tmp_path.parent)
+    course.main(["run", "ablation", "--data", "shapes", "--print-commands", "--workdir", str(tmp_path)])
+    lines = [shlex.split(line) for line in capsys.readouterr().out.splitlines()[1:]]
+    assert {args[args.index("--trainer.default_root_dir") + 1] for args in lines} == {str(tmp_path / "runs")}

@@ -14,6 +14,7 @@ import random
 import shutil
 import tarfile
 import threading
+import time
 import zlib
 from pathlib import Path
 
@@ -37,6 +38,7 @@ from involution.data import (
     sample_data_root,
     split_file_name,
 )
+from involution.data.locate import list_images
 
 # ---------------------------------------------------------------------------
 # Helpers
@@ -302,6 +304,44 @@ def test_num_classes_is_known_before_download(tmp_path):
     assert Caltech256DataModule(tmp_path, download=True, include_clutter=False).num_classes == 256
 
 
+def test_an_image_of_extreme_proportions_is_named_by_check_data_and_the_loader(tmp_path):
+    # A 3 KB PNG of 1,000,000 x 1 pixels decoded fine, then asked for 196 GB when resized
+    # for the model, in a worker, without naming the file.
+    categories = make_tree(tmp_path, {"001.ant": 3})
+    line = categories / "001.ant" / "line.png"
+    Image.new("RGB", (1_000_000, 1)).save(line)
+    with pytest.raises(CorruptImageError) as error:
+        data.load_rgb_image(line)
+    assert str(line) in str(error.value) and "1000000 x 1 pixels" in str(error.value)
+    assert [path for path, _ in check_data(tmp_path)] == [line]
+
+
+def test_image_files_the_loader_does_not_read_are_named_not_skipped_quietly(tmp_path):
+    categories = make_tree(tmp_path, {"001.ant": 3})
+    Image.new("RGB", (8, 8)).save(categories / "001.ant" / "moving.gif")
+    with pytest.warns(UserWarning, match=r"(?s)1 file\(s\) .* left out.*001.ant/moving.gif"):
+        paths = list_images(categories, ["001.ant"])
+    assert len(paths) == 3
+
+
+def test_a_photo_is_turned_as_its_exif_orientation_says(tmp_path):
+    # A phone photo stored sideways with "rotate 90" in its EXIF trained sideways.
+    path = tmp_path / "phone.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to view
+    Image.new("RGB", (40, 20)).save(path, exif=exif)
+    assert data.load_rgb_image(path).size == (20, 40)
+
+
+def test_a_finished_extraction_leaves_no_staging_folder(tmp_path):
+    # A download killed while extracting left .extracting (most of 1.2 GB) behind when the
+    # data was then put in place another way.
+    make_tree(tmp_path, {"001.ant": 3})
+    (tmp_path / ".extracting" / CATEGORIES_DIRNAME).mkdir(parents=True)
+    download_caltech256(tmp_path, url="http://127.0.0.1:9/never-fetched", md5="0" * 32)
+    assert not (tmp_path / ".extracting").exists()
+
+
 # ---------------------------------------------------------------------------
 # Download from a local HTTP server
 # ---------------------------------------------------------------------------
@@ -392,6 +432,64 @@ def test_download_with_wrong_md5_fails_clearly(tmp_path, served_archive):
     assert data.CALTECH256_URL in message and "tar xf" in message and "README" not in message
     assert not (tmp_path / "bad" / data.CALTECH256_FILENAME).exists()
     assert not (tmp_path / "bad" / CATEGORIES_DIRNAME).exists()
+
+
+class _StallingHandler(http.server.BaseHTTPRequestHandler):
+    """Serves ``archive`` (bytes): the first request stalls halfway, later ones honour Range."""
+
+    archive, requests, release = b"", [], None
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        type(self).requests.append(self.headers.get("Range"))
+        start = int(self.headers["Range"].removeprefix("bytes=").rstrip("-")) if self.headers.get("Range") else 0
+        body = self.archive[start:]
+        self.send_response(206 if start else 200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if len(self.requests) == 1:  # send half, then stall (at most 5 s: the server stops by itself)
+            self.wfile.write(body[:len(body) // 2])
+            self.wfile.flush()
+            self.release.wait(5)
+            return
+        self.wfile.write(body)
+
+
+def test_a_download_that_stalls_times_out_clearly_and_resumes_where_it_stopped(tmp_path, monkeypatch):
+    # urlopen had no timeout: a server that stalled mid-transfer hung the download at 0% for ever.
+    make_tree(tmp_path / "source", {"001.ant": 5, "002.bee": 5})
+    archive = tmp_path / "archive.tar"
+    with tarfile.open(archive, "w") as tar:
+        tar.add(tmp_path / "source" / CATEGORIES_DIRNAME, arcname=CATEGORIES_DIRNAME)
+    payload, md5 = archive.read_bytes(), hashlib.md5(archive.read_bytes()).hexdigest()
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    handler = type("Handler", (_StallingHandler,), {"archive": payload, "requests": [],
+                                                    "release": threading.Event()})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url, root = f"http://127.0.0.1:{server.server_address[1]}/archive.tar", tmp_path / "root"
+    try:
+        started = time.monotonic()
+        with pytest.raises(RuntimeError) as error:
+            download_caltech256(root, url=url, md5=md5, timeout=0.5)
+        assert time.monotonic() - started < 4
+        message = str(error.value)
+        partial = root / (data.CALTECH256_FILENAME + ".partial")
+        assert f"The download of {url} stalled: no data for 0.5 s" in message and str(partial) in message
+        assert partial.stat().st_size == len(payload) // 2  # what arrived is kept
+        assert not (root / data.CALTECH256_FILENAME).exists()  # never taken for the archive
+
+        categories = download_caltech256(root, url=url, md5=md5, timeout=0.5)
+        assert handler.requests[-1] == f"bytes={len(payload) // 2}-"  # resumed, not restarted
+        assert len(list(categories.glob("*/*.jpg"))) == 10 and not partial.exists()
+    finally:
+        handler.release.set()
+        server.shutdown()
+        server.server_close()
 
 
 # ---------------------------------------------------------------------------

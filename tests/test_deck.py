@@ -333,3 +333,13 @@ def test_augmentation_figure_shows_each_preset():
     figure = diagrams.plot_augmentations(image, presets=("light", "course"), image_size=32, samples=3)
     assert len(figure.axes) == 2 * 4
     assert [axis.get_ylabel() for axis in figure.axes[::4]] == ['"light"', '"course"']
+
+
+def test_a_corrupt_results_file_is_named_with_the_fix(tmp_path, capsys):
+    # The deck printed json's bare "Expecting property name..." with no file.
+    slides = _fake_slides(tmp_path)
+    (corrupt,) = [path for path in slides.rglob("results.json") if "rednet26" in str(path)]
+    corrupt.write_text('{"model": "rednet26", oops}')
+    assert deck.main(["--slides", str(slides), "--no-pdf"]) == 1
+    error = capsys.readouterr().err
+    assert str(corrupt) in error and "line 1 column" in error

@@ -21,8 +21,12 @@ from test_training import MODEL, QUICK_RUN
 from test_training import quick_args as training_args
 
 from involution.data import Caltech256DataModule
+from involution.data.splits import load_split, make_split, save_split
+from involution.train import loggers
 from involution.train.checkpoints import CheckpointError
 from involution.train.cli import run_cli
+from involution.train.loggers import ResumableCSVLogger
+from involution.train.runs import find_runs
 
 REPO = Path(__file__).resolve().parents[1]
 STEPS_PER_EPOCH = 2
@@ -70,6 +74,138 @@ def run_dir(trained, tmp_path) -> Path:
     return copy
 
 
+# -- 1. resuming keeps the training log -------------------------------------------------------
+
+
+def resume(tmp_path, run_dir, epochs=2, *extra):
+    return run_cli(quick_args(tmp_path, "--trainer.max_epochs", str(epochs), *extra,
+                              "--ckpt_path", str(run_dir / "checkpoints" / "last.ckpt")))
+
+
+def test_a_malformed_row_in_the_log_stops_the_resume_with_its_line_and_keeps_the_log(tmp_path, run_dir):
+    # Lightning's CSV writer deleted metrics.csv before the logger wrote the rows back,
+    # and a row with one field too many ("dict contains fields not in fieldnames: None")
+    # failed that write: the run was left with no training log at all.
+    log = run_dir / "metrics.csv"
+    lines = log.read_text().splitlines(keepends=True)
+    lines[2] = lines[2].rstrip("\n") + ",stray\n"
+    log.write_text("".join(lines))
+    before = files_under(run_dir)
+    with pytest.raises(ValueError) as error:
+        resume(tmp_path, run_dir)
+    assert f"{log}, line 3" in str(error.value) and "unchanged" in str(error.value)
+    assert files_under(run_dir) == before  # nothing written, the log as it was
+
+
+def test_a_resume_killed_while_it_rewrites_the_log_leaves_the_whole_log(tmp_path, run_dir, monkeypatch):
+    # Resuming from epoch 0 drops the rows of the interrupted epoch 1 and rewrites the
+    # file: a kill during that rewrite (after Lightning had deleted the file) lost the log.
+    log = run_dir / "metrics.csv"
+    with open(log, newline="") as file:
+        rows = list(csv.DictReader(file))
+    with open(log, "a", newline="") as file:  # a row of epoch 1, which was interrupted
+        csv.DictWriter(file, fieldnames=list(rows[0])).writerow({**rows[-1], "epoch": "1"})
+    before = log.read_bytes()
+    real_write = loggers.write_atomically
+
+    def killed_halfway(path, write):
+        def half(file):
+            buffer = io.BytesIO()
+            write(buffer)
+            file.write(buffer.getvalue()[:len(buffer.getvalue()) // 2])
+            raise Killed
+        real_write(path, half)
+
+    monkeypatch.setattr(loggers, "write_atomically", killed_halfway)
+    with pytest.raises(Killed):
+        resume(tmp_path, run_dir)
+    assert log.read_bytes() == before
+
+
+def test_the_log_is_rewritten_in_one_step_when_new_columns_appear(tmp_path, monkeypatch):
+    # Lightning rewrites metrics.csv in place when a new column appears: a job killed
+    # during that rewrite left the file with its header only.
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "metrics.csv").write_text("epoch,step,train/loss\n0,0,2.5\n0,1,2.4\n")
+    before = (folder / "metrics.csv").read_bytes()
+    logger = ResumableCSVLogger(save_dir=tmp_path, name="", version="run", keep_through_epoch=0)
+    logger.log_metrics({"train/loss": 2.3, "val/top1": 0.5, "epoch": 1}, step=2)
+
+    def killed(self, rows):
+        raise Killed
+    monkeypatch.setattr(csv.DictWriter, "writerows", killed)
+    with pytest.raises(Killed):
+        logger.save()
+    assert (folder / "metrics.csv").read_bytes() == before
+    monkeypatch.undo()
+    logger = ResumableCSVLogger(save_dir=tmp_path, name="", version="run", keep_through_epoch=0)
+    logger.log_metrics({"train/loss": 2.3, "val/top1": 0.5, "epoch": 1}, step=2)  # once more, whole
+    logger.save()
+    with open(folder / "metrics.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert [row["train/loss"] for row in rows] == ["2.5", "2.4", "2.3"] and rows[-1]["val/top1"] == "0.5"
+
+
+# -- 1b. the best checkpoint, however the run's path is written -------------------------------
+
+
+def as_if_epoch_0_scored(checkpoint_file: Path, top1: float) -> None:
+    """Rewrite a checkpoint's record of the best val top-1 (ModelCheckpoint's and RunSummary's)."""
+    checkpoint = torch.load(checkpoint_file, weights_only=True)
+    for key, state in checkpoint["callbacks"].items():
+        if key.startswith("ModelCheckpoint{'monitor': 'val/top1'"):
+            state["best_model_score"] = torch.tensor(top1)
+            state["best_k_models"] = {path: torch.tensor(top1) for path in state["best_k_models"]}
+            state["kth_value"] = torch.tensor(top1)
+        elif key == "RunSummary":
+            state.update(best_val_top1=top1, best_val_top5=top1)
+    torch.save(checkpoint, checkpoint_file)
+
+
+@pytest.mark.parametrize("path_of_the_run", ["written absolute", "moved"])
+def test_a_worse_epoch_never_replaces_best_ckpt_however_the_run_is_reached(tmp_path, monkeypatch,
+                                                                          path_of_the_run):
+    # A run started with a relative default_root_dir and resumed with an absolute
+    # --ckpt_path (or moved from Google Drive to a local disk): Lightning only warned
+    # "The dirpath has changed", forgot the best score, and the next, worse epoch
+    # replaced best.ckpt while results.json still named epoch 0.
+    monkeypatch.chdir(tmp_path)
+    args = [a if a != str(tmp_path) else "runs" for a in quick_args(tmp_path, "--trainer.max_epochs", "1")]
+    run_cli(args)
+    (run_dir,) = (tmp_path / "runs" / QUICK_RUN).iterdir()
+    if path_of_the_run == "moved":
+        moved = tmp_path / "local-disk" / "runs" / QUICK_RUN / run_dir.name
+        moved.parent.mkdir(parents=True)
+        shutil.move(run_dir, moved)
+        run_dir = moved
+    as_if_epoch_0_scored(run_dir / "checkpoints" / "last.ckpt", 1.0)  # no later epoch can beat it
+    best = (run_dir / "checkpoints" / "best.ckpt").read_bytes()
+
+    run_cli(quick_args(tmp_path, "--trainer.max_epochs", "2",
+                       "--ckpt_path", str(run_dir.resolve() / "checkpoints" / "last.ckpt")))
+    assert (run_dir / "checkpoints" / "best.ckpt").read_bytes() == best
+    recorded = results(run_dir)
+    assert recorded["epochs_trained"] == 2 and recorded["best_epoch"] == 0
+    assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 1
+
+
+def test_results_json_describes_the_epoch_best_ckpt_holds(tmp_path, run_dir):
+    # RunSummary kept its own best score beside ModelCheckpoint's: when the two
+    # disagreed, results.json named an epoch that best.ckpt did not hold.
+    last = run_dir / "checkpoints" / "last.ckpt"
+    checkpoint = torch.load(last, weights_only=True)
+    checkpoint["callbacks"]["RunSummary"].update(best_val_top1=1.0, best_val_top5=1.0)  # a stale record
+    torch.save(checkpoint, last)
+    run_cli(quick_args(tmp_path, "--trainer.max_epochs", "2", "--ckpt_path", str(last)))
+    recorded = results(run_dir)
+    held = torch.load(run_dir / "checkpoints" / "best.ckpt", weights_only=True)
+    assert recorded["best_epoch"] == held["epoch"]
+    (score,) = [state["best_model_score"] for key, state in held["callbacks"].items()
+                if key.startswith("ModelCheckpoint{'monitor': 'val/top1'")]
+    assert recorded["best_val_top1"] == pytest.approx(float(score))
+
+
 # -- 2. extending a run ----------------------------------------------------------------------
 
 
@@ -99,6 +235,41 @@ def test_extending_a_run_continues_the_cosine_schedule_over_the_new_length(tmp_p
     assert [logged[s] for s in range(4, 8)] == pytest.approx([cosine(s, 8) for s in range(4, 8)])
     assert "now defined over 8 (the run's length changed): it continues over the new length " \
            "from step 4" in said and "-> 0.001." in said
+
+
+def test_an_extension_that_moves_best_ckpt_clears_the_runs_test_result(tmp_path, run_dir, capsys):
+    # Extending 1 -> 2 epochs moved best.ckpt to epoch 1 while test_top1 still came
+    # from epoch 0: notebook 02 then reused the run with that mismatched pair.
+    best = str(run_dir / "checkpoints" / "best.ckpt")
+    run_cli(quick_args(tmp_path, "--ckpt_path", best, command="test"))
+    tested = results(run_dir)
+    assert tested["test_top1"] is not None and tested["best_epoch"] == 0
+    as_if_epoch_0_scored(run_dir / "checkpoints" / "last.ckpt", -1.0)  # any later epoch beats it
+    capsys.readouterr()
+    run_cli(quick_args(tmp_path, "--trainer.max_epochs", "2",
+                       "--ckpt_path", str(run_dir / "checkpoints" / "last.ckpt")))
+    extended = results(run_dir)
+    assert extended["best_epoch"] == 1
+    assert torch.load(best, weights_only=True)["epoch"] == 1
+    for key in ("test_top1", "test_top5", "test_checkpoint"):
+        assert key not in extended, key
+    assert extended["evaluations"] == tested["evaluations"]  # the earlier test stays listed
+    assert "test it again" in capsys.readouterr().out
+
+    run_cli(quick_args(tmp_path, "--ckpt_path", best, command="test"))
+    assert results(run_dir)["test_top1"] == results(run_dir)["evaluations"][-1]["metrics"]["test/top1"]
+
+
+def test_an_extension_that_keeps_best_ckpt_keeps_the_runs_test_result(tmp_path, run_dir):
+    best = str(run_dir / "checkpoints" / "best.ckpt")
+    run_cli(quick_args(tmp_path, "--ckpt_path", best, command="test"))
+    tested = results(run_dir)
+    as_if_epoch_0_scored(run_dir / "checkpoints" / "last.ckpt", 1.0)  # no later epoch beats it
+    run_cli(quick_args(tmp_path, "--trainer.max_epochs", "2",
+                       "--ckpt_path", str(run_dir / "checkpoints" / "last.ckpt")))
+    extended = results(run_dir)
+    assert extended["best_epoch"] == 0 and extended["epochs_trained"] == 2
+    assert extended["test_top1"] == tested["test_top1"]
 
 
 # -- 3. evaluations keep the training's record -----------------------------------------------
@@ -145,6 +316,53 @@ def test_evaluations_never_change_what_the_training_recorded(tmp_path, run_dir):
         assert len(list(csv.DictReader(file))) == 20  # the sample set's test split
 
 
+def image_folder(tmp_path) -> Path:
+    """The sample set's images as a plain image folder: its split is made here, by seed."""
+    sample = REPO / "involution" / "data" / "sample_data" / "256_ObjectCategories"
+    shutil.copytree(sample, tmp_path / "folder" / "256_ObjectCategories")
+    return tmp_path / "folder"
+
+
+def test_a_test_on_another_split_is_only_an_evaluation_and_says_it_saw_training_images(tmp_path, capsys):
+    # Same classes, same image counts, another split seed: RunSummary compared counts
+    # only, and set the run's test_top1 from a test on the run's own training images.
+    folder = image_folder(tmp_path)
+    run_dir = train(tmp_path, 1, "--data.root", str(folder))
+    best = str(run_dir / "checkpoints" / "best.ckpt")
+    capsys.readouterr()
+    run_cli(quick_args(tmp_path, "--data.root", str(folder), "--data.split_seed", "1", "--ckpt_path", best,
+                       command="test"))
+    said = capsys.readouterr().out
+    recorded = results(run_dir)
+    assert "test_top1" not in recorded
+    (entry,) = recorded["evaluations"]
+    leaked = entry["training_images_tested"]
+    assert 0 < leaked <= 20
+    assert f"{leaked} of the 20 test images were training images of this run" in said
+
+    run_cli(quick_args(tmp_path, "--data.root", str(folder), "--ckpt_path", best, command="test"))
+    recorded = results(run_dir)
+    assert recorded["test_top1"] == recorded["evaluations"][1]["metrics"]["test/top1"]
+    assert "training_images_tested" not in recorded["evaluations"][1]
+
+
+def test_predictions_list_the_top_5_so_that_names_with_spaces_read_back(tmp_path):
+    # The top-5 classes were joined with spaces: "hot dog" could not be told from "hot", "dog".
+    from types import SimpleNamespace
+
+    from involution.train.callbacks import PredictionWriter
+    names = ["hot dog", "cat", "fire truck", "dog", "hot", "car"]
+    dataset = SimpleNamespace(class_names=names, samples=[("a.jpg", 0), ("b.jpg", 2)])
+    trainer = SimpleNamespace(predict_dataloaders=SimpleNamespace(dataset=dataset), log_dir=str(tmp_path),
+                              default_root_dir=str(tmp_path), world_size=1, is_global_zero=True)
+    probabilities = torch.tensor([[0.5, 0.1, 0.1, 0.1, 0.15, 0.05], [0.1, 0.1, 0.4, 0.2, 0.1, 0.1]])
+    PredictionWriter().write_on_epoch_end(trainer, None, [{"probabilities": probabilities}], [[[0, 1]]])
+    with open(tmp_path / "predictions.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert json.loads(rows[0]["top5"])[:2] == ["hot dog", "hot"]
+    assert json.loads(rows[1]["top5"])[0] == rows[1]["predicted"] == "fire truck"
+
+
 # -- 4. a checkpoint of another model or other classes -----------------------------------------
 
 
@@ -176,6 +394,81 @@ def test_checkpoint_for_other_classes_is_refused_before_anything_is_written(tmp_
                            "--data.split_file", str(tmp_path / "split.csv"),
                            "--ckpt_path", str(run_dir / "checkpoints" / "best.ckpt"),
                            command="test"))
+    assert files_under(tmp_path) == before
+
+
+def test_a_checkpoint_is_refused_on_other_classes_of_the_same_count(tmp_path, run_dir):
+    # Checkpoints did not store class names: a sample-set checkpoint predicted on another
+    # set of 10 classes, and predictions.csv gave its outputs that set's names.
+    other = tmp_path / "other" / "256_ObjectCategories"
+    sample = REPO / "involution" / "data" / "sample_data" / "256_ObjectCategories"
+    for index, folder in enumerate(sorted(sample.iterdir())):
+        shutil.copytree(folder, other / f"{index + 1:03d}.shape{index}")
+    before = files_under(tmp_path)
+    with pytest.raises(ValueError) as error:
+        run_cli(quick_args(tmp_path, "--data.root", str(other.parent), "--data.split_file",
+                           str(tmp_path / "split.csv"), "--ckpt_path", str(run_dir / "checkpoints" / "best.ckpt"),
+                           command="predict"))
+    message = str(error.value)
+    assert "'astronaut', 'cat'" in message and "'shape0', 'shape1'" in message
+    assert files_under(tmp_path) == before
+
+
+def test_a_checkpoint_without_class_names_is_used_with_a_warning(tmp_path, run_dir):
+    best = run_dir / "checkpoints" / "best.ckpt"
+    checkpoint = torch.load(best, weights_only=True)
+    checkpoint.pop("Caltech256DataModule")  # as written before class names were stored
+    torch.save(checkpoint, best)
+    with pytest.warns(UserWarning, match="records no class names"):
+        run_cli(quick_args(tmp_path, "--ckpt_path", str(best), command="test"))
+
+
+@pytest.mark.parametrize("change,named", [
+    (["--data.image_size", "48"], "data.image_size: 32 in the run, 48 now"),
+    # The same images, split another way by a split file of the user's.
+    (["--data.root", "{folder}", "--data.split_file", "{split_file}"], "the test split holds other images"),
+])
+def test_a_resume_on_other_data_is_refused_with_the_difference_named(tmp_path, run_dir, change, named):
+    # Resuming a sample-set run on other data trained the remaining epochs on it while
+    # the record still said sample set at 32 px.
+    if "{folder}" in change:
+        folder, split_file = image_folder(tmp_path), tmp_path / "seed1.csv"
+        save_split(make_split(load_split(REPO / "involution" / "data" / "sample_data" / "split.csv"), seed=1),
+                   split_file)
+        change = [arg.format(folder=folder, split_file=split_file) for arg in change]
+    before = files_under(tmp_path)
+    with pytest.raises(ValueError) as error:
+        resume(tmp_path, run_dir, 2, *change)
+    assert named in str(error.value) and "Nothing was written" in str(error.value)
+    assert files_under(tmp_path) == before
+
+
+def test_a_resume_on_the_same_images_moved_elsewhere_goes_on(tmp_path, run_dir):
+    moved = tmp_path / "moved"
+    shutil.copytree(REPO / "involution" / "data" / "sample_data", moved)  # with its own split.csv
+    resume(tmp_path, run_dir, 2, "--data.root", str(moved))
+    assert results(run_dir)["epochs_trained"] == 2
+
+
+def test_a_resume_applies_new_optimiser_settings_and_says_so(tmp_path, run_dir, capsys):
+    # Lightning replaced the command's model options with the checkpoint's: lr 0.5
+    # was silently trained at the checkpoint's 0.002.
+    cli = resume(tmp_path, run_dir, 2, "--model.optimizer.lr", "0.5", "--model.optimizer.weight_decay", "0.3")
+    said = capsys.readouterr().out
+    assert cli.model.hparams.optimizer["lr"] == 0.5
+    (group,) = cli.trainer.optimizers[0].param_groups
+    assert group["initial_lr"] == 0.5 and group["weight_decay"] == 0.3
+    assert cli.trainer.lr_scheduler_configs[0].scheduler.base_lrs == [0.5]
+    assert "model.optimizer.lr: 0.002 -> 0.5" in said and "model.optimizer.weight_decay: 0.05 -> 0.3" in said
+    assert results(run_dir)["resumes"][0]["changed"]["model.optimizer.lr"] == [0.002, 0.5]
+
+
+def test_a_resume_cannot_change_the_optimiser_itself(tmp_path, run_dir):
+    before = files_under(tmp_path)
+    with pytest.raises(ValueError) as error:
+        resume(tmp_path, run_dir, 2, "--model.optimizer.name", "sgd")
+    assert "model.optimizer.name: 'sgd' now, 'adamw' in the checkpoint" in str(error.value)
+    assert "--model.optimizer.name adamw" in str(error.value)
     assert files_under(tmp_path) == before
 
 
@@ -238,6 +531,41 @@ def test_checkpoint_writer_killed_halfway_keeps_the_previous_checkpoint(tmp_path
     assert not [p for p in last.parent.iterdir() if p.name.endswith(".partial")]
 
 
+class DiskFullAfter(io.RawIOBase):
+    """A file on a disk that fills up after ``room`` bytes."""
+
+    def __init__(self, file, room: int):
+        self.file, self.room = file, room
+
+    def writable(self):
+        return True
+
+    def write(self, data):
+        if len(data) > self.room:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.room -= len(data)
+        return self.file.write(data)
+
+
+def test_a_full_disk_while_writing_a_checkpoint_says_so_and_keeps_the_previous_one(tmp_path, run_dir,
+                                                                                monkeypatch):
+    # torch reported "[enforce fail at inline_container.cc] . unexpected pos 704 vs 598".
+    last = run_dir / "checkpoints" / "last.ckpt"
+    before = last.read_bytes()
+    real_save = torch.save
+    monkeypatch.setattr(torch, "save", lambda obj, file, *a, **k: real_save(obj, DiskFullAfter(file, 4096), *a, **k))
+    with pytest.raises(OSError) as error:
+        resume(tmp_path, run_dir)
+    monkeypatch.undo()
+    message = str(error.value)
+    # (best.ckpt is written first when the epoch improved on it, last.ckpt otherwise)
+    assert f"no space left on {last.parent}" in message
+    assert "the previous best.ckpt is intact" in message or "the previous last.ckpt is intact" in message
+    assert error.value.errno == errno.ENOSPC
+    assert last.read_bytes() == before
+    assert not [p for p in last.parent.iterdir() if p.name.endswith(".partial")]
+
+
 @pytest.mark.parametrize("damage", ["empty", "truncated"])
 def test_cut_off_checkpoint_is_reported_with_the_checkpoints_to_use(tmp_path, run_dir, damage):
     last = run_dir / "checkpoints" / "last.ckpt"
@@ -251,6 +579,30 @@ def test_cut_off_checkpoint_is_reported_with_the_checkpoints_to_use(tmp_path, ru
     assert f"checkpoint {last} is {state}" in message
     assert str(run_dir / "checkpoints" / "best.ckpt") in message
     assert files_under(tmp_path) == before
+
+
+# -- 6. an unreadable record -------------------------------------------------------------------
+
+
+def test_a_corrupt_results_file_stops_a_resume_before_training_and_names_the_file(tmp_path, run_dir):
+    # A resume trained every epoch, then failed on results.json with a bare JSONDecodeError.
+    (run_dir / "results.json").write_text('{"model": "test_rednet",\n oops}')
+    before = files_under(run_dir)
+    with pytest.raises(ValueError) as error:
+        resume(tmp_path, run_dir)
+    message = str(error.value)
+    assert str(run_dir / "results.json") in message and "line 2 column 2" in message
+    assert files_under(run_dir) == before
+
+
+def test_find_runs_skips_and_lists_an_unreadable_run(tmp_path, run_dir):
+    # One corrupt run made find_runs fail for every run in the folder (and the notebooks with it).
+    broken = run_dir.parent / "20000101-000000"
+    shutil.copytree(run_dir, broken)
+    (broken / "results.json").write_text("{")
+    with pytest.warns(UserWarning, match=f"{broken / 'results.json'}"):
+        found = find_runs(tmp_path)
+    assert [run.path for run in found] == [run_dir]
 
 
 # -- many processes ---------------------------------------------------------------------------

@@ -149,3 +149,24 @@ def test_every_outline_stays_within_its_radius():
     # The placement keeps a circle of the drawn radius inside the evaluation crop.
     for name, points in shapes._POLYGONS.items():
         assert max(np.hypot(x, y) for x, y in points) == pytest.approx(1.0), name
+
+
+def test_generation_leaves_nothing_behind_a_killed_one_and_a_set_others_can_read(tmp_path):
+    # A generation killed midway left its .generating-* folder for ever; tempfile's 0700
+    # folder became the set's folder, unreadable to the other users of a shared data home.
+    import os
+    import socket
+    home = tmp_path / "home"
+    home.mkdir()
+    killed = home / f".generating-999999999@{socket.gethostname()}.abcd"  # a process that no longer runs
+    other_machine = home / ".generating-12@another-host.efgh"  # may still be running there: kept
+    other_machine.mkdir()
+    (killed / "256_ObjectCategories").mkdir(parents=True)
+    mask = os.umask(0o022)
+    try:
+        made = shapes.generate_shapes(home / "set", seed=0, sizes=SMALL)
+    finally:
+        os.umask(mask)
+    assert not killed.exists()
+    assert sorted(p.name for p in home.iterdir()) == [other_machine.name, "set"]
+    assert made.stat().st_mode & 0o777 == 0o755

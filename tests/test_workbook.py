@@ -549,6 +549,14 @@ def test_train_and_test_reuses_a_finished_run_and_resumes_a_cut_off_one(tmp_path
     assert experiments.train_and_test(book, sample, "rednet26", 0).path == finished
     assert commands == []  # nothing trained or tested again
 
+    # Finished but untested (an extension moved best.ckpt): tested again, not trained again.
+    untested = make_run(tmp_path / "runs", "rednet26_sample_seed0", "20260101-000001", seed=0, epochs=1,
+                        tested=False)
+    experiments.train_and_test(book, sample, "rednet26", 0)
+    (test,) = commands
+    assert test[0] == "test" and test[test.index("--ckpt_path") + 1] == str(untested / "checkpoints" / "best.ckpt")
+    commands.clear()
+
     cut_off = tmp_path / "runs" / "rednet26_sample_seed0" / "20260102-000000"
     (cut_off / "checkpoints").mkdir(parents=True)
     (cut_off / "checkpoints" / "last.ckpt").write_bytes(b"")
@@ -556,3 +564,35 @@ def test_train_and_test_reuses_a_finished_run_and_resumes_a_cut_off_one(tmp_path
     fit, test = commands
     assert fit[0] == "fit" and fit[fit.index("--ckpt_path") + 1] == str(cut_off / "checkpoints" / "last.ckpt")
     assert test[0] == "test"
+
+
+@pytest.mark.parametrize("trained", [{"epochs": 3}, {"image_size": 48}])
+def test_train_and_test_never_reuses_or_resumes_a_run_of_another_size_or_length(tmp_path, monkeypatch,
+                                                                              capsys, trained):
+    # A finished run at 64 px for 3 epochs was reused for a plan of 1 epoch, and one at
+    # 48 px for a plan at 64 px: the course table then showed another experiment's numbers.
+    book, sample = _book(tmp_path, fast=True), DataChoice("sample", False, "sample", "")
+    commands = []
+
+    def fake_cli(args):  # records the command; a fit makes a finished run of the plan
+        commands.append(args)
+        folder = tmp_path / "runs" / "rednet26_sample_seed0" / "20260109-000000"
+        if args[0] == "fit":
+            RunResults(model="rednet26", params=1, epochs_trained=1, seed=0,
+                       dataset={"image_size": 64, "kind": "sample"}).write(folder)
+        return SimpleNamespace(trainer=SimpleNamespace(log_dir=folder))
+    monkeypatch.setattr(experiments, "run_cli", fake_cli)
+    other = make_run(tmp_path / "runs", "rednet26_sample_seed0", "20260101-000000", seed=0,
+                     epochs=trained.get("epochs", 1))
+    results = json.loads((other / "results.json").read_text())
+    results["dataset"]["image_size"] = trained.get("image_size", 64)
+    (other / "results.json").write_text(json.dumps(results))
+    (other / "checkpoints").mkdir()
+    (other / "checkpoints" / "last.ckpt").write_bytes(b"")
+
+    experiments.train_and_test(book, sample, "rednet26", 0)
+    fit, test = commands
+    assert fit[0] == "fit" and "--ckpt_path" not in fit  # a new run, not this one resumed
+    assert test[0] == "test"
+    said = capsys.readouterr().out
+    assert f"Not reusing {other}" in said and "Reusing the finished run" not in said

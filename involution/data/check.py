@@ -23,6 +23,7 @@ from involution.data.locate import (
     resolve_root,
     scan_class_folders,
     scan_images,
+    unread_image_files,
 )
 
 
@@ -92,6 +93,10 @@ def main_check_data(root: str | os.PathLike) -> int:
         print(f"  unreadable: {path}  ({reason})")
     for folder in empty:
         print(f"  empty class folder: {categories_dir / folder}")
+    for folder in images:
+        for name in unread_image_files(categories_dir / folder):
+            print(f"  left out (a type the loader does not read; convert it to PNG or JPEG): "
+                  f"{categories_dir / folder / name}")
     if not unreadable and not broken and not empty:
         print("All images decode.")
         return 0

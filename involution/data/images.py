@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 from torch.utils.data import Dataset
 
 from involution.data.locate import CHECK_DATA_HINT
@@ -72,24 +72,44 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+# An image more elongated than this is refused: the transforms scale its shorter side to
+# the model's input, so a 1,000,000 x 1 line would become 224,000,000 x 224 pixels.
+MAX_ASPECT_RATIO = 100
+
+
+def _check_proportions(image: Image.Image) -> None:
+    width, height = image.size
+    if max(width, height) > MAX_ASPECT_RATIO * max(1, min(width, height)):
+        longer, shorter = ("wide", "tall") if width > height else ("tall", "wide")
+        side = 224 * max(width, height) / max(1, min(width, height))
+        raise UnsupportedPixelsError(
+            f"it is {width} x {height} pixels, more than {MAX_ASPECT_RATIO} times as {longer} as it is "
+            f"{shorter}: with its shorter side scaled to 224 pixels for the model it would be "
+            f"{side:,.0f} pixels long ({side * 224 * 12 / 1e9:,.1f} GB as floats). Crop it"
+        )
+
+
 def load_rgb_image(path: str | os.PathLike, data_root: str | os.PathLike | None = None) -> Image.Image:
-    """Decode an image fully and return it as 8-bit, 3-channel RGB (see :func:`_to_rgb`).
+    """Decode an image fully and return it as 8-bit, 3-channel RGB (see :func:`_to_rgb`), upright.
 
     Grayscale ("L") and CMYK JPEGs exist in Caltech-256; images added by
     hand can be 16-bit, palette or transparent PNGs too. Converting forces
     the whole file to be decoded, so a truncated file fails here rather than
     later. PIL's LOAD_TRUNCATED_IMAGES stays off on purpose: a half-gray
-    image is a silent data bug.
+    image is a silent data bug. A photo whose EXIF says it is stored turned
+    (a phone's) is turned upright, as a viewer shows it; an image far longer
+    than wide (see :data:`MAX_ASPECT_RATIO`) is refused.
     """
     # Without a root, name the 256_ObjectCategories folder: check-data accepts it too.
     where = data_root if data_root is not None else Path(path).parent.parent
     check_data_hint = CHECK_DATA_HINT.format(root=where)
     try:
         with Image.open(path) as image:
-            return _to_rgb(image)
+            _check_proportions(image)
+            return _to_rgb(ImageOps.exif_transpose(image))
     except UnsupportedPixelsError as error:
         raise CorruptImageError(
-            f"Cannot use image {path}: {error}. Convert it to an 8-bit RGB or grey image (PNG or JPEG), "
+            f"Cannot use image {path}: {error}. Make it an ordinary 8-bit RGB or grey image (PNG or JPEG), "
             f"or delete it. `{check_data_hint}` lists every such file."
         ) from error
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:

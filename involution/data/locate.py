@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -183,6 +184,16 @@ def scan_images(class_dir: Path) -> tuple[list[str], list[tuple[Path, str]]]:
     return _listing(class_dir, lambda entry: entry.is_file() and _has_image_suffix(entry.name), _has_image_suffix)
 
 
+def unread_image_files(class_dir: Path) -> list[str]:
+    """Names of the files in a class folder that are images of a type the loader leaves out (GIF, ICO...)."""
+    from PIL import Image  # only for its list of file types
+
+    Image.init()
+    other_types = set(Image.registered_extensions()) - IMAGE_EXTENSIONS
+    return sorted(entry.name for entry in os.scandir(class_dir) if not entry.name.startswith(".")
+                  and os.path.splitext(entry.name)[1].lower() in other_types and entry.is_file())
+
+
 def _fail_on_broken_links(broken: Sequence[tuple[Path, str]], categories_dir: Path) -> None:
     if broken:
         raise FileNotFoundError(
@@ -221,16 +232,23 @@ def list_images(categories_dir: Path, class_folders: Sequence[str]) -> list[str]
 
     Raises naming every class folder that has no image in it, because an
     empty class cannot be learned and would break the split, and every
-    broken link to an image, which must not be skipped quietly.
+    broken link to an image, which must not be skipped quietly. Images of a
+    type the loader does not read (GIF, ...) are named in a warning.
     """
-    paths, empty, broken = [], [], []
+    paths, empty, broken, left_out = [], [], [], []
     for folder in class_folders:
         names, broken_here = scan_images(categories_dir / folder)
         broken += broken_here
         if not names:
             empty.append(folder)
         paths.extend(f"{folder}/{name}" for name in names)
+        left_out.extend(f"{folder}/{name}" for name in unread_image_files(categories_dir / folder))
     _fail_on_broken_links(broken, categories_dir)
+    if left_out:
+        warnings.warn(
+            f"{len(left_out)} file(s) in the class folders of {categories_dir} are images of a type the loader "
+            f"does not read ({', '.join(sorted(IMAGE_EXTENSIONS))}), and are left out:\n  "
+            + format_examples(left_out) + "\nConvert them to PNG or JPEG to use them.", UserWarning, stacklevel=2)
     if empty:
         raise ValueError(
             f"These class folders in {categories_dir} contain no image file: {', '.join(empty)}. "

@@ -42,10 +42,13 @@ from involution.data.splits import (
     SPLITS_DIRNAME,
     SplitFile,
     check_fractions,
+    image_list_fingerprint,
+    load_split,
     split_file_name,
 )
 
 DEFAULT_NUM_WORKERS = min(4, os.cpu_count() or 1)
+MAX_NAMES_SHOWN = 12  # class names listed in a message, at most
 
 _notice_shown = False
 
@@ -143,6 +146,7 @@ class Caltech256DataModule(L.LightningDataModule):
         self._split_file = Path(split_file).expanduser() if split_file is not None else None
         self._split_dir = Path(split_dir).expanduser() if split_dir is not None else None
         self.train_dataset = self.val_dataset = self.test_dataset = None
+        self._split: dict[str, str] | None = None  # {relative path: split} in use, once set up
 
         self.categories_dir = find_categories_dir(self.root)
         if self.categories_dir is None and not download:
@@ -218,7 +222,7 @@ class Caltech256DataModule(L.LightningDataModule):
         if self.train_dataset is not None:
             return
         self._ensure_data()
-        split = self._load_or_create_split()
+        split = self._split = self._load_or_create_split()
         samples: dict[str, list[tuple[Path, int]]] = {name: [] for name in SPLIT_NAMES}
         label_of = {folder: label for label, folder in enumerate(self._class_folders)}
         for relative_path, split_name in split.items():
@@ -333,7 +337,65 @@ class Caltech256DataModule(L.LightningDataModule):
             "transforms": self.hparams.transforms,
             "images": {name: len(getattr(self, f"{name}_dataset")) for name in SPLIT_NAMES},
             "split_file": self.portable_path(self.split_path),
+            # Which images each split holds: equal counts can be other images.
+            "split_fingerprints": self.split_fingerprints(),
         }
+
+    def split_fingerprints(self) -> dict[str, str]:
+        """``{split: fingerprint of its image list}`` (see :func:`image_list_fingerprint`)."""
+        return {name: image_list_fingerprint(self.images_in(name)) for name in SPLIT_NAMES}
+
+    def images_in(self, split_name: str) -> list[str]:
+        """The images of one split (``"train"``, ``"val"``, ``"test"``), as paths relative to the class folders."""
+        self._require_setup()
+        return sorted(path for path, name in self._split.items() if name == split_name)
+
+    def split_recorded_in(self, summary: dict) -> dict[str, str] | None:
+        """The split that a recorded :meth:`summary` names, read from its file; None where it cannot be read here."""
+        recorded = summary.get("split_file")
+        if not recorded:
+            return None
+        prefix = f"<{self.hparams.root}>/"
+        path = self.root / recorded.removeprefix(prefix) if recorded.startswith(prefix) else Path(recorded)
+        try:
+            return load_split(path)
+        except (OSError, ValueError):
+            return None
+
+    # -- what a checkpoint records of its data ---------------------------------
+
+    def state_dict(self) -> dict:
+        """What a checkpoint records of the data it was trained on: class names, split fingerprints.
+
+        Lightning saves it in every checkpoint (the data settings are saved
+        beside it, as ``datamodule_hyper_parameters``) and gives it back to
+        :meth:`load_state_dict` when the checkpoint is restored.
+        """
+        state = {"class_names": self.class_names} if self._class_folders is not None else {}
+        if self._split is not None:
+            state["split_fingerprints"] = self.split_fingerprints()
+        return state
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Refuse a checkpoint trained on other classes: its outputs would be given these classes' names."""
+        mismatch = self.classes_differ(state_dict.get("class_names"))
+        if mismatch:
+            raise ValueError(f"the checkpoint was trained on other classes than this data has. {mismatch}")
+
+    def classes_differ(self, names: list[str] | None) -> str | None:
+        """Both lists of class names, in label order, where ``names`` differ from this data's; else None."""
+        if names is None or self._class_folders is None or list(names) == self.class_names:
+            return None
+
+        def listed(values: list[str]) -> str:
+            shown = ", ".join(map(repr, values[:MAX_NAMES_SHOWN]))
+            return shown + (f", ... ({len(values)} classes)" if len(values) > MAX_NAMES_SHOWN else "")
+        names, ours = list(names), self.class_names
+        first = next((i for i, (a, b) in enumerate(zip(names, ours)) if a != b), min(len(names), len(ours)))
+        differ = (f"label {first}: {names[first] if first < len(names) else None!r} in the checkpoint, "
+                  f"{ours[first] if first < len(ours) else None!r} in the data")
+        return (f"In label order, the checkpoint's classes are {listed(names)}; the data's ({self!r}) "
+                f"are {listed(ours)} (first difference: {differ}).")
 
     def portable_path(self, path: Path) -> str:
         """``path`` relative to the data root (``<root>/...``) when inside it, else as it is."""

@@ -42,7 +42,9 @@ import json
 import math
 import os
 import shutil
+import socket
 import tempfile
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from functools import lru_cache
@@ -384,7 +386,12 @@ def generate_shapes(destination: str | os.PathLike, seed: int = 0,
     """
     destination = Path(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".generating-", dir=destination.parent))
+    _remove_abandoned_staging(destination.parent)
+    staging = Path(tempfile.mkdtemp(prefix=_staging_prefix(), dir=destination.parent))
+    # mkdtemp makes the folder private (0700); the set is shared like any folder made here.
+    umask = os.umask(0)
+    os.umask(umask)
+    staging.chmod(0o777 & ~umask)
     sizes = sizes or SPLIT_SIZES
     try:
         records = draw_records(seed, sizes)
@@ -418,6 +425,46 @@ def generate_shapes(destination: str | os.PathLike, seed: int = 0,
     return destination
 
 
+STAGING_PREFIX = ".generating-"
+# A staging folder of another machine (a data home on a network disk) is taken as abandoned
+# only when this old: its process cannot be looked up from here.
+ABANDONED_AFTER_S = 24 * 3600
+
+
+def _staging_prefix() -> str:
+    return f"{STAGING_PREFIX}{os.getpid()}@{socket.gethostname()}."
+
+
+def _remove_abandoned_staging(folder: Path) -> None:
+    """Delete the staging folders of generations that were killed midway.
+
+    A staging folder is named ``.generating-<process id>@<host>.<random>``: one
+    of this machine whose process no longer runs is deleted, one of another
+    machine (or of an unknown name) only after :data:`ABANDONED_AFTER_S`.
+    Another process generating at the same time keeps its folder.
+    """
+    for staging in folder.glob(f"{STAGING_PREFIX}*"):
+        pid, _, rest = staging.name.removeprefix(STAGING_PREFIX).partition("@")
+        here = pid.isdigit() and rest.rpartition(".")[0] == socket.gethostname()
+        try:
+            abandoned = (not _process_runs(int(pid)) if here
+                         else time.time() - staging.stat().st_mtime > ABANDONED_AFTER_S)
+        except OSError:  # removed meanwhile
+            continue
+        if abandoned:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _process_runs(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):  # another user's process, or no such number here
+        return True
+    return True
+
+
 def _shown(path: Path) -> str:
     """``path`` with the home folder written as ``~``: outputs name no user's folders."""
     try:
@@ -429,6 +476,8 @@ def _shown(path: Path) -> str:
 def shapes_root(seed: int = 0, cache_dir: str | os.PathLike | None = None) -> Path:
     """The generated set's folder in the cache; generated there on first use (a few seconds)."""
     folder = Path(cache_dir or data_home()) / f"shapes-v{VERSION}-seed{seed}"
+    if folder.parent.is_dir():
+        _remove_abandoned_staging(folder.parent)  # a generation killed midway, even once the set exists
     # The folder appears whole (generate_shapes renames it into place when done), so
     # one that exists is complete; processes starting together may each generate it.
     if not (folder / "split.csv").is_file():

@@ -121,6 +121,15 @@ def make_split(
     return dict(sorted(split.items()))
 
 
+def image_list_fingerprint(relative_paths: Iterable[str]) -> str:
+    """A short identity of a set of images: the first 16 hex digits of the SHA-256 of their sorted paths.
+
+    Two splits with the same counts can hold other images (another seed, another
+    copy of the data): the records compare this instead.
+    """
+    return hashlib.sha256("\n".join(sorted(relative_paths)).encode()).hexdigest()[:16]
+
+
 def _split_counts(names: Iterable[str]) -> str:
     """``"train 8 / val 1 / test 1"`` for an iterable of split names."""
     names = list(names)

@@ -3,6 +3,7 @@ predictions to CSV. (The run's results file is written by :class:`involution.tra
 from __future__ import annotations
 
 import csv
+import json
 import time
 from pathlib import Path
 
@@ -135,7 +136,8 @@ class PredictionWriter(BasePredictionWriter):
     """Writes ``predictions.csv`` in the run folder after ``predict``.
 
     One row per image of the predict split: its path, the true and the
-    predicted class, the top-5 classes and the top-1 probability.
+    predicted class, the top-1 probability and the top-5 classes as a JSON
+    list (``["hot dog", "dog", ...]``: class names may hold spaces).
     """
 
     FILENAME = "predictions.csv"
@@ -160,7 +162,7 @@ class PredictionWriter(BasePredictionWriter):
             best = top5.indices[row].tolist()
             rows.append((index, [image, name(label) if label >= 0 else "", name(best[0]),
                                  f"{top5.values[row, 0].item():.4f}",
-                                 " ".join(name(i) for i in best)]))
+                                 json.dumps([name(i) for i in best])]))
         rows = _gather_to_rank_zero(trainer, rows)
         if not trainer.is_global_zero:
             return

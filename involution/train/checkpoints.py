@@ -1,4 +1,4 @@
-"""Checkpoints that survive a killed job: written atomically, read with a clear diagnosis."""
+"""Checkpoints that survive a killed job or a moved run: written atomically, read with a clear diagnosis."""
 from __future__ import annotations
 
 import os
@@ -6,11 +6,12 @@ import time
 from pathlib import Path
 
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from involution.train.runs import write_atomically
 
-__all__ = ["AtomicCheckpointIO", "CheckpointError", "read_checkpoint"]
+__all__ = ["AtomicCheckpointIO", "CheckpointError", "RunCheckpoint", "read_checkpoint"]
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -28,6 +29,43 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if storage_options is not None or "://" in str(path):
             return super().save_checkpoint(checkpoint, path, storage_options)
         write_atomically(path, lambda file: torch.save(checkpoint, file))
+
+
+class RunCheckpoint(ModelCheckpoint):
+    """Lightning's ModelCheckpoint, which keeps its record of the best score wherever the run folder is.
+
+    Lightning restores the best score (and the paths of the files it keeps)
+    only when the folder is written exactly as when the checkpoint was saved:
+    a run started with ``default_root_dir: runs`` and resumed with an absolute
+    ``--ckpt_path``, or moved from Google Drive to a local disk, lost its best
+    score with a mere warning, and the next epoch replaced ``best.ckpt`` even
+    when it was worse. When the checkpoint being restored lies in this
+    callback's own folder, the saved state is this run's: its paths are moved
+    into the folder as it is written now, and all of it is restored.
+    """
+
+    PATH_KEYS = ("best_model_path", "kth_best_model_path", "last_model_path")
+
+    @property
+    def state_key(self) -> str:
+        # Named as Lightning's own callback: checkpoints written with ModelCheckpoint
+        # (runs started before this class) restore into this one and back.
+        return ModelCheckpoint.__qualname__ + super().state_key.removeprefix(type(self).__qualname__)
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        # Called before any callback's load_state_dict, with the checkpoint they read from.
+        state = (checkpoint.get("callbacks") or {}).get(self.state_key)
+        saved = (state or {}).get("dirpath")
+        if not saved or not self.dirpath or saved == self.dirpath or not trainer.ckpt_path:
+            return
+        if Path(trainer.ckpt_path).resolve().parent != Path(self.dirpath).resolve():
+            return  # another run's checkpoint: its best score is not this run's (Lightning's rule)
+
+        def moved(path):
+            return os.path.join(self.dirpath, Path(path).name) if path and Path(path).parent == Path(saved) else path
+        state.update({key: moved(state.get(key)) for key in self.PATH_KEYS if key in state})
+        state["best_k_models"] = {moved(path): score for path, score in state.get("best_k_models", {}).items()}
+        state["dirpath"] = self.dirpath
 
 
 class CheckpointError(ValueError):

@@ -17,8 +17,14 @@ decides where a run lives and how it is logged:
   into ``<run>/evaluations/<time>-<command>/`` and adds an entry to the
   run's ``results.json``, never changing what the training recorded;
 * a checkpoint is checked before anything is written: readable (not cut off
-  mid-write), of the model the config names, for the data's classes;
-  checkpoints are written atomically (:class:`~involution.train.checkpoints.AtomicCheckpointIO`);
+  mid-write), of the model the config names, for the data's classes (their
+  names, stored in checkpoints), and the run's ``results.json`` readable; a
+  resume must keep the run's data (image size, split, classes, images) and
+  optimiser, and trains with the command's other model options, printing
+  those that differ from the checkpoint's (docs/training-resume.md);
+  checkpoints are written atomically (:class:`~involution.train.checkpoints.AtomicCheckpointIO`)
+  and keep their best score wherever the run folder is
+  (:class:`~involution.train.checkpoints.RunCheckpoint`);
 * W&B logs when it is configured (logged in, ``WANDB_API_KEY`` or
   ``WANDB_MODE=offline``); a CSV log is always written as well;
 * on a GPU, mixed precision is switched on unless the config sets
@@ -55,7 +61,7 @@ import lightning  # noqa: E402 -- after the check above, which explains a missin
 import torch  # noqa: E402
 import yaml  # noqa: E402
 from jsonargparse import ActionConfigFile, DefaultHelpFormatter  # noqa: E402
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint  # noqa: E402
+from lightning.pytorch.callbacks import LearningRateMonitor  # noqa: E402
 from lightning.pytorch.cli import LightningCLI  # noqa: E402
 from lightning.pytorch.plugins.io import CheckpointIO  # noqa: E402
 from lightning.pytorch.utilities import rank_zero_only  # noqa: E402
@@ -63,12 +69,18 @@ from lightning.pytorch.utilities import rank_zero_only  # noqa: E402
 from involution.data import Caltech256DataModule  # noqa: E402
 from involution.ops.functional import mixed_precision  # noqa: E402
 from involution.train.callbacks import EpochPrinter, KernelStatsMonitor, NonFiniteLossGuard, PredictionWriter  # noqa: E402
-from involution.train.checkpoints import AtomicCheckpointIO, read_checkpoint  # noqa: E402
+from involution.train.checkpoints import AtomicCheckpointIO, RunCheckpoint, read_checkpoint  # noqa: E402
 from involution.train.configs import list_configs, resolve_config_args  # noqa: E402
 from involution.train.loggers import ResumableCSVLogger, finish_wandb_run, start_wandb_logger, wandb_configured  # noqa: E402
 from involution.train.module import ImageClassifier  # noqa: E402
 from involution.train.quiet import EVALUATION_NOTES, RESUME_NOTES, lightning_quieted  # noqa: E402
-from involution.train.runs import RunResults, RunSummary, new_version_folder, run_folder_of_checkpoint  # noqa: E402
+from involution.train.runs import (  # noqa: E402
+    RESULTS_FILE,
+    RunResults,
+    RunSummary,
+    new_version_folder,
+    run_folder_of_checkpoint,
+)
 
 __all__ = ["InvolutionCLI", "run_cli", "run_folder_of_checkpoint", "check_checkpoint_architecture",
            "check_checkpoint_classes"]
@@ -77,6 +89,11 @@ __all__ = ["InvolutionCLI", "run_cli", "run_folder_of_checkpoint", "check_checkp
 # The model options that decide the architecture: a checkpoint of another
 # architecture cannot be what the config asks for.
 ARCHITECTURE_OPTIONS = ("model_name", "kernel_size", "group_channels", "reduction_ratio")
+# The data settings a resumed run keeps: they choose the images it trains on, and their size.
+RESUMED_DATA_SETTINGS = ("image_size", "split", "split_seed", "include_clutter")
+# Model options a resumed fit takes from the command, not from the checkpoint (LightningCLI's
+# choice): all but the architecture, the classes and the starting weights.
+NOT_RESUMED_FROM_COMMAND = (*ARCHITECTURE_OPTIONS, "num_classes", "pretrained")
 # Lightning's own ``--ckpt_path`` values, which name no file.
 LIGHTNING_CKPT_KEYWORDS = ("best", "last", "hpc")
 # Lightning reads an int as a number of batches and a float as a fraction of the
@@ -111,7 +128,12 @@ def check_checkpoint_architecture(checkpoint: dict, ckpt_path, model_config) -> 
 
 
 def check_checkpoint_classes(checkpoint: dict, ckpt_path, model, datamodule) -> None:
-    """Refuse a checkpoint trained for another number of classes than the data has."""
+    """Refuse a checkpoint trained on other classes than the data has: another count, or other names.
+
+    A checkpoint trained on 10 classes would run on any 10 classes, and its
+    outputs would be given their names. Checkpoints written before they stored
+    class names are used with a warning.
+    """
     saved = (checkpoint.get("hyper_parameters") or {}).get("num_classes")
     if saved is not None and saved != model.hparams.num_classes:
         raise ValueError(
@@ -119,6 +141,74 @@ def check_checkpoint_classes(checkpoint: dict, ckpt_path, model, datamodule) -> 
             f"({datamodule!r}) has {model.hparams.num_classes}. Evaluate or resume it on the data "
             "it was trained on (its data settings are in its run's config.yaml), or fine-tune "
             "from official weights with model.pretrained. Nothing was written.")
+    names = (checkpoint.get(type(datamodule).__qualname__) or {}).get("class_names")
+    if names is None:
+        warnings.warn(f"the checkpoint {ckpt_path} records no class names (it was written before "
+                      f"checkpoints stored them): that it was trained on the classes of {datamodule!r} "
+                      "cannot be checked.", UserWarning, stacklevel=2)
+        return
+    mismatch = datamodule.classes_differ(names)
+    if mismatch:
+        raise ValueError(
+            f"the checkpoint {ckpt_path} was trained on other classes than the data has, and its outputs "
+            f"would be given the data's class names. {mismatch} Evaluate or resume it on the data it was "
+            "trained on (its data settings are in its run's config.yaml). Nothing was written.")
+
+
+def _plain(value):
+    return list(value) if isinstance(value, (list, tuple)) else value
+
+
+def check_resume_data(checkpoint: dict, ckpt_path, datamodule) -> None:
+    """Refuse to resume a run on other data than it started with, naming each difference.
+
+    The settings that choose the images (``RESUMED_DATA_SETTINGS``) must be the
+    run's; then the images each split holds must be the run's, compared by
+    their fingerprints, so that the data may move (another ``root``, a copy on
+    a local disk) but not change. Checkpoints written before they stored
+    fingerprints are checked on the settings and the root as written.
+    """
+    saved = checkpoint.get("datamodule_hyper_parameters") or {}
+    differences = [f"data.{key}: {_plain(saved[key])!r} in the run, {_plain(datamodule.hparams[key])!r} now"
+                   for key in RESUMED_DATA_SETTINGS
+                   if key in saved and _plain(saved[key]) != _plain(datamodule.hparams[key])]
+    fingerprints = (checkpoint.get(type(datamodule).__qualname__) or {}).get("split_fingerprints")
+    if fingerprints and not differences:  # the same settings: do they give the run's images?
+        now = datamodule.split_fingerprints()
+        differences += [f"the {name} split holds other images than the run's (split file now: "
+                        f"{datamodule.split_path})" for name in fingerprints if fingerprints[name] != now.get(name)]
+    if differences:
+        raise ValueError(
+            f"the run of {ckpt_path} cannot be resumed on other data than it started with: "
+            f"{'; '.join(differences)}. Its remaining epochs would train on data its record does not "
+            "describe. Resume with the run's data settings (they are in its config.yaml), or start a "
+            "new run. Nothing was written.")
+    if not fingerprints and str(saved.get("root")) != str(datamodule.hparams.root):
+        warnings.warn(f"the checkpoint {ckpt_path} records no split fingerprints (it was written before "
+                      f"checkpoints stored them) and the run's data root was {saved.get('root')!r}, now "
+                      f"{datamodule.hparams.root!r}: that these hold the same images cannot be checked.",
+                      UserWarning, stacklevel=2)
+
+
+def _leaves(value, prefix: str) -> dict:
+    """``{"model.optimizer.lr": 0.002, ...}``: the settings below ``value`` (dicts and Namespaces)."""
+    if hasattr(value, "as_dict"):
+        value = value.as_dict()
+    if not isinstance(value, dict):
+        return {prefix: _plain(value)}
+    return {name: leaf for key, item in value.items() for name, leaf in _leaves(item, f"{prefix}.{key}").items()}
+
+
+def check_resume_optimizer(checkpoint: dict, ckpt_path, model_config) -> None:
+    """Refuse to resume with another optimiser: its saved state (momentum, Adam's moments) is the checkpoint's."""
+    saved = ((checkpoint.get("hyper_parameters") or {}).get("optimizer") or {}).get("name")
+    asked = _leaves(model_config, "model").get("model.optimizer.name")
+    if saved is not None and asked is not None and saved != asked:
+        raise ValueError(
+            f"model.optimizer.name: {asked!r} now, {saved!r} in the checkpoint {ckpt_path}. A resumed fit "
+            "goes on with the optimiser's saved state (momentum or Adam's moment estimates), which belongs "
+            f"to {saved}. Resume with --model.optimizer.name {saved}, or start a new run from the "
+            "checkpoint's weights. Nothing was written.")
 
 
 @contextlib.contextmanager
@@ -189,6 +279,8 @@ class InvolutionCLI(LightningCLI):
 
     def __init__(self, args=None, run: bool = True):
         self._checkpoint = None  # the --ckpt_path file's contents, once read
+        self._asked_model = None  # a fit from a checkpoint: the command's model options
+        self._resume_changes = {}  # {option: [the checkpoint's value, the command's]}
         self._batch_limits = {}  # the --trainer.limit_*_batches given as whole numbers
         # Lightning's chatter is left out (unless --verbose) from the parsing of the
         # arguments to the end of the command, then the process is as it was.
@@ -204,12 +296,12 @@ class InvolutionCLI(LightningCLI):
             parser_kwargs={"prog": "python -m involution", "description": _description(),
                            "formatter_class": _HelpFormatter},
             trainer_defaults={"callbacks": [
-                ModelCheckpoint(monitor="val/top1", mode="max", filename="best",
-                                enable_version_counter=False),
+                RunCheckpoint(monitor="val/top1", mode="max", filename="best",
+                              enable_version_counter=False),
                 # Lightning's save_last rewrites last.ckpt only when best.ckpt
                 # changes, so a resumed run would lose every epoch since the last
                 # improvement; this one writes last.ckpt after every epoch.
-                ModelCheckpoint(filename="last", enable_version_counter=False),
+                RunCheckpoint(filename="last", enable_version_counter=False),
                 LearningRateMonitor(logging_interval="step"),
                 KernelStatsMonitor(every_n_steps=50),
                 NonFiniteLossGuard(),
@@ -279,8 +371,41 @@ class InvolutionCLI(LightningCLI):
         if _is_checkpoint_file(ckpt_path):
             checkpoint = read_checkpoint(ckpt_path)
             check_checkpoint_architecture(checkpoint, ckpt_path, self.config[subcommand]["model"])
+            if subcommand == "fit":
+                check_resume_optimizer(checkpoint, ckpt_path, self.config[subcommand]["model"])
+                self._asked_model = self.config[subcommand]["model"].clone()
             # Keep what the later checks need, not the (memory-mapped) weights.
-            self._checkpoint = {key: checkpoint.get(key) for key in ("epoch", "hyper_parameters")}
+            self._checkpoint = {key: checkpoint.get(key) for key in (
+                "epoch", "hyper_parameters", "datamodule_hyper_parameters", Caltech256DataModule.__qualname__)}
+
+    def before_instantiate_classes(self) -> None:
+        """A fit from a checkpoint trains with the command's model options, and says which differ.
+
+        LightningCLI replaces every model option with the checkpoint's: a resume
+        with ``--model.optimizer.lr 0.5`` went on at the checkpoint's rate without
+        a word. The architecture comes from the checkpoint (checked to agree); the
+        optimiser's settings, the schedule and the other options are the
+        command's, applied from the resumed epoch on (the module sets them over
+        the optimiser's restored state).
+        """
+        if self._asked_model is None:
+            return
+        model = self.config["fit"]["model"]
+        for key in vars(self._asked_model):  # the top-level options (keys() would list the nested ones)
+            if key not in NOT_RESUMED_FROM_COMMAND:
+                model[key] = self._asked_model[key]
+        saved = _leaves(self._checkpoint.get("hyper_parameters") or {}, "model")
+        asked = _leaves(model, "model")
+        self._resume_changes = {
+            name: [saved[name], value] for name, value in asked.items()
+            if name in saved and saved[name] != value
+            and name.split(".")[1] not in NOT_RESUMED_FROM_COMMAND}
+        if self._resume_changes:
+            listed = ", ".join(f"{name}: {old!r} -> {new!r}" for name, (old, new) in self._resume_changes.items())
+            with _rank_zero_speaks():
+                print(f"This fit goes on from the checkpoint of epoch {self._checkpoint['epoch']} with "
+                      f"settings that differ from the checkpoint's; they apply from here on (the "
+                      f"optimiser's state is kept, with these settings): {listed}")
 
     @staticmethod
     def _notes_by_design(subcommand: str | None, ckpt_path) -> tuple[str, ...]:
@@ -321,7 +446,11 @@ class InvolutionCLI(LightningCLI):
         ckpt_path = config.get("ckpt_path")
         if self._checkpoint is not None:  # the model and data exist now; no file does yet
             check_checkpoint_classes(self._checkpoint, ckpt_path, self.model, self.datamodule)
+            if self.subcommand == "fit":
+                check_resume_data(self._checkpoint, ckpt_path, self.datamodule)
         run_dir = run_folder_of_checkpoint(ckpt_path)
+        if run_dir is not None and (run_dir / RESULTS_FILE).is_file():
+            RunResults.read(run_dir)  # the command ends by updating it: an unreadable one stops it now
         resume_epoch = None
         if run_dir is None:  # a new run
             run_dir = log_dir = new_version_folder(Path(config["trainer"]["default_root_dir"])
@@ -347,6 +476,8 @@ class InvolutionCLI(LightningCLI):
         for callback in self.trainer_defaults["callbacks"]:
             if isinstance(callback, KernelStatsMonitor):
                 callback.every_n_steps = config.get("kernel_stats_every_n_steps") or 50
+            if isinstance(callback, RunSummary):
+                callback.resume_changes = self._resume_changes
         if torch.cuda.is_available() and config["trainer"].get("precision") is None:
             # bfloat16 only where the GPU computes it natively (a T4 only emulates it): else float16.
             kwargs["precision"] = mixed_precision("cuda")

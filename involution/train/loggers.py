@@ -9,7 +9,9 @@ import os
 import sys
 import warnings
 
+from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
 from involution.train.runs import write_atomically
 
@@ -17,20 +19,52 @@ __all__ = ["ResumableCSVLogger", "wandb_configured", "wandb_init_timeout", "star
            "finish_wandb_run"]
 
 
+class _RunLogWriter(ExperimentWriter):
+    """Lightning's CSV writer, which never leaves the run without its ``metrics.csv``.
+
+    Lightning's writer deletes an existing ``metrics.csv`` when it starts, and
+    rewrites the file in place whenever a new column appears: a job killed at
+    either moment lost the run's whole training log. This one keeps the file it
+    is given (``keep_log``: a resumed run's, already trimmed by the logger) and
+    rewrites it in one step (:func:`~involution.train.runs.write_atomically`).
+    """
+
+    def __init__(self, log_dir: str, keep_log: bool = False):
+        self._keep_log = keep_log  # read by _check_log_dir_exists, which super().__init__ calls
+        super().__init__(log_dir)
+
+    def _check_log_dir_exists(self) -> None:  # where Lightning deletes metrics.csv
+        if not self._keep_log:
+            super()._check_log_dir_exists()
+
+    def _rewrite_with_new_header(self, fieldnames: list[str]) -> None:
+        with open(self.metrics_file_path, newline="") as file:
+            rows = list(csv.DictReader(file))
+        text = _csv_text(fieldnames, rows)
+        write_atomically(self.metrics_file_path, lambda file: file.write(text))
+
+
+def _csv_text(header, rows) -> bytes:
+    text = io.StringIO()
+    table = csv.DictWriter(text, fieldnames=list(header))
+    table.writeheader()
+    table.writerows(rows)
+    return text.getvalue().encode()
+
+
 class ResumableCSVLogger(CSVLogger):
     """A CSVLogger whose ``metrics.csv`` and ``hparams.yaml`` survive a resumed run.
 
-    Lightning's CSV writer deletes an existing ``metrics.csv`` when it starts.
-    When a run resumes from the checkpoint of epoch E, this logger reads the
-    file first, keeps the rows of epochs <= E (rows of the epoch that was
-    interrupted are dropped, since that epoch is trained again) and puts them
-    back once the writer exists, so the log goes on where it was. A resumed
-    run also keeps the ``hparams.yaml`` of its start: the CLI saves the
-    resumed command's settings in ``config-resumed-<time>.yaml``.
-
-    Only Lightning's public API is used (the ``experiment`` writer, its
-    ``metrics_file_path`` and ``metrics_keys``), so a new Lightning release
-    cannot silently break resuming.
+    When a run resumes from the checkpoint of epoch E, this logger keeps the
+    rows of epochs <= E of the run's ``metrics.csv`` (rows of the epoch that
+    was interrupted are dropped, since that epoch is trained again) and the
+    log goes on where it was. The file is never removed: it is replaced in one
+    step by its trimmed version, so a job killed at any moment leaves a whole
+    log. The earlier log is read and checked when the logger is made, before
+    anything is written: a malformed row stops the resume with its line
+    number, and the log stays as it was. A resumed run also keeps the
+    ``hparams.yaml`` of its start: the CLI saves the resumed command's settings
+    in ``config-resumed-<time>.yaml``.
 
     The arguments are those of :class:`lightning.pytorch.loggers.CSVLogger`, and:
 
@@ -42,43 +76,77 @@ class ResumableCSVLogger(CSVLogger):
     def __init__(self, *args, keep_through_epoch: int | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.keep_through_epoch = keep_through_epoch
-        self._resumed_log = keep_through_epoch is None  # True once the earlier rows are back
+        # (header, rows kept, whether the file must be rewritten) of the earlier log; None: a new log
+        self._earlier = self._read_earlier_log() if keep_through_epoch is not None else None
 
     @property
+    @rank_zero_experiment
     def experiment(self):
-        # (header, rows) of the earlier log, read before the writer deletes the file
-        earlier = None if self._resumed_log else self._read_earlier_log()
+        if self._experiment is not None:
+            return self._experiment
+        os.makedirs(self.root_dir, exist_ok=True)
+        keep_log = bool(self._earlier and self._earlier[0])
+        if keep_log:
+            header, rows, trimmed = self._earlier
+            if trimmed:  # in one step: a job killed now leaves the whole earlier log
+                text = _csv_text(header, rows)
+                write_atomically(self.metrics_file_path, lambda file: file.write(text))
         with warnings.catch_warnings():
-            # The run folder already holds the command's config.yaml (and, resuming, the
-            # run's files) by design: Lightning's "not empty" warning says nothing useful.
+            # The run folder already holds the command's config.yaml by design:
+            # Lightning's "not empty" warning says nothing useful.
             warnings.filterwarnings("ignore", message=r"Experiment logs directory .* not empty")
-            writer = super().experiment
-        self._resumed_log = True
-        if earlier and earlier[0] and hasattr(writer, "metrics_file_path"):  # rank 0 writes
-            header, rows = earlier
-            writer.metrics_keys = list(header)  # later rows are written under the same columns
-            text = io.StringIO()
-            table = csv.DictWriter(text, fieldnames=header)
-            table.writeheader()
-            table.writerows(rows)
-            # Atomically: a job killed now must not lose the run's metrics.
-            write_atomically(writer.metrics_file_path,
-                             lambda file: file.write(text.getvalue().encode()))
-        return writer
+            self._experiment = _RunLogWriter(self.log_dir, keep_log=keep_log)
+        if keep_log:
+            self._experiment.metrics_keys = list(self._earlier[0])  # later rows, same columns
+        return self._experiment
 
-    def _read_earlier_log(self) -> tuple:
-        path = os.path.join(self.log_dir, "metrics.csv")
+    @property
+    def metrics_file_path(self) -> str:
+        return os.path.join(self.log_dir, ExperimentWriter.NAME_METRICS_FILE)
+
+    def _read_earlier_log(self) -> tuple | None:
+        path = self.metrics_file_path
         if not os.path.isfile(path):
-            return ((), ())
+            return None
         with open(path, newline="") as file:
-            reader = csv.DictReader(file)
-            header, rows = list(reader.fieldnames or []), list(reader)
-        kept = [row for row in rows
-                if not row.get("epoch") or float(row["epoch"]) <= self.keep_through_epoch]
-        if len(kept) < len(rows):
-            print(f"Resuming after epoch {self.keep_through_epoch}: {len(rows) - len(kept)} rows "
-                  f"of later epochs are dropped from {path}, since those epochs are trained again.")
-        return header, kept
+            text = file.read()
+        lines = text.splitlines(keepends=True)
+        cut_off = bool(lines) and not lines[-1].endswith(("\n", "\r"))
+        if cut_off:
+            # A job killed while Lightning appended a row leaves it cut off: only the last
+            # line can be, and its epoch is the interrupted one, trained again.
+            print(f"The last line of {path} (line {len(lines)}) was cut off when the run "
+                  "stopped: it is dropped.")
+            lines = lines[:-1]
+        reader = csv.DictReader(lines)
+        header, kept, dropped = list(reader.fieldnames or []), [], 0
+        for row in reader:
+            epoch = self._epoch_of(row, header, path, reader.line_num)
+            if epoch is None or epoch <= self.keep_through_epoch:
+                kept.append(row)
+            else:
+                dropped += 1
+        if dropped:
+            print(f"Resuming after epoch {self.keep_through_epoch}: {dropped} rows of later epochs "
+                  f"are dropped from {path}, since those epochs are trained again.")
+        return header, kept, dropped > 0 or cut_off
+
+    @staticmethod
+    def _epoch_of(row: dict, header: list, path: str, line: int) -> float | None:
+        """The row's epoch (None: a row logged outside epochs), or a ValueError naming the line."""
+        problem = None
+        if None in row:
+            problem = f"it has {len(header) + len(row[None])} fields, the header {len(header)}"
+        elif row.get("epoch"):
+            try:
+                return float(row["epoch"])
+            except ValueError:
+                problem = f"its epoch is {row['epoch']!r}, not a number"
+        else:
+            return None
+        raise ValueError(
+            f"{path}, line {line} is malformed ({problem}), so the run's training log cannot be "
+            f"carried on. The log is unchanged: correct or delete that line, then resume again.")
 
     def log_hyperparams(self, params=None) -> None:
         resuming = self.keep_through_epoch is not None

@@ -114,6 +114,24 @@ class ImageClassifier(L.LightningModule):
                 f"the checkpoint was trained for {saved} classes but this model has "
                 f"{self.hparams.num_classes} (from the data); evaluate it on the data it was "
                 "trained on, or fine-tune from official weights with model.pretrained")
+        self._apply_optimizer_settings(checkpoint)
+
+    def _apply_optimizer_settings(self, checkpoint: dict) -> None:
+        """A resumed fit keeps the optimiser's state (momentum, moment estimates) but trains with this
+        module's settings: restoring the state would otherwise bring back the checkpoint's
+        weight decay and momentum. (The learning rate is the schedule's, from this module's ``lr``.)
+
+        Called before Lightning restores the optimiser from ``checkpoint``.
+        """
+        if not checkpoint.get("optimizer_states"):
+            return
+        settings = self.optimizer_config.build([nn.Parameter(torch.zeros(1))]).defaults
+        for state in checkpoint["optimizer_states"]:
+            for group in state.get("param_groups", []):
+                group.update({key: settings[key] for key in ("weight_decay", "momentum", "nesterov")
+                              if key in group and key in settings})
+                if "initial_lr" in group:
+                    group["initial_lr"] = settings["lr"]
 
     # -- the steps ------------------------------------------------------------
 

@@ -84,6 +84,8 @@ def fit_commands(set_name: str, book: Workbook, data: DataChoice, scale: Scale =
     lines = [f"export WANDB_RUN_GROUP={_group(set_name)}"]
     for _, kwargs in _plan(set_name, book, data, scale):
         args = training_args("fit", book, data, **kwargs)
+        # The lines run in another shell, maybe elsewhere: the runs folder as the user gave it.
+        args[args.index("--trainer.default_root_dir") + 1] = str(book.workdir / "runs")
         lines.append(shlex.join(["python", "-m", "involution", *args]))
     return lines
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
+import yaml
 from torch.nn import functional as F
 
 from involution.data import DEFAULT_SPLIT, Caltech256DataModule
@@ -220,30 +221,65 @@ def train_and_test(book: Workbook, data: DataChoice, model: str, seed: int | Non
     """One run of the plan, tested once on held-out images; says what it did.
 
     The newest run of this name decides: finished with the planned epochs and
-    tested, it is reused; interrupted (a ``last.ckpt`` but no finished fit,
+    tested, it is reused (finished but untested, as after an extension that
+    moved its best checkpoint, its best checkpoint is tested); interrupted (a ``last.ckpt`` but no finished fit,
     or fewer epochs than planned), it resumes from ``last.ckpt``; otherwise a
     new run starts. So a notebook re-run after a Colab disconnect picks up
-    where the run stopped (keep runs on Drive: ``RUNS_ON_DRIVE = True``).
+    where the run stopped (keep runs on Drive: ``RUNS_ON_DRIVE = True``). A run
+    at another image size, or finished with more epochs than planned, is
+    another experiment: a new run starts beside it.
     ``configs``, ``run_name`` and ``extra_args`` are :func:`training_args`'s.
     """
     def args(command, **extra):
         return training_args(command, book, data, model, image_size, epochs, batch_size, seed=seed,
                              configs=configs, run_name=run_name, extra_args=extra_args, **extra)
     epochs_planned = planned_epochs(book, data, model, epochs, configs)
+    size_planned = _planned_image_size(args("fit"), data, configs)
     latest = newest_version_folder(book.runs_dir, run_name or comparison_run_name(model, data.kind, seed))
     run = Run.load(latest) if latest and (latest / RESULTS_FILE).is_file() else None
-    if run and run.finished and run.results.epochs_trained >= epochs_planned and run.tested:
-        print(f"Reusing the finished run {run.path} (delete it to train again).")
-        return run
-    if latest and (latest / "checkpoints" / "last.ckpt").is_file():
+    # A run of another image size, or finished with more epochs, is another experiment: never
+    # reused nor resumed (a resume at another size is refused anyway).
+    size_trained = _trained_image_size(latest) if latest else None
+    same_plan = size_trained in (None, size_planned) and not (
+        run and run.finished and run.results.epochs_trained > epochs_planned)
+    if same_plan and run and run.finished and run.results.epochs_trained == epochs_planned:
+        if run.tested:
+            print(f"Reusing the finished run {run.path} (delete it to train again).")
+            return run
+        # Finished but untested: never tested, or an extension replaced the tested best.ckpt.
+        print(f"Testing the finished run {run.path}: its best checkpoint has no test result yet.")
+        run_cli(args("test", ckpt_path=run.best_checkpoint))
+        return Run.load(run.path)
+    if same_plan and latest and (latest / "checkpoints" / "last.ckpt").is_file():
         print(f"Resuming {latest} from its last checkpoint.")
         command = args("fit", ckpt_path=latest / "checkpoints" / "last.ckpt")
     else:
+        if latest and not same_plan:
+            epochs_trained = run.results.epochs_trained if run and run.finished else "?"
+            print(f"Not reusing {latest}: it was trained at {size_trained} px for {epochs_trained} epochs, "
+                  f"this plan is {size_planned} px for {epochs_planned} epochs. A new run starts beside it.")
         command = args("fit")
     print("python -m involution " + " ".join(command))
     run = Run.load(run_cli(command).trainer.log_dir)
     run_cli(args("test", ckpt_path=run.best_checkpoint))
     return Run.load(run.path)  # re-read: now with the test result
+
+
+def _planned_image_size(fit_args: Sequence[str], data: DataChoice, configs: Sequence[str] | None) -> int:
+    """The image size a fit with these arguments trains at: the last ``--data.image_size``, else the recipe's."""
+    given = [fit_args[i + 1] for i, arg in enumerate(fit_args[:-1]) if arg == "--data.image_size"]
+    return int(given[-1]) if given else _recipe(data, configs)["data"]["image_size"]
+
+
+def _trained_image_size(folder: Path) -> int | None:
+    """The image size of a run folder: from its results.json, else its config.yaml (an interrupted run)."""
+    size = Run.load(folder).image_size if (folder / RESULTS_FILE).is_file() else None
+    if size:
+        return size
+    config = folder / "config.yaml"
+    if config.is_file():
+        return ((yaml.safe_load(config.read_text()) or {}).get("data") or {}).get("image_size")
+    return None
 
 
 # -- notebook 02's runs, or the committed ones ----------------------------------------------

@@ -28,6 +28,7 @@ from involution.train.runs.record import (
     METRICS_FILE,
     RESULTS_FILE,
     WEIGHTS_FILE,
+    RunRecordError,
     RunResults,
     machine_description,
     new_version_folder,
@@ -39,7 +40,7 @@ from involution.train.runs.record import (
 from involution.train.runs.summary import RunSummary
 
 __all__ = [
-    "RESULTS_FILE", "METRICS_FILE", "WEIGHTS_FILE", "RunResults", "Run", "RunSummary",
+    "RESULTS_FILE", "METRICS_FILE", "WEIGHTS_FILE", "RunResults", "RunRecordError", "Run", "RunSummary",
     "trainer_run_folder", "run_folder_of_checkpoint", "new_version_folder", "newest_version_folder",
     "write_atomically", "machine_description",
     "read_metrics", "find_runs", "latest_run", "export_runs", "export_weights", "model_label",

@@ -5,6 +5,7 @@ import csv
 import math
 import os
 import shutil
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -13,7 +14,14 @@ import torch
 
 from involution.data.constants import DATA_KINDS
 from involution.models.registry import model_info
-from involution.train.runs.record import METRICS_FILE, RESULTS_FILE, WEIGHTS_FILE, RunResults, write_atomically
+from involution.train.runs.record import (
+    METRICS_FILE,
+    RESULTS_FILE,
+    WEIGHTS_FILE,
+    RunRecordError,
+    RunResults,
+    write_atomically,
+)
 
 
 def read_metrics(path: str | os.PathLike) -> dict[str, list[float]]:
@@ -157,6 +165,8 @@ def find_runs(runs_dir: str | os.PathLike, name: str | Sequence[str] | None = No
               tested: bool | None = None, kind: str | None = None) -> list[Run]:
     """Finished runs under ``runs_dir`` (those with a results.json), newest first.
 
+    A run whose results.json cannot be read is left out with a warning that names the file.
+
     Args:
         name: the run name(s) (``--run_name``, or the config's name) to look in.
         model: keep runs of this model (``"rednet26"``), or of a family
@@ -171,14 +181,18 @@ def find_runs(runs_dir: str | os.PathLike, name: str | Sequence[str] | None = No
     names = [name] if isinstance(name, str) else list(name) if name else None
     folders = [runs_dir / n for n in names] if names else sorted(runs_dir.iterdir())
     wanted = {"is_sample_set": sample_set, "kind": kind, "tested": tested}
-    runs = []
+    runs, unreadable = [], []
     for folder in folders:
         if not folder.is_dir():
             continue
         for version in folder.iterdir():
             if not (version / RESULTS_FILE).is_file():
                 continue
-            run = Run.load(version)
+            try:
+                run = Run.load(version)
+            except RunRecordError as error:  # one broken record must not hide every other run
+                unreadable.append(str(error))
+                continue
             if not run.finished:  # a validate/test-only folder
                 continue
             if model is not None and model not in (run.model, model_info(run.model).family):
@@ -186,6 +200,9 @@ def find_runs(runs_dir: str | os.PathLike, name: str | Sequence[str] | None = No
             if any(value is not None and getattr(run, key) != value for key, value in wanted.items()):
                 continue
             runs.append(run)
+    if unreadable:
+        warnings.warn(f"{len(unreadable)} run(s) under {runs_dir} were left out: " + "; ".join(unreadable),
+                      UserWarning, stacklevel=2)
     # Versions are start times (YYYYmmdd-HHMMSS[-n]), so they sort in time order.
     return sorted(runs, key=lambda r: (r.version, r.name), reverse=True)
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
 import platform
@@ -22,6 +23,10 @@ WEIGHTS_FILE = "weights.pt"
 # -- the results file ------------------------------------------------------------------
 
 
+class RunRecordError(ValueError):
+    """A run's ``results.json`` that cannot be read: not JSON, or not a JSON object."""
+
+
 @dataclass
 class RunResults:
     """The contents of a run's ``results.json``; every field is one key of the file.
@@ -29,8 +34,9 @@ class RunResults:
     The training fills the description (``model`` to ``config``) when a fit
     ends, ``epochs_trained`` and the best validation scores (``best_*``), and
     one entry in ``resumes`` per resumed fit. Evaluations of the run's
-    checkpoints each add an entry to ``evaluations``; a test on the data the
-    run was trained on also sets ``test_top1``/``test_top5``. Keys this
+    checkpoints each add an entry to ``evaluations``; a test on the run's own
+    test images also sets ``test_top1``/``test_top5`` (and ``test_checkpoint``),
+    which a later fit clears when it replaces that checkpoint. Keys this
     version does not know are kept in ``extra`` and written back unchanged.
     """
 
@@ -70,10 +76,23 @@ class RunResults:
 
     @classmethod
     def read(cls, folder: str | os.PathLike) -> "RunResults":
+        """The record in ``folder``; a file that is not a JSON object is a :class:`RunRecordError` naming it."""
         path = Path(folder) / RESULTS_FILE
         if not path.is_file():
             raise FileNotFoundError(f"{folder} is not a finished run: it has no {RESULTS_FILE}")
-        return cls.from_dict(json.loads(path.read_text()))
+        try:
+            data = json.loads(path.read_text())
+            problem = None if isinstance(data, dict) else f"it holds a JSON {type(data).__name__}, not an object"
+        except json.JSONDecodeError as error:
+            problem = f"{error.msg} at line {error.lineno} column {error.colno}"
+        except (OSError, UnicodeDecodeError) as error:
+            problem = str(error)
+        if problem:
+            raise RunRecordError(
+                f"the run record {path} cannot be read: {problem}. Repair it there, or restore it from a "
+                "copy; the run's checkpoints and metrics.csv are not affected, and nothing is written to "
+                "the run until it reads again.")
+        return cls.from_dict(data)
 
     def write(self, folder: str | os.PathLike) -> None:
         """Write atomically: a job killed meanwhile leaves the previous file whole."""
@@ -138,7 +157,8 @@ def write_atomically(path: str | os.PathLike, write: Callable) -> None:
     same file system, so the final rename cannot turn into a copy), which is
     flushed to disk and then renamed over ``path`` in one step. A process
     killed at any moment leaves the previous file intact (and at worst a
-    hidden ``.NAME.*.partial`` file beside it).
+    hidden ``.NAME.*.partial`` file beside it). A full disk is an ``OSError``
+    (ENOSPC) that names the folder and says that the previous file is intact.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -150,8 +170,13 @@ def write_atomically(path: str | os.PathLike, write: Callable) -> None:
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         temporary.unlink(missing_ok=True)
+        if _disk_full(error):  # torch.save reports it as "enforce fail ... unexpected pos"
+            kept = f"the previous {path.name} is intact" if path.exists() else f"no {path.name} was written"
+            raise OSError(errno.ENOSPC, f"no space left on {path.parent} while writing {path.name}: {kept}. "
+                                        "Free some space there (or write the runs to another disk) and run "
+                                        "again.") from error
         raise
     try:  # make the rename itself durable
         folder = os.open(path.parent, os.O_RDONLY)
@@ -161,6 +186,17 @@ def write_atomically(path: str | os.PathLike, write: Callable) -> None:
         os.fsync(folder)
     finally:
         os.close(folder)
+
+
+def _disk_full(error: BaseException | None) -> bool:
+    """Whether ``error``, or an error it was raised from or during, is a full disk (or quota)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def machine_description() -> dict:
