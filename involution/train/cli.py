@@ -50,6 +50,7 @@ import re
 import shlex
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 from involution._extras import require_extra
