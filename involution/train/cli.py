@@ -321,6 +321,12 @@ class InvolutionCLI(LightningCLI):
         return {name: skipped | {"verbose"} if name in ("validate", "test") else skipped
                 for name, skipped in commands.items()}
 
+    def _prepare_subcommand_kwargs(self, subcommand: str) -> dict:
+        kwargs = super()._prepare_subcommand_kwargs(subcommand)
+        if subcommand in ("validate", "test"):  # Lightning's own flag for this is our --verbose
+            kwargs["verbose"] = self.config[subcommand].get("print_results", True)
+        return kwargs
+
     def init_parser(self, **kwargs):
         """Lightning's parser, whose --config also takes the name of a shipped recipe."""
         kwargs.setdefault("dump_header", [f"lightning.pytorch=={lightning.__version__}"])
@@ -341,6 +347,9 @@ class InvolutionCLI(LightningCLI):
                             help="Print all of Lightning's messages: the accelerators it found, "
                                  "its notes and tips (by default only the run, its results and "
                                  "the warnings that point at a problem).")
+        parser.add_argument("--print_results", type=bool, default=True,
+                            help="validate/test: print the results table (a notebook that prints "
+                                 "the results itself passes false).")
         parser.add_argument("--kernel_stats_every_n_steps", type=int, default=50,
                             help="How often KernelStatsMonitor records the involution kernels' "
                                  "std and max |value| (they reach metrics.csv at the trainer's "

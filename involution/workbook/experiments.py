@@ -94,7 +94,7 @@ def training_args(command: str, book: Workbook, data: DataChoice, model: str, im
     if image_size is not None:
         args += ["--data.image_size", str(image_size)]
     if command in ("validate", "test"):
-        args += ["--verbose", "false"]  # the notebook prints the result itself
+        args += ["--print_results", "false"]  # the notebook prints the result itself
     if seed is not None:
         args += ["--seed_everything", str(seed)]
     args += list(extra_args)
