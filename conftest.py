@@ -44,7 +44,7 @@ _READS_NOTEBOOK_02 = ("02_", "03_", "04_")
 # for most others; measured with --durations), slowest first. The rest follow in file order.
 _SLOWEST_FIRST = ["tests/test_run_record.py", "notebooks/02-04", "tests/test_notebooks_standalone.py",
                   "tests/test_training.py", "notebooks/05_course_project.ipynb",
-                  "tests/test_docs.py", "tests/test_packaging.py", "tests/test_triton.py",
+                  "tests/test_docs.py", "tests/test_packaging.py", "tests/test_triton.py", "tests/test_gpu_check.py",
                   "tests/test_ops_ecosystem.py"]
 
 

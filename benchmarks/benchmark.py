@@ -480,6 +480,9 @@ def _load_note(result: dict) -> str:
 
 
 def markdown(result: dict) -> str:
+    check = result.get("gpu_check")
+    if "operator" not in result:  # a GPU check whose benchmark step did not run
+        return "\n".join(check_markdown(check))
     machine = result["machine"]
     where = machine["gpu"] if result["device"] == "cuda" else (
         f"{machine['cpu']}, {machine['cpu_threads']} threads")
@@ -570,7 +573,47 @@ def markdown(result: dict) -> str:
                      for p, total in zip(result["profile"], totals)]
             lines.append(f"| {category} | " + " | ".join(cells) + " |")
         lines.append("| total | " + " | ".join(f"{t:.0f} ms" for t in totals) + " |")
+    if check:
+        lines += ["", *check_markdown(check)]
     return "\n".join(lines)
+
+
+def check_markdown(check: dict) -> list[str]:
+    """The tables of ``benchmarks/gpu_check.py``'s own steps, which follow the benchmark's."""
+    found = check["versions"]
+    lines = [f"**GPU check** (`bash benchmarks/gpu_check.sh`, {check['date']}): {found['gpu']} (compute "
+             f"capability {found['compute_capability']}), torch {found['torch']}, CUDA {found['cuda']}, "
+             f"Triton {found['triton']}; it took {check['seconds']:.0f} s."]
+    if check.get("skipped"):
+        lines.append(f"Steps that did not fit in its time budget: {', '.join(check['skipped'])}.")
+    tests = check.get("tests")
+    if tests:
+        lines += ["", f"- `pytest -m gpu`: {'passed' if tests['passed'] else '**failed**'} ({tests['summary']})."]
+    for row in check.get("self_check", []):
+        verdict = "passed" if row["passed"] else f"**failed**: {row['failure']}"
+        lines.append(f"- Triton self-check in {row['dtype']}: {verdict}; `involution2d` uses "
+                     f"`{row['default_impl']}` by default.")
+    if check.get("amp_training"):
+        first = check["amp_training"][0]
+        lines += ["", f"**Mixed-precision training** ({first['dtype']} autocast, channels-last, batch "
+                  f"{first['batch']}, {first['image_size']} px, SGD step):", "",
+                  "| model | images/s | step (ms) | peak memory (MB) |", "|---|--:|--:|--:|"]
+        lines += [f"| {r['model']} | {r['images_per_s']:.0f} | {r['ms']:.1f} | {r['peak_mb']:.0f} |"
+                  for r in check["amp_training"]]
+        speed = {r["model"]: r["images_per_s"] for r in check["amp_training"]}
+        if {"rednet26", "resnet26"} <= set(speed):
+            lines += ["", f"RedNet-26 trains at {speed['rednet26'] / speed['resnet26']:.2f}x ResNet-26's "
+                      "images/s under mixed precision on this GPU."]
+    compiled = check.get("compiled")
+    if compiled:
+        lines += ["", f"**Compiled {compiled['model']}** (`torch.compile`, {compiled['backend']}, float32, "
+                  f"batch {compiled['batch']}, {compiled['image_size']} px): compiling took "
+                  f"{compiled['compile_s']:.0f} s; a step takes {compiled['compiled_ms']:.1f} ms against "
+                  f"{compiled['eager_ms']:.1f} ms in eager mode "
+                  f"({compiled['eager_ms'] / compiled['compiled_ms']:.2f}x); "
+                  f"over {compiled['steps']} steps the losses differ from eager mode's by at most "
+                  f"{compiled['max_relative_loss_difference']:.1e} (relative)."]
+    return lines
 
 
 def _loader_images_per_s() -> tuple[float, str] | None:
@@ -638,7 +681,7 @@ def targets_table(result: dict) -> list[str]:
             ratio = (_training(result, f"rednet{depth}", False)["images_per_s"]
                      / _training(result, f"resnet{depth}")["images_per_s"])
             rows.append((f"RedNet-{depth} training images/s >= 1.3x ResNet-{depth} "
-                         f"(CPU, {DEFAULT_FORMAT}, the training default)",
+                         f"({result['device'].upper()}, {DEFAULT_FORMAT}, the training default)",
                          f"{ratio:.2f}x", mark[ratio >= 1.3],
                          "" if ratio >= 1.3 else _training_gap(profile, depth)))
         red_on, red_off = _training(result, "rednet26", True), _training(result, "rednet26", False)
@@ -680,8 +723,8 @@ def targets_table(result: dict) -> list[str]:
         rows.append(("GPU targets (Triton kernels: operator and RedNet/ResNet training speed "
                      "and memory on CUDA)", "not measured", "**outstanding**",
                      "No GPU was available. The Triton kernels pass their tests under Triton's "
-                     "interpreter (`tests/test_triton.py`); on a CUDA machine `python "
-                     "benchmarks/benchmark.py --device cuda --update-docs` measures them."))
+                     "interpreter (`tests/test_triton.py`); on a CUDA machine `bash "
+                     "benchmarks/gpu_check.sh` tests and measures them."))
     lines = ["**Targets**, from this run's numbers:", "",
              "| target | measured | status | what stands in the way |", "|---|---|---|---|"]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
