@@ -1,8 +1,12 @@
 """The involution operator: implementations agree, gradients are right, errors are clear."""
 
+import json
+from pathlib import Path
+
 import pytest
 import torch
 
+from involution.layers import Involution2d
 from involution.ops.functional import check_geometry, default_impl, involution2d
 
 FAST_IMPLS = ["loop", "cpu"]  # "triton" is tested under Triton's interpreter in test_triton.py
@@ -233,3 +237,28 @@ def test_compiled_kernel_gives_the_same_bits_on_one_thread_and_on_several():
         torch.set_num_threads(before)
     for one, several in zip(*results):
         assert torch.equal(one, several)
+
+
+def _notebook_01_layer():
+    """The from-scratch ``MyInvolution`` that notebook 01 teaches, taken from the notebook itself."""
+    notebook = Path(__file__).resolve().parents[1] / "notebooks" / "01_involution_kernel.ipynb"
+    notebook = json.loads(notebook.read_text())
+    (source,) = ["".join(cell["source"]) for cell in notebook["cells"]
+                 if cell["cell_type"] == "code" and "class MyInvolution(" in "".join(cell["source"])]
+    namespace = {"F": torch.nn.functional}
+    exec(source, namespace)
+    return namespace["MyInvolution"]
+
+
+@pytest.mark.parametrize("channels,kernel_size,stride,size", [(128, 7, 2, 28), (64, 3, 1, 9), (32, 5, 2, 11)])
+def test_notebook_01s_own_layer_computes_what_involution2d_does(channels, kernel_size, stride, size):
+    torch.manual_seed(0)
+    package = Involution2d(channels, kernel_size=kernel_size, stride=stride).double()
+    mine = _notebook_01_layer()(channels, kernel_size, stride).double()
+    mine.load_state_dict(package.kernel_generator.state_dict())  # the same weights, by name
+    x = torch.randn(2, channels, size, size, dtype=torch.float64, requires_grad=True)
+    for mode in ("train", "eval"):  # batch statistics, then the running ones
+        package.train(mode == "train"), mine.train(mode == "train")
+        ours, theirs = mine(x), package(x)
+        torch.testing.assert_close(ours, theirs)
+        torch.testing.assert_close(torch.autograd.grad(ours.sum(), x), torch.autograd.grad(theirs.sum(), x))

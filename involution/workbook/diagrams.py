@@ -300,8 +300,19 @@ def plot_involution_operation(layer: Involution2d | None = None, map_size: int =
     grid(ox, f"output: the same {per_group} channels\nout[c, i, j] for c in group g", window=False)
     _arrow(axis, (map_size + 0.5, centre + 0.5), (kx - 0.3, centre + 0.5), None)
     axis.text(map_size + 1.9, centre + 1.2, "generate", ha="center", fontsize=10)
-    _arrow(axis, (kx + k + 0.3, centre + 0.5), (ox + centre - 0.2, centre + 0.5), None)
-    axis.text(kx + k + 2.0, centre + 1.2, "multiply-add\nover the window", ha="center", fontsize=10)
+    # The multiply-add takes two inputs: the kernel, and the input's values in the window.
+    node_x, node_y, radius = kx + k + 2.2, centre + 0.5, 0.9
+    axis.add_patch(Circle((node_x, node_y), radius, facecolor="white", edgecolor="#333333", lw=1.2, zorder=3))
+    axis.text(node_x, node_y, "×, Σ", ha="center", va="center", fontsize=11, zorder=4)
+    _arrow(axis, (kx + k + 0.2, node_y), (node_x - radius - 0.1, node_y), None)
+    axis.add_patch(FancyArrowPatch((centre + half + 1, centre - half), (node_x, node_y - radius - 0.1),
+                                   connectionstyle="arc3,rad=0.3", arrowstyle="-|>", mutation_scale=14,
+                                   color="#c0392b", lw=1.3))
+    axis.text(node_x + 0.4, node_y - radius - 1.2, f"x[c] in the\n{k}x{k} window", ha="left", va="top",
+              fontsize=10, color="#c0392b")
+    _arrow(axis, (node_x + radius + 0.1, node_y), (ox + centre - 0.2, node_y), None)
+    axis.text((node_x + ox + centre) / 2, centre + 1.2, "multiply by the kernel,\nsum the window",
+              ha="center", fontsize=10)
     axis.text((3 * map_size + 8) / 2, map_size + 1.6,
               f"Involution (K = {k}, {per_group} channels per group): every pixel gets its own "
               f"kernel, shared by the {per_group} channels of its group", ha="center", fontsize=13)
