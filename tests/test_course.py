@@ -1,5 +1,6 @@
 """The course project's runs: overrides composed on the course recipe, sets, commands, a real tiny set."""
 import shlex
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -24,6 +25,7 @@ EXPECTED = {
     "resnet26_150": ("resnet26", 0.1, 1e-4, 150, None, 0.0),
     "rednet50_lr08": ("rednet50", 0.8, 0.0, 150, None, 0.1),
     "rednet50_lr08_wd_clip": ("rednet50", 0.8, 1e-4, 150, 1.0, 0.1),
+    "resnet50_lr08": ("resnet50", 0.8, 0.0, 150, None, 0.1),
     "dednet121": ("dednet121", 0.1, 1e-4, 150, 1.0, 0.1),
     "densenet121": ("densenet121", 0.1, 1e-4, 150, 1.0, 0.1),
 }
@@ -65,7 +67,8 @@ def test_reported_figures_live_in_one_table():
     assert [row["val_top1"] for row in COURSE_PROJECT_FINDINGS if row["model"] == "RedNet-26"] == \
         [50.6, 55.00, 57.3, 60.05]
     assert [row["val_top1"] for row in COURSE_PROJECT_RESULTS] == [57.59, 60.05]
-    assert course_sets.CourseRun("rednet50_lr08_wd_clip").reported is None  # our control, not theirs
+    assert course_sets.CourseRun("rednet50_lr08_wd_clip").reported is None  # our controls, not theirs
+    assert course_sets.CourseRun("resnet50_lr08").reported is None
     assert compose_configs([course_sets.RECIPE])["data"]["root"] == course_sets.RECIPE_DATA_ROOT
 
 
@@ -166,3 +169,16 @@ def test_print_commands_keep_an_absolute_workdir_absolute(tmp_path, capsys, monk
     course.main(["run", "ablation", "--data", "shapes", "--print-commands", "--workdir", str(tmp_path)])
     lines = [shlex.split(line) for line in capsys.readouterr().out.splitlines()[1:]]
     assert {args[args.index("--trainer.default_root_dir") + 1] for args in lines} == {str(tmp_path / "runs")}
+
+
+def test_step_losses_read_every_model_and_kernel_growth_only_involution(tmp_path):
+    # A step-level metrics.csv as Lightning's CSV logger writes it: a RedNet's rows carry kernel
+    # statistics, a ResNet's (the instability set's control) only the loss.
+    (tmp_path / "metrics.csv").write_text(
+        "epoch,step,train/loss_step,kernels/layer1.0.conv2/absmax,val/loss\n"
+        "0,0,2.5,7.0,\n0,1,3.5,70.0,\n0,1,,,nan\n")
+    run = SimpleNamespace(path=tmp_path)
+    assert course.step_losses(run) == {"step": [0, 1], "train_loss": [2.5, 3.5]}
+    assert course.kernel_growth(run) == {"step": [0, 1], "kernel_absmax": [7.0, 70.0], "train_loss": [2.5, 3.5]}
+    (tmp_path / "metrics.csv").write_text("epoch,step,train/loss_step\n0,0,2.5\n0,1,2.25\n")
+    assert course.step_losses(run)["train_loss"] == [2.5, 2.25] and course.kernel_growth(run)["step"] == []

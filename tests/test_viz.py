@@ -152,6 +152,20 @@ def test_training_curves_plot_train_and_val_of_every_run():
         figures.plot_training_curves({})
 
 
+def test_runs_of_one_model_share_its_colour_and_each_seed_has_its_own_marker():
+    curves = {f"{model} seed {seed}": _metrics(seed / 10) for model in ("RedNet-26", "ResNet-26") for seed in (0, 1, 2)}
+    figure = figures.plot_training_curves(curves)
+    loss_axis, accuracy_axis = figure.axes
+    train = {line.get_label(): line for line in loss_axis.get_lines() if line.get_label().endswith("train")}
+    assert len({line.get_color() for line in train.values()}) == 2  # one per model
+    for model in ("RedNet-26", "ResNet-26"):
+        markers = [train[f"{model} seed {seed} train"].get_marker() for seed in (0, 1, 2)]
+        assert len(set(markers)) == 3  # the seeds can be told apart
+    legend = [text.get_text() for text in accuracy_axis.get_legend().get_texts()]
+    assert legend == ["RedNet-26 train", "RedNet-26 val", "ResNet-26 train", "ResNet-26 val",
+                      "seed 0", "seed 1", "seed 2"]
+
+
 def _points_by_label(axis) -> dict[str, list[tuple[float, float]]]:
     """The scatter points of each legend entry, sorted (public API: the legend's handles)."""
     handles, labels = axis.get_legend_handles_labels()

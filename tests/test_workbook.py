@@ -10,6 +10,7 @@ import pytest
 import tomllib
 import torch
 
+from involution.data import Caltech256DataModule
 from involution.models import create_model
 from involution.train import runs
 from involution.train.runs import Run, RunResults, find_runs, latest_run, model_label, read_metrics
@@ -531,6 +532,16 @@ def test_time_estimate_is_measured_and_gates_long_plans(tmp_path):
     long = experiments.TimeEstimate(seconds_per_step=1.0, steps=(limit + 1) * 60, device="CPU")
     assert long.too_long and "ALLOW_LONG_RUN = True" in str(long) and f"over {limit} minutes" in str(long)
     assert not experiments.TimeEstimate(seconds_per_step=1.0, steps=(limit - 1) * 60, device="CPU").too_long
+
+
+def test_training_speed_is_the_estimates_own_measurement(tmp_path):
+    book, sample = _book(tmp_path, fast=True), DataChoice("sample", False, "sample", "")
+    estimate = experiments.estimate_time(book, sample, ["test_rednet"], [0], measured_steps=1)
+    classes = Caltech256DataModule("sample", num_workers=0).num_classes
+    speed = experiments.training_speed(book, sample, "test_rednet", classes, measured_steps=1)
+    # Fast mode's image size; the recipe's batch; one measurement shared with the estimate.
+    assert speed.image_size == experiments.FAST_IMAGE_SIZE
+    assert speed.images_per_s == pytest.approx(speed.batch_size / estimate.seconds_per_step)
 
 
 def test_train_and_test_reuses_a_finished_run_and_resumes_a_cut_off_one(tmp_path, monkeypatch):

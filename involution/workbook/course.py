@@ -55,7 +55,7 @@ from involution.workbook.experiments import train_and_test, training_args
 from involution.workbook.notebook import Workbook, fast_mode, gpu_name
 from involution.workbook.reference import COURSE_PROJECT_SOURCE
 
-__all__ = ["course_run_name", "fit_commands", "run_set", "load_set", "results_table", "kernel_growth",
+__all__ = ["course_run_name", "fit_commands", "run_set", "load_set", "results_table", "kernel_growth", "step_losses",
            "estimate_sets_time", "describe_sets", "course_data", "main"]
 
 def course_run_name(set_name: str, run: CourseRun, kind: str) -> str:
@@ -207,6 +207,21 @@ def kernel_growth(run: Run) -> dict[str, list[float]]:
                 growth["kernel_absmax"].append(max(values))
                 growth["train_loss"].append(float(row.get("train/loss_step") or "nan"))
     return growth
+
+
+def step_losses(run: Run) -> dict[str, list[float]]:
+    """The training loss at every logged step (``train/loss_step``), for any model.
+
+    Unlike :func:`kernel_growth` this needs no involution, so a convolutional
+    control run plots beside the RedNets.
+    """
+    losses: dict[str, list[float]] = {"step": [], "train_loss": []}
+    with open(run.path / METRICS_FILE, newline="") as file:
+        for row in csv.DictReader(file):
+            if row.get("train/loss_step"):
+                losses["step"].append(int(row["step"]))
+                losses["train_loss"].append(float(row["train/loss_step"]))
+    return losses
 
 
 def estimate_sets_time(set_names: Sequence[str], book: Workbook, data: DataChoice, scale: Scale,

@@ -87,8 +87,9 @@ COURSE_SETS = {
                           _runs("rednet26_nowd", "rednet26_wd_dropout", "rednet26_clip", "rednet26_150")),
     "overfitting": CourseSet("ResNet-26 without and with weight decay",
                              _runs("resnet26_nowd", "resnet26_wd", "resnet26_150")),
-    "instability": CourseSet("RedNet-50 at lr 0.8: without, then with weight decay and clipping",
-                             _runs("rednet50_lr08", "rednet50_lr08_wd_clip"), watch_kernels=True,
+    "instability": CourseSet("RedNet-50 at lr 0.8: without, then with weight decay and clipping; "
+                             "ResNet-50 at lr 0.8 as the control",
+                             _runs("rednet50_lr08", "rednet50_lr08_wd_clip", "resnet50_lr08"), watch_kernels=True,
                              keeps_course_recipe=True),
     "dednet": CourseSet("DedNet-121 (involution) against DenseNet-121 (convolution)",
                         _runs("dednet121", "densenet121")),

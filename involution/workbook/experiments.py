@@ -18,7 +18,7 @@ import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import torch
 import yaml
@@ -33,7 +33,8 @@ from involution.workbook.data_choice import DataChoice
 from involution.workbook.notebook import Workbook
 
 __all__ = ["FAST_TRAINER_ARGS", "FAST_IMAGE_SIZE", "RECIPES", "KERNEL_RUN_NAMES", "LONG_RUN_MINUTES",
-           "comparison_run_name", "training_args", "TimeEstimate", "estimate_time", "train_and_test",
+           "comparison_run_name", "training_args", "TimeEstimate", "estimate_time", "TrainingSpeed",
+           "training_speed", "train_and_test",
            "Comparison", "find_comparison", "exported_runs", "planned_epochs"]
 
 # Fast mode's training: two training steps and one validation/test batch per
@@ -188,6 +189,28 @@ def estimate_time(book: Workbook, data: DataChoice, models: Sequence[str], seeds
                                          measured_steps))
     return TimeEstimate(statistics.mean(seconds), total_steps,
                         "GPU" if device == "cuda" else f"CPU ({torch.get_num_threads()} threads)")
+
+
+class TrainingSpeed(NamedTuple):
+    images_per_s: float
+    image_size: int
+    batch_size: int
+
+
+def training_speed(book: Workbook, data: DataChoice, model_name: str, num_classes: int,
+                   image_size: int | None = None, batch_size: int | None = None,
+                   measured_steps: int = 3) -> TrainingSpeed:
+    """Training images per second of ``model_name`` on this machine at the plan's batch and image size.
+
+    The same measurement as :func:`estimate_time`'s (and, with the same arguments, the
+    same number: it is measured once per process).
+    """
+    settings = _recipe(data, None)["data"]
+    size = FAST_IMAGE_SIZE if book.fast else image_size or settings["image_size"]
+    batch = batch_size or settings["batch_size"]
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    seconds = _seconds_per_step(model_name, num_classes, batch, size, device, measured_steps)
+    return TrainingSpeed(batch / seconds, size, batch)
 
 
 @functools.lru_cache(maxsize=None)  # one measurement per model and shape in a process

@@ -13,6 +13,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from involution.models.registry import model_info
@@ -20,6 +21,10 @@ from involution.workbook.kernel_figures import fit_text, suptitle
 
 __all__ = ["plot_training_curves", "plot_examples",
            "plot_accuracy_vs_params", "plot_complexity_table", "plot_operator_costs"]
+
+# A colour per model; a marker per seed, so that runs of one model stay apart.
+PALETTE = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
+SEED_MARKERS = ("o", "s", "^", "D", "v", "P")
 
 
 def _epochs(metrics: Mapping[str, Sequence[float]]) -> np.ndarray:
@@ -35,40 +40,43 @@ def plot_training_curves(curves: Mapping[str, Mapping[str, Sequence[float]]],
             :func:`involution.train.runs.reader.read_metrics` (keys ``epoch``,
             ``train/loss_epoch``, ``val/loss``, ``train/top1``, ``val/top1``).
             Runs of one model with different seeds, labelled ``"<model> seed <n>"``,
-            share the model's colour and one legend entry.
+            share the model's colour and are told apart by their markers.
         title: say here which data and machine the runs come from.
     """
     if not curves:
         raise ValueError("no runs to plot: pass {label: metrics} for at least one run")
     figure = Figure(figsize=(10, 3.8), layout="constrained")
     loss_axis, accuracy_axis = figure.subplots(1, 2)
-    palette = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
     models = list(dict.fromkeys(label.split(" seed ")[0] for label in curves))
-    colour_of = {model: palette[i % len(palette)] for i, model in enumerate(models)}
-    legend_done = set()
+    colour_of = {model: PALETTE[i % len(PALETTE)] for i, model in enumerate(models)}
+    seeds = list(dict.fromkeys(label.split(" seed ")[1] for label in curves if " seed " in label))
+    marker_of = {seed: SEED_MARKERS[i % len(SEED_MARKERS)] for i, seed in enumerate(seeds)}
     for label, metrics in curves.items():
         if "epoch" not in metrics:
             raise ValueError(f"metrics of {label!r} have no 'epoch' column; use workbook.read_metrics")
-        model = label.split(" seed ")[0]
+        model, _, seed = label.partition(" seed ")
         epochs = _epochs(metrics)
         for key, axis, style, split, scale in (
                 ("train/loss_epoch", loss_axis, "-", "train", 1), ("val/loss", loss_axis, "--", "val", 1),
                 ("train/top1", accuracy_axis, "-", "train", 100),
                 ("val/top1", accuracy_axis, "--", "val", 100)):
             if key in metrics:
-                entry = f"{model} {split}"
-                axis.plot(epochs, np.asarray(metrics[key], dtype=float) * scale, style,
-                          color=colour_of[model], marker="o" if len(epochs) < 40 else None,
-                          markersize=3, alpha=0.85,
-                          label=entry if (entry, axis) not in legend_done else None)
-                legend_done.add((entry, axis))
+                axis.plot(epochs, np.asarray(metrics[key], dtype=float) * scale, style, color=colour_of[model],
+                          marker=marker_of.get(seed, "o") if len(epochs) < 40 else None, markersize=4,
+                          alpha=0.85, label=f"{label} {split}")
     loss_axis.set(xlabel="epochs trained", ylabel="cross-entropy loss", title="loss")
     accuracy_axis.set(xlabel="epochs trained", ylabel="top-1 accuracy (%)", title="top-1 accuracy",
                       ylim=(0, 100))
     for axis in (loss_axis, accuracy_axis):
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.grid(alpha=0.3)
-        axis.legend(fontsize=8)
+    # One legend for both panels: a line per model and split, a marker per seed (not one entry
+    # per run, which for 2 models x 3 seeds x 2 splits would cover the curves).
+    entries = [Line2D([], [], color=colour_of[model], linestyle=style, label=f"{model} {split}")
+               for model in models for style, split in (("-", "train"), ("--", "val"))]
+    entries += [Line2D([], [], color="#555555", marker=marker_of[seed], linestyle="none", label=f"seed {seed}")
+                for seed in seeds]
+    accuracy_axis.legend(handles=entries, fontsize=8, loc="upper left", ncols=2 if seeds else 1)
     suptitle(figure, title, fontsize=10)
     return figure
 

@@ -53,10 +53,12 @@ COURSE_PROJECT_RUNS = {
                      "params_m": 8.0, "epochs": 150},
     "rednet50_lr08": {"model": "RedNet-50", "recipe": "SGD lr 0.8, no weight decay, no clipping",
                       "val_top1": None, "outcome": "NaN: activations exploded"},
+    # Its results slides reported DedNet's training as unstable, the involution instability
+    # "exaggerated in densenets"; no accuracy of either run was kept.
     "dednet121": {"model": "DedNet-121", "recipe": "the course recipe", "val_top1": None,
-                  "outcome": "tried; no figure kept in this workbook's sources"},
+                  "outcome": "unstable (\"exaggerated in densenets\", its slides); no accuracy kept"},
     "densenet121": {"model": "DenseNet-121", "recipe": "the course recipe", "val_top1": None,
-                    "outcome": "DedNet-121's baseline; no figure kept in this workbook's sources"},
+                    "outcome": "DedNet-121's baseline; no accuracy kept"},
 }
 
 # The course project's best runs (batch 16, SGD nesterov 0.9, lr 0.1, cosine,
