@@ -2,18 +2,18 @@
 
 The notebooks (``notebooks/*.ipynb``, collected with ``--nbval-lax``, see
 pyproject.toml) run in FAST mode: the built-in sample set, tiny images and a
-step or two of training, so all five take a few minutes on a CPU. nbval's
+step or two of training, so all of them take a few minutes on a CPU. nbval's
 kernels inherit this process's environment, so setting the variables here,
 before a kernel starts, is enough. Everything the notebooks write goes to fresh
 temporary work directories, deleted at the end: the tests never touch
-committed files. Notebooks 02, 03 and 04 share one, in that order (02 starts
-there with no runs; 03 and 04 read its runs); 01 and 05 each have their own.
-tests/test_notebooks_standalone.py runs notebooks 03 and 04 each alone, in an
+committed files. Notebooks 02, 03 and the appendix share one, in that order (02
+starts there with no runs; the others read its runs); 01 and 05 each have their own.
+tests/test_notebooks_standalone.py runs notebook 03 and the appendix each alone, in an
 empty work directory of their own.
 
 The suite runs on every core with pytest-xdist (``-n auto``, see pyproject.toml).
 Each unit of work goes whole to one worker: a test file (its module fixtures are
-built once), a lone notebook, or notebooks 02 to 04 together, in order. The
+built once), a lone notebook, or the notebooks that read notebook 02's runs together, in order. The
 slowest units start first, so that no worker is left running a long one alone
 at the end while the other has nothing to do.
 """
@@ -38,21 +38,22 @@ os.environ["INVOLUTION_WORKDIR"] = str(_WORKDIR)  # each notebook unit gets a fo
 # Never log test runs to anyone's Weights & Biases project.
 os.environ["WANDB_MODE"] = "disabled"
 
-# Notebooks 03 and 04 read the runs notebook 02 wrote: one unit, one work directory.
-_READS_NOTEBOOK_02 = ("02_", "03_", "04_")
+# Notebook 03 and the appendix read the runs notebook 02 wrote: one unit, one work directory
+# (collected in that order: file names sort so).
+_READS_NOTEBOOK_02 = ("02_", "03_", "appendix_")
 # The units that take longest (15 s to 35 s each on 2 cores, against a few seconds
 # for most others; measured with --durations), slowest first. The rest follow in file order.
-_SLOWEST_FIRST = ["tests/test_run_record.py", "notebooks/02-04", "tests/test_notebooks_standalone.py",
+_SLOWEST_FIRST = ["tests/test_run_record.py", "notebooks/reading-02", "tests/test_notebooks_standalone.py",
                   "tests/test_training.py", "notebooks/05_course_project.ipynb",
                   "tests/test_docs.py", "tests/test_packaging.py", "tests/test_triton.py", "tests/test_gpu_check.py",
                   "tests/test_ops_ecosystem.py"]
 
 
 def _unit(nodeid: str) -> str:
-    """The unit of work that one worker runs whole: a test file, a notebook, or notebooks 02-04."""
+    """The unit of work that one worker runs whole: a test file, a notebook, or those reading notebook 02."""
     path = nodeid.split("::", 1)[0]
     if path.endswith(".ipynb") and Path(path).name.startswith(_READS_NOTEBOOK_02):
-        return "notebooks/02-04"
+        return "notebooks/reading-02"
     return path
 
 

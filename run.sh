@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The workbook's main job, offline: build a RedNet and print its size table, then
-# execute the five notebooks in order, in place: they explain involution, train
+# execute the notebooks in place, in reading order: they explain involution, train
 # RedNet-26 and ResNet-26 on the built-in shapes set (3 seeds each, generated
 # offline on first use; NOT Caltech-256), visualise the trained RedNet's kernels
-# on held-out test images, write the slide figures and data into slides/ and
-# build slides/deck.html and slides/deck.pdf, then re-run the course project's
-# experiments at small scale on the shapes set (notebook 05). Notebooks 01-04 take
-# about 36 minutes on a 2-core CPU; notebooks 02 and 05 print their own measured
-# estimates before they train.
+# on held-out test images and re-run the course project's experiments at small
+# scale on the shapes set (notebook 05). Last, the appendix notebook writes the
+# slide figures and data into slides/ and builds slides/deck.html and
+# slides/deck.pdf. Notebooks 02 and 05 print their own measured estimates before
+# they train.
 # Installs what it needs into ./.venv on first use.
 #
 # The notebooks choose their data in their settings cell (DATA_ROOT): for
@@ -15,12 +15,12 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/bootstrap.sh
-ensure_browser  # notebook 04 prints the deck to PDF with a headless Chromium
+ensure_browser  # the appendix notebook prints the deck to PDF with a headless Chromium
 # The notebooks' settings cells decide everything: no variable of ours from the
 # caller's shell may change them unseen (INVOLUTION_FAST=1 would make them smoke tests).
 unset INVOLUTION_FAST INVOLUTION_DATA_ROOT INVOLUTION_WORKDIR
 .venv/bin/python -m involution demo
-for notebook in notebooks/0[1-5]_*.ipynb; do
+for notebook in notebooks/0[1-9]_*.ipynb notebooks/appendix_*.ipynb; do  # the appendix last: it reads the runs
   echo "Executing ${notebook} ..."
   start=$SECONDS
   # ipc: the kernel talks over local sockets, not TCP (no "without encryption" warning).

@@ -62,7 +62,7 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
-# The deck is printed to PDF by a headless Chromium (run.sh, notebook 04), and
+# The deck is printed to PDF by a headless Chromium (run.sh, the appendix notebook), and
 # the deck tests drive Chromium through Selenium and read the PDF's pages with
 # poppler's pdftoppm/pdftotext. run.sh and test.sh call this: when a tool is
 # missing and we are root on a Debian/Ubuntu machine, it installs the

@@ -191,12 +191,12 @@ def test_missing_inputs_are_named(tmp_path, capsys):
     with pytest.raises(FileNotFoundError, match="training_curves.png"):
         deck.render_deck(slides)
     assert deck.main(["--slides", str(tmp_path / "nowhere")]) == 1
-    assert "04_slide_figures.ipynb" in capsys.readouterr().err
+    assert "appendix_slide_figures.ipynb" in capsys.readouterr().err
 
 
 def test_committed_deck_is_built_from_the_committed_data():
     if not (SLIDES / deck.DECK_DATA).is_file():
-        pytest.fail(f"{SLIDES / deck.DECK_DATA} is missing: execute notebooks/04_slide_figures.ipynb "
+        pytest.fail(f"{SLIDES / deck.DECK_DATA} is missing: execute notebooks/appendix_slide_figures.ipynb "
                     "(./run.sh does) and commit slides/")
     assert (SLIDES / "deck.html").read_text(encoding="utf-8") == deck.render_deck(SLIDES), (
         "slides/deck.html differs from what slides/data and the deck code give: rebuild it with "
@@ -291,7 +291,7 @@ def _check_deck_in_browser(driver, path: Path):
 
 def test_committed_deck_in_a_headless_browser(browser):
     if not (SLIDES / "deck.html").is_file():
-        pytest.fail("slides/deck.html is missing: execute notebooks/04_slide_figures.ipynb (./run.sh "
+        pytest.fail("slides/deck.html is missing: execute notebooks/appendix_slide_figures.ipynb (./run.sh "
                     "does) and commit slides/")
     _check_deck_in_browser(browser, SLIDES / "deck.html")
 

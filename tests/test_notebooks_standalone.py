@@ -1,8 +1,8 @@
 """Each notebook that reads runs works alone, in a fresh work directory with no runs present.
 
 Under nbval (see conftest.py) the notebooks share one work directory in
-reading order, so notebook 02 already starts with no runs, but notebooks 03
-and 04 find its runs. Here each of them runs on its own, as in a fresh Colab
+reading order, so notebook 02 already starts with no runs, but notebook 03
+and the appendix find its runs. Here each of them runs on its own, as in a fresh Colab
 VM, in fast mode: they must complete and say that their results or weights
 come from the committed copies in slides/data/runs.
 """
@@ -49,8 +49,8 @@ def test_notebook_03_alone_uses_the_committed_weights(tmp_path, monkeypatch):
     assert weights_statement() in printed
 
 
-def test_notebook_04_alone_uses_the_committed_results(tmp_path, monkeypatch):
-    printed = run_alone("04_slide_figures.ipynb", tmp_path, monkeypatch)
+def test_the_appendix_alone_uses_the_committed_results(tmp_path, monkeypatch):
+    printed = run_alone("appendix_slide_figures.ipynb", tmp_path, monkeypatch)
     assert "Results: the committed copies in slides/data/runs" in printed
     assert weights_statement() in printed
     assert (tmp_path / "slides" / "deck.html").is_file()

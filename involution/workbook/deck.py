@@ -6,7 +6,7 @@ print stylesheet lays out each slide as one 1280x720 page, so headless
 Chromium prints it to a 16:9 PDF with one page per slide (:func:`print_pdf`).
 In the browser, arrow keys, space, Page Up/Down, Home/End or a click move
 between slides, and the address ends in ``#N`` for slide N. It is built from
-what ``notebooks/04_slide_figures.ipynb`` writes into ``slides/``:
+what the appendix notebook (:data:`SLIDES_NOTEBOOK`) writes into ``slides/``:
 
 * ``slides/figures/*.png``: the figures;
 * ``slides/data/deck.json``: the complexity table, which data and weights the
@@ -44,6 +44,8 @@ from involution.workbook.results import SeedSpread, compare_spreads, results_row
 __all__ = ["DECK_DATA", "FIGURES", "write_deck_data", "load_deck_data", "read_settings",
            "recipe_rows", "render_deck", "build_deck", "find_browser", "print_pdf", "main"]
 
+# The notebook that writes the figures and data the deck is built from (./run.sh runs it last).
+SLIDES_NOTEBOOK = "notebooks/appendix_slide_figures.ipynb"
 DECK_DATA = Path("data") / "deck.json"
 RUNS_FOLDER = Path("data") / "runs"
 SETTINGS = "settings.toml"
@@ -87,12 +89,12 @@ def write_deck_data(slides_dir: str | os.PathLike, *, runs: Mapping[str, Run],
     missing = [name for name in FIGURES.values() if not (slides_dir / "figures" / name).is_file()]
     if missing:
         raise FileNotFoundError(f"figures missing from {slides_dir / 'figures'}: {missing}; "
-                                "write them first (notebooks/04_slide_figures.ipynb)")
+                                f"write them first ({SLIDES_NOTEBOOK})")
     _remove_other_runs(slides_dir / RUNS_FOLDER, keep=set(runs))
     folders = {key: folder.relative_to(slides_dir).as_posix()
                for key, folder in export_runs(runs, slides_dir / RUNS_FOLDER).items()}
     deck = {
-        "generated_by": "notebooks/04_slide_figures.ipynb",
+        "generated_by": SLIDES_NOTEBOOK,
         "fast_mode": bool(fast_mode),
         "data_statement": data_statement,
         "runs": folders,
@@ -119,14 +121,14 @@ def load_deck_data(slides_dir: str | os.PathLike) -> tuple[dict, dict[str, Run]]
     slides_dir = Path(slides_dir)
     path = slides_dir / DECK_DATA
     if not path.is_file():
-        raise FileNotFoundError(f"no {path}: run notebooks/04_slide_figures.ipynb first, which "
+        raise FileNotFoundError(f"no {path}: run {SLIDES_NOTEBOOK} first, which "
                                 "writes the figures and the deck's data into slides/")
     deck = json.loads(path.read_text())
     runs = {key: Run.load(slides_dir / folder) for key, folder in deck["runs"].items()}
     missing = [name for name in FIGURES.values() if not (slides_dir / "figures" / name).is_file()]
     if missing:
         raise FileNotFoundError(f"figures missing from {slides_dir / 'figures'}: {missing}; "
-                                "run notebooks/04_slide_figures.ipynb again")
+                                f"run {SLIDES_NOTEBOOK} again")
     return deck, runs
 
 
@@ -382,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m involution deck",
         description="Build the slide deck from slides/figures and slides/data (as written by "
-                    "notebooks/04_slide_figures.ipynb): one offline HTML file and its 16:9 PDF.")
+                    f"{SLIDES_NOTEBOOK}): one offline HTML file and its 16:9 PDF.")
     parser.add_argument("--slides", default=None, help="the slides folder (default: the "
                                                        "repository's slides/)")
     parser.add_argument("--output", default=None, help="the HTML file (default: SLIDES/deck.html)")

@@ -362,7 +362,7 @@ def find_comparison(book: Workbook, models: Sequence[str] = ("rednet26", "resnet
     if committed:
         return Comparison(committed, (
             f"Results: the committed copies in {book.committed_runs_dir} (made by ./run.sh and "
-            f"notebook 04), since {book.runs_dir} holds no tested runs of {', '.join(models)}: "
+            f"the appendix notebook), since {book.runs_dir} holds no tested runs of {', '.join(models)}: "
             "run notebooks/02_train_rednet.ipynb to train your own."))
     raise FileNotFoundError(f"no trained and tested runs of {list(models)} under {book.runs_dir} "
                             f"or {book.committed_runs_dir}: run notebooks/02_train_rednet.ipynb first")

@@ -101,7 +101,7 @@ def work_directory(fast: bool, root: Path | None = None, on_drive: bool = False)
     ``$INVOLUTION_WORKDIR`` when set; on Google Drive with ``on_drive`` (Colab
     only: runs then outlive the VM). Otherwise: in fast mode a folder under the
     system's temporary directory (the same one for every notebook of a user,
-    so notebook 04 finds what notebook 02 trained), in normal mode the
+    so the appendix notebook finds what notebook 02 trained), in normal mode the
     repository. Fast mode refuses a work directory inside the repository: its
     outputs must never replace committed files.
     """

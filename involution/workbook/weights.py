@@ -28,7 +28,7 @@ from involution.train.runs import RESULTS_FILE, WEIGHTS_FILE, Run, latest_run, m
 
 __all__ = ["KERNEL_RUN_KEY", "Weights", "find_weights", "HeldOutImages", "held_out_images"]
 
-# The exported run (slides/data/runs/<key>) whose weights notebook 04 commits and notebook 03
+# The exported run (slides/data/runs/<key>) whose weights the appendix notebook commits and notebook 03
 # falls back to: notebook 02's seed-0 RedNet-26, as the deck names its runs (<model>_seed<seed>).
 KERNEL_RUN_KEY = "rednet26_seed0"
 
@@ -106,7 +106,7 @@ def find_weights(book, checkpoint: str | os.PathLike | None = None,
     3. the newest finished RedNet run under ``book.runs_dir`` named in
        ``run_names`` (searched in that order of names);
     4. the committed weights ``slides/data/runs/<committed>/weights.pt``
-       (written by notebook 04 from notebook 02's run);
+       (written by the appendix notebook from notebook 02's run);
     5. an untrained RedNet-26, with a statement that says so.
 
     A path that is given but missing is an error, not a silent fallback.
