@@ -182,3 +182,16 @@ def test_step_losses_read_every_model_and_kernel_growth_only_involution(tmp_path
     assert course.kernel_growth(run) == {"step": [0, 1], "kernel_absmax": [7.0, 70.0], "train_loss": [2.5, 3.5]}
     (tmp_path / "metrics.csv").write_text("epoch,step,train/loss_step\n0,0,2.5\n0,1,2.25\n")
     assert course.step_losses(run)["train_loss"] == [2.5, 2.25] and course.kernel_growth(run)["step"] == []
+
+
+def test_findings_gather_every_set_for_the_slides(tmp_path):
+    book = Workbook(root=tmp_path, fast=True, workdir=tmp_path, colab=False, gpu=None)
+    assert course.findings(book.runs_dir, "sample") is None  # no runs yet
+    course.run_set("dednet", book, choose_data("sample", fast=True), course_sets.SMALL_SCALE, model="test_rednet")
+    found = course.findings(book.runs_dir, "sample")
+    assert list(found["sets"]) == list(course_sets.COURSE_SETS) and found["image_sizes"] == [32]
+    dednet = found["sets"]["dednet"]["rows"]
+    assert [row["course run"] for row in dednet] == ["dednet121", "densenet121"]
+    assert all(row["status"] == "tested" for row in dednet)
+    assert {row["status"] for row in found["sets"]["ablation"]["rows"]} == {"not run"}
+    assert found["kernel_growth"] == {} and found["data"].startswith("sample set")

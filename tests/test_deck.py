@@ -343,3 +343,46 @@ def test_a_corrupt_results_file_is_named_with_the_fix(tmp_path, capsys):
     assert deck.main(["--slides", str(slides), "--no-pdf"]) == 1
     error = capsys.readouterr().err
     assert str(corrupt) in error and "line 1 column" in error
+
+
+def _findings(rednet_status: str, control_status: str) -> dict:
+    """What involution.workbook.course.findings returns, for two sets, in miniature."""
+    def row(run, model, status, test="-", reported="(our control: no such run)"):
+        return {"course run": run, "model": model, "epochs": "1", "best val top-1": "-", "test top-1": test,
+                "status": status, "reported": reported}
+    return {"data": "shapes set (offline), not Caltech-256", "source": "reported by the course project",
+            "image_sizes": [32],
+            "sets": {"instability": {"question": "lr 0.8", "rows": [
+                         row("rednet50_lr08", "RedNet-50", rednet_status, reported="NaN: activations exploded"),
+                         row("resnet50_lr08", "ResNet-50", control_status)]},
+                     "dednet": {"question": "DedNet", "rows": [
+                         row("dednet121", "DedNet-121", "diverged (NaN)", reported="unstable"),
+                         row("densenet121", "DenseNet-121", "tested", test="38.5%", reported="-")]}},
+            "kernel_growth": {"rednet50_lr08": {"step": [0, 1], "kernel_absmax": [7.0, 2e5], "train_loss": [2, 3]},
+                              "resnet50_lr08": {"step": [], "kernel_absmax": [], "train_loss": []}},
+            "step_losses": {}}
+
+
+def test_notebook_05s_findings_get_two_slides_once_written(tmp_path):
+    slides = _fake_slides(tmp_path)
+    assert "rerun small" not in deck.render_deck(slides)  # nothing written: no such slides
+    with pytest.raises(FileNotFoundError, match="course_instability.png"):
+        deck.write_course_findings(slides, _findings("diverged (NaN)", "tested"))
+    Image.new("RGB", (40, 30)).save(slides / "figures" / deck.COURSE_FIGURES["course_instability"])
+    deck.write_course_findings(slides, _findings("diverged (NaN)", "tested"))
+    page = deck.render_deck(slides)
+    assert "The course project&#39;s questions, rerun small" in page and "DenseNet-121" in page
+    assert "grew from 7 to 2e+05; diverged (NaN)" in page
+    assert "The course project reported: unstable." in page
+    assert "RedNet-50 diverged and ResNet-50 did not" in page  # the take-away follows the control
+
+
+def test_the_take_away_on_instability_follows_the_control(tmp_path):
+    slides = _fake_slides(tmp_path)
+    Image.new("RGB", (40, 30)).save(slides / "figures" / deck.COURSE_FIGURES["course_instability"])
+    deck.write_course_findings(slides, _findings("diverged (NaN)", "diverged (NaN)"))
+    assert "ResNet-50 diverged as RedNet-50 did: the learning rate alone explains" in deck.render_deck(slides)
+
+
+def test_the_recipe_shows_whole_numbers_whole(tmp_path):
+    assert deck._shown(1.0) == "1" and deck._shown(0.05) == "0.05" and deck._shown(True) == "True"

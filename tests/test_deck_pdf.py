@@ -1,11 +1,12 @@
-"""The deck's PDF: one 16:9 page per slide, and no text cut off at a page's edge.
+"""The deck's PDF: one 16:9 page per slide, no text cut off at a page's edge or printed over other text.
 
 The PDF is printed by headless Chromium (``involution.workbook.deck.print_pdf``) and
 read back with poppler's ``pdftoppm`` (pages rendered to images) and
 ``pdftotext -bbox`` (each word and its box). A slide's text is clipped when a
 word's box runs past the page, or when a character of the slide's HTML text
 is missing from its page: Chromium leaves out glyphs that lie wholly outside
-the slide. A deliberately overflowing slide proves that both checks bite.
+the slide. Two words' boxes that overlap mean text printed over text. Deliberately
+overflowing and overlapping slides prove that the checks bite.
 """
 import html.parser
 import re
@@ -102,6 +103,28 @@ def clipping_problems(pdf: Path, page: str) -> list[str]:
     return problems
 
 
+def overlapping_words(pdf: Path) -> list[str]:
+    """Words printed over other words, per page: [] when none are.
+
+    Two boxes count as overlapping when they share more than a quarter of the
+    smaller one's area (neighbouring words on a line touch at most; a subscript
+    or an accent may graze its neighbour).
+    """
+    problems = []
+    for number, printed in enumerate(page_words(pdf), 1):
+        words = printed["words"]
+        for i, a in enumerate(words):
+            for b in words[i + 1:]:
+                width = min(a["x1"], b["x1"]) - max(a["x0"], b["x0"])
+                height = min(a["y1"], b["y1"]) - max(a["y0"], b["y0"])
+                if width <= 0 or height <= 0:
+                    continue
+                smaller = min((w["x1"] - w["x0"]) * (w["y1"] - w["y0"]) for w in (a, b))
+                if width * height > 0.25 * smaller:
+                    problems.append(f"slide {number}: {a['text'][:20]!r} overlaps {b['text'][:20]!r}")
+    return problems
+
+
 def _check_pdf(pdf: Path, page: str, folder: Path) -> None:
     slides = len(slide_texts(page))
     images = page_images(pdf, folder)
@@ -110,6 +133,7 @@ def _check_pdf(pdf: Path, page: str, folder: Path) -> None:
         width, height = image.size
         assert abs(width / height - 16 / 9) < 0.01, f"page {number} is {width}x{height}, not 16:9"
     assert clipping_problems(pdf, page) == []
+    assert overlapping_words(pdf) == []
 
 
 @pytest.fixture(scope="module")
@@ -158,3 +182,39 @@ def test_an_overflowing_slide_is_caught(printed, tmp_path, overflow):
     problems = clipping_problems(pdf, bad)
     slides = len(slide_texts(bad))
     assert problems and all(problem.startswith(f"slide {slides}:") for problem in problems), problems
+
+
+def test_overlapping_text_is_caught(printed, tmp_path):
+    html_path, _ = printed
+    page = html_path.read_text(encoding="utf-8")
+    # Two paragraphs placed on the same spot.
+    body = ('<p style="position:absolute;top:200px;left:100px">printed here first</p>'
+            '<p style="position:absolute;top:204px;left:104px">printed over it</p>')
+    bad = page.replace("</div>\n<script>", f'<section class="slide"><h2>Overlap</h2>{body}'
+                                            "</section>\n</div>\n<script>", 1)
+    bad_html = tmp_path / "bad.html"
+    bad_html.write_text(bad, encoding="utf-8")
+    problems = overlapping_words(deck.print_pdf(bad_html))
+    slides = len(slide_texts(bad))
+    assert problems and all(problem.startswith(f"slide {slides}:") for problem in problems), problems
+
+
+def _page_text(pdf: Path, number: int) -> str:
+    return " ".join(word["text"] for word in page_words(pdf)[number - 1]["words"])
+
+
+def test_the_author_line_comes_from_the_setting_and_no_keyboard_hint_is_printed(tmp_path):
+    settings = deck.read_settings(SLIDES)
+    first = _page_text(SLIDES / "deck.pdf", 1)
+    assert " ".join(settings["authors"]) in first
+    everything = " ".join(" ".join(w["text"] for w in p["words"]) for p in page_words(SLIDES / "deck.pdf"))
+    assert "Keys" not in everything and "space: next" not in everything and "arrow keys" not in everything
+    assert deck.main(["--slides", str(SLIDES), "--output", str(tmp_path / "deck.html"),
+                      "--author", "Ada L.", "--author", "Alan T."]) == 0
+    assert "Ada L., Alan T." in _page_text(tmp_path / "deck.pdf", 1)
+
+
+def test_the_committed_deck_names_dednet_and_the_small_scale_findings():
+    text = " ".join(" ".join(w["text"] for w in p["words"]) for p in page_words(SLIDES / "deck.pdf"))
+    assert "DedNet-121" in text and "rerun small" in text
+    assert "ResNet-50, resnet50_lr08" in text  # the instability set's control

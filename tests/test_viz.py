@@ -206,6 +206,22 @@ def test_operator_costs_figure():
     params_axis = figure.axes[0]
     assert list(params_axis.get_lines()[0].get_ydata()) == [r["conv_params"] for r in by_channels]
     assert list(params_axis.get_lines()[1].get_ydata()) == [r["involution_params"] for r in by_channels]
+    # One legend for the figure, outside the panels, so that none covers the data.
+    assert all(axis.get_legend() is None for axis in figure.axes) and len(figure.legends) == 1
+    assert [text.get_text() for text in figure.legends[0].get_texts()] == [
+        "KxK convolution, C -> C", "involution (incl. kernel generation)"]
+
+
+def test_instability_figure_draws_kernels_of_involution_runs_and_losses_of_all():
+    growth = {"rednet50_lr08": {"step": [0, 1], "kernel_absmax": [7.0, 70.0], "train_loss": [2.3, 2.5]},
+              "resnet50_lr08": {"step": [], "kernel_absmax": [], "train_loss": []}}
+    losses = {"rednet50_lr08": {"step": [0, 1], "train_loss": [2.3, 2.5]},
+              "resnet50_lr08": {"step": [0, 1], "train_loss": [2.3, 9.0]}}
+    kernel_axis, loss_axis = figures.plot_instability(growth, losses, "shapes set, 32 px").axes
+    assert [line.get_label() for line in kernel_axis.get_lines()] == ["rednet50_lr08"]
+    assert [line.get_label() for line in loss_axis.get_lines()] == ["rednet50_lr08", "resnet50_lr08"]
+    assert list(loss_axis.get_lines()[1].get_ydata()) == [2.3, 9.0]
+    assert "shapes set, 32 px" in kernel_axis.get_title()
 
 
 def test_accuracy_vs_params_labels_each_model_once_over_seeds():

@@ -55,8 +55,8 @@ from involution.workbook.experiments import train_and_test, training_args
 from involution.workbook.notebook import Workbook, fast_mode, gpu_name
 from involution.workbook.reference import COURSE_PROJECT_SOURCE
 
-__all__ = ["course_run_name", "fit_commands", "run_set", "load_set", "results_table", "kernel_growth", "step_losses",
-           "estimate_sets_time", "describe_sets", "course_data", "main"]
+__all__ = ["course_run_name", "fit_commands", "run_set", "load_set", "results_table", "set_rows", "findings",
+           "kernel_growth", "step_losses", "estimate_sets_time", "describe_sets", "course_data", "main"]
 
 def course_run_name(set_name: str, run: CourseRun, kind: str) -> str:
     """``ablation-rednet26_nowd-shapes``: the set first, so a set's runs sit side by side."""
@@ -164,6 +164,18 @@ def _reported(run: CourseRun) -> str:
 TABLE_COLUMNS = ("course run", "model", "epochs", "best val top-1", "test top-1", "status")
 
 
+def set_rows(set_name: str, runs: dict[str, Run | None]) -> list[dict[str, str]]:
+    """One row per run of the set, our columns (:data:`TABLE_COLUMNS`) and the course project's report."""
+    rows = []
+    for course_run in course_set(set_name).runs:
+        run = runs.get(course_run.name)
+        epochs = "-" if run is None or run.results.epochs_trained is None else str(run.results.epochs_trained)
+        values = (course_run.name, model_label(run.model) if run else model_label(course_run.model), epochs,
+                  _percent(run, "best_val_top1"), _percent(run, "test_top1"), _status(run))
+        rows.append({**dict(zip(TABLE_COLUMNS, values)), "reported": _reported(course_run)})
+    return rows
+
+
 def results_table(set_name: str, runs: dict[str, Run | None], kind: str) -> str:
     """Our runs of the set beside what the course project reported, in separate, labelled columns."""
     ours = f"ours: {DATA_KINDS[kind].label}"
@@ -171,13 +183,29 @@ def results_table(set_name: str, runs: dict[str, Run | None], kind: str) -> str:
               f"{TABLE_COLUMNS[4]:>10} {TABLE_COLUMNS[5]:<14} | reported val top-1")
     lines = [f"{'':<83}| {COURSE_PROJECT_SOURCE.split(':')[0]}",
              f"{ours:<83}| (Caltech-256, full recipe)", header, "-" * len(header)]
-    for course_run in course_set(set_name).runs:
-        run = runs.get(course_run.name)
-        epochs = "-" if run is None or run.results.epochs_trained is None else str(run.results.epochs_trained)
-        label = model_label(run.model) if run else model_label(course_run.model)
-        lines.append(f"{course_run.name:<22} {label:<12} {epochs:>6} {_percent(run, 'best_val_top1'):>14} "
-                     f"{_percent(run, 'test_top1'):>10} {_status(run):<14} | {_reported(course_run)}")
+    for row in set_rows(set_name, runs):
+        name, label, epochs, val, test, status = (row[column] for column in TABLE_COLUMNS)
+        lines.append(f"{name:<22} {label:<12} {epochs:>6} {val:>14} {test:>10} {status:<14} | {row['reported']}")
     return "\n".join(lines)
+
+
+def findings(runs_dir: str | os.PathLike, kind: str) -> dict | None:
+    """What the sets found on this kind of data, for the slides; None when none of their runs is here.
+
+    Every set's rows (:func:`set_rows`) and, per instability run, its step-by-step kernel growth
+    and training loss (the figure's data).
+    """
+    sets = {name: load_set(name, runs_dir, kind) for name in COURSE_SETS}
+    found = [run for runs in sets.values() for run in runs.values() if run is not None]
+    if not found:
+        return None
+    unstable = {name: run for name, run in sets["instability"].items() if run is not None}
+    return {"data": DATA_KINDS[kind].label, "source": COURSE_PROJECT_SOURCE,
+            "image_sizes": sorted({run.image_size for run in found if run.image_size}),
+            "sets": {name: {"question": COURSE_SETS[name].question, "rows": set_rows(name, runs)}
+                     for name, runs in sets.items()},
+            "kernel_growth": {name: kernel_growth(run) for name, run in unstable.items()},
+            "step_losses": {name: step_losses(run) for name, run in unstable.items()}}
 
 
 def describe_sets() -> str:

@@ -41,12 +41,15 @@ from involution.workbook.diagrams import rednet_defaults
 from involution.workbook.repository import SLIDES, repo_root
 from involution.workbook.results import SeedSpread, compare_spreads, results_rows, seed_spread
 
-__all__ = ["DECK_DATA", "FIGURES", "write_deck_data", "load_deck_data", "read_settings",
-           "recipe_rows", "render_deck", "build_deck", "find_browser", "print_pdf", "main"]
+__all__ = ["DECK_DATA", "COURSE_DATA", "FIGURES", "COURSE_FIGURES", "write_deck_data", "write_course_findings",
+           "load_deck_data", "read_settings", "recipe_rows", "render_deck", "build_deck", "find_browser", "print_pdf",
+           "main"]
 
 # The notebook that writes the figures and data the deck is built from (./run.sh runs it last).
 SLIDES_NOTEBOOK = "notebooks/appendix_slide_figures.ipynb"
 DECK_DATA = Path("data") / "deck.json"
+# Notebook 05's findings (involution.workbook.course.findings), written beside it when its runs exist.
+COURSE_DATA = Path("data") / "course.json"
 RUNS_FOLDER = Path("data") / "runs"
 SETTINGS = "settings.toml"
 TEMPLATE = "deck.html.j2"
@@ -65,6 +68,8 @@ FIGURES = {
     "training_curves": "training_curves.png",
     "accuracy_vs_params": "accuracy_vs_params.png",
 }
+# Figures of slides that show only when their data exists: key -> file name.
+COURSE_FIGURES = {"course_instability": "course_instability.png"}
 
 
 # -- the data ------------------------------------------------------------------------
@@ -105,6 +110,92 @@ def write_deck_data(slides_dir: str | os.PathLike, *, runs: Mapping[str, Run],
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(deck, indent=2, default=str) + "\n")
     return path
+
+
+def write_course_findings(slides_dir: str | os.PathLike, findings: Mapping) -> Path:
+    """Write ``slides/data/course.json``: what notebook 05's runs found (:func:`involution.workbook.course.findings`).
+
+    Its figure, ``figures/course_instability.png``, must be there first: the two slides
+    that show the findings need both.
+    """
+    slides_dir = Path(slides_dir)
+    figure = slides_dir / "figures" / COURSE_FIGURES["course_instability"]
+    if not figure.is_file():
+        raise FileNotFoundError(f"{figure} is missing: save the instability figure first ({SLIDES_NOTEBOOK})")
+    path = slides_dir / COURSE_DATA
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(findings, indent=1) + "\n")
+    return path
+
+
+def _load_course_findings(slides_dir: Path) -> dict | None:
+    """The findings of notebook 05's runs, when they and their figure were written; None otherwise."""
+    path, figure = slides_dir / COURSE_DATA, slides_dir / "figures" / COURSE_FIGURES["course_instability"]
+    return json.loads(path.read_text()) if path.is_file() and figure.is_file() else None
+
+
+def _course_sentences(findings: Mapping) -> list[str]:
+    """What the instability and DedNet runs show, in sentences built from their rows and kernel growth."""
+    rows = {row["course run"]: row for chosen in findings["sets"].values() for row in chosen["rows"]}
+    sentences = []
+    for name, growth in findings["kernel_growth"].items():
+        row = rows[name]
+        grew = (f": its largest generated kernel value grew from {growth['kernel_absmax'][0]:.3g} to "
+                f"{max(growth['kernel_absmax']):.3g}" if growth["kernel_absmax"] else
+                " (no generated kernels)")
+        sentences.append(f"{row['model']}, {name}{grew}; {row['status']}.")
+    dednet, densenet = rows.get("dednet121"), rows.get("densenet121")
+    if dednet and densenet:
+        sentences.append(f"DedNet-121: {dednet['status']}; DenseNet-121 with the same recipe: {densenet['status']}"
+                         + (f", {densenet['test top-1']} test top-1" if densenet["test top-1"] != "-" else "")
+                         + f". The course project reported: {dednet['reported']}.")
+    return sentences
+
+
+def _seed_verdict(runs: Sequence[Run]) -> str:
+    """Whether the seeds separate the two models, as a person would say it."""
+    by_label: dict[str, list[float]] = {}
+    for run in runs:
+        if run.results.percent("test_top1") is not None:
+            by_label.setdefault(run.label, []).append(run.results.percent("test_top1"))
+    if len(by_label) != 2:
+        return ""
+    (first, a), (second, b) = by_label.items()
+    if min(a) > max(b) or min(b) > max(a):
+        ahead, behind = (first, second) if min(a) > max(b) else (second, first)
+        return f"{ahead} beat {behind} on every seed of our runs, a difference larger than the seed-to-seed spread."
+    return (f"Our seeds could not tell {first} from {second}: the test accuracies of their runs overlap, "
+            "so a single run of each would have told us nothing either way.")
+
+
+def _instability_verdict(findings: Mapping | None) -> str:
+    """What the lr 0.8 runs and their convolutional control say about the generated kernels."""
+    if not findings:
+        return ""
+    rows = {row["course run"]: row for chosen in findings["sets"].values() for row in chosen["rows"]}
+    rednet, control = rows.get("rednet50_lr08"), rows.get("resnet50_lr08")
+    if not rednet or not control or "not run" in (rednet["status"], control["status"]):
+        return ""
+    if "diverged" in rednet["status"] and "diverged" in control["status"]:
+        return ("At learning rate 0.8 ResNet-50 diverged as RedNet-50 did: the learning rate alone explains the "
+                "NaN, even though RedNet's generated kernels visibly grow on the way.")
+    if "diverged" in rednet["status"]:
+        return ("At learning rate 0.8 RedNet-50 diverged and ResNet-50 did not: the generated kernels, which grow "
+                "with the weights that make them, are the weak point.")
+    return "At learning rate 0.8 RedNet-50 did not diverge in our short runs."
+
+
+def _takeaways(runs: Sequence[Run], findings: Mapping | None, kinds: Sequence[str]) -> list[str]:
+    """The closing slide's points, each a sentence a speaker would say (not a repeat of a table)."""
+    points = ["Involution moves a layer's cost from its weights to the input: the kernels are computed per pixel, "
+              "so a RedNet is smaller than its ResNet and can afford 7×7 windows in every block.",
+              "Fewer multiply-adds did not make training faster on our CPU: an involution reads a different kernel "
+              "at every pixel, so memory traffic, not arithmetic, sets its speed."]
+    points += [sentence for sentence in (_seed_verdict(runs), _instability_verdict(findings)) if sentence]
+    if "caltech256" not in kinds:
+        points.append("All of our training ran on small offline data in minutes on a CPU; how RedNet does on "
+                      "Caltech-256 needs a GPU and 150 epochs per run, which the notebooks run unchanged.")
+    return points
 
 
 def _remove_other_runs(folder: Path, keep: set[str]) -> None:
@@ -202,6 +293,16 @@ def _results_table(runs: Sequence[Run]) -> list[dict]:
     return table
 
 
+def _imagenet_rows() -> list[dict]:
+    """RedNet's and ResNet's ImageNet top-1 as reported (the paper, torchvision), by depth."""
+    from involution.models.registry import list_models, model_info
+    infos = [info for info in map(model_info, list_models()) if info.family in ("rednet", "resnet")
+             and info.reported is not None and info.reported.top1 is not None]
+    return [{"label": info.label, "params_m": info.reported.params_m, "top1": info.reported.top1,
+             "source": info.reported.citation.removeprefix("reported ").removeprefix("by ").removeprefix("in ")}
+            for info in sorted(infos, key=lambda info: (info.depth, info.family))]
+
+
 def _comparison_sentence(runs: Sequence[Run]) -> str:
     by_model: dict[str, list[Run]] = {}
     for run in runs:
@@ -237,6 +338,11 @@ def _setting(config: Mapping, dotted: str):
     return value
 
 
+def _shown(value) -> str:
+    """A setting as a slide shows it: 1 warm-up epoch, not 1.0."""
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+
 def recipe_rows(runs: Sequence[Run]) -> list[tuple[str, str]]:
     """(setting, value) of the training recipe, read from the runs' recorded configuration.
 
@@ -247,7 +353,7 @@ def recipe_rows(runs: Sequence[Run]) -> list[tuple[str, str]]:
     configs = [run.results.config or {} for run in runs]
     optimisers = {str(_setting(config, "model.optimizer.name")).lower() for config in configs}
     for setting, label in RECIPE:
-        values = list(dict.fromkeys(str(value) for value in (_setting(c, setting) for c in configs)
+        values = list(dict.fromkeys(_shown(value) for value in (_setting(c, setting) for c in configs)
                                     if value is not _MISSING))
         if values and not (setting in _SGD_ONLY and "sgd" not in optimisers):
             rows.append((label, " / ".join(values)))
@@ -311,8 +417,10 @@ def render_deck(slides_dir: str | os.PathLike | None = None, embed_images: bool 
                    f"{'; '.join(machines)}."
                    + (" FAST-MODE SMOKE TEST, not a result." if deck.get("fast_mode") else ""))
     recipe = recipe_rows(ordered)
+    course = _load_course_findings(slides_dir)
+    shown = {**FIGURES, **(COURSE_FIGURES if course else {})}
     figures = {key: _image_source(slides_dir / "figures" / name, relative_to, embed_images)
-               for key, name in FIGURES.items()}
+               for key, name in shown.items()}
     return _template().render(
         settings=settings, deck=deck, figures=figures, source_note=source_note,
         data_label=data_label, kinds=kinds,
@@ -326,7 +434,9 @@ def render_deck(slides_dir: str | os.PathLike | None = None, embed_images: bool 
         augmentations=dict(recipe).get("augmentations", ""), findings=COURSE_PROJECT_FINDINGS,
         steps=_recipe_steps(COURSE_PROJECT_FINDINGS),
         course_source=COURSE_PROJECT_SOURCE,
-        official=OFFICIAL_REDNET[26], official_source=OFFICIAL_REDNET_SOURCE)
+        official=OFFICIAL_REDNET[26], official_source=OFFICIAL_REDNET_SOURCE, imagenet=_imagenet_rows(),
+        course=course, course_sentences=_course_sentences(course) if course else [],
+        takeaways=_takeaways(ordered, course, kinds))
 
 
 def build_deck(slides_dir: str | os.PathLike | None = None,

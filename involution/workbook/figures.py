@@ -20,7 +20,7 @@ from involution.models.registry import model_info
 from involution.workbook.kernel_figures import fit_text, suptitle
 
 __all__ = ["plot_training_curves", "plot_examples",
-           "plot_accuracy_vs_params", "plot_complexity_table", "plot_operator_costs"]
+           "plot_accuracy_vs_params", "plot_complexity_table", "plot_operator_costs", "plot_instability"]
 
 # A colour per model; a marker per seed, so that runs of one model stay apart.
 PALETTE = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
@@ -222,7 +222,7 @@ def plot_operator_costs(by_channels: Sequence[Mapping], by_kernel: Sequence[Mapp
     for column, (rows, key, xlabel) in enumerate(
             ((by_channels, "channels", "channels C"), (by_kernel, "kernel_size", "kernel size K"))):
         x = [r[key] for r in rows]
-        fixed = (f"K={rows[0]['kernel_size']}" if key == "channels" else f"C={rows[0]['channels']}")
+        fixed = (f"K = {rows[0]['kernel_size']}" if key == "channels" else f"C = {rows[0]['channels']}")
         for row_index, (measure, unit) in enumerate((("params", "parameters"),
                                                      ("macs", "multiply-adds"))):
             axis = axes[row_index, column]
@@ -232,10 +232,41 @@ def plot_operator_costs(by_channels: Sequence[Mapping], by_kernel: Sequence[Mapp
                       label="involution (incl. kernel generation)")
             axis.set_yscale("log")
             axis.set_xticks(x)
-            axis.set(xlabel=xlabel, ylabel=unit,
-                     title=f"{unit} vs {xlabel} ({fixed}"
-                           + (f", {rows[0]['height']}x{rows[0]['width']} map)" if measure == "macs" else ")"))
+            # Short titles: four panels share a row's width; the map size goes in the figure's note.
+            axis.set(xlabel=xlabel, ylabel=unit, title=f"{unit}, {fixed}")
             axis.grid(alpha=0.3, which="both")
-            axis.legend(fontsize=8)
+    # One legend for the four panels, below them, where it covers no data.
+    figure.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside lower center", ncols=2, fontsize=9)
+    first = by_channels[0]
+    figure.text(0.01, 0.01, f"multiply-adds on a {first['height']}x{first['width']} map", fontsize=8,
+                color="#555555")
     suptitle(figure, title)
+    return figure
+
+
+def plot_instability(kernel_growth: Mapping[str, Mapping[str, Sequence[float]]],
+                     losses: Mapping[str, Mapping[str, Sequence[float]]], where: str) -> Figure:
+    """The instability runs step by step: the generated kernels' largest value, and the training loss.
+
+    Args:
+        kernel_growth: ``{run name: involution.workbook.course.kernel_growth(run)}``; runs
+            without involution (a convolutional control) have no steps and no line there.
+        losses: ``{run name: involution.workbook.course.step_losses(run)}``, every run.
+        where: the data and image size, for the titles.
+    """
+    figure = Figure(figsize=(11, 3.8), layout="constrained")
+    kernel_axis, loss_axis = figure.subplots(1, 2)
+    for name, growth in kernel_growth.items():
+        if growth["step"]:
+            kernel_axis.plot(growth["step"], growth["kernel_absmax"], label=name)
+    for name, loss in losses.items():
+        loss_axis.plot(loss["step"], loss["train_loss"], label=name)
+    kernel_axis.set(yscale="log", xlabel="training step", ylabel="largest |kernel value| (any layer)",
+                    title=f"RedNet-50, lr 0.8: generated kernels ({where})")
+    loss_axis.set(yscale="log", xlabel="training step", ylabel="training loss (log scale)",
+                  title=f"lr 0.8: training loss ({where})")
+    for axis in (kernel_axis, loss_axis):
+        axis.grid(alpha=0.3, which="both")
+        if axis.get_lines():
+            axis.legend(fontsize=8)
     return figure
