@@ -9,11 +9,13 @@ import html
 import io
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 import torch
+from matplotlib.colors import to_hex
 from PIL import Image, ImageStat
 
 from involution.train.runs import Run
@@ -318,12 +320,27 @@ def test_diagrams_read_their_labels_and_shapes_from_the_modules():
     texts = [t.get_text() for t in diagrams.plot_bottlenecks(image_size=64).axes[0].texts]
     assert f"{sum(p.numel() for p in block.parameters()):,} parameters in the block" in texts
     assert "ReLU -> output 512 x 8 x 8" in texts
+    # Every box, the shortcut's too, says its parameters, and they add up to the block's.
+    counts = [int(n.replace(",", "")) for text in texts for n in re.findall(r"([\d,]+) parameters$", text, re.M)]
+    resnet_block, _ = diagrams.rednet_block("resnet26", stage=2, image_size=64)
+    assert len(counts) == 8  # four boxes a block, for ResNet's and RedNet's
+    assert sum(counts) == sum(p.numel() for b in (block, resnet_block) for p in b.parameters())
     layer_input = torch.zeros(1, 128, 16, 16)
     figure = diagrams.plot_kernel_generation(block.conv2, layer_input)
     texts = " ".join(t.get_text() for t in figure.axes[0].texts)
     assert "kernel: 8 x 7 x 7 x 8 x 8" in texts and "span: 1x1 conv 32->392" in texts
     texts = " ".join(t.get_text() for t in diagrams.plot_involution_operation().axes[0].texts)
     assert "16 channels per group" in texts and "7x7 kernel of pixel (i, j)" in texts
+    # The window's values reach the multiply-add: an arrow starts at the window and ends at its node.
+    operation = diagrams.plot_involution_operation().axes[0]
+    assert "x[c] in the\n7x7 window" in [t.get_text() for t in operation.texts]
+    window = [patch for patch in operation.patches if type(patch).__name__ == "Rectangle" and not patch.get_fill()][0]
+    node = [patch for patch in operation.patches if type(patch).__name__ == "Circle"][0]
+    (window_arrow,) = [patch for patch in operation.patches if type(patch).__name__ == "FancyArrowPatch"
+                       and to_hex(patch.get_edgecolor()) == "#c0392b"]  # drawn in the window's colour
+    (start, end) = window_arrow._posA_posB  # from the window's corner to the node's edge
+    assert start == (window.get_x() + window.get_width(), window.get_y())
+    assert abs(end[0] - node.center[0]) < 1e-9 and end[1] < node.center[1]
 
 
 def test_augmentation_figure_shows_each_preset():

@@ -166,8 +166,10 @@ def _draw_bottleneck(axis, x: float, title: str, block: nn.Module, x_in: torch.T
         params = _parameters(module) + (_parameters(norm) if norm is not None else 0)
         first, _, rest = label.partition("\n")
         text = "\n".join([textwrap.fill(first, 30), rest, f"{params:,} parameters"])
-        _box(axis, x, y, text, colour, width=4.4, height=1.0 + 0.25 * (len(first) > 30), fontsize=10)
-        axis.text(x - 2.35, y - 0.75, _shape(shape), fontsize=9, color="#555555", ha="right",
+        tall = len(first) > 30
+        _box(axis, x, y, text, colour, width=4.4, height=1.0 + 0.25 * tall, fontsize=10)
+        # The output's shape beside the arrow that carries it, in the gap below the box.
+        axis.text(x + 0.15, y - 0.75 - 0.06 * tall, _shape(shape), fontsize=9, color="#555555", ha="left",
                   va="center")
     _arrow(axis, (x, y - 0.6), (x, y - 1.05))
     y -= 1.25
@@ -179,9 +181,10 @@ def _draw_bottleneck(axis, x: float, title: str, block: nn.Module, x_in: torch.T
     side = x + 3.5
     axis.plot([x, side, side], [8.45, 8.45, 6.3], color="#333333", lw=1)
     if shortcut:
-        _box(axis, side, 5.6, "shortcut:\n" + shortcut[0][2].replace(" + ", "\n+ ").replace(", ", ",\n"),
-             CONV_COLOUR, width=2.2, height=1.3, fontsize=8)
-        axis.plot([side, side], [4.9, y], color="#333333", lw=1)
+        # Its parameter count too, so the boxes add up to the block's total below.
+        _box(axis, side, 5.6, "shortcut:\n" + shortcut[0][2].replace(" + ", "\n+ ").replace(", ", ",\n")
+             + f"\n{_parameters(shortcut[0][1]):,} parameters", CONV_COLOUR, width=2.3, height=1.5, fontsize=8)
+        axis.plot([side, side], [4.8, y], color="#333333", lw=1)
     else:
         axis.plot([side, side], [6.3, y], color="#333333", lw=1)
     _arrow(axis, (side, y), (x + 0.22, y), None if shortcut else "identity")
