@@ -170,3 +170,25 @@ def test_generation_leaves_nothing_behind_a_killed_one_and_a_set_others_can_read
     assert not killed.exists()
     assert sorted(p.name for p in home.iterdir()) == [other_machine.name, "set"]
     assert made.stat().st_mode & 0o777 == 0o755
+
+
+def _record(label: str, center, radius: float, fill: str = "solid") -> shapes.ShapeRecord:
+    """A shape on its own: landmarks read only its outline (class, centre, size, angle, fill)."""
+    return shapes.ShapeRecord(path="x.jpg", split="test", label=label, photo="", crop=(0, 0, 1, 1), flip=False,
+                              tint=(1.0, 1.0, 1.0), center=center, radius=radius, angle=0.0, fill=fill,
+                              color=(255, 0, 0), texture_photo="", texture_crop=(0, 0, 1, 1), strokes=(),
+                              noise_seed=0, noise_std=0.0)
+
+
+@pytest.mark.parametrize("record", [
+    _record("circle", (0.55, 0.5), 0.45),             # fills the image: its outline runs along the border
+    _record("square", (0.5, 0.5), 0.2, "outline"),    # hollow: its stroke is all there is of it
+    _record("star", (0.3, 0.7), 0.15),
+], ids=["large circle", "hollow square", "small star"])
+def test_landmarks_are_three_different_places(record):
+    size = shapes.SIZE
+    marks = shapes.landmarks(record, size)
+    for (a, p), (b, q) in combinations(marks.items(), 2):
+        assert max(abs(p[0] - q[0]), abs(p[1] - q[1])) >= size / 8, (a, b, marks)
+    row, col = marks["outline"]
+    assert size / 8 - 1 <= row <= size - size / 8 and size / 8 - 1 <= col <= size - size / 8  # off the border

@@ -120,9 +120,14 @@ def test_kernels_at_pixels_draws_the_deep_layers_7x7_window_beside_the_stems(red
     figure = kernel_figures.plot_kernels_at_pixels(images[0], kernels, [(5, 5), (20, 25)],
                                         layers=["stem.1", "layer1.0.conv2"])
     windows = _window_panels(figure)
-    # 3 cells of 2 px for the stem; 7 cells of 4 px, most of the image, for the 8x8 map.
+    # 3 cells of 2 px for the stem; 7 cells of 4 px, most of the image, for the 8x8 map (its title
+    # says so), drawn only where it lies on the image: 28 px around column 5 and 25 end at the border.
     assert windows == {"stem.1: 3x3 window\n= 6x6 of 32x32 px": [6.0, 6.0],
-                       "layer1.0.conv2: 7x7 window\n= 28x28 of 32x32 px": [28.0, 28.0]}
+                       "layer1.0.conv2: 7x7 window\n= 28x28 of 32x32 px": [19.5, 20.5]}
+    for axis in figure.axes:
+        for patch in axis.patches:  # no window's edge runs off the picture
+            assert patch.get_x() >= -0.5 and patch.get_x() + patch.get_width() <= 31.5
+            assert patch.get_y() >= -0.5 and patch.get_y() + patch.get_height() <= 31.5
 
 
 def test_window_of_a_strided_layer_spans_its_finer_input_map(rednet_kernels):
@@ -131,7 +136,7 @@ def test_window_of_a_strided_layer_spans_its_finer_input_map(rednet_kernels):
     assert kernel_figures.window_side(kernels["layer2.0.conv2"], 32, stride=2) == 28.0
     figure = kernel_figures.plot_kernels_at_pixels(images[0], kernels, [(5, 5)], layers=["stem.1", "layer2.0.conv2"],
                                         strides={"layer2.0.conv2": 2})
-    assert _window_panels(figure)["layer2.0.conv2: 7x7 window\n= 28x28 of 32x32 px"] == [28.0]
+    assert _window_panels(figure)["layer2.0.conv2: 7x7 window\n= 28x28 of 32x32 px"] == [19.5]  # on the image
 
 
 def _metrics(offset):

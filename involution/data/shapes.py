@@ -488,11 +488,13 @@ def shapes_root(seed: int = 0, cache_dir: str | os.PathLike | None = None) -> Pa
 
 
 def landmarks(record: ShapeRecord, image_size: int = SIZE) -> dict[str, tuple[int, int]]:
-    """Three telling pixels of an image, as (row, col) in its evaluation view.
+    """Three telling pixels of an image, as (row, col) in its evaluation view, well apart.
 
-    ``"inside"``: the point of the shape nearest its centre; ``"outline"``: the
-    right-most point of its outline; ``"background"``: the corner (inset by a
-    sixth) farthest from the shape. Coordinates are where the evaluation
+    ``"inside"``: the shape's centre (inside a hollow shape too, where the
+    background shows through); ``"outline"``: the point of its outline farthest
+    from that centre, kept at least an eighth of the image from its border (so
+    that its window is not mostly padding); ``"background"``: the corner (inset
+    by a sixth) farthest from the other two. Coordinates are where the evaluation
     transform (:func:`involution.data.presets.build_transforms` with ``train=False``:
     resize, then centre crop to ``image_size``) puts them, so they can mark the
     kernels of a network that saw the image that way.
@@ -501,14 +503,20 @@ def landmarks(record: ShapeRecord, image_size: int = SIZE) -> dict[str, tuple[in
     inside = np.asarray(_shape_mask(record)) > 127
     padded = np.pad(inside, 1)
     interior = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
-    rows, cols = np.nonzero(inside)
     edge_rows, edge_cols = np.nonzero(inside & ~interior)
     centre_row, centre_col = record.center[1] * SIZE, record.center[0] * SIZE
-    nearest = np.argmin((rows - centre_row) ** 2 + (cols - centre_col) ** 2)
-    rightmost = np.argmax(edge_cols - np.abs(edge_rows - centre_row))
+    margin = SIZE / 8
+    away = ((edge_rows >= margin) & (edge_rows <= SIZE - 1 - margin)
+            & (edge_cols >= margin) & (edge_cols <= SIZE - 1 - margin))
+    if away.any():  # a shape that fills the image has no outline point away from its border
+        edge_rows, edge_cols = edge_rows[away], edge_cols[away]
+    farthest = np.argmax((edge_rows - centre_row) ** 2 + (edge_cols - centre_col) ** 2)
     inset = SIZE / 6
     corners = [(r, c) for r in (inset, SIZE - 1 - inset) for c in (inset, SIZE - 1 - inset)]
-    background = max(corners, key=lambda p: (p[0] - centre_row) ** 2 + (p[1] - centre_col) ** 2)
+    outline = edge_rows[farthest], edge_cols[farthest]
+    # The corner farthest from both other landmarks (a shape that fills the image is near every corner).
+    background = max(corners, key=lambda p: min((p[0] - r) ** 2 + (p[1] - c) ** 2
+                                                 for r, c in ((centre_row, centre_col), outline)))
     resized = eval_resize(image_size)
     scale, offset = resized / SIZE, (resized - image_size) / 2
 
@@ -516,6 +524,6 @@ def landmarks(record: ShapeRecord, image_size: int = SIZE) -> dict[str, tuple[in
         return (int(np.clip(round(row * scale - offset), 0, image_size - 1)),
                 int(np.clip(round(col * scale - offset), 0, image_size - 1)))
 
-    return {"inside": view(rows[nearest], cols[nearest]),
-            "outline": view(edge_rows[rightmost], edge_cols[rightmost]),
+    return {"inside": view(centre_row, centre_col),
+            "outline": view(*outline),
             "background": view(*background)}

@@ -159,9 +159,12 @@ def _draw_windows(axis, picture, name, kernel, pixels, stride) -> None:
         axis.plot(col, row, "o", markersize=7, markerfacecolor=colour, markeredgecolor="black")
         axis.annotate(str(number), (col, row), xytext=(5, 5), textcoords="offset points",
                       color=colour, fontsize=10, fontweight="bold")
-        axis.add_patch(Rectangle((col - side / 2, row - side / 2), side, side, fill=False,
+        # A deep layer's window can be larger than the image: draw the part on the image, shaded,
+        # so that no edge of it crosses the picture as a stray line.
+        left, top = max(col - side / 2, -0.5), max(row - side / 2, -0.5)
+        right, bottom = min(col + side / 2, width - 0.5), min(row + side / 2, height - 0.5)
+        axis.add_patch(Rectangle((left, top), right - left, bottom - top, facecolor=colour, alpha=0.12,
                                  edgecolor=colour, linewidth=1.5))
-    # The windows may reach past the border: keep the view on the image.
     axis.set_xlim(-0.5, width - 0.5)
     axis.set_ylim(height - 0.5, -0.5)
     axis.set_xticks([])
