@@ -76,11 +76,15 @@ def test_heatmaps_draw_one_map_per_layer_over_the_image(rednet_kernels):
     for panel in panels[1:]:
         photo, heat = panel.get_images()
         assert photo.get_alpha() == 1.0 and heat.get_alpha() == pytest.approx(0.55)
-        # The colour bar says what the colour means: the summary's name and unit.
-        assert heat.colorbar.ax.get_ylabel() == kernel_figures.SUMMARY_LABELS["deviation"]
+        # One colour scale for every map of the figure, from zero to the largest value of any layer.
+        assert heat.get_clim() == (0, kernel_figures.heatmap_scale(kernels))
+    # One colour bar, which says what the colour means: the summary's name and unit.
+    (bar,) = [a for a in figure.axes if a.get_ylabel().startswith(kernel_figures.SUMMARY_LABELS["deviation"])]
+    assert bar.get_ylabel().endswith("(one scale for every map)")
     assert "no unit" in kernel_figures.SUMMARY_LABELS["deviation"]
-    norm = kernel_figures.plot_kernel_heatmaps(images[0], kernels, summary="norm", layers=["stem.1"])
-    assert norm.axes[1].get_images()[-1].colorbar.ax.get_ylabel().startswith("norm: RMS kernel weight")
+    norm = kernel_figures.plot_kernel_heatmaps(images[0], kernels, summary="norm", layers=["stem.1"], vmax=2.5)
+    assert norm.axes[1].get_images()[-1].get_clim() == (0, 2.5)  # a scale shared with another figure
+    assert any(a.get_ylabel().startswith("norm: RMS kernel weight") for a in norm.axes)
     with pytest.raises(ValueError, match="no kernels captured"):
         kernel_figures.plot_kernel_heatmaps(images[0], kernels, layers=["nope"])
     with pytest.raises(ValueError, match="denormalize"):
@@ -137,6 +141,21 @@ def test_window_of_a_strided_layer_spans_its_finer_input_map(rednet_kernels):
     figure = kernel_figures.plot_kernels_at_pixels(images[0], kernels, [(5, 5)], layers=["stem.1", "layer2.0.conv2"],
                                         strides={"layer2.0.conv2": 2})
     assert _window_panels(figure)["layer2.0.conv2: 7x7 window\n= 28x28 of 32x32 px"] == [19.5]  # on the image
+
+
+def test_one_pixels_kernels_at_every_layer_under_their_windows(rednet_kernels):
+    images, kernels = rednet_kernels
+    figure = kernel_figures.plot_pixel_kernels(images[1], kernels, (20, 9), index=1,
+                                               strides={"layer2.0.conv2": 2}, group=1)
+    assert len(figure.axes) == 2 * len(kernels)
+    photos, weights = figure.axes[:len(kernels)], figure.axes[len(kernels):]
+    assert photos[0].get_title().startswith("stem.1: 3x3 window")
+    # The bottom row holds each layer's kernel at the grid cell covering the pixel.
+    grid = kernels["layer1.0.conv2"].shape[-2:]  # 8x8 on a 32x32 image: cell (5, 2)
+    expected = kernels["layer1.0.conv2"][1, 1, :, :, 20 * grid[0] // 32, 9 * grid[1] // 32].numpy()
+    np.testing.assert_array_equal(weights[1].get_images()[0].get_array(), expected)
+    with pytest.raises(ValueError, match="outside"):
+        kernel_figures.plot_pixel_kernels(images[0], kernels, (40, 3))
 
 
 def _metrics(offset):

@@ -18,8 +18,8 @@ from matplotlib.patches import Rectangle
 
 from involution.analysis.kernels import check_kernel, kernel_summary
 
-__all__ = ["SUMMARY_LABELS", "window_side", "plot_kernel_heatmaps", "plot_kernels_at_pixels", "fit_text",
-           "suptitle"]
+__all__ = ["SUMMARY_LABELS", "window_side", "heatmap_scale", "plot_kernel_heatmaps", "plot_kernels_at_pixels",
+           "plot_pixel_kernels", "fit_text", "suptitle"]
 
 
 def _display_image(image) -> np.ndarray:
@@ -85,9 +85,19 @@ def _check_layers(kernels: Mapping[str, torch.Tensor], layers: Sequence[str] | N
     return layers
 
 
+def heatmap_scale(*captured: Mapping[str, torch.Tensor], summary: str = "deviation",
+                  layers: Sequence[str] | None = None) -> float:
+    """The largest summary value over every layer of every capture: one colour scale for all their maps.
+
+    Pass the kernels of two models (trained and untrained, say) to draw both on the same scale.
+    """
+    return max(float(kernel_summary(kernels[name], summary).abs().max())
+               for kernels in captured for name in _check_layers(kernels, layers))
+
+
 def plot_kernel_heatmaps(image, kernels: Mapping[str, torch.Tensor], summary: str = "deviation",
                          index: int = 0, layers: Sequence[str] | None = None, columns: int = 5,
-                         title: str | None = None) -> Figure:
+                         title: str | None = None, vmax: float | None = None) -> Figure:
     """The image, then one heat map per involution layer of a per-pixel kernel summary.
 
     Args:
@@ -98,9 +108,11 @@ def plot_kernel_heatmaps(image, kernels: Mapping[str, torch.Tensor], summary: st
         index: which image of the batch.
         layers: which layers, in order (default: all).
         columns: heat maps per row.
-    Each map is drawn half-transparent over the greyscale photograph, so a map
-    cell sits on the pixels it was generated for and the photograph shows
-    through even the coarse maps of deep layers.
+        vmax: the top of the colour scale (default: :func:`heatmap_scale` of these kernels).
+    All maps share one colour scale, with one labelled colour bar, so that a brighter layer is
+    one whose kernels vary more (``"sum"``, which can be negative, is centred on zero). Each map
+    is drawn half-transparent over the greyscale photograph, so a map cell sits on the pixels it
+    was generated for and the photograph shows through even the coarse maps of deep layers.
     """
     picture = _display_image(image)
     layers = _check_layers(kernels, layers)
@@ -113,15 +125,15 @@ def plot_kernel_heatmaps(image, kernels: Mapping[str, torch.Tensor], summary: st
     axes[0].imshow(picture, extent=extent)
     axes[0].set_title(f"input\n{height}x{width} px", fontsize=9)
     gray = picture.mean(axis=2)
+    vmax = heatmap_scale(kernels, summary=summary, layers=layers) if vmax is None else vmax
     for axis, name in zip(axes[1:], layers):
         summary_map = kernel_summary(kernels[name], summary)[index].numpy()
         axis.imshow(gray, cmap="gray", extent=extent, alpha=PHOTO_ALPHA, vmin=0, vmax=1)
-        shown = axis.imshow(summary_map, cmap="magma", extent=extent, alpha=HEAT_ALPHA,
-                            interpolation="nearest")
-        axis.set_title(_layer_title(name, kernels[name]), fontsize=9)
-        colour_bar = figure.colorbar(shown, ax=axis, shrink=0.8)
-        colour_bar.set_label(SUMMARY_LABELS[summary], fontsize=7)
-        colour_bar.ax.tick_params(labelsize=7)
+        shown = axis.imshow(summary_map, cmap="magma", extent=extent, alpha=HEAT_ALPHA, interpolation="nearest",
+                            vmin=-vmax if summary == "sum" else 0, vmax=vmax)
+        axis.set_title(_layer_title(name, kernels[name]), fontsize=10)
+    colour_bar = figure.colorbar(shown, ax=list(axes[1:panels]), shrink=0.6, aspect=30)
+    colour_bar.set_label(SUMMARY_LABELS[summary] + " (one scale for every map)", fontsize=10)
     for axis in axes:
         axis.set_xticks([])
         axis.set_yticks([])
@@ -231,4 +243,35 @@ def plot_kernels_at_pixels(image, kernels: Mapping[str, torch.Tensor],
         colour_bar.set_label("kernel weight", fontsize=7)
         colour_bar.ax.tick_params(labelsize=7)
     suptitle(figure, title)
+    return figure
+
+
+def plot_pixel_kernels(image, kernels: Mapping[str, torch.Tensor], pixel: tuple[int, int],
+                       strides: Mapping[str, int] | None = None, index: int = 0, group: int = 0,
+                       title: str | None = None) -> Figure:
+    """One pixel's generated kernels at every involution layer, each under its window on the image.
+
+    The figure of notebook 03's kernel explorer: the top row shows the image with the
+    window that layer's kernel weights around ``pixel`` (clipped to the image), the
+    bottom row the K x K kernel of ``group`` at the grid cell covering it. Colours are
+    symmetric around zero per layer (red adds the neighbour, blue subtracts it).
+    """
+    picture = _display_image(image)
+    layers = _check_layers(kernels, None)
+    height, width = picture.shape[:2]
+    _grid_position(pixel, (height, width), (height, width))  # checks the pixel lies inside
+    strides = dict(strides or {})
+    figure = Figure(figsize=(1.9 * len(layers), 4.4), layout="constrained")
+    axes = figure.subplots(2, len(layers), squeeze=False)
+    for column, name in enumerate(layers):
+        kernel = check_kernel(kernels[name])
+        _draw_windows(axes[0, column], picture, name, kernel, [pixel], strides.get(name, 1))
+        gy, gx = _grid_position(pixel, (height, width), kernel.shape[-2:])
+        weights = kernel[index, group, :, :, gy, gx]
+        limit = float(weights.abs().max()) or 1.0
+        axes[1, column].imshow(weights.numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit)
+        axes[1, column].set_title(f"max |w| {limit:.2g}", fontsize=8)
+        axes[1, column].set_xticks([])
+        axes[1, column].set_yticks([])
+    suptitle(figure, title or f"pixel {pixel}: its kernels (group {group}) at every involution layer")
     return figure
