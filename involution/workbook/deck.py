@@ -411,7 +411,10 @@ def render_deck(slides_dir: str | os.PathLike | None = None, embed_images: bool 
     data_label = " + ".join(DATA_KINDS[kind].label for kind in kinds)
     machines = sorted({run.machine() for run in ordered})
     epochs = sorted({str(run.results.epochs_trained) for run in ordered})
-    source_note = (f"Runs: {data_label}; seeds {', '.join(sorted({str(run.seed) for run in ordered}))}; "
+    # The data is named once per slide, by its badge; where there is no badge (Caltech-256), here.
+    badge = None if kinds == ["caltech256"] else data_label
+    source_note = ("Runs: " + ("" if badge else f"{data_label}; ") +
+                   f"seeds {', '.join(sorted({str(run.seed) for run in ordered}))}; "
                    f"{', '.join(epochs)} epoch{'' if epochs == ['1'] else 's'} at "
                    f"{', '.join(sorted({str(run.image_size) for run in ordered}))}px; machine: "
                    f"{'; '.join(machines)}."
@@ -425,7 +428,7 @@ def render_deck(slides_dir: str | os.PathLike | None = None, embed_images: bool 
         settings=settings, deck=deck, figures=figures, source_note=source_note,
         data_label=data_label, kinds=kinds,
         # A warning badge on the slides whose content comes from data other than Caltech-256.
-        badge=None if kinds == ["caltech256"] else data_label,
+        badge=badge,
         labels=" vs ".join(dict.fromkeys(run.label for run in ordered)),
         defaults=rednet_defaults(), generator_sentence=_generator_sentence(),
         complexity_sentence=_complexity_sentence(deck["complexity"]["rows"]),
