@@ -195,3 +195,5 @@ def test_findings_gather_every_set_for_the_slides(tmp_path):
     assert all(row["status"] == "tested" for row in dednet)
     assert {row["status"] for row in found["sets"]["ablation"]["rows"]} == {"not run"}
     assert found["kernel_growth"] == {} and found["data"].startswith("sample set")
+    classes = course.load_set("dednet", book.runs_dir, "sample")["densenet121"].results.dataset["num_classes"]
+    assert classes > 1 and found["chance_top1"] == 100 / classes

@@ -362,16 +362,16 @@ def test_a_corrupt_results_file_is_named_with_the_fix(tmp_path, capsys):
     assert str(corrupt) in error and "line 1 column" in error
 
 
-def _findings(rednet_status: str, control_status: str) -> dict:
-    """What involution.workbook.course.findings returns, for two sets, in miniature."""
+def _findings(rednet_status: str, control_status: str, control_test: str = "-") -> dict:
+    """What involution.workbook.course.findings returns, for two sets, in miniature (ten classes)."""
     def row(run, model, status, test="-", reported="(our control: no such run)"):
         return {"course run": run, "model": model, "epochs": "1", "best val top-1": "-", "test top-1": test,
                 "status": status, "reported": reported}
     return {"data": "shapes set (offline), not Caltech-256", "source": "reported by the course project",
-            "image_sizes": [32],
+            "image_sizes": [32], "chance_top1": 10.0,
             "sets": {"instability": {"question": "lr 0.8", "rows": [
                          row("rednet50_lr08", "RedNet-50", rednet_status, reported="NaN: activations exploded"),
-                         row("resnet50_lr08", "ResNet-50", control_status)]},
+                         row("resnet50_lr08", "ResNet-50", control_status, test=control_test)]},
                      "dednet": {"question": "DedNet", "rows": [
                          row("dednet121", "DedNet-121", "diverged (NaN)", reported="unstable"),
                          row("densenet121", "DenseNet-121", "tested", test="38.5%", reported="-")]}},
@@ -399,6 +399,19 @@ def test_the_take_away_on_instability_follows_the_control(tmp_path):
     Image.new("RGB", (40, 30)).save(slides / "figures" / deck.COURSE_FIGURES["course_instability"])
     deck.write_course_findings(slides, _findings("diverged (NaN)", "diverged (NaN)"))
     assert "ResNet-50 diverged as RedNet-50 did: the learning rate alone explains" in deck.render_deck(slides)
+
+
+def test_a_control_that_learned_nothing_is_not_called_stable(tmp_path):
+    # ResNet-50 at lr 0.8 may stay finite and still end at chance: that is a failure too.
+    slides = _fake_slides(tmp_path)
+    Image.new("RGB", (40, 30)).save(slides / "figures" / deck.COURSE_FIGURES["course_instability"])
+    deck.write_course_findings(slides, _findings("diverged (NaN)", "tested", control_test="10.0%"))
+    page = deck.render_deck(slides)
+    assert "ResNet-50 did not" not in page and "both networks failed" in page
+    assert "ResNet-50, resnet50_lr08 (no generated kernels); tested, 10.0% test top-1, chance level (10%)" in page
+    deck.write_course_findings(slides, _findings("diverged (NaN)", "tested", control_test="35.0%"))
+    page = deck.render_deck(slides)
+    assert "RedNet-50 diverged and ResNet-50 did not" in page and "chance level" not in page
 
 
 def test_the_recipe_shows_whole_numbers_whole(tmp_path):

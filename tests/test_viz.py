@@ -62,6 +62,19 @@ def test_kernel_summary_rejects_bad_input():
         analysis.kernel_summary(torch.zeros(1, 1, 3, 5, 2, 2))
 
 
+def test_summary_at_pixels_reads_the_cell_each_input_pixel_falls_in():
+    # Layer "coarse" maps a 16 px image onto 4x4 cells (stride 4), "fine" onto 8x8 (stride 2).
+    coarse, fine = torch.zeros(2, 1, 3, 3, 4, 4), torch.zeros(2, 1, 3, 3, 8, 8)
+    coarse[1, :, :, :, 3, 1] = 1.0  # image 1, cell (3, 1): input rows 12-15, columns 4-7
+    fine[1, :, :, :, 0, 7] = 2.0    # image 1, cell (0, 7): input rows 0-1, columns 14-15
+    values = analysis.summary_at_pixels({"coarse": coarse, "fine": fine}, [(13, 5), (1, 15), (0, 0)],
+                                        image_size=16, summary="norm", index=1)
+    assert values == {"coarse": [1.0, 0.0, 0.0], "fine": [0.0, 2.0, 0.0]}
+    assert analysis.summary_at_pixels({"fine": fine}, [(1, 15)], 16, "norm", index=0) == {"fine": [0.0]}
+    with pytest.raises(ValueError, match=r"pixel \(16, 0\) lies outside the 16x16 image"):
+        analysis.summary_at_pixels({"fine": fine}, [(16, 0)], 16)
+
+
 def test_heatmaps_draw_one_map_per_layer_over_the_image(rednet_kernels):
     images, kernels = rednet_kernels
     figure = kernel_figures.plot_kernel_heatmaps(images[1], kernels, index=1, title="t")

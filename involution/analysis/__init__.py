@@ -13,8 +13,14 @@ from involution.analysis.complexity import (
     format_operator_costs,
     operator_costs,
 )
-from involution.analysis.kernels import KERNEL_SUMMARIES, capture_kernels, involution_layers, kernel_summary
+from involution.analysis.kernels import (
+    KERNEL_SUMMARIES,
+    capture_kernels,
+    involution_layers,
+    kernel_summary,
+    summary_at_pixels,
+)
 
 __all__ = ["Complexity", "count_parameters", "count_complexity", "complexity_table", "format_complexity_table",
            "operator_costs", "format_operator_costs", "capture_kernels", "involution_layers", "kernel_summary",
-           "KERNEL_SUMMARIES"]
+           "summary_at_pixels", "KERNEL_SUMMARIES"]

@@ -4,20 +4,22 @@ The kernels are not weights: every forward pass generates new ones from the
 image. :func:`capture_kernels` records them with forward hooks on each
 layer's :class:`~involution.layers.involution.KernelGenerator`, so nothing about the
 forward pass is repeated or changed; :func:`kernel_summary` reduces a layer's
-kernels to one number per pixel. (The figures that draw them are the
+kernels to one number per pixel, and :func:`summary_at_pixels` reads that number
+at chosen pixels of the input. (The figures that draw them are the
 workbook's, :mod:`involution.workbook.kernel_figures`.)
 """
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterator, Mapping, Sequence
 
 import torch
 from torch import nn
 
 from involution.layers import Involution2d
 
-__all__ = ["capture_kernels", "involution_layers", "KERNEL_SUMMARIES", "kernel_summary", "check_kernel"]
+__all__ = ["capture_kernels", "involution_layers", "KERNEL_SUMMARIES", "kernel_summary", "check_kernel",
+           "summary_at_pixels"]
 
 
 def involution_layers(model: nn.Module) -> dict[str, Involution2d]:
@@ -93,3 +95,23 @@ def kernel_summary(kernel: torch.Tensor, summary: str = "deviation") -> torch.Te
         mean_kernel = flat.mean(dim=(2, 3), keepdim=True)
         return (flat - mean_kernel).pow(2).mean(dim=1).sqrt()
     raise ValueError(f"unknown kernel summary {summary!r}; choose one of {KERNEL_SUMMARIES}")
+
+
+def summary_at_pixels(kernels: Mapping[str, torch.Tensor], pixels: Sequence[tuple[int, int]], image_size: int,
+                      summary: str = "deviation", index: int = 0) -> dict[str, list[float]]:
+    """Each layer's :func:`kernel_summary` at input pixels ``(row, col)`` of image ``index``.
+
+    A layer's kernel map is the input downsampled by the layer's total stride,
+    so input pixel (row, col) of a ``image_size`` square image falls in cell
+    (row * H // image_size, col * W // image_size) of an H x W map.
+    """
+    values = {}
+    for name, kernel in kernels.items():
+        summary_map = kernel_summary(kernel, summary)[index]
+        height, width = summary_map.shape
+        for row, col in pixels:
+            if not (0 <= row < image_size and 0 <= col < image_size):
+                raise ValueError(f"pixel ({row}, {col}) lies outside the {image_size}x{image_size} image")
+        values[name] = [float(summary_map[row * height // image_size, col * width // image_size])
+                        for row, col in pixels]
+    return values

@@ -200,8 +200,11 @@ def findings(runs_dir: str | os.PathLike, kind: str) -> dict | None:
     if not found:
         return None
     unstable = {name: run for name, run in sets["instability"].items() if run is not None}
+    class_counts = {(run.results.dataset or {}).get("num_classes") for run in found} - {None}
     return {"data": DATA_KINDS[kind].label, "source": COURSE_PROJECT_SOURCE,
             "image_sizes": sorted({run.image_size for run in found if run.image_size}),
+            # A guess at random scores 1/classes: a run at this top-1 learned nothing.
+            "chance_top1": 100 / class_counts.pop() if len(class_counts) == 1 else None,
             "sets": {name: {"question": COURSE_SETS[name].question, "rows": set_rows(name, runs)}
                      for name, runs in sets.items()},
             "kernel_growth": {name: kernel_growth(run) for name, run in unstable.items()},

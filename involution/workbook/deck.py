@@ -143,7 +143,10 @@ def _course_sentences(findings: Mapping) -> list[str]:
         grew = (f": its largest generated kernel value grew from {growth['kernel_absmax'][0]:.3g} to "
                 f"{max(growth['kernel_absmax']):.3g}" if growth["kernel_absmax"] else
                 " (no generated kernels)")
-        sentences.append(f"{row['model']}, {name}{grew}; {row['status']}.")
+        scored = "" if row["test top-1"] == "-" else f", {row['test top-1']} test top-1"
+        if _at_chance(row, findings):
+            scored += f", chance level ({findings['chance_top1']:.3g}%): it learned nothing"
+        sentences.append(f"{row['model']}, {name}{grew}; {row['status']}{scored}.")
     dednet, densenet = rows.get("dednet121"), rows.get("densenet121")
     if dednet and densenet:
         sentences.append(f"DedNet-121: {dednet['status']}; DenseNet-121 with the same recipe: {densenet['status']}"
@@ -168,6 +171,12 @@ def _seed_verdict(runs: Sequence[Run]) -> str:
             "so a single run of each would have told us nothing either way.")
 
 
+def _at_chance(row: Mapping, findings: Mapping) -> bool:
+    """Whether a run's test top-1 is within a point of guessing (unknown chance level: False)."""
+    chance = findings.get("chance_top1")
+    return chance is not None and row["test top-1"] != "-" and float(row["test top-1"].rstrip("%")) < chance + 1
+
+
 def _instability_verdict(findings: Mapping | None) -> str:
     """What the lr 0.8 runs and their convolutional control say about the generated kernels."""
     if not findings:
@@ -179,6 +188,10 @@ def _instability_verdict(findings: Mapping | None) -> str:
     if "diverged" in rednet["status"] and "diverged" in control["status"]:
         return ("At learning rate 0.8 ResNet-50 diverged as RedNet-50 did: the learning rate alone explains the "
                 "NaN, even though RedNet's generated kernels visibly grow on the way.")
+    if "diverged" in rednet["status"] and _at_chance(control, findings):
+        return ("At learning rate 0.8 both networks failed: ResNet-50 settled on a constant guess, RedNet-50 went to "
+                "NaN. The rate alone is too high; the generated kernels, which grow with the weights that make "
+                "them, are what turn that failure into an overflow.")
     if "diverged" in rednet["status"]:
         return ("At learning rate 0.8 RedNet-50 diverged and ResNet-50 did not: the generated kernels, which grow "
                 "with the weights that make them, are the weak point.")
