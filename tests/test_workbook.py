@@ -489,6 +489,25 @@ def test_committed_notebooks_carry_the_generated_colab_lines(tmp_path):
     assert "raise SystemExit" in colab.setup_lines(repository.PLACEHOLDER_URL)[-1]
 
 
+def _output_texts(notebook: Path):
+    """Every text a committed notebook shows under its cells: streams, results, errors."""
+    for cell in json.loads(notebook.read_text())["cells"]:
+        for output in cell.get("outputs", []):
+            text = output.get("text") or output.get("data", {}).get("text/plain") or output.get("traceback") or ""
+            yield cell.get("execution_count"), "".join(text)
+
+
+def test_committed_outputs_read_like_a_finished_lesson():
+    # No machine's folders, no library warnings, no frozen progress bars, no errors in what readers see.
+    machine_folders = ("/work/", "/home/", "/tmp/", "/Users/", "/root/", "/content/", "C:\\")
+    for notebook in sorted((REPO / "notebooks").glob("*.ipynb")):
+        for count, text in _output_texts(notebook):
+            where = f"{notebook.name}, cell [{count}]"
+            assert not any(folder in text for folder in machine_folders), f"{where} names a machine folder: {text}"
+            assert "Warning" not in text and "Traceback" not in text, f"{where} shows a warning or error: {text}"
+            assert "it/s]" not in text and "%|" not in text, f"{where} shows a progress bar: {text}"
+
+
 def test_the_address_is_read_from_pyproject_not_written_in_python():
     links = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["urls"]
     assert repository.repository_url() == links["Repository"]
