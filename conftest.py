@@ -35,6 +35,8 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 os.environ.setdefault("INVOLUTION_FAST", "1")
 _WORKDIR = Path(tempfile.mkdtemp(prefix="involution-tests-"))
 os.environ["INVOLUTION_WORKDIR"] = str(_WORKDIR)  # each notebook unit gets a folder inside
+# Unattended: notebook 03 builds no widgets (a widget cell can stall a headless executor).
+os.environ["INVOLUTION_BATCH"] = "1"
 # Never log test runs to anyone's Weights & Biases project.
 os.environ["WANDB_MODE"] = "disabled"
 

@@ -19,6 +19,9 @@ ensure_browser  # the appendix notebook prints the deck to PDF with a headless C
 # The notebooks' settings cells decide everything: no variable of ours from the
 # caller's shell may change them unseen (INVOLUTION_FAST=1 would make them smoke tests).
 unset INVOLUTION_FAST INVOLUTION_DATA_ROOT INVOLUTION_WORKDIR
+# Unattended: notebook 03 builds its explorer's widgets only for a person (a widget cell can
+# stall nbconvert's executor, which here has no timeout).
+export INVOLUTION_BATCH=1
 .venv/bin/python -m involution demo
 for notebook in notebooks/0[1-9]_*.ipynb notebooks/appendix_*.ipynb; do  # the appendix last: it reads the runs
   echo "Executing ${notebook} ..."

@@ -47,6 +47,8 @@ def weights_statement() -> str:
 def test_notebook_03_alone_uses_the_committed_weights(tmp_path, monkeypatch):
     printed = run_alone("03_visualise_kernels.ipynb", tmp_path, monkeypatch)
     assert weights_statement() in printed
+    # Unattended, the explorer builds no widgets: their cell could hold the executor until its timeout.
+    assert "Run unattended: the explorer appears when you run this cell yourself" in printed
 
 
 def test_the_appendix_alone_uses_the_committed_results(tmp_path, monkeypatch):

@@ -497,6 +497,18 @@ def _output_texts(notebook: Path):
             yield cell.get("execution_count"), "".join(text)
 
 
+def test_batch_run_reads_its_switch(monkeypatch):
+    for value, expected in (("1", True), ("yes", True), ("0", False), ("", False)):
+        monkeypatch.setenv(workbook.BATCH_ENV, value)
+        assert workbook.batch_run() is expected
+    monkeypatch.setenv(workbook.BATCH_ENV, "maybe")
+    with pytest.raises(ValueError, match="INVOLUTION_BATCH='maybe' is not understood: use 1"):
+        workbook.batch_run()
+    monkeypatch.setenv(FAST_ENV, "sometimes")
+    with pytest.raises(ValueError, match="INVOLUTION_FAST='sometimes' is not understood: use 1 \\(fast mode\\)"):
+        fast_mode()
+
+
 def test_committed_outputs_read_like_a_finished_lesson():
     # No machine's folders, no library warnings, no frozen progress bars, no errors in what readers see.
     machine_folders = ("/work/", "/home/", "/tmp/", "/Users/", "/root/", "/content/", "C:\\")

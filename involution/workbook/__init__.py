@@ -21,6 +21,6 @@
 Every notebook starts with ``wb = workbook.setup()``. The library never
 imports this package.
 """
-from involution.workbook.notebook import Workbook, fast_mode, setup
+from involution.workbook.notebook import Workbook, batch_run, fast_mode, setup
 
-__all__ = ["Workbook", "setup", "fast_mode"]
+__all__ = ["Workbook", "setup", "fast_mode", "batch_run"]

@@ -41,11 +41,12 @@ from involution.train.runs import machine_description
 from involution.workbook.data_choice import DataChoice, choose_data
 from involution.workbook.repository import COLAB_CHECKOUT, SLIDES, is_placeholder, repo_root, repository_url
 
-__all__ = ["FAST_ENV", "WORKDIR_ENV", "DRIVE_WORKDIR", "Workbook", "fast_mode", "in_colab", "work_directory",
-           "setup", "gpu_name"]
+__all__ = ["FAST_ENV", "WORKDIR_ENV", "BATCH_ENV", "DRIVE_WORKDIR", "Workbook", "fast_mode", "batch_run",
+           "in_colab", "work_directory", "setup", "gpu_name"]
 
 FAST_ENV = "INVOLUTION_FAST"
 WORKDIR_ENV = "INVOLUTION_WORKDIR"
+BATCH_ENV = "INVOLUTION_BATCH"  # set by ./run.sh and the tests: the notebooks run unattended
 DRIVE_MOUNT = Path("/content/drive")
 DRIVE_WORKDIR = DRIVE_MOUNT / "MyDrive" / "involution"  # runs kept across Colab sessions
 
@@ -71,15 +72,28 @@ def _clone_for_colab() -> Path:
     return COLAB_CHECKOUT
 
 
-def fast_mode(value: str | None = None) -> bool:
-    """Whether fast mode is on: ``$INVOLUTION_FAST`` (or ``value``) is 1/true/yes/on."""
-    raw = os.environ.get(FAST_ENV, "") if value is None else value
+def _switch(variable: str, raw: str, meaning: str) -> bool:
+    """An on/off environment setting: 1/true/yes/on or 0/false/no/off (empty: off)."""
     text = str(raw).strip().lower()
     if text in _TRUE:
         return True
     if text in _FALSE:
         return False
-    raise ValueError(f"{FAST_ENV}={raw!r} is not understood: use 1 (fast mode) or 0 (normal mode)")
+    raise ValueError(f"{variable}={raw!r} is not understood: use 1 ({meaning}) or 0")
+
+
+def fast_mode(value: str | None = None) -> bool:
+    """Whether fast mode is on: ``$INVOLUTION_FAST`` (or ``value``) is 1/true/yes/on."""
+    return _switch(FAST_ENV, os.environ.get(FAST_ENV, "") if value is None else value, "fast mode")
+
+
+def batch_run() -> bool:
+    """Whether the notebook runs unattended (``$INVOLUTION_BATCH``, set by ``./run.sh`` and the tests).
+
+    Then no one can move a widget, and a cell that opens widgets can stall a headless
+    executor: nbclient may wait for that cell's reply until its timeout (with none, for ever).
+    """
+    return _switch(BATCH_ENV, os.environ.get(BATCH_ENV, ""), "unattended")
 
 
 def in_colab() -> bool:
