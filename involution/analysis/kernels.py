@@ -19,7 +19,7 @@ from torch import nn
 from involution.layers import Involution2d
 
 __all__ = ["capture_kernels", "involution_layers", "KERNEL_SUMMARIES", "kernel_summary", "check_kernel",
-           "summary_at_pixels"]
+           "grid_position", "summary_at_pixels"]
 
 
 def involution_layers(model: nn.Module) -> dict[str, Involution2d]:
@@ -97,21 +97,26 @@ def kernel_summary(kernel: torch.Tensor, summary: str = "deviation") -> torch.Te
     raise ValueError(f"unknown kernel summary {summary!r}; choose one of {KERNEL_SUMMARIES}")
 
 
+def grid_position(pixel: tuple[int, int], image_shape: tuple[int, int],
+                  grid_shape: Sequence[int]) -> tuple[int, int]:
+    """The cell of a layer's (H, W) kernel map that covers input pixel ``(row, col)``.
+
+    A layer's kernel map is the input downsampled by the layer's total stride, so
+    pixel (row, col) of a (height, width) image falls in cell (row * H / height, col * W / width).
+    """
+    row, col = pixel
+    height, width = image_shape
+    if not (0 <= row < height and 0 <= col < width):
+        raise ValueError(f"pixel {pixel} lies outside the {height}x{width} image")
+    return int(row * grid_shape[0] / height), int(col * grid_shape[1] / width)
+
+
 def summary_at_pixels(kernels: Mapping[str, torch.Tensor], pixels: Sequence[tuple[int, int]], image_size: int,
                       summary: str = "deviation", index: int = 0) -> dict[str, list[float]]:
-    """Each layer's :func:`kernel_summary` at input pixels ``(row, col)`` of image ``index``.
-
-    A layer's kernel map is the input downsampled by the layer's total stride,
-    so input pixel (row, col) of a ``image_size`` square image falls in cell
-    (row * H // image_size, col * W // image_size) of an H x W map.
-    """
+    """Each layer's :func:`kernel_summary` at input pixels ``(row, col)`` of a square image ``index``."""
     values = {}
     for name, kernel in kernels.items():
         summary_map = kernel_summary(kernel, summary)[index]
-        height, width = summary_map.shape
-        for row, col in pixels:
-            if not (0 <= row < image_size and 0 <= col < image_size):
-                raise ValueError(f"pixel ({row}, {col}) lies outside the {image_size}x{image_size} image")
-        values[name] = [float(summary_map[row * height // image_size, col * width // image_size])
-                        for row, col in pixels]
+        cells = [grid_position(pixel, (image_size, image_size), summary_map.shape) for pixel in pixels]
+        values[name] = [float(summary_map[cell]) for cell in cells]
     return values

@@ -16,7 +16,7 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from involution.analysis.kernels import check_kernel, kernel_summary
+from involution.analysis.kernels import check_kernel, grid_position, kernel_summary
 
 __all__ = ["SUMMARY_LABELS", "window_side", "heatmap_scale", "plot_kernel_heatmaps", "plot_kernels_at_pixels",
            "plot_pixel_kernels", "fit_text", "suptitle"]
@@ -36,15 +36,6 @@ def _display_image(image) -> np.ndarray:
         raise ValueError(f"image values must lie in [0, 1] (got {image.min():.2f} to "
                          f"{image.max():.2f}); undo the normalisation with involution.data.denormalize")
     return image.clip(0, 1)
-
-
-def _grid_position(pixel, image_shape, grid_shape) -> tuple[int, int]:
-    """The cell of a layer's (H, W) kernel grid that covers image pixel (row, col)."""
-    row, col = pixel
-    height, width = image_shape
-    if not (0 <= row < height and 0 <= col < width):
-        raise ValueError(f"pixel {pixel} lies outside the {height}x{width} image")
-    return int(row * grid_shape[0] / height), int(col * grid_shape[1] / width)
 
 
 def _layer_title(name: str, kernel: torch.Tensor) -> str:
@@ -208,7 +199,7 @@ def plot_kernels_at_pixels(image, kernels: Mapping[str, torch.Tensor],
         raise ValueError(f"give between 1 and {len(_MARKER_COLOURS)} pixels, got {len(pixels)}")
     height, width = picture.shape[:2]
     for pixel in pixels:
-        _grid_position(pixel, (height, width), (height, width))  # checks the pixel lies inside
+        grid_position(pixel, (height, width), (height, width))  # checks the pixel lies inside
     strides = dict(strides or {})
     windows = list(dict.fromkeys([layers[0], _deepest(layers, kernels)]))
     figure = Figure(figsize=(3.0 * len(windows) + 1.5 * len(pixels) + 0.6,
@@ -224,7 +215,7 @@ def plot_kernels_at_pixels(image, kernels: Mapping[str, torch.Tensor],
         if not 0 <= group < kernel.shape[1]:
             raise ValueError(f"group {group} does not exist in {name}, which has {kernel.shape[1]} groups")
         chosen = [kernel[index, group, :, :, gy, gx]
-                  for gy, gx in (_grid_position(p, (height, width), kernel.shape[-2:]) for p in pixels)]
+                  for gy, gx in (grid_position(p, (height, width), kernel.shape[-2:]) for p in pixels)]
         limit = max(float(c.abs().max()) for c in chosen) or 1.0
         for column, (weights, colour) in enumerate(zip(chosen, _MARKER_COLOURS)):
             axis = figure.add_subplot(grid[layer_row, column + len(windows)])
@@ -259,14 +250,14 @@ def plot_pixel_kernels(image, kernels: Mapping[str, torch.Tensor], pixel: tuple[
     picture = _display_image(image)
     layers = _check_layers(kernels, None)
     height, width = picture.shape[:2]
-    _grid_position(pixel, (height, width), (height, width))  # checks the pixel lies inside
+    grid_position(pixel, (height, width), (height, width))  # checks the pixel lies inside
     strides = dict(strides or {})
     figure = Figure(figsize=(1.9 * len(layers), 4.4), layout="constrained")
     axes = figure.subplots(2, len(layers), squeeze=False)
     for column, name in enumerate(layers):
         kernel = check_kernel(kernels[name])
         _draw_windows(axes[0, column], picture, name, kernel, [pixel], strides.get(name, 1))
-        gy, gx = _grid_position(pixel, (height, width), kernel.shape[-2:])
+        gy, gx = grid_position(pixel, (height, width), kernel.shape[-2:])
         weights = kernel[index, group, :, :, gy, gx]
         limit = float(weights.abs().max()) or 1.0
         axes[1, column].imshow(weights.numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit)
