@@ -249,6 +249,13 @@ def test_optimiser_and_schedule_are_typed_records_saved_as_plain_values():
         ScheduleConfig(name="cyclic")
 
 
+def test_a_missing_checkpoint_is_one_line_with_the_fix_not_a_traceback(tmp_path, capsys):
+    missing = tmp_path / "missing.ckpt"
+    assert main(quick_args(tmp_path, "--ckpt_path", str(missing), command="test")) == 1
+    error = capsys.readouterr().err
+    assert error.startswith(f"error: checkpoint {missing} does not exist") and "Traceback" not in error
+
+
 def print_config(capsys, *args) -> dict:
     """The configuration ``python -m involution ARGS --print_config`` composes."""
     with pytest.raises(SystemExit) as exit_:

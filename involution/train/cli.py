@@ -70,7 +70,7 @@ from lightning.pytorch.utilities import rank_zero_only  # noqa: E402
 from involution.data import Caltech256DataModule  # noqa: E402
 from involution.ops.functional import mixed_precision  # noqa: E402
 from involution.train.callbacks import EpochPrinter, KernelStatsMonitor, NonFiniteLossGuard, PredictionWriter  # noqa: E402
-from involution.train.checkpoints import AtomicCheckpointIO, RunCheckpoint, read_checkpoint  # noqa: E402
+from involution.train.checkpoints import AtomicCheckpointIO, CheckpointError, RunCheckpoint, read_checkpoint  # noqa: E402
 from involution.train.configs import list_configs, resolve_config_args  # noqa: E402
 from involution.train.loggers import ResumableCSVLogger, finish_wandb_run, start_wandb_logger, wandb_configured  # noqa: E402
 from involution.train.module import ImageClassifier  # noqa: E402
@@ -572,7 +572,13 @@ def fit_summary(cli: InvolutionCLI, args: list[str]) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     """``python -m involution fit|validate|test|predict ...``: ``argv`` starts with the command;
     None reads the command line."""
-    cli = run_cli(argv)
+    try:
+        cli = run_cli(argv)
+    except (CheckpointError, FileNotFoundError) as error:
+        # A file the user named is missing or unreadable: the message names it and the fix,
+        # and a traceback through Lightning would only bury it.
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     if cli.subcommand == "fit" and cli.trainer.is_global_zero:
         summary = fit_summary(cli, sys.argv[1:] if argv is None else list(argv))
         if summary:
