@@ -202,11 +202,15 @@ def plot_kernels_at_pixels(image, kernels: Mapping[str, torch.Tensor],
         grid_position(pixel, (height, width), (height, width))  # checks the pixel lies inside
     strides = dict(strides or {})
     windows = list(dict.fromkeys([layers[0], _deepest(layers, kernels)]))
-    figure = Figure(figsize=(3.0 * len(windows) + 1.5 * len(pixels) + 0.6,
-                             max(3.4, 1.5 * len(layers) + 0.6)), layout="constrained")
-    # The photographs take one column each, the kernels one column per pixel.
+    # The photographs take one column each, the kernels one column per pixel. A photograph is
+    # about as tall as the stack of kernel rows, so it fills its column's height, and the
+    # figure's wide shape fills a slide.
+    rows_height = max(3.4, 1.5 * len(layers) + 0.6)
+    photo_width = 0.7 * rows_height
+    figure = Figure(figsize=(photo_width * len(windows) + 1.5 * len(pixels) + 0.6, rows_height),
+                    layout="constrained")
     grid = figure.add_gridspec(len(layers), len(pixels) + len(windows),
-                               width_ratios=[2.2] * len(windows) + [1] * len(pixels))
+                               width_ratios=[photo_width / 1.5] * len(windows) + [1] * len(pixels))
     for column, name in enumerate(windows):
         _draw_windows(figure.add_subplot(grid[:, column]), picture, name, kernels[name], pixels,
                       strides.get(name, 1))
