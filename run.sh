@@ -16,6 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/bootstrap.sh
 ensure_browser  # the appendix notebook prints the deck to PDF with a headless Chromium
+echo "Ready after ${SECONDS} s (install and checks)"
 # The notebooks' settings cells decide everything: no variable of ours from the
 # caller's shell may change them unseen (INVOLUTION_FAST=1 would make them smoke tests).
 unset INVOLUTION_FAST INVOLUTION_DATA_ROOT INVOLUTION_WORKDIR
@@ -35,4 +36,5 @@ for notebook in notebooks/0[1-9]_*.ipynb notebooks/appendix_*.ipynb; do  # the a
   echo "  done in $((SECONDS - start)) s"
 done
 .venv/bin/python -m involution deck
+echo "Main job done in ${SECONDS} s"
 echo "Notebooks executed in place (notebooks/), runs in runs/, figures in slides/figures/, deck: slides/deck.html and slides/deck.pdf"

@@ -1,0 +1,39 @@
+"""The main-job timer reads run.sh's own report of its parts; a run that did not finish is refused."""
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+import main_job  # noqa: E402
+
+FINISHED_RUN = """\
+Creating ./.venv with Python 3.11.7 ...
+Ready after 150 s (install and checks)
+Parameters and multiply-adds per 224x224 image (counted by involution.analysis.complexity)
+Executing notebooks/01_involution_kernel.ipynb ...
+  done in 40 s
+Executing notebooks/02_train_rednet.ipynb ...
+  done in 3000 s
+Executing notebooks/appendix_slide_figures.ipynb ...
+  done in 35 s
+Main job done in 3260 s
+"""
+
+
+def test_each_part_is_read_from_run_sh_and_the_rest_is_what_no_part_claims():
+    parts = main_job.parse_log(FINISHED_RUN)
+    assert parts["install_s"] == 150 and parts["total_s"] == 3260
+    assert parts["notebooks_s"] == {"notebooks/01_involution_kernel.ipynb": 40,
+                                    "notebooks/02_train_rednet.ipynb": 3000,
+                                    "notebooks/appendix_slide_figures.ipynb": 35}
+    assert parts["rest_s"] == 3260 - 150 - 3075  # the size table and the deck
+    assert parts["main_job_s"] == 3110  # the goal does not count the install
+
+
+def test_the_output_of_an_unfinished_run_is_refused_with_what_is_missing():
+    with pytest.raises(ValueError, match="'Main job done in' line"):
+        main_job.parse_log(FINISHED_RUN.rsplit("Main job", 1)[0])
+    with pytest.raises(ValueError, match="starts notebooks/02_train_rednet.ipynb but never finishes"):
+        main_job.parse_log(FINISHED_RUN.replace("  done in 3000 s\n", ""))
