@@ -55,6 +55,8 @@ from involution.models import create_model  # noqa: E402
 from involution.ops.functional import default_impl, involution2d  # noqa: E402
 from involution.train.runs import machine_description  # noqa: E402
 
+import main_job  # noqa: E402  (beside this file)
+
 RESULTS = REPO / "benchmarks" / "results"
 MMAP_THRESHOLD = "131072"  # glibc's default, but fixed: big blocks are always mmapped
 
@@ -680,9 +682,15 @@ def targets_table(result: dict) -> list[str]:
         for depth in (26, 50):
             ratio = (_training(result, f"rednet{depth}", False)["images_per_s"]
                      / _training(result, f"resnet{depth}")["images_per_s"])
-            rows.append((f"RedNet-{depth} training images/s >= 1.3x ResNet-{depth} "
+            # RedNet-26's first goal is parity, then the multiply-add ratio's promise.
+            goals = (1.0, 1.3) if depth == 26 else (1.3,)
+            met = [g for g in goals if ratio >= g]
+            status = (mark[True] if len(met) == len(goals) else
+                      f"{mark[True]} for {max(met)}x, {mark[False]} for 1.3x" if met else mark[False])
+            rows.append((f"RedNet-{depth} training images/s >= "
+                         + " then ".join(f"{g}x" for g in goals) + f" ResNet-{depth} "
                          f"({result['device'].upper()}, {DEFAULT_FORMAT}, the training default)",
-                         f"{ratio:.2f}x", mark[ratio >= 1.3],
+                         f"{ratio:.2f}x", status,
                          "" if ratio >= 1.3 else _training_gap(profile, depth)))
         red_on, red_off = _training(result, "rednet26", True), _training(result, "rednet26", False)
         res = _training(result, "resnet26")
@@ -702,6 +710,7 @@ def targets_table(result: dict) -> list[str]:
                      "" if met else "The kernel is read per pixel (K*K*G values per output "
                      "pixel, which a depthwise conv does not read at all) and its gradient is "
                      "a 16-channel reduction per pixel and offset."))
+    rows.append(_traffic_limit_row(result))
     low = {r["dtype"]: r for r in result.get("low_precision", [])}
     if low:
         f32 = low["float32"]["ms"]
@@ -719,6 +728,8 @@ def targets_table(result: dict) -> list[str]:
                      "JPEG decoding and augmentation on 2 shared CPU cores: about "
                      f"{speed / 2:.0f} images/s per core, so 1,000 images/s needs about "
                      f"{1000 / (speed / 2):.0f} such cores (or decoding on the GPU)."))
+    if result["device"] == "cpu" and (job := main_job.target_row()):
+        rows.append(job)
     if result["device"] != "cuda":
         rows.append(("GPU targets (Triton kernels: operator and RedNet/ResNet training speed "
                      "and memory on CUDA)", "not measured", "**outstanding**",
@@ -729,6 +740,24 @@ def targets_table(result: dict) -> list[str]:
              "| target | measured | status | what stands in the way |", "|---|---|---|---|"]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
     return lines
+
+
+def _traffic_limit_row(result: dict) -> tuple[str, str, str, str]:
+    """Stage 1's fastest operator time against the time its unavoidable memory traffic takes."""
+    fastest = implementations(torch.device(result["device"]))[-1]
+    stage1 = next(r for r in result["operator"] if r["impl"] == fastest)
+    limit_ms = stage1["bytes"] / (result["limits"]["bandwidth_gb_s"] * 1e9) * 1e3
+    ratio = stage1["ms"] / limit_ms
+    return (f"Involution within 3x of its memory-traffic limit, stage 1 (forward+backward, `{fastest}`)",
+            f"{ratio:.1f}x ({stage1['ms']:.1f} ms vs {limit_ms:.1f} ms: {stage1['bytes'] / 1e6:.0f} MB "
+            f"at {result['limits']['bandwidth_gb_s']:.1f} GB/s)", "met" if ratio <= 3 else "**not met**",
+            "" if ratio <= 3 else
+            f"It reaches {100 * stage1['bandwidth_fraction']:.0f}% of the bandwidth and "
+            f"{100 * stage1['flop_fraction']:.0f}% of the matmul's FLOP/s (its multiply-adds alone "
+            f"would take {2 * stage1['macs'] / (result['limits']['matmul_gflop_s'] * 1e6):.1f} ms at "
+            "that rate), so neither limits it: the time goes to the work beyond them, named under "
+            "the tables (tile copies, the kernel gradient's cross-channel sums, the input "
+            "gradient's read-modify-write).")
 
 
 def summary(result: dict) -> list[str]:

@@ -49,3 +49,17 @@ def test_no_product_file_cites_a_ticket_or_the_build_machines():
     offenders = [f"{path.relative_to(REPO)}: {match.group(0)}" for path in files
                  for match in [citing.search(path.read_text())] if match and path != Path(__file__)]
     assert offenders == []
+
+
+def test_the_performance_figures_are_what_the_benchmark_writes_from_its_saved_results():
+    # Every number on the Performance page and in the README's headline comes from the saved
+    # results: a hand edit, or results saved without --update-docs, shows up here.
+    import json
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import benchmark
+    result = json.loads((REPO / "benchmarks" / "results" / "cpu.json").read_text())
+    page = (DOCS / "performance.md").read_text()
+    section = page.split("<!-- benchmark:cpu:start -->\n", 1)[1].split("\n<!-- benchmark:cpu:end -->", 1)[0]
+    assert section == benchmark.markdown(result)
+    readme = (REPO / "README.md").read_text()
+    assert benchmark.headline(result) in readme

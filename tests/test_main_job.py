@@ -37,3 +37,27 @@ def test_the_output_of_an_unfinished_run_is_refused_with_what_is_missing():
         main_job.parse_log(FINISHED_RUN.rsplit("Main job", 1)[0])
     with pytest.raises(ValueError, match="starts notebooks/02_train_rednet.ipynb but never finishes"):
         main_job.parse_log(FINISHED_RUN.replace("  done in 3000 s\n", ""))
+
+
+def test_the_targets_table_reads_the_saved_run_and_says_where_the_time_went(tmp_path, monkeypatch):
+    import json
+    import benchmark
+    run = {"date": "2026-01-02", "commit": "abcdef0123", "load_average": [0.1, 2.0],
+           "machine": {"cpu": "Some CPU", "cpu_threads": 2}, **main_job.parse_log(FINISHED_RUN)}
+    (tmp_path / "main_job.json").write_text(json.dumps(run))
+    monkeypatch.setattr(main_job, "RESULTS", tmp_path)
+    target, measured, status, why = main_job.target_row()
+    assert "20 minutes" in target and status == "**not met**"
+    assert measured.startswith("51.8 min (install 2.5 min more") and "commit abcdef0" in measured
+    # The parts, largest first: notebook 02's 50 minutes lead.
+    assert why.startswith("Where the time goes: `02_train_rednet` 50.0 min, `01_involution_kernel` 0.7 min")
+    assert "2.6x faster" in why
+    saved = json.loads((REPO / "benchmarks" / "results" / "cpu.json").read_text())
+    rows = "\n".join(benchmark.targets_table(saved))
+    assert "| Main job (`./run.sh`) from a fresh clone <= 20 minutes" in rows
+    assert "Involution within 3x of its memory-traffic limit, stage 1" in rows
+
+
+def test_without_a_saved_run_there_is_no_row(tmp_path, monkeypatch):
+    monkeypatch.setattr(main_job, "RESULTS", tmp_path)
+    assert main_job.target_row() is None
