@@ -824,6 +824,8 @@ def update_docs(result: dict) -> None:
     _write_between(REPO / "docs" / "performance.md", result["device"], markdown(result))
     if result["device"] == "cpu" and result["training"]:
         _write_between(REPO / "README.md", "headline", headline(result))
+    if result["device"] == "cpu" and (line := main_job.sentence()):
+        _write_between(REPO / "README.md", "main-job", line)
 
 
 def run(device: torch.device, min_seconds: float, skip_training: bool) -> dict:

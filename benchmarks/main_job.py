@@ -93,6 +93,18 @@ def target_row() -> tuple[str, str, str, str] | None:
                             f"{minutes / TARGET_MINUTES:.1f}x faster with the same experiments."))
 
 
+def sentence() -> str | None:
+    """The README's line on how long the main job takes, from the saved run (None without one)."""
+    path = RESULTS / "main_job.json"
+    if not path.exists():
+        return None
+    run = json.loads(path.read_text())
+    return (f"From a fresh clone on a {run['machine']['cpu_threads']}-thread {run['machine']['cpu']} "
+            f"CPU the main job took {run['main_job_s'] / 60:.0f} minutes after "
+            f"{run['install_s'] / 60:.0f} minutes of install ({run['date']}, measured by "
+            "`benchmarks/main_job.py`).")
+
+
 def run_fresh_clone(log: Path | None) -> tuple[str, int, str, Path]:
     """Clone the last commit, run ./run.sh in it; (commit, return code, output, log)."""
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,

@@ -63,3 +63,6 @@ def test_the_performance_figures_are_what_the_benchmark_writes_from_its_saved_re
     assert section == benchmark.markdown(result)
     readme = (REPO / "README.md").read_text()
     assert benchmark.headline(result) in readme
+    main_job = sys.modules["main_job"]  # imported by the benchmark
+    if main_job.sentence():
+        assert main_job.sentence() in readme

@@ -52,6 +52,9 @@ def test_the_targets_table_reads_the_saved_run_and_says_where_the_time_went(tmp_
     # The parts, largest first: notebook 02's 50 minutes lead.
     assert why.startswith("Where the time goes: `02_train_rednet` 50.0 min, `01_involution_kernel` 0.7 min")
     assert "2.6x faster" in why
+    assert main_job.sentence() == ("From a fresh clone on a 2-thread Some CPU CPU the main job took 52 "
+                                   "minutes after 2 minutes of install (2026-01-02, measured by "
+                                   "`benchmarks/main_job.py`).")
     saved = json.loads((REPO / "benchmarks" / "results" / "cpu.json").read_text())
     rows = "\n".join(benchmark.targets_table(saved))
     assert "| Main job (`./run.sh`) from a fresh clone <= 20 minutes" in rows
@@ -60,4 +63,4 @@ def test_the_targets_table_reads_the_saved_run_and_says_where_the_time_went(tmp_
 
 def test_without_a_saved_run_there_is_no_row(tmp_path, monkeypatch):
     monkeypatch.setattr(main_job, "RESULTS", tmp_path)
-    assert main_job.target_row() is None
+    assert main_job.target_row() is None and main_job.sentence() is None
