@@ -51,11 +51,11 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+import main_job  # noqa: E402  (beside this file)
+
 from involution.models import create_model  # noqa: E402
 from involution.ops.functional import default_impl, involution2d  # noqa: E402
 from involution.train.runs import machine_description  # noqa: E402
-
-import main_job  # noqa: E402  (beside this file)
 
 RESULTS = REPO / "benchmarks" / "results"
 MMAP_THRESHOLD = "131072"  # glibc's default, but fixed: big blocks are always mmapped

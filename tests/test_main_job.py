@@ -1,4 +1,5 @@
 """The main-job timer reads run.sh's own report of its parts; a run that did not finish is refused."""
+import json
 import sys
 from pathlib import Path
 
@@ -40,7 +41,6 @@ def test_the_output_of_an_unfinished_run_is_refused_with_what_is_missing():
 
 
 def test_the_targets_table_reads_the_saved_run_and_says_where_the_time_went(tmp_path, monkeypatch):
-    import json
     import benchmark
     run = {"date": "2026-01-02", "commit": "abcdef0123", "load_average": [0.1, 2.0],
            "machine": {"cpu": "Some CPU", "cpu_threads": 2}, **main_job.parse_log(FINISHED_RUN)}
