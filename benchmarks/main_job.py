@@ -71,12 +71,17 @@ def parse_log(text: str) -> dict:
             "main_job_s": total - ready}
 
 
+def saved_run() -> dict | None:
+    """The last run this script saved (None without one)."""
+    path = RESULTS / "main_job.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
 def target_row() -> tuple[str, str, str, str] | None:
     """The main job's row of the benchmark's Targets table, from the saved run (None without one)."""
-    path = RESULTS / "main_job.json"
-    if not path.exists():
+    run = saved_run()
+    if run is None:
         return None
-    run = json.loads(path.read_text())
     minutes = run["main_job_s"] / 60
     met = minutes <= TARGET_MINUTES
     parts = sorted([(f"`{Path(name).stem}`", s) for name, s in run["notebooks_s"].items()]
@@ -95,10 +100,9 @@ def target_row() -> tuple[str, str, str, str] | None:
 
 def sentence() -> str | None:
     """The README's line on how long the main job takes, from the saved run (None without one)."""
-    path = RESULTS / "main_job.json"
-    if not path.exists():
+    run = saved_run()
+    if run is None:
         return None
-    run = json.loads(path.read_text())
     return (f"From a fresh clone on a {run['machine']['cpu_threads']}-thread {run['machine']['cpu']} "
             f"CPU the main job took {run['main_job_s'] / 60:.0f} minutes after "
             f"{run['install_s'] / 60:.0f} minutes of install ({run['date']}, measured by "
