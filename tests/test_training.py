@@ -256,6 +256,13 @@ def test_a_missing_checkpoint_is_one_line_with_the_fix_not_a_traceback(tmp_path,
     assert error.startswith(f"error: checkpoint {missing} does not exist") and "Traceback" not in error
 
 
+def test_a_setting_lightning_refuses_is_one_line_not_a_traceback(tmp_path, capsys):
+    assert main(quick_args(tmp_path, "--trainer.max_epochs", "-3")) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: invalid setting: `max_epochs` must be a non-negative integer or -1. "
+                            "You passed in -3.") and "Traceback" not in error
+
+
 def print_config(capsys, *args) -> dict:
     """The configuration ``python -m involution ARGS --print_config`` composes."""
     with pytest.raises(SystemExit) as exit_:

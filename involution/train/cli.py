@@ -66,6 +66,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor  # noqa: E402
 from lightning.pytorch.cli import LightningCLI  # noqa: E402
 from lightning.pytorch.plugins.io import CheckpointIO  # noqa: E402
 from lightning.pytorch.utilities import rank_zero_only  # noqa: E402
+from lightning.pytorch.utilities.exceptions import MisconfigurationException  # noqa: E402
 
 from involution.data import Caltech256DataModule  # noqa: E402
 from involution.ops.functional import mixed_precision  # noqa: E402
@@ -579,6 +580,11 @@ def main(argv: list[str] | None = None) -> int:
         # and a traceback through Lightning would only bury it.
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except MisconfigurationException as error:
+        # Lightning's own check of a setting (say --trainer.max_epochs -3): its message names
+        # the setting and what it accepts; exit 2, as for any other bad command line.
+        print(f"error: invalid setting: {error}", file=sys.stderr)
+        return 2
     if cli.subcommand == "fit" and cli.trainer.is_global_zero:
         summary = fit_summary(cli, sys.argv[1:] if argv is None else list(argv))
         if summary:
