@@ -58,6 +58,9 @@ from involution.ops.functional import default_impl, involution2d  # noqa: E402
 from involution.train.runs import machine_description  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
+# The same measurements (and main job), made with the code before the last speed-up: the
+# Targets table shows them beside today's.
+BEFORE = RESULTS / "before"
 MMAP_THRESHOLD = "131072"  # glibc's default, but fixed: big blocks are always mmapped
 
 BATCH = 16
@@ -673,8 +676,32 @@ def _training_gap(profile: dict, depth: int) -> str:
                     "their time now).")
 
 
+def before_results(device: str) -> dict | None:
+    """The saved results measured before the last speed-up, for comparison (None without them)."""
+    path = BEFORE / f"{device}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
 def targets_table(result: dict) -> list[str]:
-    """Every performance target with this run's value, met or not, and what stands in the way."""
+    """Every target with this run's value (beside the value before the last speed-up, where
+    ``benchmarks/results/before/`` has it), met or not, and what stands in the way."""
+    rows = target_rows(result, main_job.saved_run())
+    before = before_results(result["device"])
+    if before is None:
+        lines = ["**Targets**, from this run's numbers:", "",
+                 "| target | measured | status | what stands in the way |", "|---|---|---|---|"]
+        return lines + [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    earlier = {target: measured for target, measured, *_ in target_rows(before, main_job.saved_run(BEFORE))}
+    lines = [f"**Targets**, from this run's numbers, beside those measured before the last speed-up "
+             f"(commit {(before.get('commit') or 'unrecorded')[:7]}, on {before['date']}: {before['machine']['cpu']}, "
+             f"{before['machine']['cpu_threads']} threads; `benchmarks/results/before/`):", "",
+             "| target | before | now | status | what stands in the way |", "|---|---|---|---|---|"]
+    return lines + [f"| {a} | {earlier.get(a, 'not measured')} | {b} | {c} | {d} |" for a, b, c, d in rows]
+
+
+def target_rows(result: dict, job: dict | None) -> list[tuple[str, str, str, str]]:
+    """(target, measured, status, what stands in the way) for each target, from one run's results
+    and (on the CPU) one timed main job."""
     rows = []
     mark = {True: "met", False: "**not met**"}
     profile = {p["model"]: p["ms"] for p in result.get("profile", [])}
@@ -728,18 +755,15 @@ def targets_table(result: dict) -> list[str]:
                      "JPEG decoding and augmentation on 2 shared CPU cores: about "
                      f"{speed / 2:.0f} images/s per core, so 1,000 images/s needs about "
                      f"{1000 / (speed / 2):.0f} such cores (or decoding on the GPU)."))
-    if result["device"] == "cpu" and (job := main_job.target_row()):
-        rows.append(job)
+    if result["device"] == "cpu" and (job_row := main_job.target_row(job)):
+        rows.append(job_row)
     if result["device"] != "cuda":
         rows.append(("GPU targets (Triton kernels: operator and RedNet/ResNet training speed "
                      "and memory on CUDA)", "not measured", "**outstanding**",
                      "No GPU was available. The Triton kernels pass their tests under Triton's "
                      "interpreter (`tests/test_triton.py`); on a CUDA machine `bash "
                      "benchmarks/gpu_check.sh` tests and measures them."))
-    lines = ["**Targets**, from this run's numbers:", "",
-             "| target | measured | status | what stands in the way |", "|---|---|---|---|"]
-    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
-    return lines
+    return rows
 
 
 def _traffic_limit_row(result: dict) -> tuple[str, str, str, str]:
@@ -808,8 +832,8 @@ def headline(result: dict) -> str:
         f"faster than the unfold reference, with {span([r['memory_ratio'] for r in rows])} times less peak "
         f"memory, at RedNet-50's shapes ({machine}).",
         f"- It takes {span([r['versus_depthwise'] for r in rows], 2)} times as long as PyTorch's depthwise "
-        f"7x7 convolution (the same multiply-adds with a static kernel), so RedNet-26 trains at "
-        f"{span(ratios, 2)} times ResNet-26's images/s on that CPU despite its fewer multiply-adds.",
+        f"7x7 convolution (the same multiply-adds with a static kernel); RedNet-26, with fewer "
+        f"multiply-adds than ResNet-26, trains at {span(ratios, 2)} times its images/s on that CPU.",
         "- The Triton kernels pass their tests under Triton's interpreter; "
         + ("they are timed on the Performance page." if result.get("gpu_measured")
            else "they have not yet been timed on a GPU."),
@@ -834,13 +858,19 @@ def update_docs(result: dict) -> None:
         _write_between(REPO / "README.md", "main-job", line)
 
 
+def _commit() -> str | None:
+    """The commit measured (None outside a git checkout)."""
+    done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True)
+    return done.stdout.strip() or None
+
+
 def run(device: torch.device, min_seconds: float, skip_training: bool) -> dict:
     print(f"Benchmarking on {device} ...", flush=True)
     limits = machine_limits(device)
     print(f"  machine: {limits['bandwidth_gb_s']:.1f} GB/s, {limits['matmul_gflop_s']:.0f} GFLOP/s")
     load = [os.getloadavg()[0]]
     result = {
-        "device": device.type, "date": time.strftime("%Y-%m-%d"),
+        "device": device.type, "date": time.strftime("%Y-%m-%d"), "commit": _commit(),
         "machine": machine_description(), "limits": limits,
         "operator": time_cases(operator_cases(device), device, min_seconds, "stage"),
         "depthwise": time_cases(depthwise_cases(device), device, min_seconds, "stage"),

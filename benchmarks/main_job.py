@@ -71,15 +71,14 @@ def parse_log(text: str) -> dict:
             "main_job_s": total - ready}
 
 
-def saved_run() -> dict | None:
-    """The last run this script saved (None without one)."""
-    path = RESULTS / "main_job.json"
+def saved_run(folder: Path | None = None) -> dict | None:
+    """The run saved in ``folder`` (by default the last one this script saved; None without one)."""
+    path = (folder or RESULTS) / "main_job.json"
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def target_row() -> tuple[str, str, str, str] | None:
-    """The main job's row of the benchmark's Targets table, from the saved run (None without one)."""
-    run = saved_run()
+def target_row(run: dict | None) -> tuple[str, str, str, str] | None:
+    """The main job's row of the benchmark's Targets table, from a saved run (None without one)."""
     if run is None:
         return None
     minutes = run["main_job_s"] / 60

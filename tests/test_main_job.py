@@ -46,7 +46,7 @@ def test_the_targets_table_reads_the_saved_run_and_says_where_the_time_went(tmp_
            "machine": {"cpu": "Some CPU", "cpu_threads": 2}, **main_job.parse_log(FINISHED_RUN)}
     (tmp_path / "main_job.json").write_text(json.dumps(run))
     monkeypatch.setattr(main_job, "RESULTS", tmp_path)
-    target, measured, status, why = main_job.target_row()
+    target, measured, status, why = main_job.target_row(main_job.saved_run())
     assert "20 minutes" in target and status == "**not met**"
     assert measured.startswith("51.8 min (install 2.5 min more") and "commit abcdef0" in measured
     # The parts, largest first: notebook 02's 50 minutes lead.
@@ -63,4 +63,29 @@ def test_the_targets_table_reads_the_saved_run_and_says_where_the_time_went(tmp_
 
 def test_without_a_saved_run_there_is_no_row(tmp_path, monkeypatch):
     monkeypatch.setattr(main_job, "RESULTS", tmp_path)
-    assert main_job.target_row() is None and main_job.sentence() is None
+    assert main_job.target_row(main_job.saved_run()) is None and main_job.sentence() is None
+
+
+def test_the_targets_table_shows_each_value_before_the_speed_up_beside_todays(tmp_path, monkeypatch):
+    import benchmark
+    saved = json.loads((REPO / "benchmarks" / "results" / "cpu.json").read_text())
+    earlier = json.loads(json.dumps(saved))
+    earlier.update(commit="0123456789abcdef", date="2026-01-02")
+    for row in earlier["versus_depthwise"]:
+        row["ratio"] = 9.87  # a value today's results cannot hold
+    run = {"date": "2026-01-02", "commit": "0123456789abcdef", "load_average": [0.1, 2.0],
+           "machine": {"cpu": "Some CPU", "cpu_threads": 2}, **main_job.parse_log(FINISHED_RUN)}
+    (tmp_path / "cpu.json").write_text(json.dumps(earlier))
+    (tmp_path / "main_job.json").write_text(json.dumps(run))
+    monkeypatch.setattr(benchmark, "BEFORE", tmp_path)
+    lines = benchmark.targets_table(saved)
+    assert "commit 0123456, on 2026-01-02" in lines[0]
+    assert lines[2] == "| target | before | now | status | what stands in the way |"
+    stage1 = next(line for line in lines if "depthwise 7x7 conv, stage 1 " in line)
+    before, now = stage1.split(" | ")[1:3]
+    assert before.startswith("9.87x") and now.startswith(f"{saved['versus_depthwise'][0]['ratio']:.2f}x")
+    job = next(line for line in lines if line.startswith("| Main job"))
+    assert job.split(" | ")[1].startswith("51.8 min")  # the main job timed before, from its own file
+    # Without saved results from before, one column of values, as before any speed-up.
+    monkeypatch.setattr(benchmark, "BEFORE", tmp_path / "absent")
+    assert benchmark.targets_table(saved)[2] == "| target | measured | status | what stands in the way |"
