@@ -202,8 +202,9 @@ def _takeaways(runs: Sequence[Run], findings: Mapping | None, kinds: Sequence[st
     """The closing slide's points, each a sentence a speaker would say (not a repeat of a table)."""
     points = ["Involution moves a layer's cost from its weights to the input: the kernels are computed per pixel, "
               "so a RedNet is smaller than its ResNet and can afford 7×7 windows in every block.",
-              "Fewer multiply-adds did not make training faster on our CPU: an involution reads a different kernel "
-              "at every pixel, so memory traffic, not arithmetic, sets its speed."]
+              "Fewer multiply-adds buy less speed than they promise: an involution reads a different kernel at "
+              "every pixel and first has to generate it, so each of its multiply-adds takes longer than a "
+              "convolution's."]
     points += [sentence for sentence in (_seed_verdict(runs), _instability_verdict(findings)) if sentence]
     if "caltech256" not in kinds:
         points.append("All of our training ran on small offline data in minutes on a CPU; how RedNet does on "
