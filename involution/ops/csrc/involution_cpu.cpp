@@ -237,21 +237,26 @@ std::vector<int64_t> window_steps(const Geometry& g) {
   return steps;
 }
 
-// A block of 16 channels as one vector value (GCC/Clang vector extension):
+// kLanes values of type T as one vector value (GCC/Clang vector extension):
 // the compiler maps it onto whatever the CPU has (one AVX-512 register, two
 // AVX2 registers, ...). Loads and stores go through memcpy, which is how C++
 // spells an unaligned vector access.
-template <typename T>
-struct Block {
-  typedef T Vec __attribute__((vector_size(kBlock * sizeof(T))));
+template <typename T, int64_t kLanes>
+struct Lanes {
+  static constexpr int64_t kCount = kLanes;
+  typedef T Vec __attribute__((vector_size(kLanes * sizeof(T))));
   static Vec load(const T* p) { Vec v; std::memcpy(&v, p, sizeof v); return v; }
   static void store(T* p, const Vec& v) { std::memcpy(p, &v, sizeof v); }
   static T sum(const Vec& v) {
     T total = 0;
-    for (int64_t c = 0; c < kBlock; ++c) total += v[c];
+    for (int64_t c = 0; c < kLanes; ++c) total += v[c];
     return total;
   }
 };
+
+// A block of 16 channels.
+template <typename T>
+using Block = Lanes<T, kBlock>;
 
 // The widest vector the CPU holds in one register. The forward's sums are kept
 // in vectors of this width: in a wider vector type (a 16-float Block on a CPU
@@ -268,11 +273,7 @@ constexpr int64_t kRegisterBytes = 16;
 #endif
 
 template <typename T>
-struct Register {
-  static constexpr int64_t kLanes = std::min<int64_t>(kBlock, kRegisterBytes / sizeof(T));
-  typedef T Vec __attribute__((vector_size(kLanes * sizeof(T))));
-  static Vec load(const T* p) { Vec v; std::memcpy(&v, p, sizeof v); return v; }
-};
+using Register = Lanes<T, std::min<int64_t>(kBlock, kRegisterBytes / sizeof(T))>;
 
 // Kept out of line, like backward_unit (see there).
 template <typename S>
@@ -280,7 +281,7 @@ template <typename S>
                                     const Buffer<ComputeOf<S>>& x, const Map<S>& out) {
   using T = ComputeOf<S>;
   using Vec = typename Register<T>::Vec;
-  constexpr int64_t lanes = Register<T>::kLanes, parts = kBlock / lanes;
+  constexpr int64_t lanes = Register<T>::kCount, parts = kBlock / lanes;
   const int64_t gc = g.group_channels(), taps = g.kernel * g.kernel;
   const std::vector<int64_t> steps = window_steps(g), planes = kernel.tap_offsets(g.kernel);
   for (int64_t i = 0; i < g.out_h; ++i)
