@@ -676,27 +676,31 @@ def _training_gap(profile: dict, depth: int) -> str:
                     "their time now).")
 
 
-def before_results(device: str) -> dict | None:
-    """The saved results measured before the last speed-up, for comparison (None without them)."""
-    path = BEFORE / f"{device}.json"
+def saved_results(device: str, folder: Path = RESULTS) -> dict | None:
+    """The results saved for ``device`` in ``folder`` (None without them)."""
+    path = folder / f"{device}.json"
     return json.loads(path.read_text()) if path.exists() else None
 
 
 def targets_table(result: dict) -> list[str]:
     """Every target with this run's value (beside the value before the last speed-up, where
     ``benchmarks/results/before/`` has it), met or not, and what stands in the way."""
-    rows = target_rows(result, main_job.saved_run())
-    before = before_results(result["device"])
+    before = saved_results(result["device"], BEFORE)
     if before is None:
-        lines = ["**Targets**, from this run's numbers:", "",
-                 "| target | measured | status | what stands in the way |", "|---|---|---|---|"]
-        return lines + [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
-    earlier = {target: measured for target, measured, *_ in target_rows(before, main_job.saved_run(BEFORE))}
-    lines = [f"**Targets**, from this run's numbers, beside those measured before the last speed-up "
-             f"(commit {(before.get('commit') or 'unrecorded')[:7]}, on {before['date']}: {before['machine']['cpu']}, "
-             f"{before['machine']['cpu_threads']} threads; `benchmarks/results/before/`):", "",
-             "| target | before | now | status | what stands in the way |", "|---|---|---|---|---|"]
-    return lines + [f"| {a} | {earlier.get(a, 'not measured')} | {b} | {c} | {d} |" for a, b, c, d in rows]
+        intro, earlier = "**Targets**, from this run's numbers:", None
+    else:
+        intro = (f"**Targets**, from this run's numbers, beside those measured before the last speed-up "
+                 f"(commit {(before.get('commit') or 'unrecorded')[:7]}, on {before['date']}: "
+                 f"{before['machine']['cpu']}, {before['machine']['cpu_threads']} threads; "
+                 "`benchmarks/results/before/`):")
+        earlier = {target: measured for target, measured, *_ in target_rows(before, main_job.saved_run(BEFORE))}
+    values = ["measured"] if earlier is None else ["before", "now"]
+    header = ["target", *values, "status", "what stands in the way"]
+    lines = [intro, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for target, measured, status, why in target_rows(result, main_job.saved_run()):
+        values = [measured] if earlier is None else [earlier.get(target, "not measured"), measured]
+        lines.append("| " + " | ".join([target, *values, status, why]) + " |")
+    return lines
 
 
 def target_rows(result: dict, job: dict | None) -> list[tuple[str, str, str, str]]:
@@ -923,9 +927,8 @@ def main(argv=None) -> int:
         return 0
     if args.from_results:
         for name in ["cpu", "cuda"] if args.device == "all" else [args.device]:
-            path = RESULTS / f"{name}.json"
-            if path.exists():
-                update_docs(json.loads(path.read_text()))
+            if result := saved_results(name):
+                update_docs(result)
         return 0
     devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
     if "cuda" in devices and not torch.cuda.is_available():
