@@ -694,8 +694,8 @@ def targets_table(result: dict) -> list[str]:
                  f"{before['machine']['cpu']}, {before['machine']['cpu_threads']} threads; "
                  "`benchmarks/results/before/`):")
         earlier = {target: measured for target, measured, *_ in target_rows(before, main_job.saved_run(BEFORE))}
-    values = ["measured"] if earlier is None else ["before", "now"]
-    header = ["target", *values, "status", "what stands in the way"]
+    value_columns = ["measured"] if earlier is None else ["before", "now"]
+    header = ["target", *value_columns, "status", "what stands in the way"]
     lines = [intro, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for target, measured, status, why in target_rows(result, main_job.saved_run()):
         values = [measured] if earlier is None else [earlier.get(target, "not measured"), measured]
