@@ -184,16 +184,56 @@ def test_step_losses_read_every_model_and_kernel_growth_only_involution(tmp_path
     assert course.step_losses(run)["train_loss"] == [2.5, 2.25] and course.kernel_growth(run)["step"] == []
 
 
-def test_findings_gather_every_set_for_the_slides(tmp_path):
-    book = Workbook(root=tmp_path, fast=True, workdir=tmp_path, colab=False, gpu=None)
-    assert course.findings(book.runs_dir, "sample") is None  # no runs yet
-    course.run_set("dednet", book, choose_data("sample", fast=True), course_sets.SMALL_SCALE, model="test_rednet")
-    found = course.findings(book.runs_dir, "sample")
-    assert list(found["sets"]) == list(course_sets.COURSE_SETS) and found["image_sizes"] == [32]
-    dednet = found["sets"]["dednet"]["rows"]
-    assert [row["course run"] for row in dednet] == ["dednet121", "densenet121"]
-    assert all(row["status"] == "tested" for row in dednet)
-    assert {row["status"] for row in found["sets"]["ablation"]["rows"]} == {"not run"}
-    assert found["kernel_growth"] == {} and found["data"].startswith("sample set")
-    classes = course.load_set("dednet", book.runs_dir, "sample")["densenet121"].results.dataset["num_classes"]
-    assert classes > 1 and found["chance_top1"] == 100 / classes
+
+
+def test_the_reported_table_holds_every_course_run_with_its_own_numbers():
+    table = course.reported_table()
+    assert table.startswith("reported by the original course project")
+    for name, reported in COURSE_PROJECT_RUNS.items():
+        line = next(line for line in table.splitlines() if f" {name} " in line)
+        assert reported["model"] in line
+        assert (f"{reported['val_top1']:.2f}%" if reported["val_top1"] is not None else " - ") in line
+    assert "rednet50_lr08_wd_clip" not in table  # our own controls are not the course project's
+
+
+def _fake_run(folder, seed, val_losses, val_top1, test_top1, model="resnet26"):
+    """A finished, tested run folder with the given per-epoch validation loss and top-1."""
+    import json
+
+    from involution.train.runs import Run
+    folder.mkdir(parents=True)
+    rows = ["epoch,step,train/loss_epoch,val/loss,val/top1"]
+    rows += [f"{epoch},{epoch},{2.0 / (epoch + 1):.4f},{loss},{top1}"
+             for epoch, (loss, top1) in enumerate(zip(val_losses, val_top1))]
+    (folder / "metrics.csv").write_text("\n".join(rows) + "\n")
+    (folder / RESULTS_FILE).write_text(json.dumps({
+        "model": model, "params": 1000, "epochs_trained": len(val_losses), "best_val_top1": max(val_top1),
+        "best_epoch": len(val_losses), "seed": seed, "test_top1": test_top1, "test_top5": 0.99,
+        "dataset": {"kind": "shapes", "image_size": 64, "root": "shapes", "num_classes": 10},
+        "machine": {"cpu": "Test CPU", "cpu_threads": 2, "gpu": None}}))
+    return Run.load(folder)
+
+
+def test_the_overfitting_experiment_reads_rises_and_compares_with_intervals(tmp_path):
+    from involution.workbook import overfitting
+    plan = overfitting.Plan(seeds=(0, 1, 2))
+    top1 = [0.5, 0.7, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8]
+    runs = {0.0: [_fake_run(tmp_path / f"off{s}", s, [1.0, 0.6, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0 + s / 10], top1, t)
+                  for s, t in ((0, 0.70), (1, 0.71), (2, 0.72))],
+            0.05: [_fake_run(tmp_path / f"on{s}", s, [1.0, 0.6, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5 + s / 100], top1, t)
+                   for s, t in ((0, 0.80), (1, 0.81), (2, 0.82))]}
+    curve = overfitting.loss_curve(runs[0.0][1])
+    assert (curve.lowest, curve.lowest_epoch, curve.final) == (0.5, 3, 1.1)
+    assert curve.rise == pytest.approx(0.6)
+    compared = overfitting.compare(plan, runs)
+    assert compared["test top-1"].verdict == "weight decay 0.05 higher"
+    assert compared["test top-1"].difference == pytest.approx(10.0)
+    assert compared["rise of the validation loss"].verdict == "no weight decay higher"
+    table = overfitting.format_runs(plan, runs)
+    assert len(table.splitlines()) == 7 and "+0.600" in table and "70.0%" in table
+    found = overfitting.findings(plan, runs, "shapes set")
+    assert [row["rose"] for row in found["rows"]] == [3, 2]
+    assert found["verdicts"]["test top-1"]["verdict"] == "weight decay 0.05 higher"
+    assert overfitting.run_name(plan, 0.05, 2, "shapes") == "overfitting-resnet26-wd0.05-shapes-seed2"
+    assert overfitting.extra_args(plan, 0.0)[:4] == ["--data.train_per_class", "40", "--model.optimizer.weight_decay",
+                                                     "0.0"]

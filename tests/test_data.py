@@ -1058,3 +1058,22 @@ def test_a_class_folder_removed_after_the_split_is_a_mismatch(tmp_path):
 
 # An installed package never writes into its own folder, whatever the data module
 # does (fit, test, check-data): tested on the installed wheel in tests/test_packaging.py.
+
+
+def test_train_per_class_keeps_the_same_few_training_images_of_every_class():
+    full = Caltech256DataModule("sample", image_size=32, num_workers=0)
+    full.setup()
+    few = Caltech256DataModule("sample", image_size=32, num_workers=0, train_per_class=3)
+    few.setup()
+    labels = [label for _, label in few.train_dataset.samples]
+    assert sorted(set(labels)) == list(range(full.num_classes))
+    assert all(labels.count(label) == 3 for label in set(labels))
+    # The first three by path of each class: the same on every machine, and a subset of the full split.
+    for label in set(labels):
+        first = sorted(path for path, lab in full.train_dataset.samples if lab == label)[:3]
+        assert sorted(path for path, lab in few.train_dataset.samples if lab == label) == first
+    # Validation and test are untouched; the run record says how the training set was cut.
+    assert len(few.val_dataset) == len(full.val_dataset) and len(few.test_dataset) == len(full.test_dataset)
+    assert few.summary()["train_per_class"] == 3 and full.summary()["train_per_class"] is None
+    with pytest.raises(ValueError, match="train_per_class must be an integer >= 1; got 0"):
+        Caltech256DataModule("sample", train_per_class=0)

@@ -172,11 +172,13 @@ def test_seeds_are_summarised_and_no_winner_is_claimed_within_the_spread(tmp_pat
     page = html.unescape(deck.render_deck(_fake_slides(tmp_path, kind="shapes", seeds=overlapping)))
     assert "shapes set (offline), not Caltech-256" in page
     assert "62.0% ± 2.0" in page and "60.0–64.0" in page  # RedNet-26 test top-1 over 3 seeds
-    assert "within the seed-to-seed spread" in page and "is ahead" not in page
+    assert "Verdict: no difference detectable at this precision." in page and "95% interval" in page
+    assert "our runs cannot tell RedNet-26 from ResNet-26" in page
     assert "seeds 0, 1, 2" in page
     separated = {0: (0.70, 0.58), 1: (0.72, 0.62), 2: (0.71, 0.60)}
     page = html.unescape(deck.render_deck(_fake_slides(tmp_path / "b", kind="shapes", seeds=separated)))
-    assert "RedNet-26 is ahead by 11.0 points" in page
+    assert "RedNet-26 minus ResNet-26: +11.0 points" in page and "Verdict: RedNet-26 higher." in page
+    assert "RedNet-26 reached the higher test accuracy" in page
 
 
 def test_build_deck_references_or_embeds_the_figures(tmp_path):
@@ -364,56 +366,40 @@ def test_a_corrupt_results_file_is_named_with_the_fix(tmp_path, capsys):
     assert str(corrupt) in error and "line 1 column" in error
 
 
-def _findings(rednet_status: str, control_status: str, control_test: str = "-") -> dict:
-    """What involution.workbook.course.findings returns, for two sets, in miniature (ten classes)."""
-    def row(run, model, status, test="-", reported="(our control: no such run)"):
-        return {"course run": run, "model": model, "epochs": "1", "best val top-1": "-", "test top-1": test,
-                "status": status, "reported": reported}
-    return {"data": "shapes set (offline), not Caltech-256", "source": "reported by the course project",
-            "image_sizes": [32], "chance_top1": 10.0,
-            "sets": {"instability": {"question": "lr 0.8", "rows": [
-                         row("rednet50_lr08", "RedNet-50", rednet_status, reported="NaN: activations exploded"),
-                         row("resnet50_lr08", "ResNet-50", control_status, test=control_test)]},
-                     "dednet": {"question": "DedNet", "rows": [
-                         row("dednet121", "DedNet-121", "diverged (NaN)", reported="unstable"),
-                         row("densenet121", "DenseNet-121", "tested", test="38.5%", reported="-")]}},
-            "kernel_growth": {"rednet50_lr08": {"step": [0, 1], "kernel_absmax": [7.0, 2e5], "train_loss": [2, 3]},
-                              "resnet50_lr08": {"step": [], "kernel_absmax": [], "train_loss": []}},
-            "step_losses": {}}
+def _findings(test_verdict: str) -> dict:
+    """What involution.workbook.overfitting.findings returns, in miniature."""
+    return {"data": "shapes set (offline), not Caltech-256", "model": "ResNet-26", "train_images": 400, "epochs": 30,
+            "rows": [{"setting": "no weight decay", "seeds": 3, "rose": 3, "rise": "0.412 +- 0.050 (n=3, ...)",
+                      "test_top1": "70.1% +- 1.0 (n=3, range 69.0 to 71.0)"},
+                     {"setting": "weight decay 0.05", "seeds": 3, "rose": 1, "rise": "0.100 +- 0.020 (n=3, ...)",
+                      "test_top1": "72.0% +- 1.0 (n=3, range 71.0 to 73.0)"}],
+            "verdicts": {"test top-1": {"text": "weight decay 0.05 minus no weight decay: +1.9 points, 95% interval "
+                                                "-0.5 to +4.3 (Welch's t, 3 and 3 seeds). Verdict: " + test_verdict + ".",
+                                        "verdict": test_verdict},
+                         "rise of the validation loss": {"text": "weight decay 0.05 minus no weight decay: -0.312",
+                                                         "verdict": "no weight decay higher"}}}
 
 
-def test_notebook_05s_findings_get_two_slides_once_written(tmp_path):
+def test_notebook_05s_findings_get_a_slide_once_written(tmp_path):
     slides = _fake_slides(tmp_path)
-    assert "rerun small" not in deck.render_deck(slides)  # nothing written: no such slides
-    with pytest.raises(FileNotFoundError, match="course_instability.png"):
-        deck.write_course_findings(slides, _findings("diverged (NaN)", "tested"))
-    Image.new("RGB", (40, 30)).save(slides / "figures" / deck.COURSE_FIGURES["course_instability"])
-    deck.write_course_findings(slides, _findings("diverged (NaN)", "tested"))
+    assert "tested small" not in deck.render_deck(slides)  # nothing written: no such slide
+    with pytest.raises(FileNotFoundError, match="course_overfitting.png"):
+        deck.write_course_findings(slides, _findings("no difference detectable at this precision"))
+    Image.new("RGB", (40, 30)).save(slides / "figures" / deck.COURSE_FIGURES["course_overfitting"])
+    deck.write_course_findings(slides, _findings("no difference detectable at this precision"))
     page = deck.render_deck(slides)
-    assert "The course project&#39;s questions, rerun small" in page and "DenseNet-121" in page
-    assert "grew from 7 to 2e+05; diverged (NaN)" in page
-    assert "The course project reported: unstable." in page
-    assert "RedNet-50 diverged and ResNet-50 did not" in page  # the take-away follows the control
+    assert "Overfitting and weight decay, tested small" in page and "3 of 3 runs" in page
+    assert "Test top-1, weight decay 0.05 minus no weight decay: +1.9 points" in page
+    assert "weight decay made no difference to test accuracy that the seeds could detect" in page
+    deck.write_course_findings(slides, _findings("weight decay 0.05 higher"))
+    assert "weight decay 0.05 reached the higher test accuracy" in deck.render_deck(slides)
 
 
-def test_the_take_away_on_instability_follows_the_control(tmp_path):
+def test_findings_of_an_older_deck_are_not_shown(tmp_path):
     slides = _fake_slides(tmp_path)
-    Image.new("RGB", (40, 30)).save(slides / "figures" / deck.COURSE_FIGURES["course_instability"])
-    deck.write_course_findings(slides, _findings("diverged (NaN)", "diverged (NaN)"))
-    assert "ResNet-50 diverged as RedNet-50 did: the learning rate alone explains" in deck.render_deck(slides)
-
-
-def test_a_control_that_learned_nothing_is_not_called_stable(tmp_path):
-    # ResNet-50 at lr 0.8 may stay finite and still end at chance: that is a failure too.
-    slides = _fake_slides(tmp_path)
-    Image.new("RGB", (40, 30)).save(slides / "figures" / deck.COURSE_FIGURES["course_instability"])
-    deck.write_course_findings(slides, _findings("diverged (NaN)", "tested", control_test="10.0%"))
-    page = deck.render_deck(slides)
-    assert "ResNet-50 did not" not in page and "both networks failed" in page
-    assert "ResNet-50, resnet50_lr08 (no generated kernels); tested, 10.0% test top-1, chance level (10%)" in page
-    deck.write_course_findings(slides, _findings("diverged (NaN)", "tested", control_test="35.0%"))
-    page = deck.render_deck(slides)
-    assert "RedNet-50 diverged and ResNet-50 did not" in page and "chance level" not in page
+    Image.new("RGB", (40, 30)).save(slides / "figures" / deck.COURSE_FIGURES["course_overfitting"])
+    (slides / deck.COURSE_DATA).write_text('{"data": "shapes", "sets": {}}')  # before the overfitting test
+    assert "tested small" not in deck.render_deck(slides)
 
 
 def test_the_recipe_shows_whole_numbers_whole(tmp_path):

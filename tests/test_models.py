@@ -139,6 +139,32 @@ def test_ablation_options():
             and layer is not narrow.stem] == [32, 64, 128, 256]
 
 
+@pytest.mark.parametrize("name", ["rednet26", "resnet26"])
+def test_small_input_option_keeps_the_deepest_map_at_4x4_for_64px_images(name):
+    official = create_model(name, num_classes=10)
+    small = create_model(name, num_classes=10, planes=16, small_input=True)
+    x = torch.randn(2, 3, 64, 64)
+    official_maps = [m.shape[-1] for m in official.forward_intermediates(x, intermediates_only=True)]
+    small_maps = [m.shape[-1] for m in small.forward_intermediates(x, intermediates_only=True)]
+    assert official_maps == [32, 16, 8, 4, 2]  # the official stem: a 2x2 deepest map at 64 px
+    assert small_maps == [32, 32, 16, 8, 4]  # no stem max pool: every stage at twice the side
+    assert [info["reduction"] for info in small.feature_info] == [2, 2, 4, 8, 16]
+    assert [64 // info["reduction"] for info in small.feature_info] == small_maps
+    assert isinstance(small.maxpool, nn.Identity) and not isinstance(official.maxpool, nn.Identity)
+    # Only the pool goes: the same parameters as the same width with the official stem.
+    assert sum(p.numel() for p in small.parameters()) == sum(
+        p.numel() for p in create_model(name, num_classes=10, planes=16).parameters())
+    assert small(x).shape == (2, 10)
+    with pytest.raises(ValueError, match="small_input must be True or False"):
+        create_model(name, small_input="yes")
+
+
+def test_small_input_variant_keeps_the_official_rednet_block():
+    block = create_model("rednet26", planes=16, small_input=True).layer3[0].conv2
+    assert (block.kernel_size, block.channels // block.groups) == (7, 16)
+    assert block.kernel_generator.reduce[0].out_channels == block.channels // 4
+
+
 def test_odd_sized_feature_maps_work_with_strided_involution():
     layer = Involution2d(32, kernel_size=7, stride=2)
     assert layer(torch.randn(1, 32, 13, 11)).shape == (1, 32, 7, 6)

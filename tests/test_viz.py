@@ -8,7 +8,6 @@ from involution import Involution2d, analysis
 from involution.analysis.complexity import complexity_table, operator_costs
 from involution.models import create_model
 from involution.workbook import figures, kernel_figures
-from involution.workbook.results import reference_rows
 
 
 @pytest.fixture(scope="module")
@@ -210,21 +209,6 @@ def _points_by_label(axis) -> dict[str, list[tuple[float, float]]]:
             for handle, label in zip(handles, labels)}
 
 
-def test_accuracy_vs_params_keeps_reported_points_apart():
-    ours = [{"label": "RedNet-26", "params_m": 7.2, "best_val_top1": 42.0},
-            {"label": "ResNet-26", "params_m": 11.7, "best_val_top1": 40.0}]
-    figure = figures.plot_accuracy_vs_params(ours, reference_rows(), ours_label="this project: sample set",
-                                         reference_label="reported by the course project")
-    # Different data sets, so different panels: no axis holds both.
-    ours_axis, reported_axis = figure.axes
-    assert [t.get_text() for t in reported_axis.texts] == ["ResNet-26\n57.59%", "RedNet-26\n60.05%"]
-    assert _points_by_label(ours_axis) == {"this project: sample set": [(7.2, 42.0), (11.7, 40.0)]}
-    assert _points_by_label(reported_axis) == {
-        "reported by the course project": [(8.0, 60.05), (11.7, 57.59)]}
-    assert [axis.get_title() for axis in figure.axes] == [
-        "this project: sample set", "reported by the course project"]
-
-
 def test_complexity_table_figure_shows_the_counted_numbers():
     rows = complexity_table(depths=(26,), input_size=(3, 64, 64))
     figure = figures.plot_complexity_table(rows, (3, 64, 64))
@@ -261,8 +245,30 @@ def test_instability_figure_draws_kernels_of_involution_runs_and_losses_of_all()
     assert "shapes set, 32 px" in kernel_axis.get_title()
 
 
-def test_accuracy_vs_params_labels_each_model_once_over_seeds():
-    ours = [{"label": "RedNet-26", "params_m": 7.2, "best_val_top1": v} for v in (60.0, 62.0, 64.0)]
-    (axis,) = figures.plot_accuracy_vs_params(ours).axes
-    assert len(_points_by_label(axis)["this project"]) == 3  # every seed is drawn
-    assert [t.get_text() for t in axis.texts] == ["RedNet-26\n62.0%\n(mean of 3)"]
+
+
+def test_test_top1_over_seeds_shows_every_run_and_each_mean_with_its_interval():
+    rows = [{"label": "RedNet-26", "test_top1": v} for v in (80.0, 82.0, 81.0)] + \
+           [{"label": "ResNet-26", "test_top1": v} for v in (70.0, 71.0)]
+    (axis,) = figures.plot_test_top1_over_seeds(rows, title="shapes set").axes
+    assert [label.get_text() for label in axis.get_xticklabels()] == ["RedNet-26\n(3 seeds)", "ResNet-26\n(2 seeds)"]
+    texts = [text.get_text() for text in axis.texts]
+    from scipy import stats
+    half = stats.t.ppf(0.975, 2) * stats.sem([80.0, 82.0, 81.0])
+    assert f"81.0% \u00b1 {half:.1f}" in texts
+    low, high = axis.get_ylim()
+    assert 60 < low < 70 and 82 < high < 100  # zoomed to the runs, not 0-100
+    with pytest.raises(ValueError, match="no tested runs"):
+        figures.plot_test_top1_over_seeds([{"label": "A", "test_top1": None}])
+
+
+def test_training_curves_draw_a_chance_line_and_loss_curves_a_panel_per_setting():
+    metrics = {"epoch": [0, 1], "train/loss_epoch": [2.0, 1.0], "val/loss": [2.1, 1.5],
+               "train/top1": [0.2, 0.5], "val/top1": [0.2, 0.4]}
+    figure = figures.plot_training_curves({"RedNet-26 seed 0": metrics}, chance=10.0)
+    accuracy_axis = figure.axes[1]
+    assert any(list(line.get_ydata()) == [10.0, 10.0] for line in accuracy_axis.get_lines())
+    assert "chance" in [text.get_text() for text in accuracy_axis.texts]
+    panels = figures.plot_loss_curves({"no weight decay": {"seed 0": metrics}, "weight decay": {"seed 0": metrics}})
+    assert [axis.get_title() for axis in panels.axes] == ["no weight decay", "weight decay"]
+    assert len(panels.axes[0].get_lines()) == 2  # training and validation loss

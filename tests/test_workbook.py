@@ -23,10 +23,12 @@ from involution.workbook.notebook import FAST_ENV, WORKDIR_ENV, fast_mode, work_
 from involution.workbook.repository import repo_root
 from involution.workbook.results import (
     SeedSpread,
-    compare_spreads,
+    compare_means,
     format_epoch_table,
+    format_rerun_table,
     format_results_table,
     format_seed_table,
+    plateau_gain,
     results_rows,
     runs_data_statement,
 )
@@ -321,20 +323,60 @@ def test_find_comparison_falls_back_to_the_committed_runs_and_says_so(tmp_path):
     assert all(run.tested and run.kind == "shapes" for run in comparison.all_runs)
 
 
-def test_seed_spread_and_an_honest_comparison(tmp_path):
-    overlapping = compare_spreads(SeedSpread("RedNet-26", (60.0, 64.0, 62.0)),
-                                  SeedSpread("ResNet-26", (61.0, 59.0, 63.0)))
-    assert "within the seed-to-seed spread" in overlapping and "neither" in overlapping
-    separated = compare_spreads(SeedSpread("RedNet-26", (70.0, 72.0, 71.0)),
+def test_the_verdict_is_read_from_the_welch_interval_of_the_difference():
+    overlapping = compare_means(SeedSpread("RedNet-26", (60.0, 64.0, 62.0)),
                                 SeedSpread("ResNet-26", (61.0, 59.0, 63.0)))
-    assert separated.startswith("RedNet-26 is ahead by 10.0 points")
-    assert "no winner" in compare_spreads(SeedSpread("A", (1.0,)), SeedSpread("B", (2.0,)))
+    assert overlapping.low < 0 < overlapping.high
+    assert overlapping.verdict == "no difference detectable at this precision"
+    separated = compare_means(SeedSpread("RedNet-26", (70.0, 72.0, 71.0)),
+                              SeedSpread("ResNet-26", (61.0, 59.0, 63.0)))
+    assert separated.difference == pytest.approx(10.0) and separated.verdict == "RedNet-26 higher"
+    # Welch's interval, checked by hand: t(0.975, df) * sqrt(s1^2/n1 + s2^2/n2), df from Welch-Satterthwaite.
+    from scipy import stats
+    se = (1.0 / 3 + 4.0 / 3) ** 0.5
+    df = (1.0 / 3 + 4.0 / 3) ** 2 / ((1.0 / 3) ** 2 / 2 + (4.0 / 3) ** 2 / 2)
+    assert separated.half_width == pytest.approx(stats.t.ppf(0.975, df) * se)
+    behind = compare_means(SeedSpread("RedNet-26", (61.0, 59.0, 63.0)), SeedSpread("ResNet-26", (70.0, 72.0, 71.0)))
+    assert behind.verdict == "ResNet-26 higher" and behind.high < 0
+    assert "95% interval" in str(separated) and "Verdict: RedNet-26 higher." in str(separated)
+    with pytest.raises(ValueError, match="at least 2 seeds"):
+        compare_means(SeedSpread("A", (1.0,)), SeedSpread("B", (2.0, 3.0)))
+    # Losses print as plain numbers, not as percentage points.
+    loss = compare_means(SeedSpread("a", (0.5, 0.7), unit=""), SeedSpread("b", (0.1, 0.2), unit=""))
+    assert "points" not in str(loss) and "+0.450" in str(loss)
+
+
+def test_seed_table_prints_mean_spread_and_range(tmp_path):
     spread = SeedSpread("RedNet-26", (60.0, 64.0, 62.0))
     assert spread.mean == pytest.approx(62.0) and spread.std == pytest.approx(2.0)
     runs = {"rednet26": [Run.load(make_run(tmp_path, f"rednet26_shapes_seed{s}", "1", kind="shapes",
                                            seed=s, test_top1=t)) for s, t in ((0, 0.6), (1, 0.64))]}
     table = format_seed_table(runs)
-    assert "RedNet-26" in table and "62.0% +- 2.8 (n=2, range 60.0-64.0)" in table
+    assert "RedNet-26" in table and "62.0% +- 2.8 (n=2, range 60.0 to 64.0)" in table
+
+
+def test_plateau_gain_is_the_last_quarters_gain_in_points():
+    assert plateau_gain({"val/top1": [0.1, 0.5, 0.7, 0.8, 0.805, 0.81, 0.812, 0.815]}) == pytest.approx(0.5)
+    assert plateau_gain({"val/top1": [0.1, 0.3, 0.5, 0.7]}) == pytest.approx(20.0)  # a quarter of 4: one epoch
+    assert plateau_gain({"val/top1": [0.2, float("nan"), 0.4]}) == pytest.approx(20.0)
+    with pytest.raises(ValueError, match="at least 2 epochs"):
+        plateau_gain({"val/top1": [0.5]})
+
+
+def test_the_rerun_table_says_whether_each_mean_and_the_verdict_held(tmp_path):
+    def runs(prefix, red, res):
+        return {model: [Run.load(make_run(tmp_path, f"{prefix}{model}_shapes_seed{seed}", "1", model=model,
+                                          kind="shapes", seed=seed, test_top1=value))
+                        for seed, value in enumerate(values)] for model, values in (("rednet26", red),
+                                                                                     ("resnet26", res))}
+    baseline = runs("a", (0.80, 0.81, 0.82), (0.70, 0.71, 0.72))
+    same = runs("b", (0.805, 0.815, 0.825), (0.70, 0.715, 0.72))
+    table = format_rerun_table(baseline, same, ["rednet26", "resnet26"], other="AVX2")
+    assert "| RedNet-26 | 3 | 81.0% +- 1.0 | +-2.5 | 81.5% +- 1.0 | +0.5 | yes |" in table
+    assert table.count("Verdict: RedNet-26 higher.") == 2 and "The verdict is the same" in table
+    flipped = runs("c", (0.70, 0.71, 0.72), (0.80, 0.81, 0.82))
+    table = format_rerun_table(baseline, flipped, ["rednet26", "resnet26"], other="AVX2")
+    assert "| -10.0 | no |" in table and "The verdict CHANGED" in table
 
 
 def test_runs_data_statement_never_lets_the_sample_set_pass_for_caltech256(tmp_path):
@@ -520,6 +562,30 @@ def test_committed_outputs_read_like_a_finished_lesson():
             assert not absolute_path.search(text), f"{where} names a machine folder: {text}"
             assert "Warning" not in text and "Traceback" not in text, f"{where} shows a warning or error: {text}"
             assert "it/s]" not in text and "%|" not in text, f"{where} shows a progress bar: {text}"
+
+
+# Where a notebook's results begin: the cell that trains (or falls back to the committed runs).
+TRAINING_CELLS = {"02_train_rednet.ipynb": "experiments.train_and_test", "05_course_project.ipynb": "overfitting.train"}
+
+
+@pytest.mark.parametrize("name", sorted(TRAINING_CELLS))
+def test_conclusions_quote_only_numbers_the_notebook_printed(name):
+    # Prose explains; it never retypes a result. Every number in a markdown cell after the training
+    # cell must appear in the notebook's own code or outputs (a changed run cannot leave a stale
+    # number behind). Numbers in `code` and notebook names ("notebook 01") are references, not results.
+    notebook = json.loads((REPO / "notebooks" / name).read_text())
+    cells = notebook["cells"]
+    start = next(i for i, cell in enumerate(cells) if TRAINING_CELLS[name] in "".join(cell["source"]))
+    printed = " ".join("".join(cell["source"]) for cell in cells if cell["cell_type"] == "code")
+    printed += " ".join(text for cell in cells for output in cell.get("outputs", [])
+                        for text in (output.get("text", ""), "".join(output.get("data", {}).get("text/plain", ""))))
+    printed = printed.replace(",", "")
+    for cell in cells[start:]:
+        if cell["cell_type"] != "markdown":
+            continue
+        prose = re.sub(r"`[^`]*`|notebook \d+|\d+_\w+\.ipynb", " ", "".join(cell["source"]))
+        for number in re.findall(r"\d+(?:[.,]\d+)*", prose):
+            assert number.replace(",", "") in printed, f"{name}: {number!r} in prose is printed nowhere: {prose[:200]}"
 
 
 def test_the_address_is_read_from_pyproject_not_written_in_python():

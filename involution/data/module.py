@@ -67,6 +67,16 @@ def _check_positive_int(name: str, value, minimum: int = 1) -> None:
         raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}.")
 
 
+def _first_per_class(samples: list[tuple[Path, int]], per_class: int) -> list[tuple[Path, int]]:
+    """The first ``per_class`` samples of each label, by path: the same subset on every machine."""
+    kept, counts = [], {}
+    for path, label in sorted(samples):
+        if counts.get(label, 0) < per_class:
+            kept.append((path, label))
+            counts[label] = counts.get(label, 0) + 1
+    return kept
+
+
 class Caltech256DataModule(L.LightningDataModule):
     """Caltech-256 train/val/test dataloaders; predict uses the test split.
 
@@ -105,6 +115,9 @@ class Caltech256DataModule(L.LightningDataModule):
             collate and copy, and one vectorised step instead of one per
             image. Batches taken from the loaders directly are then uint8
             (finish them with :func:`~involution.data.presets.normalize_batch`).
+        train_per_class: keep only the first this many training images of each class
+            (by path): a fixed small training set, the same images every epoch, for
+            experiments on how a model fits little data. None: every training image.
     """
 
     def __init__(
@@ -122,10 +135,14 @@ class Caltech256DataModule(L.LightningDataModule):
         include_clutter: bool = True,
         download: bool = False,
         uint8_batches: bool = False,
+        train_per_class: int | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         _check_positive_int("batch_size", batch_size)
+        if train_per_class is not None:
+            _check_positive_int("train_per_class", train_per_class)
+        self.train_per_class = train_per_class
         _check_positive_int("num_workers", num_workers, minimum=0)
         self.uint8_batches = uint8_batches
         self.train_transform = build_transforms(transforms, image_size, train=True, normalize=not uint8_batches)
@@ -229,6 +246,9 @@ class Caltech256DataModule(L.LightningDataModule):
             samples[split_name].append(
                 (self.categories_dir / relative_path, label_of[PurePosixPath(relative_path).parts[0]])
             )
+
+        if self.train_per_class is not None:
+            samples["train"] = _first_per_class(samples["train"], self.train_per_class)
 
         def dataset(split_name, transform):
             return ImageListDataset(samples[split_name], transform, self.class_names, self.root)
@@ -336,6 +356,7 @@ class Caltech256DataModule(L.LightningDataModule):
             "image_size": self.hparams.image_size,
             "transforms": self.hparams.transforms,
             "images": {name: len(getattr(self, f"{name}_dataset")) for name in SPLIT_NAMES},
+            "train_per_class": self.train_per_class,
             "split_file": self.portable_path(self.split_path),
             # Which images each split holds: equal counts can be other images.
             "split_fingerprints": self.split_fingerprints(),

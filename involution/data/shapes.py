@@ -12,19 +12,20 @@ generalisation instead:
   photograph, with a few thin distractor strokes and a little sensor noise.
   The network must find the object and read its outline wherever it is:
   spatial structure that involution's position-specific kernels can adapt to.
-* **Disjoint sources per split.** The photographs that ship with
-  scikit-image and matplotlib are divided into three pools, one per split
-  (:data:`PHOTO_POOLS`); backgrounds and textures of a split come only from
-  its own pool. Every random number of a split is drawn from its own stream
-  (``numpy.random.SeedSequence(seed).spawn``), so no validation or test image
-  shares a photograph, a background crop or a random draw with any training
-  image. ``sources.csv`` records every image's photograph, crop and shape, and
+* **Held-out photographs.** The photographs that ship with scikit-image and
+  matplotlib are divided into two pools (:data:`PHOTO_POOLS`): one for
+  training, one held out for validation and test alike, so that validation is
+  a fair guide to test (both see the same kind of unseen backgrounds) while
+  neither shares a photograph with training. Every random number of a split is
+  drawn from its own stream (``numpy.random.SeedSequence(seed).spawn``), so no
+  validation or test image shares a background crop or a random draw with any
+  other image. ``sources.csv`` records every image's photograph, crop and shape, and
   :func:`render` re-creates an image from its record, so the claim can be
   checked (``tests/test_shapes.py`` does).
 
 Layout (what :class:`~involution.data.module.Caltech256DataModule` reads)::
 
-    <cache>/shapes-v2-seed0/
+    <cache>/shapes-v3-seed0/
         256_ObjectCategories/01.circle/train_00000.jpg ...
         split.csv      path,split: the set's own fixed split
         sources.csv    one row per image: split, photograph, crop, shape, colours
@@ -58,7 +59,7 @@ from involution.data.constants import SHAPES_ROOT_ALIAS, data_home
 __all__ = ["SHAPES_ROOT_ALIAS", "SHAPE_CLASSES", "PHOTO_POOLS", "SPLIT_SIZES", "ShapeRecord",
            "shapes_root", "generate_shapes", "render", "read_sources", "data_home", "landmarks"]
 
-VERSION = 2  # bump when the generator's output changes, so old caches are not reused
+VERSION = 3  # bump when the generator's output changes, so old caches are not reused
 SIZE = 64  # pixels; the workbook trains at 64 px
 JPEG_QUALITY = 92
 SUPERSAMPLE = 4  # shapes are drawn at 4x and scaled down: smooth, antialiased edges
@@ -67,19 +68,21 @@ BACKGROUND_CONTRAST = 0.35  # how much of the photograph's contrast the backgrou
 
 SHAPE_CLASSES = ("circle", "triangle", "square", "star", "cross",
                  "ring", "crescent", "arrow", "heart", "tee")
-# Images per class and split: 4,000 train, 600 val, 1,000 test in all. With
-# 1,000 test images a top-1 accuracy near 70% is known to about +-3 points (95%).
-SPLIT_SIZES = {"train": 400, "val": 60, "test": 100}
+# Images per class and split: 4,000 train, 1,000 val, 2,500 test in all. With
+# 2,500 test images a top-1 accuracy of 80% or more is known to about +-1.6 points
+# (95%) or better, so two models' test scores can be told apart.
+SPLIT_SIZES = {"train": 400, "val": 100, "test": 250}
 
-# Which photographs each split may use, for backgrounds and textures alike.
-# A photograph belongs to exactly one pool (the two stereo motorcycle views
-# show one scene, so both are in the same pool).
+# Which photographs each split may use, for backgrounds and textures alike. Training
+# has its own photographs; validation and test share the held-out ones (the two stereo
+# motorcycle views show one scene, so both are held out).
+_HELD_OUT = ("chelsea", "immunohistochemistry", "clock", "text", "stereo_motorcycle_left",
+             "stereo_motorcycle_right", "coins", "gravel", "present_blue_pack")
 PHOTO_POOLS = {
     "train": ("astronaut", "coffee", "rocket", "hubble_deep_field", "brick", "grass",
               "camera", "moon", "retina", "cell", "page", "grace_hopper"),
-    "val": ("chelsea", "immunohistochemistry", "clock", "text"),
-    "test": ("stereo_motorcycle_left", "stereo_motorcycle_right", "coins", "gravel",
-             "present_blue_pack"),
+    "val": _HELD_OUT,
+    "test": _HELD_OUT,
 }
 
 
@@ -364,9 +367,10 @@ _README = """The built-in shapes set of the involution package (generated, NOT C
 size, rotation and colour, drawn solid, as an outline or filled with a photographic texture,
 over a crop of a real photograph. Images per split: {counts}.
 
-Backgrounds and textures of each split come from its own photographs, and each split draws
-its random numbers from its own stream, so no validation or test image shares a photograph,
-a crop or a random draw with any training image:
+Backgrounds and textures of the training images come from their own photographs; validation
+and test share the held-out ones (so that validation is a fair guide to test). Each split
+draws its random numbers from its own stream, so no validation or test image shares a
+photograph with any training image, nor a crop or a random draw with any other image:
 {pools}
 The photographs ship with scikit-image (skimage.data) and matplotlib (sample_data); see their
 documentation for credits and licences.

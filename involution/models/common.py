@@ -219,9 +219,11 @@ class TimmConventions:
         return set()
 
 
-def stage_info(planes: int, stem: dict) -> list[dict]:
-    """timm's ``feature_info``: the stem's output, then each stage's channels and stride."""
-    return [stem] + [{"num_chs": 4 * planes * 2 ** i, "reduction": 4 * 2 ** i,
+def stage_info(planes: int, stem: dict, small_input: bool = False) -> list[dict]:
+    """timm's ``feature_info``: the stem's output, then each stage's channels and stride
+    (the first stage at a 4th of the image, or at half of it without the stem's max pool)."""
+    first = 2 if small_input else 4
+    return [stem] + [{"num_chs": 4 * planes * 2 ** i, "reduction": first * 2 ** i,
                       "module": f"layer{i + 1}"} for i in range(4)]
 
 

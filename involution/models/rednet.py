@@ -28,8 +28,8 @@ class RedNet(ResNet):
 
     Args:
         layers: bottleneck blocks per stage, e.g. ``STAGE_BLOCKS[26]``.
-        num_classes, drop_rate, zero_init_residual, planes, in_chans, global_pool: as
-            for :class:`ResNet`.
+        num_classes, drop_rate, zero_init_residual, planes, in_chans, global_pool,
+            small_input: as for :class:`ResNet`.
         kernel_size: K of the bottleneck involutions (official: 7).
         group_channels: channels per involution group (official: 16).
         reduction_ratio: channel reduction in the kernel generator (official: 4).
@@ -47,11 +47,11 @@ class RedNet(ResNet):
     def __init__(self, layers, num_classes: int = 1000, kernel_size: int = 7,
                  group_channels: int = 16, reduction_ratio: int = 4, drop_rate: float = 0.0,
                  zero_init_residual: bool = True, planes: int = 64, recompute: bool = False,
-                 in_chans: int = 3, global_pool: str = "avg"):
+                 in_chans: int = 3, global_pool: str = "avg", small_input: bool = False):
         check_head(num_classes, in_chans, global_pool)
         # (ResNet's stem, which takes the image, is replaced below.)
         super().__init__(layers, num_classes, drop_rate, zero_init_residual, planes,
-                         global_pool=global_pool)
+                         global_pool=global_pool, small_input=small_input)
         self.in_chans = in_chans
         involution = dict(group_channels=group_channels, reduction_ratio=reduction_ratio)
         # The official stem: a strided 3x3 conv, a 3x3 involution and a 3x3 conv

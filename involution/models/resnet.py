@@ -59,14 +59,20 @@ class ResNet(TimmConventions, tvm.ResNet):
         in_chans: channels of the input images (3 for RGB).
         global_pool: ``"avg"``, or ``""`` for none (with ``num_classes=0``: the model
             returns its feature map), as in timm.
+        small_input: for small images (64 px and below): drop the stem's max pool, so
+            the stages run at twice the resolution (a 64 px image leaves the last stage
+            at 4x4 instead of 2x2). Everything else is unchanged; the official models
+            keep the pool (False).
     """
 
     stem_pattern = r"^(?:conv1|bn1)\."  # the stem's parameters, for group_matcher
 
     def __init__(self, layers, num_classes: int = 1000, drop_rate: float = 0.0,
                  zero_init_residual: bool = True, planes: int = 64, in_chans: int = 3,
-                 global_pool: str = "avg"):
+                 global_pool: str = "avg", small_input: bool = False):
         check_head(num_classes, in_chans, global_pool)
+        if not isinstance(small_input, bool):
+            raise ValueError(f"small_input must be True or False, got {small_input!r}")
         if not is_positive_int(planes):
             raise ValueError(f"planes must be a positive int (64 in published models), "
                              f"got {planes!r}")
@@ -82,7 +88,11 @@ class ResNet(TimmConventions, tvm.ResNet):
         self.dropout = nn.Dropout(drop_rate)
         self.num_features = self.fc.in_features
         self._finish_head(num_classes, in_chans, global_pool)
-        self.feature_info = stage_info(planes, {"num_chs": 64, "reduction": 2, "module": "relu"})
+        if small_input:
+            self.maxpool = nn.Identity()
+        self.small_input = small_input
+        self.feature_info = stage_info(planes, {"num_chs": 64, "reduction": 2, "module": "relu"},
+                                       small_input)
         in_execution_order(self, self._stem_names() + [
             "maxpool", "layer1", "layer2", "layer3", "layer4", "avgpool", "dropout", "fc"])
 

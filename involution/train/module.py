@@ -57,6 +57,11 @@ class ImageClassifier(L.LightningModule):
         recompute: RedNets only: generate the kernels again in backward instead
             of keeping them, for less memory at some time (the docs'
             Performance page); the gradients are the same. None: the model's default (off).
+        planes, small_input: the ResNets' and RedNets' width (bottleneck planes of the
+            first stage; official 64) and small-image stem (no max pool); None keeps the
+            official model. The workbook's small-image variant sets both.
+        zero_init_residual: start each residual block's last batch norm at zero (the
+            official recipe's, None keeps it) or at one.
     """
 
     def __init__(self, model_name: str = "rednet26", num_classes: int = 257,
@@ -65,7 +70,8 @@ class ImageClassifier(L.LightningModule):
                  drop_rate: float = 0.0, label_smoothing: float = 0.0,
                  optimizer: OptimizerConfig = OptimizerConfig(),
                  schedule: ScheduleConfig = ScheduleConfig(), channels_last: bool = True,
-                 recompute: bool | None = None):
+                 recompute: bool | None = None, planes: int | None = None,
+                 small_input: bool | None = None, zero_init_residual: bool | None = None):
         super().__init__()
         self.optimizer_config = _as_config(optimizer, OptimizerConfig)
         self.schedule_config = _as_config(schedule, ScheduleConfig)
@@ -76,7 +82,8 @@ class ImageClassifier(L.LightningModule):
             if is_dataclass(self.hparams[key]):
                 self.hparams[key] = asdict(self.hparams[key])
         options = {"kernel_size": kernel_size, "group_channels": group_channels,
-                   "reduction_ratio": reduction_ratio, "recompute": recompute}
+                   "reduction_ratio": reduction_ratio, "recompute": recompute,
+                   "planes": planes, "small_input": small_input, "zero_init_residual": zero_init_residual}
         # Only the options set: the model registry refuses, by name, those a model does not take.
         options = {k: v for k, v in options.items() if v is not None}
         self.model = create_model(model_name, num_classes=num_classes, pretrained=pretrained,

@@ -55,8 +55,8 @@ from involution.workbook.experiments import train_and_test, training_args
 from involution.workbook.notebook import Workbook, fast_mode, gpu_name
 from involution.workbook.reference import COURSE_PROJECT_SOURCE
 
-__all__ = ["course_run_name", "fit_commands", "run_set", "load_set", "results_table", "set_rows", "findings",
-           "kernel_growth", "step_losses", "estimate_sets_time", "describe_sets", "course_data", "main"]
+__all__ = ["course_run_name", "fit_commands", "run_set", "load_set", "results_table", "set_rows",
+           "kernel_growth", "step_losses", "estimate_sets_time", "describe_sets", "reported_table", "course_data", "main"]
 
 def course_run_name(set_name: str, run: CourseRun, kind: str) -> str:
     """``ablation-rednet26_nowd-shapes``: the set first, so a set's runs sit side by side."""
@@ -189,26 +189,17 @@ def results_table(set_name: str, runs: dict[str, Run | None], kind: str) -> str:
     return "\n".join(lines)
 
 
-def findings(runs_dir: str | os.PathLike, kind: str) -> dict | None:
-    """What the sets found on this kind of data, for the slides; None when none of their runs is here.
-
-    Every set's rows (:func:`set_rows`) and, per instability run, its step-by-step kernel growth
-    and training loss (the figure's data).
-    """
-    sets = {name: load_set(name, runs_dir, kind) for name in COURSE_SETS}
-    found = [run for runs in sets.values() for run in runs.values() if run is not None]
-    if not found:
-        return None
-    unstable = {name: run for name, run in sets["instability"].items() if run is not None}
-    class_counts = {(run.results.dataset or {}).get("num_classes") for run in found} - {None}
-    return {"data": DATA_KINDS[kind].label, "source": COURSE_PROJECT_SOURCE,
-            "image_sizes": sorted({run.image_size for run in found if run.image_size}),
-            # A guess at random scores 1/classes: a run at this top-1 learned nothing.
-            "chance_top1": 100 / class_counts.pop() if len(class_counts) == 1 else None,
-            "sets": {name: {"question": COURSE_SETS[name].question, "rows": set_rows(name, runs)}
-                     for name, runs in sets.items()},
-            "kernel_growth": {name: kernel_growth(run) for name, run in unstable.items()},
-            "step_losses": {name: step_losses(run) for name, run in unstable.items()}}
+def reported_table() -> str:
+    """Every course run with what the course project reported for it on Caltech-256 (its numbers, not ours)."""
+    lines = [COURSE_PROJECT_SOURCE + ":", f"{'set':<12} {'course run':<22} {'model':<13} {'reported val top-1':>18}  outcome"]
+    for name, chosen in COURSE_SETS.items():
+        for run in chosen.runs:
+            reported = run.reported
+            if reported is None:
+                continue  # our own controls: the course project had no such run
+            top1 = "-" if reported["val_top1"] is None else f"{reported['val_top1']:.2f}%"
+            lines.append(f"{name:<12} {run.name:<22} {reported['model']:<13} {top1:>18}  {reported['outcome'] or '-'}")
+    return "\n".join(lines)
 
 
 def describe_sets() -> str:

@@ -80,8 +80,8 @@ _SAMPLE_NOTE = "Its accuracies say nothing about Caltech-256."
 def _shapes_statement(why: str) -> str:
     counts = ", ".join(f"{n * len(SHAPE_CLASSES):,} {split}" for split, n in SPLIT_SIZES.items())
     return (f"Data: the {DATA_KINDS['shapes'].name}, {why}: {len(SHAPE_CLASSES)} classes of shapes on "
-            f"crops of real photographs ({counts} images), each split drawn from its own "
-            "photographs, so test accuracy measures generalisation to unseen backgrounds. Its "
+            f"crops of real photographs ({counts} images), validation and test drawn from photographs "
+            "that training never sees, so test accuracy measures generalisation to unseen backgrounds. Its "
             "numbers are not Caltech-256 numbers.")
 
 

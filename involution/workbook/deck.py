@@ -39,7 +39,7 @@ from involution.data.constants import DATA_KINDS
 from involution.train.runs import RESULTS_FILE, Run, export_runs
 from involution.workbook.diagrams import rednet_defaults
 from involution.workbook.repository import SLIDES, repo_root
-from involution.workbook.results import SeedSpread, compare_spreads, results_rows, seed_spread
+from involution.workbook.results import SeedSpread, compare_means, results_rows, seed_spread
 
 __all__ = ["DECK_DATA", "COURSE_DATA", "FIGURES", "COURSE_FIGURES", "write_deck_data", "write_course_findings",
            "load_deck_data", "read_settings", "recipe_rows", "render_deck", "build_deck", "find_browser", "print_pdf",
@@ -48,7 +48,7 @@ __all__ = ["DECK_DATA", "COURSE_DATA", "FIGURES", "COURSE_FIGURES", "write_deck_
 # The notebook that writes the figures and data the deck is built from (./run.sh runs it last).
 SLIDES_NOTEBOOK = "notebooks/appendix_slide_figures.ipynb"
 DECK_DATA = Path("data") / "deck.json"
-# Notebook 05's findings (involution.workbook.course.findings), written beside it when its runs exist.
+# Notebook 05's findings (involution.workbook.overfitting.findings), written beside it when its runs exist.
 COURSE_DATA = Path("data") / "course.json"
 RUNS_FOLDER = Path("data") / "runs"
 SETTINGS = "settings.toml"
@@ -66,10 +66,10 @@ FIGURES = {
     "kernel_heatmaps": "kernel_heatmaps.png",
     "kernels_at_pixels": "kernels_at_pixels.png",
     "training_curves": "training_curves.png",
-    "accuracy_vs_params": "accuracy_vs_params.png",
+    "test_top1": "test_top1.png",
 }
 # Figures of slides that show only when their data exists: key -> file name.
-COURSE_FIGURES = {"course_instability": "course_instability.png"}
+COURSE_FIGURES = {"course_overfitting": "course_overfitting.png"}
 
 
 # -- the data ------------------------------------------------------------------------
@@ -113,15 +113,15 @@ def write_deck_data(slides_dir: str | os.PathLike, *, runs: Mapping[str, Run],
 
 
 def write_course_findings(slides_dir: str | os.PathLike, findings: Mapping) -> Path:
-    """Write ``slides/data/course.json``: what notebook 05's runs found (:func:`involution.workbook.course.findings`).
+    """Write ``slides/data/course.json``: what notebook 05's runs found (:func:`involution.workbook.overfitting.findings`).
 
-    Its figure, ``figures/course_instability.png``, must be there first: the two slides
-    that show the findings need both.
+    Its figure, ``figures/course_overfitting.png``, must be there first: the slide that
+    shows the findings needs both.
     """
     slides_dir = Path(slides_dir)
-    figure = slides_dir / "figures" / COURSE_FIGURES["course_instability"]
+    figure = slides_dir / "figures" / COURSE_FIGURES["course_overfitting"]
     if not figure.is_file():
-        raise FileNotFoundError(f"{figure} is missing: save the instability figure first ({SLIDES_NOTEBOOK})")
+        raise FileNotFoundError(f"{figure} is missing: save the overfitting figure first ({SLIDES_NOTEBOOK})")
     path = slides_dir / COURSE_DATA
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(findings, indent=1) + "\n")
@@ -130,72 +130,53 @@ def write_course_findings(slides_dir: str | os.PathLike, findings: Mapping) -> P
 
 def _load_course_findings(slides_dir: Path) -> dict | None:
     """The findings of notebook 05's runs, when they and their figure were written; None otherwise."""
-    path, figure = slides_dir / COURSE_DATA, slides_dir / "figures" / COURSE_FIGURES["course_instability"]
-    return json.loads(path.read_text()) if path.is_file() and figure.is_file() else None
+    path, figure = slides_dir / COURSE_DATA, slides_dir / "figures" / COURSE_FIGURES["course_overfitting"]
+    if not (path.is_file() and figure.is_file()):
+        return None
+    findings = json.loads(path.read_text())
+    return findings if "verdicts" in findings else None  # an older deck's findings: not shown
 
 
 def _course_sentences(findings: Mapping) -> list[str]:
-    """What the instability and DedNet runs show, in sentences built from their rows and kernel growth."""
-    rows = {row["course run"]: row for chosen in findings["sets"].values() for row in chosen["rows"]}
-    sentences = []
-    for name, growth in findings["kernel_growth"].items():
-        row = rows[name]
-        grew = (f": its largest generated kernel value grew from {growth['kernel_absmax'][0]:.3g} to "
-                f"{max(growth['kernel_absmax']):.3g}" if growth["kernel_absmax"] else
-                " (no generated kernels)")
-        scored = "" if row["test top-1"] == "-" else f", {row['test top-1']} test top-1"
-        if _at_chance(row, findings):
-            scored += f", chance level ({findings['chance_top1']:.3g}%): it learned nothing"
-        sentences.append(f"{row['model']}, {name}{grew}; {row['status']}{scored}.")
-    dednet, densenet = rows.get("dednet121"), rows.get("densenet121")
-    if dednet and densenet:
-        sentences.append(f"DedNet-121: {dednet['status']}; DenseNet-121 with the same recipe: {densenet['status']}"
-                         + (f", {densenet['test top-1']} test top-1" if densenet["test top-1"] != "-" else "")
-                         + f". The course project reported: {dednet['reported']}.")
-    return sentences
+    """Each difference notebook 05 measured, with its interval and verdict, as printed there."""
+    return [f"{what.capitalize()}, {found['text']}" for what, found in findings["verdicts"].items()]
+
+
+def _model_comparison(runs: Sequence[Run]):
+    """Test top-1 of the two models compared (:func:`compare_means`); None unless two models with 2+ seeds each."""
+    by_model: dict[str, list[Run]] = {}
+    for run in runs:
+        if run.results.percent("test_top1") is not None:
+            by_model.setdefault(run.model, []).append(run)
+    if len(by_model) != 2 or min(len(group) for group in by_model.values()) < 2:
+        return None
+    return compare_means(*(seed_spread(group) for group in by_model.values()))
 
 
 def _seed_verdict(runs: Sequence[Run]) -> str:
-    """Whether the seeds separate the two models, as a person would say it."""
-    by_label: dict[str, list[float]] = {}
-    for run in runs:
-        if run.results.percent("test_top1") is not None:
-            by_label.setdefault(run.label, []).append(run.results.percent("test_top1"))
-    if len(by_label) != 2:
+    """What the seeds say about the two models, as a person would say it."""
+    difference = _model_comparison(runs)
+    if difference is None:
         return ""
-    (first, a), (second, b) = by_label.items()
-    if min(a) > max(b) or min(b) > max(a):
-        ahead, behind = (first, second) if min(a) > max(b) else (second, first)
-        return f"{ahead} beat {behind} on every seed of our runs, a difference larger than the seed-to-seed spread."
-    return (f"Our seeds could not tell {first} from {second}: the test accuracies of their runs overlap, "
-            "so a single run of each would have told us nothing either way.")
+    first, second = difference.first.label, difference.second.label
+    if difference.verdict.endswith("higher"):
+        return (f"With {len(difference.first.values)} seeds each, {difference.verdict.removesuffix(' higher')} "
+                f"reached the higher test accuracy: the 95% interval of the difference excludes zero "
+                f"(on this data, variant and recipe).")
+    return (f"With {len(difference.first.values)} seeds each, our runs cannot tell {first} from {second}: the 95% "
+            "interval of the difference of their test accuracies includes zero.")
 
 
-def _at_chance(row: Mapping, findings: Mapping) -> bool:
-    """Whether a run's test top-1 is within a point of guessing (unknown chance level: False)."""
-    chance = findings.get("chance_top1")
-    return chance is not None and row["test top-1"] != "-" and float(row["test top-1"].rstrip("%")) < chance + 1
-
-
-def _instability_verdict(findings: Mapping | None) -> str:
-    """What the lr 0.8 runs and their convolutional control say about the generated kernels."""
+def _overfitting_verdict(findings: Mapping | None) -> str:
+    """What notebook 05's weight-decay runs say, in one sentence."""
     if not findings:
         return ""
-    rows = {row["course run"]: row for chosen in findings["sets"].values() for row in chosen["rows"]}
-    rednet, control = rows.get("rednet50_lr08"), rows.get("resnet50_lr08")
-    if not rednet or not control or "not run" in (rednet["status"], control["status"]):
-        return ""
-    if "diverged" in rednet["status"] and "diverged" in control["status"]:
-        return ("At learning rate 0.8 ResNet-50 diverged as RedNet-50 did: the learning rate alone explains the "
-                "NaN, even though RedNet's generated kernels visibly grow on the way.")
-    if "diverged" in rednet["status"] and _at_chance(control, findings):
-        return ("At learning rate 0.8 both networks failed: ResNet-50 settled on a constant guess, RedNet-50 went to "
-                "NaN. The rate alone is too high; the generated kernels, which grow with the weights that make "
-                "them, are what turn that failure into an overflow.")
-    if "diverged" in rednet["status"]:
-        return ("At learning rate 0.8 RedNet-50 diverged and ResNet-50 did not: the generated kernels, which grow "
-                "with the weights that make them, are the weak point.")
-    return "At learning rate 0.8 RedNet-50 did not diverge in our short runs."
+    verdict = findings["verdicts"]["test top-1"]["verdict"]
+    if verdict.endswith("higher"):
+        return (f"On a small fixed training set, {verdict.removesuffix(' higher')} reached the higher test "
+                "accuracy, beyond the spread of the seeds.")
+    return ("On a small fixed training set, weight decay made no difference to test accuracy that the seeds "
+            "could detect.")
 
 
 def _takeaways(runs: Sequence[Run], findings: Mapping | None, kinds: Sequence[str]) -> list[str]:
@@ -205,7 +186,7 @@ def _takeaways(runs: Sequence[Run], findings: Mapping | None, kinds: Sequence[st
               "Fewer multiply-adds buy less speed than they promise: an involution reads a different kernel at "
               "every pixel and first has to generate it, so each of its multiply-adds takes longer than a "
               "convolution's."]
-    points += [sentence for sentence in (_seed_verdict(runs), _instability_verdict(findings)) if sentence]
+    points += [sentence for sentence in (_seed_verdict(runs), _overfitting_verdict(findings)) if sentence]
     if "caltech256" not in kinds:
         points.append("All of our training ran on small offline data in minutes on a CPU; how RedNet does on "
                       "Caltech-256 needs a GPU and 150 epochs per run, which the notebooks run unchanged.")
@@ -318,15 +299,8 @@ def _imagenet_rows() -> list[dict]:
 
 
 def _comparison_sentence(runs: Sequence[Run]) -> str:
-    by_model: dict[str, list[Run]] = {}
-    for run in runs:
-        by_model.setdefault(run.model, []).append(run)
-    if len(by_model) != 2:
-        return ""
-    try:
-        return "Test top-1: " + compare_spreads(*(seed_spread(group) for group in by_model.values()))
-    except ValueError:
-        return ""
+    difference = _model_comparison(runs)
+    return "" if difference is None else "Test top-1, " + str(difference)
 
 
 # The recipe settings a slide shows, in this order: (config section, key, label).

@@ -24,6 +24,7 @@ import torch
 import yaml
 from torch.nn import functional as F
 
+from involution.analysis.complexity import count_complexity
 from involution.data import DEFAULT_SPLIT, Caltech256DataModule
 from involution.models import create_model
 from involution.train.cli import run_cli
@@ -34,7 +35,7 @@ from involution.workbook.notebook import Workbook
 
 __all__ = ["FAST_TRAINER_ARGS", "FAST_IMAGE_SIZE", "RECIPES", "KERNEL_RUN_NAMES", "LONG_RUN_MINUTES",
            "comparison_run_name", "training_args", "TimeEstimate", "estimate_time", "TrainingSpeed",
-           "training_speed", "train_and_test",
+           "training_speed", "train_and_test", "ARCHITECTURE_OPTIONS", "model_options", "variant_table",
            "Comparison", "find_comparison", "exported_runs", "planned_epochs"]
 
 # Fast mode's training: two training steps and one validation/test batch per
@@ -118,6 +119,50 @@ def _recipe(data: DataChoice, configs: Sequence[str] | None = None) -> dict:
     return compose_configs(list(configs) if configs is not None else [RECIPES[data.kind]])
 
 
+# The recipe's model settings that change the network itself (ImageClassifier passes them on).
+ARCHITECTURE_OPTIONS = ("planes", "small_input", "kernel_size", "group_channels", "reduction_ratio")
+
+
+def model_options(data: DataChoice, configs: Sequence[str] | None = None) -> dict:
+    """The architecture options a run of this plan builds its model with (``planes``, ``small_input``...)."""
+    model = _recipe(data, configs).get("model") or {}
+    return {key: model[key] for key in ARCHITECTURE_OPTIONS if model.get(key) is not None}
+
+
+def variant_table(models: Sequence[str], data: DataChoice, num_classes: int,
+                  image_size: int | None = None) -> str:
+    """Each model as the official ImageNet model and as this plan trains it, side by side.
+
+    Parameters, multiply-adds per image, and the side of each stage's map (the first to
+    the deepest): what the plan's architecture options (:func:`model_options`) change.
+    """
+    size = image_size or _recipe(data)["data"]["image_size"]
+    options = model_options(data)
+    lines = [f"{'model':<10} {'as':<34} {'image':>5} {'classes':>7} {'params':>11} {'M mult-adds':>11}  "
+             "stage maps (first to deepest)"]
+    for name in models:
+        for label, kwargs, pixels, classes in (("official (ImageNet)", {}, 224, 1000),
+                                               ("trained here: " + _describe_options(options), options,
+                                                size, num_classes)):
+            model = create_model(name, num_classes=classes, **kwargs)
+            counted = count_complexity(model, input_size=(3, pixels, pixels))
+            maps = " ".join(f"{math.ceil(pixels / info['reduction'])}x{math.ceil(pixels / info['reduction'])}"
+                            for info in model.feature_info[1:])
+            lines.append(f"{name:<10} {label:<34} {pixels:>5} {classes:>7} {counted.params:>11,} "
+                         f"{counted.gmacs * 1e3:>11,.0f}  {maps}")
+    return "\n".join(lines)
+
+
+def _describe_options(options: dict) -> str:
+    parts = []
+    if "planes" in options:
+        parts.append(f"planes {options['planes']}")
+    if options.get("small_input"):
+        parts.append("no stem max pool")
+    parts += [f"{key} {value}" for key, value in options.items() if key not in ("planes", "small_input")]
+    return ", ".join(parts) or "the official model"
+
+
 def planned_epochs(book: Workbook, data: DataChoice, model: str, epochs: int | None,
                    configs: Sequence[str] | None = None) -> int:
     """The epochs a run of this plan trains: fast mode's 1, the setting, or the recipe's (or configs')."""
@@ -186,7 +231,7 @@ def estimate_time(book: Workbook, data: DataChoice, models: Sequence[str], seeds
         total_steps += round(runs * (planned_epochs(book, data, model_name, epochs, configs) * sum(per_epoch)
                                      + (1 if book.fast else math.ceil(test / batch)) / 3))
         seconds.append(_seconds_per_step(model_name, datamodule.num_classes, batch, size, device,
-                                         measured_steps))
+                                         measured_steps, tuple(model_options(data, configs).items())))
     return TimeEstimate(statistics.mean(seconds), total_steps,
                         "GPU" if device == "cuda" else f"CPU ({torch.get_num_threads()} threads)")
 
@@ -209,16 +254,19 @@ def training_speed(book: Workbook, data: DataChoice, model_name: str, num_classe
     size = FAST_IMAGE_SIZE if book.fast else image_size or settings["image_size"]
     batch = batch_size or settings["batch_size"]
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    seconds = _seconds_per_step(model_name, num_classes, batch, size, device, measured_steps)
+    seconds = _seconds_per_step(model_name, num_classes, batch, size, device, measured_steps,
+                                tuple(model_options(data).items()))
     return TrainingSpeed(batch / seconds, size, batch)
 
 
 @functools.lru_cache(maxsize=None)  # one measurement per model and shape in a process
 def _seconds_per_step(model_name: str, num_classes: int, batch: int, size: int, device: str,
-                      steps: int) -> float:
-    model = create_model(model_name, num_classes=num_classes).to(device).train()
+                      steps: int, options: tuple = ()) -> float:
+    # As training runs it: the recipe's architecture options, channels-last (ImageClassifier's default).
+    model = create_model(model_name, num_classes=num_classes, **dict(options)).to(device).train()
+    model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # timing only: the weights stay
-    images = torch.randn(batch, 3, size, size, device=device)
+    images = torch.randn(batch, 3, size, size, device=device).contiguous(memory_format=torch.channels_last)
     labels = torch.randint(num_classes, (batch,), device=device)
     times = []
     for _ in range(steps + 1):  # the first step pays one-off costs (allocation, kernel choice)

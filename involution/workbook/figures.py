@@ -19,8 +19,8 @@ from matplotlib.ticker import MaxNLocator
 from involution.models.registry import model_info
 from involution.workbook.kernel_figures import fit_text, suptitle
 
-__all__ = ["plot_training_curves", "plot_examples",
-           "plot_accuracy_vs_params", "plot_complexity_table", "plot_operator_costs", "plot_instability"]
+__all__ = ["plot_training_curves", "plot_examples", "plot_test_top1_over_seeds", "plot_loss_curves",
+           "plot_complexity_table", "plot_operator_costs", "plot_instability"]
 
 # A colour per model; a marker per seed, so that runs of one model stay apart.
 PALETTE = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
@@ -32,7 +32,7 @@ def _epochs(metrics: Mapping[str, Sequence[float]]) -> np.ndarray:
 
 
 def plot_training_curves(curves: Mapping[str, Mapping[str, Sequence[float]]],
-                         title: str | None = None) -> Figure:
+                         title: str | None = None, chance: float | None = None) -> Figure:
     """Loss and top-1 accuracy per epoch, training (solid) and validation (dashed), per run.
 
     Args:
@@ -42,6 +42,7 @@ def plot_training_curves(curves: Mapping[str, Mapping[str, Sequence[float]]],
             Runs of one model with different seeds, labelled ``"<model> seed <n>"``,
             share the model's colour and are told apart by their markers.
         title: say here which data and machine the runs come from.
+        chance: top-1 accuracy (%) of guessing, drawn as a grey line (100 / classes).
     """
     if not curves:
         raise ValueError("no runs to plot: pass {label: metrics} for at least one run")
@@ -70,6 +71,10 @@ def plot_training_curves(curves: Mapping[str, Mapping[str, Sequence[float]]],
     for axis in (loss_axis, accuracy_axis):
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.grid(alpha=0.3)
+    if chance is not None:
+        accuracy_axis.axhline(chance, color="#777777", linewidth=1, linestyle=":")
+        accuracy_axis.annotate("chance", (1, chance), xycoords=("axes fraction", "data"), xytext=(-4, 3),
+                               textcoords="offset points", ha="right", fontsize=8, color="#555555")
     # One legend for both panels: a line per model and split, a marker per seed (not one entry
     # per run, which for 2 models x 3 seeds x 2 splits would cover the curves).
     entries = [Line2D([], [], color=colour_of[model], linestyle=style, label=f"{model} {split}")
@@ -111,61 +116,72 @@ def plot_examples(dataset, per_class: int = 6, max_classes: int = 10,
     return figure
 
 
-def plot_accuracy_vs_params(ours: Sequence[Mapping], reference: Sequence[Mapping] = (),
-                            ours_label: str = "this project",
-                            reference_label: str = "reported by others",
-                            metric: str = "best_val_top1", title: str | None = None) -> Figure:
-    """Accuracy against parameter count: this project's runs and, on a panel of their own, reported points.
+def plot_test_top1_over_seeds(rows: Sequence[Mapping], title: str | None = None,
+                              confidence: float = 0.95) -> Figure:
+    """Test top-1 of every run, one column per model: a dot per seed, the mean and its interval.
 
-    Numbers measured on different data sets never share an axis: a dot of
-    the shapes set beside a reported Caltech-256 dot reads as a comparison
-    that no one made. With ``reference`` rows the figure has two panels, each
-    titled with its legend entry.
+    The axis is zoomed to the runs (not 0-100), so a difference of a point shows; the error bar
+    is the ``confidence`` t interval of each model's mean over its seeds.
 
     Args:
-        ours: rows with ``label``, ``params_m`` and ``metric`` (in %), e.g.
-            :func:`involution.workbook.results.results_rows`.
-        reference: the same for reported figures (e.g. the course project's),
-            drawn as hollow grey squares on the right-hand panel.
-        ours_label, reference_label: legend entries and panel titles; say the data set in each.
+        rows: :func:`involution.workbook.results.results_rows` of the runs (``label``, ``test_top1``).
+        title: say here which data and machine the runs come from.
     """
-    if not ours and not reference:
-        raise ValueError("nothing to plot: pass at least one row")
-    panels = [(rows, label, style) for rows, label, style in (
-        (ours, ours_label, dict(marker="o", color="#d62728", s=60)),
-        (reference, reference_label, dict(marker="s", facecolors="none", edgecolors="#555555", s=70)))
-        if rows]
-    figure = Figure(figsize=(6.4 if len(panels) == 1 else 10.0, 4.2), layout="constrained")
-    axes = figure.subplots(1, len(panels), squeeze=False)[0]
-    for axis, (rows, label, style) in zip(axes, panels):
-        _scatter_by_model(axis, rows, metric, label, style)
-        if len(panels) > 1:  # each panel's title says whose numbers and which data set
-            axis.set_title(fit_text(label, figure.get_figwidth() / 2, 9), fontsize=9)
-        else:
-            axis.legend(fontsize=8, loc="lower right")
-    suptitle(figure, title)
+    from scipy import stats
+
+    by_model: dict[str, list[float]] = {}
+    for row in rows:
+        if row.get("test_top1") is not None:
+            by_model.setdefault(row["label"], []).append(row["test_top1"])
+    if not by_model:
+        raise ValueError("no tested runs to plot: every row lacks test_top1")
+    figure = Figure(figsize=(6.4, 4.0), layout="constrained")
+    axis = figure.subplots()
+    for position, (label, values) in enumerate(by_model.items()):
+        colour = PALETTE[position % len(PALETTE)]
+        jitter = np.linspace(-0.08, 0.08, len(values)) if len(values) > 1 else np.zeros(1)
+        axis.scatter(position + jitter, values, color=colour, s=36, alpha=0.8, zorder=3)
+        mean = float(np.mean(values))
+        half = (float(stats.t.ppf(0.5 + confidence / 2, len(values) - 1) * stats.sem(values))
+                if len(values) > 1 else 0.0)
+        axis.errorbar(position + 0.25, mean, yerr=half, fmt="D", color=colour, capsize=6, markersize=7)
+        axis.annotate(f"{mean:.1f}%" + (f" \u00b1 {half:.1f}" if half else ""), (position + 0.32, mean),
+                      va="center", fontsize=10)
+    axis.set_xticks(range(len(by_model)), [f"{label}\n({len(values)} seeds)" for label, values in by_model.items()])
+    axis.set_xlim(-0.5, len(by_model) - 0.5 + 0.3)
+    axis.set_ylabel("test top-1 (%)")
+    axis.grid(axis="y", alpha=0.3)
+    axis.set_title(f"dots: one run each; diamond and bar: mean and its {confidence:.0%} interval", fontsize=9)
+    suptitle(figure, title, fontsize=10)
     return figure
 
 
-def _scatter_by_model(axis, rows: Sequence[Mapping], metric: str, label: str, style: dict) -> None:
-    """One dot per row, and one label per model (the mean over its rows, e.g. its seeds)."""
-    rows = [r for r in rows if r.get(metric) is not None]
-    if rows:
-        axis.scatter([r["params_m"] for r in rows], [r[metric] for r in rows], label=label, **style)
-    by_label: dict[str, list[Mapping]] = {}
-    for r in rows:
-        by_label.setdefault(r["label"], []).append(r)
-    for name, group in by_label.items():
-        values = [r[metric] for r in group]
-        if len(values) > 1:
-            text = f"{name}\n{sum(values) / len(values):.1f}%\n(mean of {len(values)})"
-        else:  # as reported: 60.05% stays 60.05%
-            text = f"{name}\n{values[0]:.2f}".rstrip("0").rstrip(".") + "%"
-        axis.annotate(text, (group[0]["params_m"], max(values)), xytext=(6, 4),
-                      textcoords="offset points", fontsize=8)
-    axis.set(xlabel="parameters (millions)", ylabel=f"{metric.replace('_', ' ')} (%)", ylim=(0, 100))
-    axis.set_xlim(left=0, right=1.5 * max((r["params_m"] for r in rows), default=1))
-    axis.grid(alpha=0.3)
+def plot_loss_curves(panels: Mapping[str, Mapping[str, Mapping[str, Sequence[float]]]],
+                     title: str | None = None) -> Figure:
+    """Training (solid) and validation (dashed) loss per epoch: one panel per setting, one colour per run.
+
+    Args:
+        panels: ``{setting: {run label: per-epoch metrics}}`` (``epoch``, ``train/loss_epoch``,
+            ``val/loss``), e.g. the same model with and without weight decay, one run per seed.
+        title: say here which data and machine the runs come from.
+    """
+    if not panels:
+        raise ValueError("nothing to plot: pass {setting: {label: metrics}}")
+    figure = Figure(figsize=(5.2 * len(panels), 3.8), layout="constrained")
+    axes = figure.subplots(1, len(panels), sharey=True, squeeze=False)[0]
+    for axis, (setting, curves) in zip(axes, panels.items()):
+        for index, (label, metrics) in enumerate(curves.items()):
+            colour = PALETTE[index % len(PALETTE)]
+            epochs = _epochs(metrics)
+            axis.plot(epochs, metrics["train/loss_epoch"], "-", color=colour, alpha=0.85, label=f"{label} train")
+            axis.plot(epochs, metrics["val/loss"], "--", color=colour, alpha=0.85, label=f"{label} val")
+        axis.set(title=setting, xlabel="epochs trained")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7, ncols=2)
+    axes[0].set_ylabel("cross-entropy loss")
+    suptitle(figure, title, fontsize=10)
+    return figure
 
 
 def plot_complexity_table(rows: Sequence[Mapping], input_size=(3, 224, 224),

@@ -20,7 +20,8 @@ from involution.workbook.reference import COURSE_PROJECT_RESULTS, COURSE_PROJECT
 SCORES = tuple(name for name in RunResults.__dataclass_fields__ if name.endswith(("_top1", "_top5")))
 
 __all__ = ["SCORES", "results_rows", "reference_rows", "format_results_table", "format_epoch_table",
-           "runs_data_statement", "SeedSpread", "seed_spread", "compare_spreads", "format_seed_table"]
+           "runs_data_statement", "SeedSpread", "seed_spread", "MeanDifference", "compare_means",
+           "format_seed_table", "plateau_gain", "format_rerun_table"]
 
 
 # -- results tables -----------------------------------------------------------------------
@@ -99,7 +100,7 @@ def runs_data_statement(runs: Iterable[Run]) -> str:
         data = f"{SAMPLE_SET_DESCRIPTION}; its accuracies say nothing about Caltech-256"
     elif kinds == {"shapes"}:
         data = ("the built-in shapes set (generated offline, NOT Caltech-256; train, validation "
-                "and test images from disjoint photographs)")
+                "and test images on photographs that training never sees)")
     elif kinds == {"caltech256"}:
         data = "Caltech-256 (this project's stratified split)"
     elif len(kinds) == 1:
@@ -118,6 +119,7 @@ class SeedSpread:
 
     label: str
     values: tuple[float, ...]
+    unit: str = "%"  # how the values print: "%" for accuracies, "" for plain numbers such as losses
 
     @property
     def mean(self) -> float:
@@ -129,9 +131,10 @@ class SeedSpread:
         return statistics.stdev(self.values) if len(self.values) > 1 else 0.0
 
     def __str__(self) -> str:
-        spread = f" +- {self.std:.1f}" if len(self.values) > 1 else ""
-        return (f"{self.mean:.1f}%{spread} (n={len(self.values)}, "
-                f"range {min(self.values):.1f}-{max(self.values):.1f})")
+        digits = 1 if self.unit == "%" else 3
+        spread = f" +- {self.std:.{digits}f}" if len(self.values) > 1 else ""
+        return (f"{self.mean:.{digits}f}{self.unit}{spread} (n={len(self.values)}, "
+                f"range {min(self.values):.{digits}f} to {max(self.values):.{digits}f})")
 
 
 def seed_spread(runs: Sequence[Run], key: str = "test_top1") -> SeedSpread:
@@ -144,26 +147,60 @@ def seed_spread(runs: Sequence[Run], key: str = "test_top1") -> SeedSpread:
     return SeedSpread(runs[0].label, values)
 
 
-def compare_spreads(first: SeedSpread, second: SeedSpread) -> str:
-    """Whether two models differ by more than their seed-to-seed spread, in one honest sentence.
+@dataclass(frozen=True)
+class MeanDifference:
+    """The difference of two models' mean scores over seeds, with its confidence interval.
 
-    Only when every run of one model beats every run of the other (the ranges
-    do not overlap) is one called ahead; with 3 seeds that is the most such a
-    comparison supports. Otherwise the difference is within the spread.
+    ``low``/``high`` bound ``first.mean - second.mean`` at ``confidence`` (Welch's t
+    interval: unequal variances, as two architectures' spreads need not be equal).
+    The verdict is read from the interval alone: a model is called higher only when
+    the whole interval lies on its side of zero.
+    """
+
+    first: SeedSpread
+    second: SeedSpread
+    difference: float
+    low: float
+    high: float
+    confidence: float = 0.95
+
+    @property
+    def half_width(self) -> float:
+        return (self.high - self.low) / 2
+
+    @property
+    def verdict(self) -> str:
+        if self.low > 0:
+            return f"{self.first.label} higher"
+        if self.high < 0:
+            return f"{self.second.label} higher"
+        return "no difference detectable at this precision"
+
+    def __str__(self) -> str:
+        digits, unit = (1, " points") if self.first.unit == "%" else (3, "")
+        return (f"{self.first.label} minus {self.second.label}: {self.difference:+.{digits}f}{unit}, "
+                f"{self.confidence:.0%} interval {self.low:+.{digits}f} to {self.high:+.{digits}f} "
+                f"(Welch's t, {len(self.first.values)} and {len(self.second.values)} seeds). "
+                f"Verdict: {self.verdict}.")
+
+
+def compare_means(first: SeedSpread, second: SeedSpread, confidence: float = 0.95) -> MeanDifference:
+    """``first`` against ``second``: the difference of their means and its Welch t interval.
+
+    Needs at least two runs of each model (one run has no spread to judge a difference by).
     """
     if len(first.values) < 2 or len(second.values) < 2:
-        return (f"{first.label} {first.mean:.1f}% vs {second.label} {second.mean:.1f}%: one run each "
-                "gives no spread, so no winner can be called.")
-    difference = first.mean - second.mean
-    ahead, behind = (first, second) if difference > 0 else (second, first)
-    if min(ahead.values) > max(behind.values):
-        return (f"{ahead.label} is ahead by {abs(difference):.1f} points on average, and every one "
-                f"of its {len(ahead.values)} runs beats every run of {behind.label}: a difference "
-                "larger than the seed-to-seed spread (on this data and schedule).")
-    return (f"The means differ by {abs(difference):.1f} points ({ahead.label} higher), but the runs' "
-            f"ranges overlap ({first.label} {min(first.values):.1f}-{max(first.values):.1f}%, "
-            f"{second.label} {min(second.values):.1f}-{max(second.values):.1f}%): the difference is "
-            "within the seed-to-seed spread, so neither model can be called better here.")
+        raise ValueError(f"a comparison needs at least 2 seeds of each model; got {len(first.values)} "
+                         f"of {first.label} and {len(second.values)} of {second.label}")
+    from scipy import stats  # a training extra (scikit-image needs it too): imported only here
+
+    if statistics.pvariance(first.values) == statistics.pvariance(second.values) == 0:
+        difference = first.mean - second.mean  # no spread at all: the interval is the point
+        return MeanDifference(first, second, difference, difference, difference, confidence)
+    test = stats.ttest_ind(first.values, second.values, equal_var=False)
+    interval = test.confidence_interval(confidence_level=confidence)
+    return MeanDifference(first, second, first.mean - second.mean, float(interval.low),
+                          float(interval.high), confidence)
 
 
 def format_seed_table(runs_by_model: Mapping[str, Sequence[Run]]) -> str:
@@ -173,4 +210,45 @@ def format_seed_table(runs_by_model: Mapping[str, Sequence[Run]]) -> str:
         seeds = ",".join(str(run.seed) for run in runs)
         lines.append(f"{runs[0].label:<10} {runs[0].results.params:>11,} {seeds:>5}  "
                      f"{str(seed_spread(runs, 'best_val_top1')):<34} {seed_spread(runs)}")
+    return "\n".join(lines)
+
+
+def plateau_gain(metrics: Mapping[str, Sequence[float]], key: str = "val/top1") -> float:
+    """Points of validation top-1 gained over the last quarter of a run's epochs.
+
+    The last epoch's value minus the value a quarter of the epochs (at least one)
+    before it. Under 1 point, the run has reached its plateau and its final score
+    answers a question; above it, the run was still learning when it stopped.
+    """
+    values = [value for value in metrics[key] if not math.isnan(value)]
+    if len(values) < 2:
+        raise ValueError(f"a plateau needs at least 2 epochs of {key}; got {len(values)}")
+    quarter = max(1, math.ceil(len(values) / 4))
+    return 100 * (values[-1] - values[-1 - quarter])
+
+
+def format_rerun_table(baseline: Mapping[str, Sequence[Run]], rerun: Mapping[str, Sequence[Run]],
+                       models: Sequence[str], other: str) -> str:
+    """A Markdown table: each model's mean test top-1 in two sets of runs of the same plan, and the verdicts.
+
+    ``baseline`` are notebook 02's runs, ``rerun`` the same plan trained again under another
+    rounding (``other`` says which). A model's mean "holds" when it moved by less than the half
+    width of its baseline 95% interval; the comparison holds when both verdicts agree.
+    """
+    from scipy import stats
+
+    machine = sorted({run.machine() for runs in baseline.values() for run in runs})
+    lines = [f"| model | seeds | notebook 02 ({'; '.join(machine)}) | 95% interval of the mean | "
+             f"again, {other} | moved by | within the interval |", "|---|---|---|---|---|---|---|"]
+    for name in models:
+        before, after = seed_spread(baseline[name]), seed_spread(rerun[name])
+        half = float(stats.t.ppf(0.975, len(before.values) - 1) * stats.sem(before.values))
+        moved = after.mean - before.mean
+        lines.append(f"| {before.label} | {len(before.values)} | {before.mean:.1f}% +- {before.std:.1f} | "
+                     f"+-{half:.1f} | {after.mean:.1f}% +- {after.std:.1f} | {moved:+.1f} | "
+                     f"{'yes' if abs(moved) < half else 'no'} |")
+    verdicts = [compare_means(*(seed_spread(runs[name]) for name in models[:2])) for runs in (baseline, rerun)]
+    same = verdicts[0].verdict == verdicts[1].verdict
+    lines += ["", f"Notebook 02: {verdicts[0]}", "", f"Again, {other}: {verdicts[1]}", "",
+              f"The verdict {'is the same' if same else 'CHANGED'} under the other rounding."]
     return "\n".join(lines)
