@@ -7,7 +7,7 @@ The result goes to ``benchmarks/results/main_job.json``, which the benchmark's T
 table reads (``python benchmarks/benchmark.py --from-results --update-docs``).
 
 The run trains every model of notebooks 02 and 05 from scratch, so it takes as long as
-the main job itself (over an hour on 2 cores). Start it on an otherwise idle machine:
+the main job itself. Start it on an otherwise idle machine:
 anything running beside it slows it down. Uncommitted changes are not measured, since
 the clone has only the last commit.
 
@@ -31,7 +31,9 @@ sys.path.insert(0, str(REPO))
 from involution.train.runs import machine_description  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
-TARGET_MINUTES = 20  # the main job's goal on 2 cores, the install not counted
+TARGET_MINUTES = 25  # the main job's goal on 2 cores, the install not counted
+# The goals of the notebooks that train, within it (minutes on 2 cores).
+NOTEBOOK_TARGETS = {"02_train_rednet": 15, "05_course_project": 8}
 
 # The lines of run.sh's own output that time its parts.
 READY = re.compile(r"^Ready after (\d+) s")
@@ -82,19 +84,23 @@ def target_row(run: dict | None) -> tuple[str, str, str, str] | None:
     if run is None:
         return None
     minutes = run["main_job_s"] / 60
-    met = minutes <= TARGET_MINUTES
+    trained = {Path(name).stem: s / 60 for name, s in run["notebooks_s"].items() if Path(name).stem in NOTEBOOK_TARGETS}
+    met = minutes <= TARGET_MINUTES and all(trained[name] <= goal for name, goal in NOTEBOOK_TARGETS.items()
+                                            if name in trained)
+    goals = "; ".join(f"`{name}` {trained[name]:.1f} min (goal {goal})" for name, goal in NOTEBOOK_TARGETS.items()
+                      if name in trained)
     parts = sorted([(f"`{Path(name).stem}`", s) for name, s in run["notebooks_s"].items()]
                    + [("the size table and the deck", run["rest_s"])], key=lambda p: -p[1])
     where = ", ".join(f"{name} {s / 60:.1f} min" for name, s in parts)
     return (f"Main job (`./run.sh`) from a fresh clone <= {TARGET_MINUTES} minutes, the install "
-            "not counted",
-            f"{minutes:.1f} min (install {run['install_s'] / 60:.1f} min more; measured by "
+            "not counted; " + ", ".join(f"`{name}` <= {goal}" for name, goal in NOTEBOOK_TARGETS.items()),
+            f"{minutes:.1f} min{'; ' + goals if goals else ''} (install {run['install_s'] / 60:.1f} min more; "
+            "measured by "
             f"`benchmarks/main_job.py` on {run['date']}, {run['machine']['cpu']}, "
             f"{run['machine']['cpu_threads']} threads, commit {run['commit'][:7]})",
             "met" if met else "**not met**",
             "" if met else (f"Where the time goes: {where}. Notebooks 02 and 05 train every model "
-                            f"from scratch; {TARGET_MINUTES} minutes needs the job "
-                            f"{minutes / TARGET_MINUTES:.1f}x faster with the same experiments."))
+                            "from scratch, each run to a plateau, over several seeds."))
 
 
 def sentence() -> str | None:

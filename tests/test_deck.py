@@ -373,8 +373,9 @@ def _findings(test_verdict: str) -> dict:
                       "test_top1": "70.1% +- 1.0 (n=3, range 69.0 to 71.0)"},
                      {"setting": "weight decay 0.05", "seeds": 3, "rose": 1, "rise": "0.100 +- 0.020 (n=3, ...)",
                       "test_top1": "72.0% +- 1.0 (n=3, range 71.0 to 73.0)"}],
-            "verdicts": {"test top-1": {"text": "weight decay 0.05 minus no weight decay: +1.9 points, 95% interval "
-                                                "-0.5 to +4.3 (Welch's t, 3 and 3 seeds). Verdict: " + test_verdict + ".",
+            "verdicts": {"test top-1": {"text": "weight decay 0.05 minus no weight decay: +1.9 points, 95% "
+                                                "interval -0.5 to +4.3 (Welch's t, 3 and 3 seeds). Verdict: "
+                                                + test_verdict + ".",
                                         "verdict": test_verdict},
                          "rise of the validation loss": {"text": "weight decay 0.05 minus no weight decay: -0.312",
                                                          "verdict": "no weight decay higher"}}}

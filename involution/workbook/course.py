@@ -56,7 +56,8 @@ from involution.workbook.notebook import Workbook, fast_mode, gpu_name
 from involution.workbook.reference import COURSE_PROJECT_SOURCE
 
 __all__ = ["course_run_name", "fit_commands", "run_set", "load_set", "results_table", "set_rows",
-           "kernel_growth", "step_losses", "estimate_sets_time", "describe_sets", "reported_table", "course_data", "main"]
+           "kernel_growth", "step_losses", "estimate_sets_time", "describe_sets", "reported_table", "course_data",
+           "main"]
 
 def course_run_name(set_name: str, run: CourseRun, kind: str) -> str:
     """``ablation-rednet26_nowd-shapes``: the set first, so a set's runs sit side by side."""
@@ -191,7 +192,8 @@ def results_table(set_name: str, runs: dict[str, Run | None], kind: str) -> str:
 
 def reported_table() -> str:
     """Every course run with what the course project reported for it on Caltech-256 (its numbers, not ours)."""
-    lines = [COURSE_PROJECT_SOURCE + ":", f"{'set':<12} {'course run':<22} {'model':<13} {'reported val top-1':>18}  outcome"]
+    lines = [COURSE_PROJECT_SOURCE + ":",
+             f"{'set':<12} {'course run':<22} {'model':<13} {'reported val top-1':>18}  outcome"]
     for name, chosen in COURSE_SETS.items():
         for run in chosen.runs:
             reported = run.reported

@@ -113,7 +113,8 @@ def write_deck_data(slides_dir: str | os.PathLike, *, runs: Mapping[str, Run],
 
 
 def write_course_findings(slides_dir: str | os.PathLike, findings: Mapping) -> Path:
-    """Write ``slides/data/course.json``: what notebook 05's runs found (:func:`involution.workbook.overfitting.findings`).
+    """Write ``slides/data/course.json``: what notebook 05's runs found
+    (:func:`involution.workbook.overfitting.findings`).
 
     Its figure, ``figures/course_overfitting.png``, must be there first: the slide that
     shows the findings needs both.

@@ -29,13 +29,13 @@ from involution.data import DEFAULT_SPLIT, Caltech256DataModule
 from involution.models import create_model
 from involution.train.cli import run_cli
 from involution.train.configs import compose_configs
-from involution.train.runs import RESULTS_FILE, Run, find_runs, newest_version_folder
+from involution.train.runs import RESULTS_FILE, Run, find_runs, newest_version_folder, options_for
 from involution.workbook.data_choice import DataChoice
 from involution.workbook.notebook import Workbook
 
 __all__ = ["FAST_TRAINER_ARGS", "FAST_IMAGE_SIZE", "RECIPES", "KERNEL_RUN_NAMES", "LONG_RUN_MINUTES",
            "comparison_run_name", "training_args", "TimeEstimate", "estimate_time", "TrainingSpeed",
-           "training_speed", "train_and_test", "ARCHITECTURE_OPTIONS", "model_options", "variant_table",
+           "training_speed", "train_and_test", "model_options", "variant_table",
            "Comparison", "find_comparison", "exported_runs", "planned_epochs"]
 
 # Fast mode's training: two training steps and one validation/test batch per
@@ -48,7 +48,7 @@ FAST_IMAGE_SIZE = 32
 RECIPES = {"sample": "quick_sample", "shapes": "shapes", "folder": "shapes",
            "caltech256": "caltech256_course"}
 # Longer plans than this start only with ALLOW_LONG_RUN = True in the notebook.
-LONG_RUN_MINUTES = 60  # an hour: the shipped shapes plan (about half that on 2 CPU cores) runs as it is
+LONG_RUN_MINUTES = 60  # an hour: the shipped shapes plans (notebooks 02 and 05) run as they are on 2 CPU cores
 CALTECH256_IMAGES = 30_607  # Griffin, Holub and Perona (2007): the count before it is downloaded
 
 
@@ -119,14 +119,10 @@ def _recipe(data: DataChoice, configs: Sequence[str] | None = None) -> dict:
     return compose_configs(list(configs) if configs is not None else [RECIPES[data.kind]])
 
 
-# The recipe's model settings that change the network itself (ImageClassifier passes them on).
-ARCHITECTURE_OPTIONS = ("planes", "small_input", "kernel_size", "group_channels", "reduction_ratio")
-
-
-def model_options(data: DataChoice, configs: Sequence[str] | None = None) -> dict:
-    """The architecture options a run of this plan builds its model with (``planes``, ``small_input``...)."""
-    model = _recipe(data, configs).get("model") or {}
-    return {key: model[key] for key in ARCHITECTURE_OPTIONS if model.get(key) is not None}
+def model_options(model_name: str, data: DataChoice, configs: Sequence[str] | None = None) -> dict:
+    """The options a run of this plan builds ``model_name`` with (``planes``, ``small_input``...):
+    the recipe's model settings that the model accepts (its registry record says which)."""
+    return options_for(model_name, _recipe(data, configs).get("model") or {})
 
 
 def variant_table(models: Sequence[str], data: DataChoice, num_classes: int,
@@ -137,10 +133,10 @@ def variant_table(models: Sequence[str], data: DataChoice, num_classes: int,
     the deepest): what the plan's architecture options (:func:`model_options`) change.
     """
     size = image_size or _recipe(data)["data"]["image_size"]
-    options = model_options(data)
     lines = [f"{'model':<10} {'as':<34} {'image':>5} {'classes':>7} {'params':>11} {'M mult-adds':>11}  "
              "stage maps (first to deepest)"]
     for name in models:
+        options = model_options(name, data)
         for label, kwargs, pixels, classes in (("official (ImageNet)", {}, 224, 1000),
                                                ("trained here: " + _describe_options(options), options,
                                                 size, num_classes)):
@@ -231,7 +227,7 @@ def estimate_time(book: Workbook, data: DataChoice, models: Sequence[str], seeds
         total_steps += round(runs * (planned_epochs(book, data, model_name, epochs, configs) * sum(per_epoch)
                                      + (1 if book.fast else math.ceil(test / batch)) / 3))
         seconds.append(_seconds_per_step(model_name, datamodule.num_classes, batch, size, device,
-                                         measured_steps, tuple(model_options(data, configs).items())))
+                                         measured_steps, tuple(model_options(model_name, data, configs).items())))
     return TimeEstimate(statistics.mean(seconds), total_steps,
                         "GPU" if device == "cuda" else f"CPU ({torch.get_num_threads()} threads)")
 
@@ -255,7 +251,7 @@ def training_speed(book: Workbook, data: DataChoice, model_name: str, num_classe
     batch = batch_size or settings["batch_size"]
     device = "cuda" if torch.cuda.is_available() else "cpu"
     seconds = _seconds_per_step(model_name, num_classes, batch, size, device, measured_steps,
-                                tuple(model_options(data).items()))
+                                tuple(model_options(model_name, data).items()))
     return TrainingSpeed(batch / seconds, size, batch)
 
 

@@ -219,10 +219,11 @@ def plateau_gain(metrics: Mapping[str, Sequence[float]], key: str = "val/top1") 
     The last epoch's value minus the value a quarter of the epochs (at least one)
     before it. Under 1 point, the run has reached its plateau and its final score
     answers a question; above it, the run was still learning when it stopped.
+    NaN for a run of fewer than two epochs, which cannot show a plateau.
     """
     values = [value for value in metrics[key] if not math.isnan(value)]
     if len(values) < 2:
-        raise ValueError(f"a plateau needs at least 2 epochs of {key}; got {len(values)}")
+        return math.nan
     quarter = max(1, math.ceil(len(values) / 4))
     return 100 * (values[-1] - values[-1 - quarter])
 

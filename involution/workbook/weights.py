@@ -55,6 +55,12 @@ class Weights:
         about = self.run.summary() if self.run else self.model_name
         return f"Weights: {what} of {about}."
 
+    @property
+    def model_options(self) -> dict:
+        """The options the weights' model was built with (``planes``, ``small_input``...): pass them
+        to ``create_model`` for the same network, untrained."""
+        return self.run.model_options if self.run else {}
+
     def load(self):
         """(model in eval mode on the CPU, class names or None)."""
         if self.source == "official":
@@ -62,7 +68,7 @@ class Weights:
             return model.eval(), ResNet50_Weights.IMAGENET1K_V1.meta["categories"]
         if self.source in ("committed", "untrained"):
             num_classes = (self.run.results.dataset or {}).get("num_classes") if self.run else None
-            model = create_model(self.model_name, num_classes=num_classes or 1000)
+            model = create_model(self.model_name, num_classes=num_classes or 1000, **self.model_options)
             if self.path is not None:  # float16 on disk, float32 to compute
                 model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in
                                        torch.load(self.path, map_location="cpu", weights_only=True).items()})

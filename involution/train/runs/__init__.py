@@ -22,6 +22,7 @@ from involution.train.runs.reader import (
     find_runs,
     latest_run,
     model_label,
+    options_for,
     read_metrics,
 )
 from involution.train.runs.record import (
@@ -44,4 +45,5 @@ __all__ = [
     "trainer_run_folder", "run_folder_of_checkpoint", "new_version_folder", "newest_version_folder",
     "write_atomically", "machine_description",
     "read_metrics", "find_runs", "latest_run", "export_runs", "export_weights", "model_label",
+    "options_for",
 ]

@@ -66,6 +66,17 @@ def model_label(name: str) -> str:
     return model_info(name).label
 
 
+# Settings a model accepts that do not change its weights' shapes or values: not needed to rebuild it.
+_NOT_ARCHITECTURE = ("drop_rate", "recompute")
+
+
+def options_for(model_name: str, settings: Mapping) -> dict:
+    """Of a run's model settings (a recipe's or a record's ``model`` section), those that build
+    ``model_name``'s network: the options its registry record accepts, where set."""
+    accepted = set(model_info(model_name).options) - set(_NOT_ARCHITECTURE)
+    return {key: value for key, value in settings.items() if key in accepted and value is not None}
+
+
 @dataclass
 class Run:
     """One run folder with its :class:`RunResults`: ``<runs>/<name>/<version>/``."""
@@ -92,6 +103,12 @@ class Run:
     @property
     def label(self) -> str:
         return model_label(self.model)
+
+    @property
+    def model_options(self) -> dict:
+        """The options the run built its model with (``planes``, ``small_input``...): pass them to
+        ``create_model`` to rebuild the same network."""
+        return options_for(self.model, (self.results.config or {}).get("model") or {})
 
     @property
     def kind(self) -> str:
