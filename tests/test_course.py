@@ -222,7 +222,7 @@ def test_the_overfitting_experiment_reads_rises_and_compares_with_intervals(tmp_
                   for s, t in ((0, 0.70), (1, 0.71), (2, 0.72))],
             0.05: [_fake_run(tmp_path / f"on{s}", s, [1.0, 0.6, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5 + s / 100], top1, t)
                    for s, t in ((0, 0.80), (1, 0.81), (2, 0.82))]}
-    curve = overfitting.loss_curve(runs[0.0][1])
+    curve = overfitting.read_loss_curve(runs[0.0][1])
     assert (curve.lowest, curve.lowest_epoch, curve.final) == (0.5, 3, 1.1)
     assert curve.rise == pytest.approx(0.6)
     compared = overfitting.compare(plan, runs)

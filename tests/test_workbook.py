@@ -577,8 +577,8 @@ def test_conclusions_quote_only_numbers_the_notebook_printed(name):
     cells = notebook["cells"]
     start = next(i for i, cell in enumerate(cells) if TRAINING_CELLS[name] in "".join(cell["source"]))
     printed = " ".join("".join(cell["source"]) for cell in cells if cell["cell_type"] == "code")
-    printed += " ".join(text for cell in cells for output in cell.get("outputs", [])
-                        for text in (output.get("text", ""), "".join(output.get("data", {}).get("text/plain", ""))))
+    printed += " ".join("".join(text) for cell in cells for output in cell.get("outputs", [])
+                        for text in (output.get("text", ""), output.get("data", {}).get("text/plain", "")))
     printed = printed.replace(",", "")
     for cell in cells[start:]:
         if cell["cell_type"] != "markdown":

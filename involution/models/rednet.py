@@ -28,8 +28,8 @@ class RedNet(ResNet):
 
     Args:
         layers: bottleneck blocks per stage, e.g. ``STAGE_BLOCKS[26]``.
-        num_classes, drop_rate, zero_init_residual, planes, in_chans, global_pool,
-            small_input: as for :class:`ResNet`.
+        num_classes, drop_rate, zero_init_residual, planes, in_chans, global_pool, small_input: as
+            for :class:`ResNet`.
         kernel_size: K of the bottleneck involutions (official: 7).
         group_channels: channels per involution group (official: 16).
         reduction_ratio: channel reduction in the kernel generator (official: 4).

@@ -39,7 +39,7 @@ from involution.data.constants import DATA_KINDS
 from involution.train.runs import RESULTS_FILE, Run, export_runs
 from involution.workbook.diagrams import rednet_defaults
 from involution.workbook.repository import SLIDES, repo_root
-from involution.workbook.results import SeedSpread, compare_means, results_rows, seed_spread
+from involution.workbook.results import SeedSpread, compare_means, plateau_gain, results_rows, seed_spread
 
 __all__ = ["DECK_DATA", "COURSE_DATA", "FIGURES", "COURSE_FIGURES", "write_deck_data", "write_course_findings",
            "load_deck_data", "read_settings", "recipe_rows", "render_deck", "build_deck", "find_browser", "print_pdf",
@@ -139,8 +139,10 @@ def _load_course_findings(slides_dir: Path) -> dict | None:
 
 
 def _course_sentences(findings: Mapping) -> list[str]:
-    """Each difference notebook 05 measured, with its interval and verdict, as printed there."""
-    return [f"{what.capitalize()}, {found['text']}" for what, found in findings["verdicts"].items()]
+    """Each difference notebook 05 measured, with its interval and verdict, and the chance reading, as
+    printed there."""
+    return [f"{what.capitalize()}, {found['text']}" for what, found in findings["verdicts"].items()] + \
+        ([findings["chance"]] if "chance" in findings else [])
 
 
 def _model_comparison(runs: Sequence[Run]):
@@ -168,10 +170,28 @@ def _seed_verdict(runs: Sequence[Run]) -> str:
             "interval of the difference of their test accuracies includes zero.")
 
 
+def _plateau_note(runs: Sequence[Run]) -> str:
+    """Whether the runs stopped on a plateau (under 1 point of validation top-1 over the last quarter)."""
+    gains = [plateau_gain(run.metrics()) for run in runs]
+    learning = sum(not gain < 1 for gain in gains)
+    if not learning:
+        return f"All {len(gains)} runs stopped on a plateau (under 1 point of validation top-1 gained over the " \
+               "last quarter of their epochs)."
+    measured = [gain for gain in gains if gain == gain]  # NaN: a run of one epoch shows no plateau
+    most = f", up to {max(measured):.1f}" if measured else ""
+    return (f"{learning} of {len(gains)} runs were not shown to be on a plateau at their last epoch (1 point or "
+            f"more of validation top-1 gained over the last quarter{most}, or too few epochs): their scores depend "
+            "on when training stopped, so this comparison cannot answer the question yet.")
+
+
 def _overfitting_verdict(findings: Mapping | None) -> str:
     """What notebook 05's weight-decay runs say, in one sentence."""
     if not findings:
         return ""
+    if findings.get("chance", "").startswith("Every run's test top-1 is within"):
+        return (f"On a fixed {findings['train_images']} training images the {findings['model']} variant memorised "
+                "instead of learning (test top-1 at chance in every run, with or without weight decay): too little "
+                "data to test whether weight decay cures overfitting.")
     verdict = findings["verdicts"]["test top-1"]["verdict"]
     if verdict.endswith("higher"):
         return (f"On a small fixed training set, {verdict.removesuffix(' higher')} reached the higher test "
@@ -187,7 +207,8 @@ def _takeaways(runs: Sequence[Run], findings: Mapping | None, kinds: Sequence[st
               "Fewer multiply-adds buy less speed than they promise: an involution reads a different kernel at "
               "every pixel and first has to generate it, so each of its multiply-adds takes longer than a "
               "convolution's."]
-    points += [sentence for sentence in (_seed_verdict(runs), _overfitting_verdict(findings)) if sentence]
+    points += [sentence for sentence in (_seed_verdict(runs), _plateau_note(runs), _overfitting_verdict(findings))
+               if sentence]
     if "caltech256" not in kinds:
         points.append("All of our training ran on small offline data in minutes on a CPU; how RedNet does on "
                       "Caltech-256 needs a GPU and 150 epochs per run, which the notebooks run unchanged.")
@@ -421,7 +442,7 @@ def render_deck(slides_dir: str | os.PathLike | None = None, embed_images: bool 
         labels=" vs ".join(dict.fromkeys(run.label for run in ordered)),
         defaults=rednet_defaults(), generator_sentence=_generator_sentence(),
         complexity_sentence=_complexity_sentence(deck["complexity"]["rows"]),
-        results=_results_table(ordered), comparison=_comparison_sentence(ordered),
+        results=_results_table(ordered), comparison=_comparison_sentence(ordered), plateau=_plateau_note(ordered),
         recipe=recipe, recipe_differs=any(" / " in value for _, value in recipe),
         augmentations=dict(recipe).get("augmentations", ""), findings=COURSE_PROJECT_FINDINGS,
         steps=_recipe_steps(COURSE_PROJECT_FINDINGS),

@@ -22,8 +22,8 @@ from involution.workbook.data_choice import DataChoice
 from involution.workbook.notebook import Workbook
 from involution.workbook.results import MeanDifference, SeedSpread, compare_means, plateau_gain, seed_spread
 
-__all__ = ["Plan", "run_name", "extra_args", "estimate", "train", "load", "LossCurve", "loss_curve", "format_runs",
-           "compare", "findings"]
+__all__ = ["Plan", "run_name", "extra_args", "estimate", "train", "load", "LossCurve", "read_loss_curve", "format_runs",
+           "compare", "chance_reading", "findings"]
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,9 @@ def extra_args(plan: Plan, weight_decay: float) -> list[str]:
     """What a run sets on top of notebook 02's recipe: the small fixed training set and its weight decay."""
     return ["--data.train_per_class", str(plan.train_per_class),
             "--model.optimizer.weight_decay", str(weight_decay),
-            "--trainer.limit_val_batches", str(plan.val_batches)]
+            "--trainer.limit_val_batches", str(plan.val_batches),
+            # An epoch is a dozen steps here: log each epoch's steps (Lightning warns otherwise).
+            "--trainer.log_every_n_steps", "4"]
 
 
 def estimate(book: Workbook, data: DataChoice, plan: Plan) -> experiments.TimeEstimate:
@@ -105,7 +107,8 @@ class LossCurve:
         return self.final - self.lowest
 
 
-def loss_curve(run: Run) -> LossCurve:
+def read_loss_curve(run: Run) -> LossCurve:
+    """A run's validation loss at its lowest and at its end, and its last training loss, from metrics.csv."""
     metrics = run.metrics()
     losses = [(loss, epoch) for loss, epoch in zip(metrics["val/loss"], metrics["epoch"]) if not math.isnan(loss)]
     lowest, epoch = min(losses)
@@ -119,7 +122,7 @@ def format_runs(plan: Plan, runs: Mapping[float, Sequence[Run]]) -> str:
              f"{'final val loss':>14} {'rise':>6} {'val gain, last quarter':>22} {'test top-1':>10}"]
     for decay, seed_runs in runs.items():
         for run in seed_runs:
-            curve = loss_curve(run)
+            curve = read_loss_curve(run)
             lines.append(f"{plan.label(decay):<18} {run.seed:>4} {curve.final_train:>10.3f} {curve.lowest:>15.3f} "
                          f"{curve.lowest_epoch:>8} {curve.final:>14.3f} {curve.rise:>+6.3f} "
                          f"{plateau_gain(run.metrics()):>+21.1f}  {run.results.percent('test_top1'):>9.1f}%")
@@ -129,7 +132,7 @@ def format_runs(plan: Plan, runs: Mapping[float, Sequence[Run]]) -> str:
 def compare(plan: Plan, runs: Mapping[float, Sequence[Run]]) -> dict[str, MeanDifference]:
     """Weight decay on minus off: test top-1 (points) and the validation loss's rise, each with its interval."""
     off, on = (runs[decay] for decay in plan.weight_decays[:2])
-    rise = {decay: SeedSpread(plan.label(decay), tuple(loss_curve(run).rise for run in runs[decay]), unit="")
+    rise = {decay: SeedSpread(plan.label(decay), tuple(read_loss_curve(run).rise for run in runs[decay]), unit="")
             for decay in plan.weight_decays[:2]}
     top1 = {decay: SeedSpread(plan.label(decay), seed_spread(seed_runs).values)
             for decay, seed_runs in ((plan.weight_decays[0], off), (plan.weight_decays[1], on))}
@@ -138,17 +141,32 @@ def compare(plan: Plan, runs: Mapping[float, Sequence[Run]]) -> dict[str, MeanDi
             "rise of the validation loss": compare_means(rise[on_decay], rise[off_decay])}
 
 
+def chance_reading(runs: Mapping[float, Sequence[Run]], margin: float = 2.0) -> str:
+    """One sentence: whether the runs' test top-1 is within ``margin`` points of guessing."""
+    every = [run for seed_runs in runs.values() for run in seed_runs]
+    chance = 100 / every[0].results.dataset["num_classes"]
+    at_chance = [run for run in every if run.results.percent("test_top1") < chance + margin]
+    if len(at_chance) == len(every):
+        return (f"Every run's test top-1 is within {margin:g} points of chance ({chance:.0f}%): the models learned "
+                "nothing that carries over to new images, so these runs cannot say whether weight decay cures the "
+                "overfitting of a model that learns.")
+    return (f"{len(every) - len(at_chance)} of {len(every)} runs score more than {margin:g} points above chance "
+            f"({chance:.0f}%) on the test images.")
+
+
 def findings(plan: Plan, runs: Mapping[float, Sequence[Run]], data_label: str) -> dict:
     """What the experiment found, as plain values for the slides."""
     differences = compare(plan, runs)
     rows = []
     for decay, seed_runs in runs.items():
-        curves = [loss_curve(run) for run in seed_runs]
+        curves = [read_loss_curve(run) for run in seed_runs]
         rows.append({"setting": plan.label(decay), "seeds": len(seed_runs),
                      "rose": sum(curve.rise > 0 for curve in curves),
                      "rise": str(SeedSpread(plan.label(decay), tuple(c.rise for c in curves), unit="")),
-                     "test_top1": str(seed_spread(seed_runs))})
+                     "test_top1": str(seed_spread(seed_runs)),
+                     # The largest validation gain over the last quarter of the epochs: under 1, all flat.
+                     "plateau_gain": max(plateau_gain(run.metrics()) for run in seed_runs)})
     return {"data": data_label, "model": model_label(plan.model), "train_images": plan.train_per_class * 10,
-            "epochs": plan.epochs, "rows": rows,
+            "epochs": plan.epochs, "rows": rows, "chance": chance_reading(runs),
             "verdicts": {what: {"text": str(difference), "verdict": difference.verdict}
                          for what, difference in differences.items()}}
