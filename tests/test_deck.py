@@ -383,13 +383,13 @@ def _findings(test_verdict: str) -> dict:
 
 def test_notebook_05s_findings_get_a_slide_once_written(tmp_path):
     slides = _fake_slides(tmp_path)
-    assert "tested small" not in deck.render_deck(slides)  # nothing written: no such slide
+    assert "tried small" not in deck.render_deck(slides)  # nothing written: no such slide
     with pytest.raises(FileNotFoundError, match="course_overfitting.png"):
         deck.write_course_findings(slides, _findings("no difference detectable at this precision"))
     Image.new("RGB", (40, 30)).save(slides / "figures" / deck.COURSE_FIGURES["course_overfitting"])
     deck.write_course_findings(slides, _findings("no difference detectable at this precision"))
     page = deck.render_deck(slides)
-    assert "Overfitting and weight decay, tested small" in page and "3 of 3 runs" in page
+    assert "Overfitting and weight decay, tried small" in page and "3 of 3 runs" in page
     assert "Test top-1, weight decay 0.05 minus no weight decay: +1.9 points" in page
     assert "weight decay made no difference to test accuracy that the seeds could detect" in page
     deck.write_course_findings(slides, _findings("weight decay 0.05 higher"))
@@ -400,7 +400,7 @@ def test_findings_of_an_older_deck_are_not_shown(tmp_path):
     slides = _fake_slides(tmp_path)
     Image.new("RGB", (40, 30)).save(slides / "figures" / deck.COURSE_FIGURES["course_overfitting"])
     (slides / deck.COURSE_DATA).write_text('{"data": "shapes", "sets": {}}')  # before the overfitting test
-    assert "tested small" not in deck.render_deck(slides)
+    assert "tried small" not in deck.render_deck(slides)
 
 
 def test_the_recipe_shows_whole_numbers_whole(tmp_path):

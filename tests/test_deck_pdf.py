@@ -216,5 +216,5 @@ def test_the_author_line_comes_from_the_setting_and_no_keyboard_hint_is_printed(
 
 def test_the_committed_deck_shows_the_interval_verdicts_and_the_small_scale_test():
     text = " ".join(" ".join(w["text"] for w in p["words"]) for p in page_words(SLIDES / "deck.pdf"))
-    assert "tested small" in text and "chance" in text
+    assert "tried small" in text and "chance" in text
     assert text.count("95% interval") >= 2 and "Verdict:" in text

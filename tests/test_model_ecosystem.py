@@ -98,8 +98,8 @@ def test_options_a_model_does_not_take_are_refused_by_name(name):
 def test_records_say_what_each_model_accepts():
     assert model_info("rednet26").options == ("kernel_size", "group_channels", "reduction_ratio",
                                               "drop_rate", "zero_init_residual", "planes",
-                                              "recompute")
-    assert model_info("resnet26").options == ("drop_rate", "zero_init_residual", "planes")
+                                              "recompute", "small_input")
+    assert model_info("resnet26").options == ("drop_rate", "zero_init_residual", "planes", "small_input")
     assert model_info("dednet121").options == ("drop_rate", "kernel_size")
     assert model_info("densenet121").options == ("drop_rate",)
     with pytest.raises(TypeError, match="dednet121 does not accept the option group_channels; "

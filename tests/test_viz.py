@@ -255,9 +255,9 @@ def test_test_top1_over_seeds_shows_every_run_and_each_mean_with_its_interval():
     texts = [text.get_text() for text in axis.texts]
     from scipy import stats
     half = stats.t.ppf(0.975, 2) * stats.sem([80.0, 82.0, 81.0])
-    assert f"81.0% \u00b1 {half:.1f}" in texts
+    assert f"mean 81.0%\n95% interval \u00b1 {half:.1f}" in texts
     low, high = axis.get_ylim()
-    assert 60 < low < 70 and 82 < high < 100  # zoomed to the runs, not 0-100
+    assert 60 < low < 70 and 82 < high <= 100.5  # zoomed to the runs, not 0-100
     with pytest.raises(ValueError, match="no tested runs"):
         figures.plot_test_top1_over_seeds([{"label": "A", "test_top1": None}])
 

@@ -189,9 +189,9 @@ def _overfitting_verdict(findings: Mapping | None) -> str:
     if not findings:
         return ""
     if findings.get("chance", "").startswith("Every run's test top-1 is within"):
-        return (f"On a fixed {findings['train_images']} training images the {findings['model']} variant memorised "
-                "instead of learning (test top-1 at chance in every run, with or without weight decay): too little "
-                "data to test whether weight decay cures overfitting.")
+        return (f"On a fixed {findings['train_images']} training images for {findings['epochs']} epochs, the "
+                f"{findings['model']} variant's test top-1 stayed at chance in every run, with or without weight "
+                "decay: these runs cannot test whether weight decay cures overfitting.")
     verdict = findings["verdicts"]["test top-1"]["verdict"]
     if verdict.endswith("higher"):
         return (f"On a small fixed training set, {verdict.removesuffix(' higher')} reached the higher test "
@@ -204,9 +204,9 @@ def _takeaways(runs: Sequence[Run], findings: Mapping | None, kinds: Sequence[st
     """The closing slide's points, each a sentence a speaker would say (not a repeat of a table)."""
     points = ["Involution moves a layer's cost from its weights to the input: the kernels are computed per pixel, "
               "so a RedNet is smaller than its ResNet and can afford 7×7 windows in every block.",
-              "Fewer multiply-adds buy less speed than they promise: an involution reads a different kernel at "
-              "every pixel and first has to generate it, so each of its multiply-adds takes longer than a "
-              "convolution's."]
+              "Fewer multiply-adds need not mean faster training: an involution reads a different kernel at "
+              "every pixel and first has to generate it; notebook 02 prints both models' multiply-adds and their "
+              "measured training speeds."]
     points += [sentence for sentence in (_seed_verdict(runs), _plateau_note(runs), _overfitting_verdict(findings))
                if sentence]
     if "caltech256" not in kinds:

@@ -133,7 +133,7 @@ def variant_table(models: Sequence[str], data: DataChoice, num_classes: int,
     the deepest): what the plan's architecture options (:func:`model_options`) change.
     """
     size = image_size or _recipe(data)["data"]["image_size"]
-    lines = [f"{'model':<10} {'as':<34} {'image':>5} {'classes':>7} {'params':>11} {'M mult-adds':>11}  "
+    lines = [f"{'model':<10} {'as':<34} {'image':>5} {'classes':>7} {'params':>11} {'mult-adds (M)':>13}  "
              "stage maps (first to deepest)"]
     for name in models:
         options = model_options(name, data)
@@ -145,7 +145,7 @@ def variant_table(models: Sequence[str], data: DataChoice, num_classes: int,
             maps = " ".join(f"{math.ceil(pixels / info['reduction'])}x{math.ceil(pixels / info['reduction'])}"
                             for info in model.feature_info[1:])
             lines.append(f"{name:<10} {label:<34} {pixels:>5} {classes:>7} {counted.params:>11,} "
-                         f"{counted.gmacs * 1e3:>11,.0f}  {maps}")
+                         f"{counted.gmacs * 1e3:>13,.0f}  {maps}")
     return "\n".join(lines)
 
 

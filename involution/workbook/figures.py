@@ -145,11 +145,14 @@ def plot_test_top1_over_seeds(rows: Sequence[Mapping], title: str | None = None,
         half = (float(stats.t.ppf(0.5 + confidence / 2, len(values) - 1) * stats.sem(values))
                 if len(values) > 1 else 0.0)
         axis.errorbar(position + 0.25, mean, yerr=half, fmt="D", color=colour, capsize=6, markersize=7)
-        axis.annotate(f"{mean:.1f}%" + (f" \u00b1 {half:.1f}" if half else ""), (position + 0.32, mean),
+        axis.annotate(f"mean {mean:.1f}%" + (f"\n{confidence:.0%} interval \u00b1 {half:.1f}" if half else ""),
+                      (position + 0.32, mean),
                       va="center", fontsize=10)
     axis.set_xticks(range(len(by_model)), [f"{label}\n({len(values)} seeds)" for label, values in by_model.items()])
     axis.set_xlim(-0.5, len(by_model) - 0.5 + 0.3)
     axis.set_ylabel("test top-1 (%)")
+    low, high = axis.get_ylim()
+    axis.set_ylim(low, min(high, 100.5))  # an interval may reach past 100%; accuracy cannot
     axis.grid(axis="y", alpha=0.3)
     axis.set_title(f"dots: one run each; diamond and bar: mean and its {confidence:.0%} interval", fontsize=9)
     suptitle(figure, title, fontsize=10)

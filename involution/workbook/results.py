@@ -99,8 +99,8 @@ def runs_data_statement(runs: Iterable[Run]) -> str:
     if kinds == {"sample"}:
         data = f"{SAMPLE_SET_DESCRIPTION}; its accuracies say nothing about Caltech-256"
     elif kinds == {"shapes"}:
-        data = ("the built-in shapes set (generated offline, NOT Caltech-256; train, validation "
-                "and test images on photographs that training never sees)")
+        data = ("the built-in shapes set (generated offline, NOT Caltech-256; validation and test "
+                "images on photographs that training never sees)")
     elif kinds == {"caltech256"}:
         data = "Caltech-256 (this project's stratified split)"
     elif len(kinds) == 1:
