@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
+from involution.data.shapes import SHAPE_CLASSES
 from involution.train.runs import RESULTS_FILE, Run, model_label, newest_version_folder
 from involution.workbook import experiments
 from involution.workbook.data_choice import DataChoice
@@ -58,7 +59,8 @@ def extra_args(plan: Plan, weight_decay: float) -> list[str]:
 
 def estimate(book: Workbook, data: DataChoice, plan: Plan) -> experiments.TimeEstimate:
     """The plan's training time on this machine (validation counted in full, so an upper bound)."""
-    steps_per_epoch = plan.train_per_class * 10 // plan.batch_size  # 10 classes; the last part batch is dropped
+    # As many classes as the shapes set (and the sample set) has; the last, partial batch is dropped.
+    steps_per_epoch = plan.train_per_class * len(SHAPE_CLASSES) // plan.batch_size
     return experiments.estimate_time(book, data, [plan.model], list(plan.seeds) * len(plan.weight_decays),
                                      epochs=plan.epochs, batch_size=plan.batch_size,
                                      train_batches=max(1, steps_per_epoch))
@@ -166,7 +168,9 @@ def findings(plan: Plan, runs: Mapping[float, Sequence[Run]], data_label: str) -
                      "test_top1": str(seed_spread(seed_runs)),
                      # The largest validation gain over the last quarter of the epochs: under 1, all flat.
                      "plateau_gain": max(plateau_gain(run.metrics()) for run in seed_runs)})
-    return {"data": data_label, "model": model_label(plan.model), "train_images": plan.train_per_class * 10,
+    first = next(iter(runs.values()))[0]
+    return {"data": data_label, "model": model_label(plan.model),
+            "train_images": (first.results.dataset or {}).get("images", {}).get("train"),
             "epochs": plan.epochs, "rows": rows, "chance": chance_reading(runs),
             "verdicts": {what: {"text": str(difference), "verdict": difference.verdict}
                          for what, difference in differences.items()}}
