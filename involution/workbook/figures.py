@@ -18,6 +18,7 @@ from matplotlib.ticker import MaxNLocator
 
 from involution.models.registry import model_info
 from involution.workbook.kernel_figures import fit_text, suptitle
+from involution.workbook.results import SeedSpread
 
 __all__ = ["plot_training_curves", "plot_examples", "plot_test_top1_over_seeds", "plot_loss_curves",
            "plot_complexity_table", "plot_operator_costs", "plot_instability"]
@@ -127,8 +128,6 @@ def plot_test_top1_over_seeds(rows: Sequence[Mapping], title: str | None = None,
         rows: :func:`involution.workbook.results.results_rows` of the runs (``label``, ``test_top1``).
         title: say here which data and machine the runs come from.
     """
-    from scipy import stats
-
     by_model: dict[str, list[float]] = {}
     for row in rows:
         if row.get("test_top1") is not None:
@@ -142,8 +141,7 @@ def plot_test_top1_over_seeds(rows: Sequence[Mapping], title: str | None = None,
         jitter = np.linspace(-0.08, 0.08, len(values)) if len(values) > 1 else np.zeros(1)
         axis.scatter(position + jitter, values, color=colour, s=36, alpha=0.8, zorder=3)
         mean = float(np.mean(values))
-        half = (float(stats.t.ppf(0.5 + confidence / 2, len(values) - 1) * stats.sem(values))
-                if len(values) > 1 else 0.0)
+        half = SeedSpread(label, tuple(values)).half_width(confidence)
         axis.errorbar(position + 0.25, mean, yerr=half, fmt="D", color=colour, capsize=6, markersize=7)
         axis.annotate(f"mean {mean:.1f}%" + (f"\n{confidence:.0%} interval \u00b1 {half:.1f}" if half else ""),
                       (position + 0.32, mean),

@@ -130,6 +130,14 @@ class SeedSpread:
         """Sample standard deviation (n - 1); 0 for a single run."""
         return statistics.stdev(self.values) if len(self.values) > 1 else 0.0
 
+    def half_width(self, confidence: float = 0.95) -> float:
+        """Half the width of the t interval of the mean at ``confidence``; 0 for a single run."""
+        if len(self.values) < 2:
+            return 0.0
+        from scipy import stats  # imported only where an interval is asked for
+
+        return float(stats.t.ppf(0.5 + confidence / 2, len(self.values) - 1) * stats.sem(self.values))
+
     def __str__(self) -> str:
         digits = 1 if self.unit == "%" else 3
         spread = f" +- {self.std:.{digits}f}" if len(self.values) > 1 else ""
@@ -192,7 +200,7 @@ def compare_means(first: SeedSpread, second: SeedSpread, confidence: float = 0.9
     if len(first.values) < 2 or len(second.values) < 2:
         raise ValueError(f"a comparison needs at least 2 seeds of each model; got {len(first.values)} "
                          f"of {first.label} and {len(second.values)} of {second.label}")
-    from scipy import stats  # a training extra (scikit-image needs it too): imported only here
+    from scipy import stats  # a training extra: imported only where a comparison is made
 
     if statistics.pvariance(first.values) == statistics.pvariance(second.values) == 0:
         difference = first.mean - second.mean  # no spread at all: the interval is the point
@@ -236,14 +244,12 @@ def format_rerun_table(baseline: Mapping[str, Sequence[Run]], rerun: Mapping[str
     rounding (``other`` says which). A model's mean "holds" when it moved by less than the half
     width of its baseline 95% interval; the comparison holds when both verdicts agree.
     """
-    from scipy import stats
-
     machine = sorted({run.machine() for runs in baseline.values() for run in runs})
     lines = [f"| model | seeds | notebook 02 ({'; '.join(machine)}) | 95% interval of the mean | "
              f"again, {other} | moved by | within the interval |", "|---|---|---|---|---|---|---|"]
     for name in models:
         before, after = seed_spread(baseline[name]), seed_spread(rerun[name])
-        half = float(stats.t.ppf(0.975, len(before.values) - 1) * stats.sem(before.values))
+        half = before.half_width()
         moved = after.mean - before.mean
         lines.append(f"| {before.label} | {len(before.values)} | {before.mean:.1f}% +- {before.std:.1f} | "
                      f"+-{half:.1f} | {after.mean:.1f}% +- {after.std:.1f} | {moved:+.1f} | "
