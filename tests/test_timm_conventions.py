@@ -325,3 +325,14 @@ def test_the_options_record_leaves_out_the_arguments_every_model_takes():
         create_model("test_rednet", num_classes=5, global_pool="")
     with pytest.raises(ValueError, match="global_pool must be 'avg' or ''"):
         create_model("test_rednet", global_pool="max")
+
+
+@pytest.mark.parametrize("name", ["rednet26", "resnet26", "dednet121"])
+def test_reset_classifier_keeps_every_module_in_the_models_mode_device_and_dtype(name):
+    model = create_model(name, num_classes=10, device="meta", dtype=torch.bfloat16).eval()
+    for num_classes, global_pool in ((0, ""), (0, "avg"), (5, None)):
+        model.reset_classifier(num_classes, global_pool)
+        assert not any(module.training for module in model.modules()), (num_classes, global_pool)
+        assert {(p.device.type, p.dtype) for p in model.parameters()} == {("meta", torch.bfloat16)}
+    model.train().reset_classifier(3)
+    assert all(module.training for module in model.modules())

@@ -156,7 +156,8 @@ class TimmConventions:
         reference = next(self.parameters())  # the stem's first weight
         head = (nn.Linear(self.num_features, num_classes, device=reference.device, dtype=reference.dtype)
                 if num_classes else nn.Identity())
-        self.avgpool = nn.AdaptiveAvgPool2d(1) if global_pool else nn.Identity()
+        # New modules start in training mode: give them the model's, as timm's model tests check.
+        self.avgpool = (nn.AdaptiveAvgPool2d(1) if global_pool else nn.Identity()).train(self.training)
         setattr(self, self.classifier_name, head.train(self.training))
         self.num_classes, self.global_pool = num_classes, global_pool
 
