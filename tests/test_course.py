@@ -234,6 +234,7 @@ def test_the_overfitting_experiment_reads_rises_and_compares_with_intervals(tmp_
     found = overfitting.findings(plan, runs, "shapes set")
     assert [row["rose"] for row in found["rows"]] == [3, 2]
     assert found["verdicts"]["test top-1"]["verdict"] == "weight decay 0.05 higher"
+    assert found["verdicts"]["test top-1"]["higher"] == "weight decay 0.05" and found["all_at_chance"] is False
     assert overfitting.run_name(plan, 0.05, 2, "shapes") == "overfitting-resnet26-wd0.05-shapes-seed2"
     assert overfitting.extra_args(plan, 0.0)[:4] == ["--data.train_per_class", "40", "--model.optimizer.weight_decay",
                                                      "0.0"]

@@ -339,6 +339,7 @@ def test_the_verdict_is_read_from_the_welch_interval_of_the_difference():
     assert separated.half_width == pytest.approx(stats.t.ppf(0.975, df) * se)
     behind = compare_means(SeedSpread("RedNet-26", (61.0, 59.0, 63.0)), SeedSpread("ResNet-26", (70.0, 72.0, 71.0)))
     assert behind.verdict == "ResNet-26 higher" and behind.high < 0
+    assert (overlapping.higher, separated.higher, behind.higher) == (None, "RedNet-26", "ResNet-26")
     assert "95% interval" in str(separated) and "Verdict: RedNet-26 higher." in str(separated)
     with pytest.raises(ValueError, match="at least 2 seeds"):
         compare_means(SeedSpread("A", (1.0,)), SeedSpread("B", (2.0, 3.0)))

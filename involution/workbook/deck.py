@@ -162,8 +162,8 @@ def _seed_verdict(runs: Sequence[Run]) -> str:
     if difference is None:
         return ""
     first, second = difference.first.label, difference.second.label
-    if difference.verdict.endswith("higher"):
-        return (f"With {len(difference.first.values)} seeds each, {difference.verdict.removesuffix(' higher')} "
+    if difference.higher:
+        return (f"With {len(difference.first.values)} seeds each, {difference.higher} "
                 f"reached the higher test accuracy: the 95% interval of the difference excludes zero "
                 f"(on this data, variant and recipe).")
     return (f"With {len(difference.first.values)} seeds each, our runs cannot tell {first} from {second}: the 95% "
@@ -188,13 +188,13 @@ def _overfitting_verdict(findings: Mapping | None) -> str:
     """What notebook 05's weight-decay runs say, in one sentence."""
     if not findings:
         return ""
-    if findings.get("chance", "").startswith("Every run's test top-1 is within"):
+    if findings.get("all_at_chance"):
         return (f"On a fixed {findings['train_images']} training images for {findings['epochs']} epochs, the "
                 f"{findings['model']} variant's test top-1 stayed at chance in every run, with or without weight "
                 "decay: these runs cannot test whether weight decay cures overfitting.")
-    verdict = findings["verdicts"]["test top-1"]["verdict"]
-    if verdict.endswith("higher"):
-        return (f"On a small fixed training set, {verdict.removesuffix(' higher')} reached the higher test "
+    higher = findings["verdicts"]["test top-1"]["higher"]
+    if higher:
+        return (f"On a small fixed training set, {higher} reached the higher test "
                 "accuracy, beyond the spread of the seeds.")
     return ("On a small fixed training set, weight decay made no difference to test accuracy that the seeds "
             "could detect.")

@@ -143,11 +143,16 @@ def compare(plan: Plan, runs: Mapping[float, Sequence[Run]]) -> dict[str, MeanDi
             "rise of the validation loss": compare_means(rise[on_decay], rise[off_decay])}
 
 
-def chance_reading(runs: Mapping[float, Sequence[Run]], margin: float = 2.0) -> str:
-    """One sentence: whether the runs' test top-1 is within ``margin`` points of guessing."""
+def _at_chance(runs: Mapping[float, Sequence[Run]], margin: float) -> tuple[list[Run], list[Run], float]:
+    """(every run, those whose test top-1 is within ``margin`` points of guessing, the chance level in %)."""
     every = [run for seed_runs in runs.values() for run in seed_runs]
     chance = 100 / every[0].results.dataset["num_classes"]
-    at_chance = [run for run in every if run.results.percent("test_top1") < chance + margin]
+    return every, [run for run in every if run.results.percent("test_top1") < chance + margin], chance
+
+
+def chance_reading(runs: Mapping[float, Sequence[Run]], margin: float = 2.0) -> str:
+    """One sentence: whether the runs' test top-1 is within ``margin`` points of guessing."""
+    every, at_chance, chance = _at_chance(runs, margin)
     if len(at_chance) == len(every):
         return (f"Every run's test top-1 is within {margin:g} points of chance ({chance:.0f}%): the models learned "
                 "nothing that carries over to new images, so these runs cannot say whether weight decay cures the "
@@ -172,5 +177,6 @@ def findings(plan: Plan, runs: Mapping[float, Sequence[Run]], data_label: str) -
     return {"data": data_label, "model": model_label(plan.model),
             "train_images": (first.results.dataset or {}).get("images", {}).get("train"),
             "epochs": plan.epochs, "rows": rows, "chance": chance_reading(runs),
-            "verdicts": {what: {"text": str(difference), "verdict": difference.verdict}
+            "all_at_chance": len(_at_chance(runs, 2.0)[1]) == sum(map(len, runs.values())),
+            "verdicts": {what: {"text": str(difference), "verdict": difference.verdict, "higher": difference.higher}
                          for what, difference in differences.items()}}

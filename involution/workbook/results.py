@@ -177,12 +177,13 @@ class MeanDifference:
         return (self.high - self.low) / 2
 
     @property
+    def higher(self) -> str | None:
+        """The label of the model whose mean is higher beyond the interval; None when it includes zero."""
+        return self.first.label if self.low > 0 else self.second.label if self.high < 0 else None
+
+    @property
     def verdict(self) -> str:
-        if self.low > 0:
-            return f"{self.first.label} higher"
-        if self.high < 0:
-            return f"{self.second.label} higher"
-        return "no difference detectable at this precision"
+        return f"{self.higher} higher" if self.higher else "no difference detectable at this precision"
 
     def __str__(self) -> str:
         digits, unit = (1, " points") if self.first.unit == "%" else (3, "")
