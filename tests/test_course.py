@@ -157,7 +157,7 @@ def test_small_scale_composes_on_the_shapes_recipe_except_the_instability_set():
     ablation = course_sets.course_set("ablation")
     nowd = ablation.runs[0]
     assert nowd.configs_on(ablation.recipe_at(course_sets.SMALL_SCALE)) == ("shapes", "course/rednet26_nowd")
-    assert nowd.recipe("shapes") == "adamw lr 0.005, wd 0, dropout 0, clip none, 130 epochs"
+    assert nowd.recipe("shapes") == "adamw lr 0.004, wd 0, dropout 0, clip none, 130 epochs"
     assert course_sets.course_set("instability").recipe_at(course_sets.SMALL_SCALE) == course_sets.RECIPE
     assert course_sets.course_set("dednet").recipe_at(course_sets.FULL_SCALE) == course_sets.RECIPE
 

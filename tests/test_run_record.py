@@ -206,6 +206,33 @@ def test_results_json_describes_the_epoch_best_ckpt_holds(tmp_path, run_dir):
     assert recorded["best_val_top1"] == pytest.approx(float(score))
 
 
+def test_the_record_says_in_which_arithmetic_the_run_trained(run_dir):
+    # A CPU with bfloat16 now trains in bfloat16 autocast: its numbers differ from a
+    # float32 machine's, so the record and the machine line a notebook prints must say so.
+    from involution.ops.functional import default_precision
+    from involution.train.runs import Run
+    assert results(run_dir)["machine"]["precision"] == default_precision()
+    words = {"bf16-mixed": "bfloat16 mixed precision", "32-true": "float32"}[default_precision()]
+    assert Run.load(run_dir).machine().endswith(f", {words}")
+
+
+@pytest.mark.parametrize("native,expected", [(True, "bf16-mixed"), (False, "32-true")])
+def test_a_cpu_trains_in_bfloat16_only_where_it_has_the_instructions(monkeypatch, native, expected):
+    # Emulated bfloat16 is slower than float32: a CPU without the instructions keeps float32.
+    from involution.ops import functional
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(functional, "cpu_has_native_bfloat16", lambda: native)
+    assert functional.default_precision() == expected
+
+
+def test_onednn_limited_to_avx2_counts_as_a_cpu_without_bfloat16():
+    # The cross-CPU check (scripts/cross_cpu_check.py) relies on it: at AVX2 the runs train in float32.
+    code = "from involution.ops.functional import cpu_has_native_bfloat16 as f; print(f())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2"}).stdout
+    assert out.strip() == "False"
+
+
 # -- 2. extending a run ----------------------------------------------------------------------
 
 

@@ -27,8 +27,9 @@ decides where a run lives and how it is logged:
   (:class:`~involution.train.checkpoints.RunCheckpoint`);
 * W&B logs when it is configured (logged in, ``WANDB_API_KEY`` or
   ``WANDB_MODE=offline``); a CSV log is always written as well;
-* on a GPU, mixed precision is switched on unless the config sets
-  ``trainer.precision``;
+* unless the config sets ``trainer.precision``, 16-bit mixed precision is
+  on wherever the hardware computes it natively: a GPU, or a CPU with
+  bfloat16 instructions (float32 on other CPUs; :func:`~involution.ops.functional.default_precision`);
 * the recipe chooses the optimiser and schedule (``model.optimizer``,
   ``model.schedule``); LightningCLI's own ``--optimizer``/``--lr_scheduler``
   flags, which would silently replace both, do not exist here;
@@ -59,7 +60,6 @@ require_extra("train", "lightning", "torchmetrics", "jsonargparse", "yaml",
               feature="The training command line (python -m involution fit/validate/test/predict)")
 
 import lightning  # noqa: E402 -- after the check above, which explains a missing extra
-import torch  # noqa: E402
 import yaml  # noqa: E402
 from jsonargparse import ActionConfigFile, DefaultHelpFormatter  # noqa: E402
 from lightning.pytorch.callbacks import LearningRateMonitor  # noqa: E402
@@ -69,7 +69,7 @@ from lightning.pytorch.utilities import rank_zero_only  # noqa: E402
 from lightning.pytorch.utilities.exceptions import MisconfigurationException  # noqa: E402
 
 from involution.data import Caltech256DataModule  # noqa: E402
-from involution.ops.functional import mixed_precision  # noqa: E402
+from involution.ops.functional import default_precision  # noqa: E402
 from involution.train.callbacks import EpochPrinter, KernelStatsMonitor, NonFiniteLossGuard, PredictionWriter  # noqa: E402
 from involution.train.checkpoints import AtomicCheckpointIO, CheckpointError, RunCheckpoint, read_checkpoint  # noqa: E402
 from involution.train.configs import list_configs, resolve_config_args  # noqa: E402
@@ -489,9 +489,10 @@ class InvolutionCLI(LightningCLI):
                 callback.every_n_steps = config.get("kernel_stats_every_n_steps") or 50
             if isinstance(callback, RunSummary):
                 callback.resume_changes = self._resume_changes
-        if torch.cuda.is_available() and config["trainer"].get("precision") is None:
-            # bfloat16 only where the GPU computes it natively (a T4 only emulates it): else float16.
-            kwargs["precision"] = mixed_precision("cuda")
+        if config["trainer"].get("precision") is None:
+            # 16-bit only where the hardware computes it natively (a T4 only emulates
+            # bfloat16: float16 there; a CPU without bfloat16: float32).
+            kwargs["precision"] = default_precision()
         return super().instantiate_trainer(**kwargs)
 
     # LightningCLI calls after_<command> once the command is done.

@@ -22,6 +22,9 @@ LIGHTNING_LOGGERS = ("lightning.pytorch", "lightning.fabric", "lightning")
 LIBRARY_WARNINGS = (
     # A deprecation inside Lightning itself (torch's pytree API).
     r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",
+    # The model summary sizes a mixed-precision model in float32 bytes: a note on its own
+    # estimate, printed on every fit on a CPU with bfloat16 (see default_precision).
+    r"Precision .* is not supported by the model summary.*",
 )
 # Notes Lightning makes about what this command line does by design, for the commands
 # that do it. An evaluation writes into a folder of its own (<run>/evaluations/...), so

@@ -37,7 +37,7 @@ class Plan:
     batch_size: int = 32
     val_batches: int = 8  # validation on the first 8 batches (256 images) each epoch: the curve, cheaply
     seeds: tuple[int, ...] = (0, 1, 2)
-    weight_decays: tuple[float, ...] = (0.0, 0.05)  # off, and the shapes recipe's AdamW weight decay
+    weight_decays: tuple[float, ...] = (0.0, 0.05)  # off, and AdamW's usual 0.05 (above the recipe's)
 
     def label(self, weight_decay: float) -> str:
         return "no weight decay" if weight_decay == 0 else f"weight decay {weight_decay:g}"

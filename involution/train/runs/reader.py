@@ -68,6 +68,9 @@ def model_label(name: str) -> str:
 
 # Settings a model accepts that do not change its weights' shapes or values: not needed to rebuild it.
 _NOT_ARCHITECTURE = ("drop_rate", "recompute")
+# Lightning's precision settings, as a reader of a run's machine line says them.
+PRECISION_WORDS = {"32-true": "float32", "32": "float32", "bf16-mixed": "bfloat16 mixed precision",
+                   "16-mixed": "float16 mixed precision", "64-true": "float64"}
 
 
 def options_for(model_name: str, settings: Mapping) -> dict:
@@ -158,11 +161,12 @@ class Run:
         return read_metrics(self.path / METRICS_FILE)
 
     def machine(self) -> str:
-        """Where it ran, in words: ``"AMD EPYC, 2 CPU threads, no GPU"``."""
+        """Where it ran, in words: ``"AMD EPYC, 2 CPU threads, no GPU, bfloat16 mixed precision"``."""
         machine = self.results.machine or {}
         gpu = machine.get("gpu")
+        arithmetic = PRECISION_WORDS.get(machine.get("precision"), machine.get("precision"))
         return (f"{machine.get('cpu', 'unknown CPU')}, {machine.get('cpu_threads', '?')} CPU "
-                f"threads, {'GPU ' + gpu if gpu else 'no GPU'}")
+                f"threads, {'GPU ' + gpu if gpu else 'no GPU'}" + (f", {arithmetic}" if arithmetic else ""))
 
     def summary(self) -> str:
         """``"RedNet-26 (seed 0) trained for 8 epochs at 64px on the shapes set (offline), not Caltech-256"``."""

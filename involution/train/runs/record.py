@@ -199,8 +199,8 @@ def _disk_full(error: BaseException | None) -> bool:
     return False
 
 
-def machine_description() -> dict:
-    """Where a run happened: reported beside every result."""
+def machine_description(precision: str | None = None) -> dict:
+    """Where a run happened, and in which arithmetic (Lightning's ``precision``): reported beside every result."""
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -214,6 +214,7 @@ def machine_description() -> dict:
         "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
         "torch": torch.__version__, "python": platform.python_version(),
         "platform": platform.platform(),
+        **({"precision": str(precision)} if precision is not None else {}),
     }
 
 

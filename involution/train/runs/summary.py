@@ -59,7 +59,7 @@ class RunSummary(Callback):
         return RunResults(
             model=pl_module.hparams.model_name, params=pl_module.num_parameters,
             dataset=datamodule.summary() if hasattr(datamodule, "summary") else None,
-            machine=machine_description(),
+            machine=machine_description(trainer.precision),
             # seed_everything's value (Lightning keeps it in PL_GLOBAL_SEED): runs of one
             # recipe differ only by it, and results are compared over seeds.
             seed=int(os.environ["PL_GLOBAL_SEED"]) if os.environ.get("PL_GLOBAL_SEED") else None,
@@ -109,7 +109,7 @@ class RunSummary(Callback):
             self._resume = {"checkpoint": portable_path(trainer.ckpt_path),
                             "first_epoch": trainer.current_epoch,
                             "time": time.strftime("%Y-%m-%d %H:%M:%S"),
-                            "machine": machine_description()}
+                            "machine": machine_description(trainer.precision)}
             if self.resume_changes:
                 self._resume["changed"] = dict(self.resume_changes)
 
