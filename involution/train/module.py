@@ -21,6 +21,7 @@ import lightning as L  # noqa: E402 -- after the check above, which explains a m
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 from torchmetrics import MetricCollection  # noqa: E402
+from torchmetrics.aggregation import SumMetric  # noqa: E402
 from torchmetrics.classification import MulticlassAccuracy  # noqa: E402
 
 from involution.analysis.complexity import count_parameters  # noqa: E402
@@ -98,6 +99,9 @@ class ImageClassifier(L.LightningModule):
         self.train_metrics = accuracy.clone(prefix="train/")
         self.val_metrics = accuracy.clone(prefix="val/")
         self.test_metrics = accuracy.clone(prefix="test/")
+        # How many images a test scored, summed over processes: only a test of the whole
+        # split, each image once, becomes the run's test score (RunSummary checks).
+        self.test_images = SumMetric()
 
     @property
     def num_parameters(self) -> int:
@@ -171,6 +175,8 @@ class ImageClassifier(L.LightningModule):
 
     def test_step(self, batch, batch_idx):
         self._shared_step(batch, "test")
+        self.test_images.update(len(batch[1]))
+        self.log("test/images", self.test_images, on_step=False, on_epoch=True)
 
     def predict_step(self, batch, batch_idx):
         images, labels = batch

@@ -27,6 +27,7 @@ from torch.nn import functional as F
 from involution.analysis.complexity import count_complexity
 from involution.data import DEFAULT_SPLIT, Caltech256DataModule
 from involution.models import create_model
+from involution.ops.functional import default_precision, mixed_precision_dtype
 from involution.train.cli import run_cli
 from involution.train.configs import compose_configs
 from involution.train.runs import RESULTS_FILE, Run, find_runs, newest_version_folder, options_for
@@ -35,14 +36,14 @@ from involution.workbook.notebook import Workbook
 
 __all__ = ["FAST_TRAINER_ARGS", "FAST_IMAGE_SIZE", "RECIPES", "KERNEL_RUN_NAMES", "LONG_RUN_MINUTES",
            "comparison_run_name", "training_args", "TimeEstimate", "estimate_time", "TrainingSpeed",
-           "training_speed", "train_and_test", "model_options", "variant_table",
+           "training_speed", "train_and_test", "model_options", "recipe_image_size", "variant_table",
            "Comparison", "find_comparison", "exported_runs", "planned_epochs"]
 
-# Fast mode's training: two training steps and one validation/test batch per
-# run. Enough to exercise the whole path (fit, checkpoints, results, test).
+# Fast mode's training: two training steps and one validation batch per run, and
+# a test of the whole test split (only that becomes a run's test score). Enough
+# to exercise the whole path (fit, checkpoints, results, test).
 FAST_TRAINER_ARGS = ("--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2",
-                     "--trainer.limit_val_batches", "1", "--trainer.limit_test_batches", "1",
-                     "--data.num_workers", "0")
+                     "--trainer.limit_val_batches", "1", "--data.num_workers", "0")
 FAST_IMAGE_SIZE = 32
 # The training recipe (config) of each kind of data; the model is chosen on the command line.
 RECIPES = {"sample": "quick_sample", "shapes": "shapes", "folder": "shapes",
@@ -125,6 +126,11 @@ def model_options(model_name: str, data: DataChoice, configs: Sequence[str] | No
     return options_for(model_name, _recipe(data, configs).get("model") or {})
 
 
+def recipe_image_size(data: DataChoice) -> int:
+    """The image side, in pixels, that the data's recipe trains at."""
+    return _recipe(data)["data"]["image_size"]
+
+
 def variant_table(models: Sequence[str], data: DataChoice, num_classes: int,
                   image_size: int | None = None) -> str:
     """Each model as the official ImageNet model and as this plan trains it, side by side.
@@ -132,7 +138,7 @@ def variant_table(models: Sequence[str], data: DataChoice, num_classes: int,
     Parameters, multiply-adds per image, and the side of each stage's map (the first to
     the deepest): what the plan's architecture options (:func:`model_options`) change.
     """
-    size = image_size or _recipe(data)["data"]["image_size"]
+    size = image_size or recipe_image_size(data)
     lines = [f"{'model':<10} {'as':<34} {'image':>5} {'classes':>7} {'params':>11} {'mult-adds (M)':>13}  "
              "stage maps (first to deepest)"]
     for name in models:
@@ -258,7 +264,9 @@ def training_speed(book: Workbook, data: DataChoice, model_name: str, num_classe
 @functools.lru_cache(maxsize=None)  # one measurement per model and shape in a process
 def _seconds_per_step(model_name: str, num_classes: int, batch: int, size: int, device: str,
                       steps: int, options: tuple = ()) -> float:
-    # As training runs it: the recipe's architecture options, channels-last (ImageClassifier's default).
+    # As training runs it: the recipe's architecture options, channels-last (ImageClassifier's
+    # default), and 16-bit autocast where the command line would train in it.
+    mixed = default_precision() != "32-true"
     model = create_model(model_name, num_classes=num_classes, **dict(options)).to(device).train()
     model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # timing only: the weights stay
@@ -267,7 +275,7 @@ def _seconds_per_step(model_name: str, num_classes: int, batch: int, size: int, 
     times = []
     for _ in range(steps + 1):  # the first step pays one-off costs (allocation, kernel choice)
         start = time.perf_counter()
-        with torch.autocast(device, enabled=device == "cuda"):
+        with torch.autocast(device, dtype=mixed_precision_dtype(device), enabled=mixed):
             loss = F.cross_entropy(model(images), labels)
         loss.backward()
         optimizer.step()

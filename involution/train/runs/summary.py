@@ -204,6 +204,10 @@ class RunSummary(Callback):
                  "dataset": description.dataset, "machine": description.machine,
                  "config": description.config}
 
+        scored, total = self._images_scored(trainer, metrics) if prefix == "test/" else (None, None)
+        if scored is not None and scored != total:
+            entry["partial"] = {"images_scored": scored, "test_images": total}
+
         def change(results: RunResults):
             if own_folder == run:  # no training run to report into: this is the record
                 results.describe_once(description)
@@ -213,14 +217,32 @@ class RunSummary(Callback):
             results.evaluations.append(entry)
             if prefix != "test/":
                 return
-            if same_data:
+            kept = (f"it is listed under 'evaluations' in {run / RESULTS_FILE} and does not replace "
+                    "the run's test_top1/test_top5")
+            if "partial" in entry:
+                _say(f"This test scored {scored} images where the test split has {total}, each once (a limit on "
+                     f"test batches, or several processes padding the split): {kept}, marked 'partial'. "
+                     "Test on the whole split, in one process or without limits, for the run's test score.")
+            elif results.dataset is None:
+                _say(f"The run has no record of the data it was trained on (no 'dataset' in {run / RESULTS_FILE}): "
+                     f"{kept}.")
+            elif same_data:
                 results.test_top1, results.test_top5 = metrics["test/top1"], metrics["test/top5"]
                 results.test_checkpoint = entry["checkpoint"]
             else:
                 _say(f"This test used other data than the run was trained on (see "
-                     f"{run / RESULTS_FILE}, 'dataset'): it is listed under 'evaluations' and "
-                     "does not replace the run's test_top1/test_top5.")
+                     f"{run / RESULTS_FILE}, 'dataset'): {kept}.")
         self._update(trainer, run, change)
+
+    @staticmethod
+    def _images_scored(trainer, metrics: dict) -> tuple[int | None, int | None]:
+        """(images the test scored over all processes, images in the test split), or (None, None)
+        where the data module cannot list its split. Equal only for the whole split, each once: a
+        limit on test batches scores fewer, a sampler padding the split for several processes more."""
+        datamodule = getattr(trainer, "datamodule", None)
+        if "test/images" not in metrics or not hasattr(datamodule, "images_in"):
+            return None, None
+        return round(metrics["test/images"]), len(datamodule.images_in("test"))
 
     def _check_for_training_images(self, trainer, recorded: dict | None, entry: dict) -> None:
         """Count, record and announce the evaluated images that were the run's training images."""
