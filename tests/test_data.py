@@ -10,6 +10,7 @@ import functools
 import hashlib
 import http.server
 import io
+import os
 import random
 import shutil
 import tarfile
@@ -1077,3 +1078,29 @@ def test_train_per_class_keeps_the_same_few_training_images_of_every_class():
     assert few.summary()["train_per_class"] == 3 and full.summary()["train_per_class"] is None
     with pytest.raises(ValueError, match="train_per_class must be an integer >= 1; got 0"):
         Caltech256DataModule("sample", train_per_class=0)
+
+
+def test_an_unreadable_image_is_called_unreadable_not_corrupt(tmp_path, monkeypatch):
+    # Permission denied was reported as "corrupt or truncated ... delete them".
+    from involution.data import images
+    path = tmp_path / "photo.jpg"
+    write_jpeg(path)
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+    monkeypatch.setattr(images.Image, "open", denied)
+    with pytest.raises(images.CorruptImageError, match="permission denied.*make it readable") as error:
+        images.load_rgb_image(path)
+    assert "corrupt" not in str(error.value) and "delete" not in str(error.value)
+
+
+def test_a_file_name_that_is_not_utf8_is_named_by_check_data_and_by_the_data_module(tmp_path, capsys):
+    # check-data said "All images decode", then fit crashed with a UnicodeEncodeError naming no file.
+    categories = make_tree(tmp_path, {"001.ant": 3, "002.bee": 3})
+    with open(os.fsencode(categories / "001.ant") + b"/caf\xe9.jpg", "wb") as file:
+        file.write((categories / "001.ant" / "001_0001.jpg").read_bytes())
+    assert main_check_data(tmp_path) == 1
+    out = capsys.readouterr().out
+    assert "is not valid UTF-8" in out and "caf\\xe9.jpg" in out and "All images decode" not in out
+    with pytest.raises(ValueError, match=r"cannot be used as named:\n.*caf\\udce9.jpg: its name is not valid UTF-8"):
+        module(tmp_path, tmp_path).setup()

@@ -408,3 +408,12 @@ def test_findings_of_an_older_deck_are_not_shown(tmp_path):
 
 def test_the_recipe_shows_whole_numbers_whole(tmp_path):
     assert deck._shown(1.0) == "1" and deck._shown(0.05) == "0.05" and deck._shown(True) == "True"
+
+
+def test_deck_with_a_missing_slides_folder_says_so_in_one_line_and_creates_nothing(tmp_path, capsys):
+    # It used to make the folder (for the HTML) before failing on the missing figures.
+    missing = tmp_path / "no-such-slides"
+    assert deck.main(["--slides", str(missing), "--no-pdf"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: the slides folder {missing} does not exist") and "\n" not in err
+    assert not missing.exists()

@@ -262,3 +262,18 @@ def test_notebook_01s_own_layer_computes_what_involution2d_does(channels, kernel
         ours, theirs = mine(x), package(x)
         torch.testing.assert_close(ours, theirs)
         torch.testing.assert_close(torch.autograd.grad(ours.sum(), x), torch.autograd.grad(theirs.sum(), x))
+
+
+@pytest.mark.parametrize("impl", ["cpu", "loop"])
+def test_double_backward_works_with_unfold_and_elsewhere_says_to_use_it(impl):
+    # It failed at once with torch's bare "no autograd formula", documented nowhere.
+    def gradient_penalty(use):
+        torch.manual_seed(0)
+        x = torch.randn(1, 16, 5, 5, dtype=torch.float64, requires_grad=True)
+        kernel = torch.randn(1, 1, 3, 3, 5, 5, dtype=torch.float64, requires_grad=True)
+        (grad_x,) = torch.autograd.grad(involution2d(x, kernel, impl=use).square().sum(), x, create_graph=True)
+        grad_x.square().sum().backward()
+        return kernel.grad
+    assert gradient_penalty("unfold").abs().sum() > 0
+    with pytest.raises(NotImplementedError, match=f"{impl!r} implementation has no double backward.*impl='unfold'"):
+        gradient_penalty(impl)

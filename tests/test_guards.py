@@ -117,6 +117,25 @@ def test_truncated_checkpoint_is_not_a_checkpoint(tmp_path):
         create_model("rednet26", pretrained=path)
 
 
+class _CallsSystem:
+    def __reduce__(self):
+        import os
+        return (os.system, ("echo this should never run",))
+
+
+def test_a_checkpoint_that_would_run_a_command_is_refused_as_such_not_as_a_broken_download(tmp_path):
+    # It was described as "an interrupted download or an error page".
+    path = tmp_path / "rednet26.pth"
+    checkpoint = synthetic_official_checkpoint("rednet26")
+    checkpoint["meta"]["payload"] = _CallsSystem()
+    torch.save(checkpoint, path)
+    with pytest.raises(ValueError) as error:
+        create_model("rednet26", pretrained=path)
+    message = str(error.value)
+    assert message.startswith(f"{path} was refused: loading it would call posix.system")
+    assert "Do not load it with weights_only=False" in message and "interrupted download" not in message
+
+
 def test_checkpoint_with_python_objects_says_how_to_load_it(tmp_path):
     path = tmp_path / "rednet26.pth"
     checkpoint = synthetic_official_checkpoint("rednet26")

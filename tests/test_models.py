@@ -106,6 +106,9 @@ def test_registry():
         + ["dednet121", "densenet121", "test_rednet", "test_resnet"])
     with pytest.raises(ValueError, match="unknown model 'rednet27'"):
         create_model("rednet27")
+    # A typo gets the names it is close to first.
+    with pytest.raises(ValueError, match="unknown model 'rednet_26'; did you mean 'rednet26'"):
+        create_model("rednet_26")
 
 
 def test_rednet_structure_matches_the_official_description():

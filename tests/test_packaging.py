@@ -147,7 +147,6 @@ assert main_check_data("sample") == 0
     done = run(sys.executable, "-c", command, "fit", "--config", "quick_sample",
                "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2",
                "--trainer.limit_val_batches", "2", "--trainer.num_sanity_val_steps", "0",
-               "--trainer.limit_test_batches", "2",
                "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
                "--data.image_size", "32", "--data.batch_size", "4",
                cwd=elsewhere, env=env)

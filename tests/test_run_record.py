@@ -11,8 +11,10 @@ import json
 import math
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,7 @@ import torch
 from test_training import MODEL, QUICK_RUN
 from test_training import quick_args as training_args
 
+from involution.__main__ import main
 from involution.data import Caltech256DataModule
 from involution.data.splits import load_split, make_split, save_split
 from involution.train import loggers
@@ -233,6 +236,116 @@ def test_onednn_limited_to_avx2_counts_as_a_cpu_without_bfloat16():
     assert out.strip() == "False"
 
 
+def test_a_resume_checks_the_runs_best_checkpoint_before_it_trains(tmp_path, run_dir):
+    # A truncated best.ckpt was found only at the end: every remaining epoch trained, then the
+    # fit crashed reading it and results.json was not updated.
+    best = run_dir / "checkpoints" / "best.ckpt"
+    best.write_bytes(best.read_bytes()[:1000])
+    log = (run_dir / "metrics.csv").read_bytes()
+    with pytest.raises(CheckpointError, match="this resume needs the run's best checkpoint too .*best.ckpt is "
+                                              "truncated or damaged"):
+        run_cli(quick_args(tmp_path, "--trainer.max_epochs", "3",
+                           "--ckpt_path", str(run_dir / "checkpoints" / "last.ckpt")))
+    assert (run_dir / "metrics.csv").read_bytes() == log
+
+
+def test_max_epochs_0_is_refused_in_one_line_and_writes_nothing(tmp_path, capsys):
+    # It used to record a "finished" run that had trained nothing.
+    assert main(quick_args(tmp_path, "--trainer.max_epochs", "0")) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: trainer.max_epochs is 0, so this fit would train nothing") and "\n" not in err
+    assert not (tmp_path / QUICK_RUN).exists()
+
+
+@pytest.mark.parametrize("signal_name,status,cause", [("SIGTERM", 143, "SIGTERM"),
+                                                      ("SIGINT", 1, "an interrupt (Ctrl-C)")])
+def test_a_signal_stops_a_fit_with_a_non_zero_status_one_line_and_a_record_of_best_ckpt(tmp_path, signal_name,
+                                                                                        status, cause):
+    # A SLURM time limit or a preemption: the fit exited 0 and said nothing, so `fit && test` went on,
+    # and results.json was missing or stale. Ctrl-C exited 1 with no word, results.json at epoch 0.
+    import signal
+    command = [sys.executable, "-m", "involution", *quick_args(tmp_path, "--trainer.max_epochs", "500")]
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(f"{QUICK_RUN}/*/checkpoints/last.ckpt")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)  # a few more epochs
+    process.send_signal(getattr(signal, signal_name))
+    out, _ = process.communicate(timeout=120)
+    assert process.returncode == status, out
+    (run_dir,) = (tmp_path / QUICK_RUN).iterdir()
+    stopped = [line for line in out.splitlines() if line.startswith(f"Stopped by {cause} after")]
+    assert len(stopped) == 1 and f"--ckpt_path {run_dir / 'checkpoints' / 'last.ckpt'}" in stopped[0]
+    recorded = results(run_dir)
+    held = torch.load(run_dir / "checkpoints" / "best.ckpt", weights_only=True)
+    assert recorded["best_epoch"] == held["epoch"] and 1 <= recorded["epochs_trained"] < 500
+
+
+@pytest.mark.parametrize("shortcut", ["hpc", "last", "best"])
+def test_lightnings_checkpoint_shortcuts_are_refused_in_one_line(tmp_path, capsys, shortcut):
+    # --ckpt_path hpc let Lightning find and load a file past the package's checks.
+    assert main(quick_args(tmp_path, "--ckpt_path", shortcut)) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: --ckpt_path {shortcut}: Lightning's shortcut names no file") and "\n" not in err
+    assert not (tmp_path / QUICK_RUN).exists()
+
+
+def test_a_second_command_on_a_run_in_use_is_refused_in_one_line_and_a_stale_lock_is_taken_over(tmp_path, run_dir,
+                                                                                                  capsys):
+    # Two resumes of one run both went on: two rows per epoch in metrics.csv, checkpoints of whichever
+    # finished last.
+    from involution.train.runs.lock import LOCK_FILE, lock_run
+    last = str(run_dir / "checkpoints" / "last.ckpt")
+    release = lock_run(run_dir, "python -m involution fit (the other one)")
+    log = (run_dir / "metrics.csv").read_bytes()
+    assert main(quick_args(tmp_path, "--trainer.max_epochs", "2", "--ckpt_path", last)) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: the run {run_dir} is in use by another command (python -m involution fit "
+                          f"(the other one), process {os.getpid()}") and "\n" not in err
+    assert (run_dir / "metrics.csv").read_bytes() == log
+    release()
+    # A lock left by a process of this machine that has ended (a killed job) is stale.
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                           text=True, check=True).stdout.strip()
+    stale = {"pid": int(ended), "host": socket.gethostname(), "command": "killed", "since": "then"}
+    (run_dir / LOCK_FILE).write_text(json.dumps(stale))
+    run_cli(quick_args(tmp_path, "--trainer.max_epochs", "2", "--ckpt_path", last))
+    assert results(run_dir)["epochs_trained"] == 2 and not (run_dir / LOCK_FILE).exists()
+
+
+def test_two_runs_started_in_the_same_second_get_two_folders(tmp_path, monkeypatch):
+    # The second died with Lightning's "config.yaml expected to NOT exist".
+    from involution.train.runs import new_version_folder
+    monkeypatch.setattr(time, "strftime", lambda *args: "20261207-120000")
+    first = new_version_folder(tmp_path / "run", create=True)
+    second = new_version_folder(tmp_path / "run", create=True)
+    assert first != second and first.is_dir() and second.is_dir()
+
+
+@pytest.mark.parametrize("command", ["validate", "test", "predict"])
+def test_an_evaluation_without_weights_is_refused_in_one_line_and_writes_nothing(tmp_path, capsys, command):
+    # It evaluated random weights (chance level) and recorded them as a new run.
+    assert main(quick_args(tmp_path, command=command)) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {command} needs weights: give the checkpoint to evaluate with --ckpt_path") \
+        and "\n" not in err
+    assert not (tmp_path / QUICK_RUN).exists()
+
+
+def test_a_run_folder_that_cannot_be_written_is_one_line_naming_it(tmp_path, run_dir, capsys, monkeypatch):
+    # A read-only run folder gave a raw OSError traceback. (Faked: the tests may run as root.)
+    from involution.train import cli
+
+    def read_only(folder, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(folder))
+    monkeypatch.setattr(cli, "new_version_folder", read_only)
+    best = str(run_dir / "checkpoints" / "best.ckpt")
+    assert main(quick_args(tmp_path, "--ckpt_path", best, command="test")) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: cannot write {run_dir / 'evaluations'}: permission denied") and "\n" not in err
+
+
 # -- 2. extending a run ----------------------------------------------------------------------
 
 
@@ -262,6 +375,21 @@ def test_extending_a_run_continues_the_cosine_schedule_over_the_new_length(tmp_p
     assert [logged[s] for s in range(4, 8)] == pytest.approx([cosine(s, 8) for s in range(4, 8)])
     assert "now defined over 8 (the run's length changed): it continues over the new length " \
            "from step 4" in said and "-> 0.001." in said
+
+
+def test_a_resume_whose_schedule_would_end_before_its_last_step_is_refused(tmp_path, run_dir):
+    # "Moved to a bigger GPU, doubled the batch": fewer steps an epoch, so the rebuilt cosine ended
+    # early and the new epochs trained at learning rate 0, recorded as trained.
+    recorded = results(run_dir)
+    last = str(run_dir / "checkpoints" / "last.ckpt")
+    with pytest.raises(ValueError, match=r"cannot continue its learning-rate schedule: the run has taken 2 "
+                                         r"optimiser steps in 1 epochs.* the last 1 steps would train at its end "
+                                         r"value .*\(2 steps an epoch\)"):
+        run_cli(quick_args(tmp_path, "--trainer.max_epochs", "3", "--trainer.limit_train_batches", "1",
+                           "--ckpt_path", last))
+    assert results(run_dir)["epochs_trained"] == recorded["epochs_trained"] == 1
+    run_cli(quick_args(tmp_path, "--trainer.max_epochs", "3", "--ckpt_path", last))  # the run's own steps: goes on
+    assert results(run_dir)["epochs_trained"] == 3
 
 
 def test_an_extension_that_moves_best_ckpt_clears_the_runs_test_result(tmp_path, run_dir, capsys):
@@ -348,6 +476,30 @@ def image_folder(tmp_path) -> Path:
     sample = REPO / "involution" / "data" / "sample_data" / "256_ObjectCategories"
     shutil.copytree(sample, tmp_path / "folder" / "256_ObjectCategories")
     return tmp_path / "folder"
+
+
+def test_a_test_of_part_of_the_split_is_kept_as_partial_and_never_becomes_the_runs_score(tmp_path, run_dir,
+                                                                                         capsys):
+    # A limit on test batches (as fast mode passed) replaced the exact test_top1 with a score on a
+    # few images; a padding DDP sampler scores some images twice. Only the whole split, each once, counts.
+    best = str(run_dir / "checkpoints" / "best.ckpt")
+    run_cli(quick_args(tmp_path, "--ckpt_path", best, command="test"))
+    whole = results(run_dir)
+    assert whole["evaluations"][-1]["metrics"]["test/images"] == 20 and "partial" not in whole["evaluations"][-1]
+    run_cli(quick_args(tmp_path, "--ckpt_path", best, "--data.batch_size", "8",
+                       "--trainer.limit_test_batches", "1", command="test"))
+    after = results(run_dir)
+    assert (after["test_top1"], after["test_top5"]) == (whole["test_top1"], whole["test_top5"])
+    assert after["evaluations"][-1]["partial"] == {"images_scored": 8, "test_images": 20}
+    assert "This test scored 8 images where the test split has 20" in capsys.readouterr().out
+
+
+def test_testing_a_run_without_its_record_says_that_and_not_other_data(tmp_path, run_dir, capsys):
+    (run_dir / "results.json").unlink()
+    run_cli(quick_args(tmp_path, "--ckpt_path", str(run_dir / "checkpoints" / "best.ckpt"), command="test"))
+    out = capsys.readouterr().out
+    assert "The run has no record of the data it was trained on" in out and "other data" not in out
+    assert "test_top1" not in results(run_dir)
 
 
 def test_a_test_on_another_split_is_only_an_evaluation_and_says_it_saw_training_images(tmp_path, capsys):

@@ -197,3 +197,13 @@ def test_landmarks_are_three_different_places(record):
         assert max(abs(p[0] - q[0]), abs(p[1] - q[1])) >= size / 8, (a, b, marks)
     row, col = marks["outline"]
     assert size / 8 - 1 <= row <= size - size / 8 and size / 8 - 1 <= col <= size - size / 8  # off the border
+
+
+def test_a_data_home_that_is_a_file_is_refused_with_the_fix(tmp_path, monkeypatch):
+    # INVOLUTION_DATA_HOME pointing at a file gave a bare FileExistsError from deep inside.
+    from involution.data.constants import data_home
+    a_file = tmp_path / "not-a-folder"
+    a_file.write_text("")
+    monkeypatch.setenv("INVOLUTION_DATA_HOME", str(a_file))
+    with pytest.raises(ValueError, match=r"is a file, not a folder: point \$INVOLUTION_DATA_HOME at a folder"):
+        data_home()

@@ -192,6 +192,25 @@ def test_bad_config_stops_before_training(tmp_path, override, message, capsys):
     assert not any(tmp_path.rglob("*.ckpt"))
 
 
+def test_a_misspelt_model_name_is_one_line_with_a_suggestion(tmp_path, capsys):
+    # It printed a 63-line traceback before its message.
+    assert main(quick_args(tmp_path, "--model.model_name", "rednet_26")) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: unknown model 'rednet_26'; did you mean 'rednet26'") and "\n" not in err
+
+
+def test_training_on_one_class_is_refused_in_one_line_naming_the_folder(tmp_path, capsys):
+    # One class gave torchmetrics' traceback from inside the first training step.
+    from PIL import Image
+    folder = tmp_path / "one" / "256_ObjectCategories" / "001.ant"
+    folder.mkdir(parents=True)
+    for i in range(10):
+        Image.new("RGB", (40, 40), (i * 20, 0, 0)).save(folder / f"{i}.jpg")
+    assert main(quick_args(tmp_path, "--data.root", str(tmp_path / "one"))) == 2
+    err = capsys.readouterr().err.strip()
+    assert "has one class folder (001.ant): a classifier needs at least two" in err and "\n" not in err
+
+
 def test_missing_data_root_is_reported(tmp_path, capsys):
     with pytest.raises((FileNotFoundError, SystemExit)) as error:
         run_cli(quick_args(tmp_path, "--data.root", str(tmp_path / "nowhere")))

@@ -618,6 +618,21 @@ def test_set_repo_rewrites_the_address_everywhere_and_keeps_outputs(tmp_path):
         colab.set_repo("git@github.com:someone/involution", root=tmp_path)
 
 
+@pytest.mark.parametrize("url", ["https://github.com/someone/involution\n", "https://github.com/someone/invol\nution",
+                                 "https://github.com/someöne/involution"])
+def test_set_repo_refuses_an_address_with_a_newline_or_other_characters_and_writes_nothing(tmp_path, url):
+    # A trailing newline passed the pattern ("$" matches before it): pyproject.toml stopped being
+    # TOML and every notebook's Colab cell became a syntax error.
+    (tmp_path / "pyproject.toml").write_text((REPO / "pyproject.toml").read_text())
+    (tmp_path / "notebooks").mkdir()
+    original = REPO / "notebooks" / "01_involution_kernel.ipynb"
+    (tmp_path / "notebooks" / original.name).write_text(original.read_text())
+    before = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+    with pytest.raises(ValueError, match="not a GitHub repository address"):
+        colab.set_repo(url, root=tmp_path)
+    assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == before
+
+
 # -- notebook 02's plan: time estimate, reuse and resume ------------------------------------------
 
 

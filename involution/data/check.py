@@ -20,6 +20,8 @@ from involution.data.locate import (
     CALTECH256_FILENAME,
     find_categories_dir,
     missing_data_message,
+    name_problem,
+    printable,
     resolve_root,
     scan_class_folders,
     scan_images,
@@ -28,7 +30,10 @@ from involution.data.locate import (
 
 
 def _read_problem(path: Path) -> str | None:
-    """None if ``path`` decodes, else why it does not."""
+    """None if ``path`` decodes and can be named, else why not."""
+    misnamed = name_problem(str(path))
+    if misnamed:
+        return misnamed
     try:
         load_rgb_image(path)
     except CorruptImageError as error:
@@ -88,9 +93,9 @@ def main_check_data(root: str | os.PathLike) -> int:
     n_images = sum(map(len, images.values()))
     print(f"Checked {n_images} images in {len(images)} class folders under {categories_dir}.")
     for path, reason in broken:
-        print(f"  broken link: {path}  ({reason})")
+        print(f"  broken link: {printable(path)}  ({reason})")
     for path, reason in unreadable:
-        print(f"  unreadable: {path}  ({reason})")
+        print(f"  unreadable: {printable(path)}  ({reason})")
     for folder in empty:
         print(f"  empty class folder: {categories_dir / folder}")
     for folder in images:

@@ -29,7 +29,11 @@ def data_home() -> Path:
     site-packages, and ``pip uninstall`` would leave the files behind);
     like torchvision and torch.hub it uses a folder of the user's instead.
     """
-    return Path(os.environ.get(DATA_HOME_ENV) or Path.home() / ".cache" / "involution").expanduser()
+    home = Path(os.environ.get(DATA_HOME_ENV) or Path.home() / ".cache" / "involution").expanduser()
+    if home.exists() and not home.is_dir():  # else a bare FileExistsError from the first mkdir below it
+        raise ValueError(f"the data folder {home} (${DATA_HOME_ENV}, else ~/.cache/involution) is a file, not a "
+                         f"folder: point ${DATA_HOME_ENV} at a folder (it is made if missing), or move the file")
+    return home
 
 
 @dataclass(frozen=True)

@@ -112,6 +112,11 @@ def load_rgb_image(path: str | os.PathLike, data_root: str | os.PathLike | None 
             f"Cannot use image {path}: {error}. Make it an ordinary 8-bit RGB or grey image (PNG or JPEG), "
             f"or delete it. `{check_data_hint}` lists every such file."
         ) from error
+    except PermissionError as error:  # an OSError too, but nothing is wrong with the file's contents
+        raise CorruptImageError(
+            f"Cannot read image {path}: permission denied. The file may be whole, but this user may not read "
+            "it: make it readable (chmod a+r) or run as a user who can."
+        ) from error
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise CorruptImageError(
             f"Cannot read image {path}: {error}. The file is corrupt or truncated. Run "

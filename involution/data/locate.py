@@ -227,6 +227,25 @@ def readable_names(class_folders: Sequence[str]) -> list[str]:
     return [folder.partition(".")[2] or folder for folder in class_folders]
 
 
+def printable(path) -> str:
+    """``path`` as text that can be printed or written anywhere (undecodable bytes as escapes)."""
+    return str(path).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def name_problem(relative_path: str) -> str | None:
+    """Why a file's path cannot be used as a name (recorded in the split file, printed), or None.
+
+    A name that is not valid UTF-8 (bytes from another encoding) reaches Python as
+    surrogate escapes: it can be opened, but not written to a UTF-8 file or printed.
+    """
+    try:
+        relative_path.encode("utf-8")
+    except UnicodeEncodeError:
+        raw = os.fsencode(relative_path)
+        return f"its name is not valid UTF-8 ({raw!r}): rename it with UTF-8 characters only"
+    return None
+
+
 def list_images(categories_dir: Path, class_folders: Sequence[str]) -> list[str]:
     """All image paths, relative to ``categories_dir`` in POSIX form, sorted.
 
@@ -244,6 +263,10 @@ def list_images(categories_dir: Path, class_folders: Sequence[str]) -> list[str]
         paths.extend(f"{folder}/{name}" for name in names)
         left_out.extend(f"{folder}/{name}" for name in unread_image_files(categories_dir / folder))
     _fail_on_broken_links(broken, categories_dir)
+    misnamed = [f"{printable(categories_dir / path)}: {problem}" for path in paths if (problem := name_problem(path))]
+    if misnamed:  # else a UnicodeEncodeError naming no file, when the split file is written
+        raise ValueError(f"{len(misnamed)} image(s) in {categories_dir} cannot be used as named:\n  "
+                         + format_examples(misnamed))
     if left_out:
         warnings.warn(
             f"{len(left_out)} file(s) in the class folders of {categories_dir} are images of a type the loader "

@@ -123,6 +123,13 @@ def _load_file(path: Path):
 
 
 def _unreadable_file_message(path: Path, reason: str) -> str:
+    # A pickle that calls a function torch blocks outright (os.system, eval, ...) is no checkpoint
+    # whatever its source: it is refused, with no advice to load it some other way.
+    blocked = re.search(r"unsupported GLOBAL ([\w.]+) whose module [\w.]+ is blocked", reason)
+    if blocked:
+        return (f"{path} was refused: loading it would call {blocked.group(1)}, which no checkpoint needs "
+                "and which could run any command. Do not load it with weights_only=False; get the weights "
+                f"again from {OFFICIAL_MODEL_ZOO}")
     # A pickle that names a Python class is a real checkpoint with extra objects in it.
     python_object = re.search(r"Unsupported global: GLOBAL ([\w.]+)", reason)
     if python_object:

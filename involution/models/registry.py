@@ -12,6 +12,7 @@ them with :func:`register_model` when it is imported.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import fnmatch
 import functools
 import inspect
@@ -180,7 +181,9 @@ def register_model(*, family: str, label: str, depth: int, architecture: type[nn
 def model_info(name: str) -> ModelInfo:
     """The record of a registered model."""
     if name not in _REGISTRY:
-        raise ValueError(f"unknown model {name!r}; choose one of {list_models()}")
+        close = difflib.get_close_matches(str(name), list_models(), n=3, cutoff=0.6)
+        hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
+        raise ValueError(f"unknown model {name!r}; {hint}choose one of {list_models()}")
     return _REGISTRY[name]
 
 

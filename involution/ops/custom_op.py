@@ -123,6 +123,16 @@ def register(backend: Backend):
 
     forward_op.register_autograd(gradient, setup_context=setup_context)
 
+    def no_double_backward(ctx, *grads):
+        # Without this, create_graph=True failed at once with torch's bare "no autograd formula".
+        raise NotImplementedError(
+            f"involution's {backend.name!r} implementation has no double backward (the gradient of a "
+            "gradient, as a gradient penalty or torch.autograd.grad(..., create_graph=True) then .backward() "
+            "needs); use impl='unfold' (involution2d or Involution2d), whose backward is made of PyTorch "
+            "operations")
+
+    backward_op.register_autograd(no_double_backward, setup_context=lambda ctx, inputs, output: None)
+
     @register_flop_formula(getattr(torch.ops.involution, f"{backend.name}_forward"))
     def _(input_shape, kernel_shape, *args, **kwargs):
         return 2 * _involution_macs(input_shape, kernel_shape)

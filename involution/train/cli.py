@@ -49,6 +49,7 @@ import io
 import os
 import re
 import shlex
+import signal
 import sys
 import textwrap
 import warnings
@@ -66,7 +67,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor  # noqa: E402
 from lightning.pytorch.cli import LightningCLI  # noqa: E402
 from lightning.pytorch.plugins.io import CheckpointIO  # noqa: E402
 from lightning.pytorch.utilities import rank_zero_only  # noqa: E402
-from lightning.pytorch.utilities.exceptions import MisconfigurationException  # noqa: E402
+from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException  # noqa: E402
 
 from involution.data import Caltech256DataModule  # noqa: E402
 from involution.ops.functional import default_precision  # noqa: E402
@@ -83,6 +84,7 @@ from involution.train.runs import (  # noqa: E402
     new_version_folder,
     run_folder_of_checkpoint,
 )
+from involution.train.runs.lock import is_first_process, lock_run  # noqa: E402
 
 __all__ = ["InvolutionCLI", "run_cli", "run_folder_of_checkpoint", "check_checkpoint_architecture",
            "check_checkpoint_classes"]
@@ -199,6 +201,36 @@ def _leaves(value, prefix: str) -> dict:
     if not isinstance(value, dict):
         return {prefix: _plain(value)}
     return {name: leaf for key, item in value.items() for name, leaf in _leaves(item, f"{prefix}.{key}").items()}
+
+
+def check_resume_checkpoints(ckpt_path) -> None:
+    """A resume ends by reading its run's ``best.ckpt``: a damaged one stops it before training, not
+    after every remaining epoch has run."""
+    run_dir = run_folder_of_checkpoint(ckpt_path)
+    best = run_dir / "checkpoints" / "best.ckpt" if run_dir is not None else None
+    if best is None or not best.is_file() or best.resolve() == Path(ckpt_path).resolve():
+        return
+    try:
+        read_checkpoint(best)
+    except CheckpointError as error:
+        raise CheckpointError(f"this resume needs the run's best checkpoint too (it ends by reading it), and "
+                              f"{error}") from error
+
+
+def classes_to_train(datamodule) -> int:
+    """The model's classes, from the data: two at least (with one, torchmetrics failed while the
+    model was built, naming neither the data nor its folder)."""
+    if datamodule.num_classes < 2:
+        raise ValueError(f"{datamodule.categories_dir} has one class folder ({datamodule.class_folders[0]}): a "
+                         "classifier needs at least two. Put each class's images in a folder of its own there")
+    return datamodule.num_classes
+
+
+def check_max_epochs(trainer_config: dict) -> None:
+    """``max_epochs: 0`` trains nothing, yet the run would be recorded as finished."""
+    if trainer_config.get("max_epochs") == 0:
+        raise ValueError("trainer.max_epochs is 0, so this fit would train nothing; set it to the number of "
+                         "epochs the run should have in all (for a resumed run, its epochs so far plus the new ones)")
 
 
 def check_resume_optimizer(checkpoint: dict, ckpt_path, model_config) -> None:
@@ -339,7 +371,7 @@ class InvolutionCLI(LightningCLI):
         return parser
 
     def add_arguments_to_parser(self, parser) -> None:
-        parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
+        parser.link_arguments("data", "model.num_classes", compute_fn=classes_to_train, apply_on="instantiate")
         parser.add_argument("--run_name", type=str | None, default=None,
                             help="Folder name of the run under trainer.default_root_dir "
                                  "(default: <model>_<recipe>, the recipe being the first "
@@ -379,11 +411,23 @@ class InvolutionCLI(LightningCLI):
             self._quiet.enter_context(lightning_quieted(self._notes_by_design(subcommand, ckpt_path)))
         # Next, Lightning replaces the model options with the checkpoint's:
         # check the checkpoint against what the config asked for, first.
+        if subcommand in ("validate", "test", "predict") and not ckpt_path \
+                and not self.config[subcommand]["model"].get("pretrained"):
+            # Otherwise it evaluated freshly initialised weights (chance level) and recorded them as a run.
+            raise ValueError(f"{subcommand} needs weights: give the checkpoint to evaluate with --ckpt_path "
+                             "RUN/checkpoints/best.ckpt (or official weights with --model.pretrained FILE)")
+        if ckpt_path and not _is_checkpoint_file(ckpt_path):
+            # Lightning would find and load that file itself, past the checks below (and past
+            # weights-only loading where TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD is set).
+            raise ValueError(f"--ckpt_path {ckpt_path}: Lightning's shortcut names no file, so this command "
+                             "cannot check what it would load; give the checkpoint file's path, for example "
+                             "runs/NAME/VERSION/checkpoints/last.ckpt")
         if _is_checkpoint_file(ckpt_path):
             checkpoint = read_checkpoint(ckpt_path)
             check_checkpoint_architecture(checkpoint, ckpt_path, self.config[subcommand]["model"])
             if subcommand == "fit":
                 check_resume_optimizer(checkpoint, ckpt_path, self.config[subcommand]["model"])
+                check_resume_checkpoints(ckpt_path)
                 self._asked_model = self.config[subcommand]["model"].clone()
             # Keep what the later checks need, not the (memory-mapped) weights.
             self._checkpoint = {key: checkpoint.get(key) for key in (
@@ -455,6 +499,8 @@ class InvolutionCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs):
         config = self.config[self.subcommand]
         ckpt_path = config.get("ckpt_path")
+        if self.subcommand == "fit":
+            check_max_epochs(config["trainer"])
         if self._checkpoint is not None:  # the model and data exist now; no file does yet
             check_checkpoint_classes(self._checkpoint, ckpt_path, self.model, self.datamodule)
             if self.subcommand == "fit":
@@ -465,7 +511,7 @@ class InvolutionCLI(LightningCLI):
         resume_epoch = None
         if run_dir is None:  # a new run
             run_dir = log_dir = new_version_folder(Path(config["trainer"]["default_root_dir"])
-                                           / self._run_name(config))
+                                                   / self._run_name(config), create=is_first_process())
             config_file = "config.yaml"
         elif self.subcommand == "fit":  # resume the run: same folder, same metrics.csv
             resume_epoch = self._checkpoint["epoch"]
@@ -473,6 +519,8 @@ class InvolutionCLI(LightningCLI):
         else:  # evaluate the run's checkpoint: its own folder inside the run
             log_dir = new_version_folder(run_dir / "evaluations", "{}-" + self.subcommand)
             config_file = "config.yaml"
+        if is_first_process():  # one command at a time on a run; given back when this one ends
+            self._quiet.callback(lock_run(run_dir, f"python -m involution {self.subcommand}"))
         # overwrite=False: a command never replaces another's record.
         self.save_config_kwargs = {"config_filename": config_file, "overwrite": False}
         if config["trainer"].get("logger") in (None, True):
@@ -581,6 +629,24 @@ def main(argv: list[str] | None = None) -> int:
         # and a traceback through Lightning would only bury it.
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except PermissionError as error:
+        # A read-only run folder (another user's, a mounted archive): the command writes into it.
+        print(f"error: cannot write {error.filename}: permission denied. Make the folder writable, or copy "
+              "the run to a folder you can write and give that copy's checkpoint", file=sys.stderr)
+        return 1
+    except SIGTERMException:
+        # Lightning raises it as a SystemExit without a status, which exits 0: `fit && test`
+        # would go on. The run's summary has said where the run stands.
+        return 128 + signal.SIGTERM
+    except ValueError as error:
+        # The package's refusals of a setting or a combination (another model's checkpoint,
+        # a resume on other data, max_epochs 0, a batch size of 0): the message names the
+        # problem and the fix; exit 2, as for any other bad command line. jsonargparse wraps a
+        # refusal raised while it links options: the innermost message is ours.
+        while isinstance(error.__cause__, ValueError):
+            error = error.__cause__
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     except MisconfigurationException as error:
         # Lightning's own check of a setting (say --trainer.max_epochs -3): its message names
         # the setting and what it accepts; exit 2, as for any other bad command line.

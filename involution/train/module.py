@@ -10,6 +10,7 @@ The pieces live beside it in :mod:`involution.train`: ``optimization``
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import asdict, is_dataclass
 
@@ -185,10 +186,37 @@ class ImageClassifier(L.LightningModule):
 
     # -- optimisation ---------------------------------------------------------
 
+    def _check_schedule_covers_resume(self, total_steps: int, steps_per_epoch: int) -> None:
+        """A resumed fit's schedule, rebuilt over this command's steps, must reach every step it trains.
+
+        The schedule goes on from the checkpoint's step count. With fewer steps an epoch than the
+        run took (a larger batch, fewer batches, gradient accumulation) it would end before the
+        last epoch does, and every step after its end would train at its end value: a learning
+        rate of 0 for cosine, with the epochs recorded as trained.
+        """
+        trainer = self.trainer
+        ckpt_path = trainer.ckpt_path
+        if trainer.state.fn != "fit" or not ckpt_path or not os.path.isfile(ckpt_path) \
+                or trainer.max_epochs is None or trainer.max_epochs < 0:
+            return
+        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)
+        taken, epochs_done = int(checkpoint.get("global_step", 0)), int(checkpoint.get("epoch", -1)) + 1
+        needed = max(0, trainer.max_epochs - epochs_done) * steps_per_epoch
+        if epochs_done > 0 and taken + needed > total_steps:
+            raise ValueError(
+                f"this resume cannot continue its learning-rate schedule: the run has taken {taken} optimiser "
+                f"steps in {epochs_done} epochs, its remaining {trainer.max_epochs - epochs_done} epochs take "
+                f"{needed} more at {steps_per_epoch} steps an epoch, but the schedule, rebuilt over "
+                f"{trainer.max_epochs} epochs of this command, ends at step {total_steps}: the last "
+                f"{taken + needed - total_steps} steps would train at its end value (a learning rate of 0 for "
+                f"cosine). Resume with the batch size, batch limits and gradient accumulation the run was "
+                f"trained with ({taken // epochs_done} steps an epoch), or train a new run with the new settings")
+
     def configure_optimizers(self):
         optimizer = self.optimizer_config.build(self.parameters())
         total_steps = int(self.trainer.estimated_stepping_batches)
         steps_per_epoch = max(1, total_steps // max(1, self.trainer.max_epochs or 1))
+        self._check_schedule_covers_resume(total_steps, steps_per_epoch)
         schedule = build_schedule(optimizer, self.schedule_config, total_steps, steps_per_epoch)
         # interval "step": the schedule advances after every optimiser step, so
         # a 150-epoch cosine decays smoothly over all 150 epochs.

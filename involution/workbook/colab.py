@@ -25,7 +25,9 @@ __all__ = ["SETUP_MARKER", "setup_lines", "badge", "set_repo", "write_cells", "m
 SETUP_MARKER = ("# Colab: install this project once per session "
                 "(written by `python -m involution set-repo URL`)")
 BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
-_GITHUB = re.compile(r"^https://github\.com/(?P<owner>[\w.-]+)/(?P<name>[\w.-]+?)(\.git)?/?$")
+# Matched against the whole string (fullmatch): "$" alone also matches before a final newline,
+# which then landed in pyproject.toml and the notebooks. GitHub names are ASCII.
+_GITHUB = re.compile(r"https://github\.com/(?P<owner>[A-Za-z0-9_.-]+)/(?P<name>[A-Za-z0-9_.-]+?)(\.git)?/?")
 
 
 def setup_lines(url: str) -> list[str]:
@@ -45,7 +47,7 @@ def setup_lines(url: str) -> list[str]:
 
 def badge(url: str, notebook: str) -> str:
     """The markdown of an "Open in Colab" badge for ``notebooks/<notebook>`` of the repository at ``url``."""
-    match = _GITHUB.match(url)
+    match = _GITHUB.fullmatch(url)
     owner, name = (match["owner"], match["name"]) if match and not is_placeholder(url) \
         else ("<your-account>", "involution")
     return (f"[![Open In Colab]({BADGE_IMAGE})](https://colab.research.google.com/github/"
@@ -81,7 +83,7 @@ def write_cells(notebook: Path, url: str) -> bool:
 
 def set_repo(url: str, root: Path | None = None) -> list[Path]:
     """Write ``url`` into ``pyproject.toml``'s project links and every notebook; returns the files changed."""
-    if not _GITHUB.match(url):
+    if not _GITHUB.fullmatch(url):
         raise ValueError(f"{url!r} is not a GitHub repository address: use "
                          "https://github.com/NAME/REPOSITORY (Colab opens notebooks from GitHub)")
     root = root or repo_root()

@@ -458,9 +458,12 @@ def build_deck(slides_dir: str | os.PathLike | None = None,
     """Write the deck to ``output`` (default ``slides_dir/deck.html``) and return its path."""
     slides_dir = Path(slides_dir) if slides_dir is not None else repo_root() / SLIDES
     output = Path(output) if output is not None else slides_dir / "deck.html"
-    output.parent.mkdir(parents=True, exist_ok=True)
+    if not slides_dir.is_dir():  # checked before anything is made: a mistyped --slides leaves no folder behind
+        raise FileNotFoundError(f"the slides folder {slides_dir} does not exist; give the folder that "
+                                f"{SLIDES_NOTEBOOK} wrote (--slides), by default the repository's slides/")
     page = render_deck(slides_dir, embed_images=embed_images, authors=authors,
                        relative_to=None if embed_images else output.parent.resolve())
+    output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(page, encoding="utf-8")
     return output
 

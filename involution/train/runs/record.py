@@ -115,13 +115,24 @@ class RunResults:
 # -- the folder -----------------------------------------------------------------------------
 
 
-def new_version_folder(folder: str | os.PathLike, template: str = "{}") -> Path:
-    """``folder/<template filled with the start time>``, which does not exist yet."""
+def new_version_folder(folder: str | os.PathLike, template: str = "{}", create: bool = False) -> Path:
+    """``folder/<template filled with the start time>``, which did not exist yet.
+
+    With ``create`` the folder is made here, in one step that fails if another process made it
+    first: two commands started within the same second then get two folders, never one.
+    """
     folder, version = Path(folder), time.strftime("%Y%m%d-%H%M%S")
     candidate, n = folder / template.format(version), 1
-    while candidate.exists():  # two commands started within the same second
+    while True:
+        if create:
+            try:
+                candidate.mkdir(parents=True)
+                return candidate
+            except FileExistsError:
+                pass
+        elif not candidate.exists():
+            return candidate
         candidate, n = folder / template.format(f"{version}-{n}"), n + 1
-    return candidate
 
 
 def newest_version_folder(runs_dir: str | os.PathLike, name: str) -> Path | None:

@@ -10,6 +10,7 @@ from typing import Callable
 import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from involution.train.runs.record import (
     RESULTS_FILE,
@@ -172,6 +173,22 @@ class RunSummary(Callback):
                      "'evaluations'.")
                 results.test_top1 = results.test_top5 = results.test_checkpoint = None
         self._update(trainer, trainer_run_folder(trainer), change)
+
+    def on_exception(self, trainer, pl_module, exception):
+        """A fit stopped by SIGTERM (a time limit, a preemption) or Ctrl-C: results.json describes
+        best.ckpt and the epochs finished, as at the end of a fit, and one line says how to go on."""
+        if trainer.state.fn != "fit" or not isinstance(exception, (KeyboardInterrupt, SIGTERMException)):
+            return
+        cause = "SIGTERM" if isinstance(exception, SIGTERMException) else "an interrupt (Ctrl-C)"
+        folder = trainer_run_folder(trainer)
+        last = folder / "checkpoints" / "last.ckpt"
+        if trainer.current_epoch == 0 or not last.is_file():
+            _say(f"Stopped by {cause} before its first epoch ended: {folder} has no checkpoint to resume; "
+                 "start the run again.")
+            return
+        self.on_fit_end(trainer, pl_module)
+        _say(f"Stopped by {cause} after {trainer.current_epoch} finished epochs: {folder / RESULTS_FILE} "
+             f"describes its best.ckpt; to go on, run the same command with --ckpt_path {last}")
 
     @staticmethod
     def _test_still_holds(results: RunResults, best_epoch_before: int | None) -> bool:
