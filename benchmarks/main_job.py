@@ -100,7 +100,8 @@ def target_row(run: dict | None) -> tuple[str, str, str, str] | None:
             f"{run['machine']['cpu_threads']} threads, commit {run['commit'][:7]})",
             "met" if met else "**not met**",
             "" if met else (f"Where the time goes: {where}. Notebooks 02 and 05 train every model "
-                            "from scratch, each run to a plateau, over several seeds."))
+                            "from scratch over several seeds, each run meant to reach a plateau "
+                            "(notebook 02 checks whether it did)."))
 
 
 def sentence() -> str | None:

@@ -53,7 +53,7 @@ def test_the_targets_table_reads_the_saved_run_and_says_where_the_time_went(tmp_
     assert "commit abcdef0" in measured
     # The parts, largest first: notebook 02's 50 minutes lead.
     assert why.startswith("Where the time goes: `02_train_rednet` 50.0 min, `01_involution_kernel` 0.7 min")
-    assert "each run to a plateau" in why
+    assert "each run meant to reach a plateau" in why
     assert main_job.sentence() == ("From a fresh clone on a 2-thread Some CPU CPU the main job took 52 "
                                    "minutes after 2 minutes of install (2026-01-02, measured by "
                                    "`benchmarks/main_job.py`).")

@@ -166,8 +166,8 @@ def _seed_verdict(runs: Sequence[Run]) -> str:
         return (f"With {len(difference.first.values)} seeds each, {difference.higher} "
                 f"reached the higher test accuracy: the 95% interval of the difference excludes zero "
                 f"(on this data, variant and recipe).")
-    return (f"With {len(difference.first.values)} seeds each, our runs cannot tell {first} from {second}: the 95% "
-            "interval of the difference of their test accuracies includes zero.")
+    return (f"Over {len(difference.first.values)} seeds each, the 95% interval of the difference of their test "
+            f"accuracies includes zero: our runs cannot tell {first} from {second}.")
 
 
 def _plateau_note(runs: Sequence[Run]) -> str:
@@ -190,7 +190,7 @@ def _overfitting_verdict(findings: Mapping | None) -> str:
         return ""
     if findings.get("all_at_chance"):
         return (f"On a fixed {findings['train_images']} training images for {findings['epochs']} epochs, the "
-                f"{findings['model']} variant's test top-1 stayed at chance in every run, with or without weight "
+                f"{findings['model']} variant's test top-1 was at chance in every run, with or without weight "
                 "decay: these runs cannot test whether weight decay cures overfitting.")
     higher = findings["verdicts"]["test top-1"]["higher"]
     if higher:
@@ -207,7 +207,8 @@ def _takeaways(runs: Sequence[Run], findings: Mapping | None, kinds: Sequence[st
               "Fewer multiply-adds need not mean faster training: an involution reads a different kernel at "
               "every pixel and first has to generate it; notebook 02 prints both models' multiply-adds and their "
               "measured training speeds."]
-    points += [sentence for sentence in (_seed_verdict(runs), _plateau_note(runs), _overfitting_verdict(findings))
+    # Whether the runs stopped on a plateau first: it decides whether the verdict after it answers anything.
+    points += [sentence for sentence in (_plateau_note(runs), _seed_verdict(runs), _overfitting_verdict(findings))
                if sentence]
     if "caltech256" not in kinds:
         points.append("All of our training ran on small offline data in minutes on a CPU; how RedNet does on "
