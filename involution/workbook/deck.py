@@ -179,7 +179,8 @@ def _plateau_note(runs: Sequence[Run]) -> str:
                "last quarter of their epochs)."
     measured = [gain for gain in gains if gain == gain]  # NaN: a run of one epoch shows no plateau
     most = f", up to {max(measured):.1f}" if measured else ""
-    return (f"{learning} of {len(gains)} runs were not shown to be on a plateau at their last epoch (1 point or "
+    return (f"{learning} of {len(gains)} runs {'was' if learning == 1 else 'were'} not shown to be on a plateau at "
+            f"their last epoch (1 point or "
             f"more of validation top-1 gained over the last quarter{most}, or too few epochs): their scores depend "
             "on when training stopped, so this comparison cannot answer the question yet.")
 
