@@ -27,6 +27,7 @@ from torchmetrics.classification import MulticlassAccuracy  # noqa: E402
 
 from involution.analysis.complexity import count_parameters  # noqa: E402
 from involution.models import create_model  # noqa: E402
+from involution.train.checkpoints import read_checkpoint  # noqa: E402
 from involution.train.optimization import OptimizerConfig, ScheduleConfig, build_schedule  # noqa: E402
 
 __all__ = ["ImageClassifier"]
@@ -197,9 +198,9 @@ class ImageClassifier(L.LightningModule):
         trainer = self.trainer
         ckpt_path = trainer.ckpt_path
         if trainer.state.fn != "fit" or not ckpt_path or not os.path.isfile(ckpt_path) \
-                or trainer.max_epochs is None or trainer.max_epochs < 0:
+                or trainer.max_epochs is None or trainer.max_epochs < 0:  # a new fit, or no end to reach
             return
-        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)
+        checkpoint = read_checkpoint(ckpt_path)
         taken, epochs_done = int(checkpoint.get("global_step", 0)), int(checkpoint.get("epoch", -1)) + 1
         needed = max(0, trainer.max_epochs - epochs_done) * steps_per_epoch
         if epochs_done > 0 and taken + needed > total_steps:
