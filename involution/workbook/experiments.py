@@ -36,7 +36,7 @@ from involution.workbook.notebook import Workbook
 
 __all__ = ["FAST_TRAINER_ARGS", "FAST_IMAGE_SIZE", "RECIPES", "KERNEL_RUN_NAMES", "LONG_RUN_MINUTES",
            "comparison_run_name", "training_args", "TimeEstimate", "estimate_time", "TrainingSpeed",
-           "training_speed", "train_and_test", "model_options", "recipe_image_size", "variant_table",
+           "training_speed", "train_and_test", "model_options", "recipe_settings", "recipe_image_size", "variant_table",
            "Comparison", "find_comparison", "exported_runs", "planned_epochs"]
 
 # Fast mode's training: two training steps and one validation batch per run, and
@@ -115,7 +115,7 @@ def training_args(command: str, book: Workbook, data: DataChoice, model: str, im
 # -- how long it will take ----------------------------------------------------------------
 
 
-def _recipe(data: DataChoice, configs: Sequence[str] | None = None) -> dict:
+def recipe_settings(data: DataChoice, configs: Sequence[str] | None = None) -> dict:
     """The settings a run starts from: ``configs`` composed, else the data's recipe."""
     return compose_configs(list(configs) if configs is not None else [RECIPES[data.kind]])
 
@@ -123,12 +123,12 @@ def _recipe(data: DataChoice, configs: Sequence[str] | None = None) -> dict:
 def model_options(model_name: str, data: DataChoice, configs: Sequence[str] | None = None) -> dict:
     """The options a run of this plan builds ``model_name`` with (``planes``, ``small_input``...):
     the recipe's model settings that the model accepts (its registry record says which)."""
-    return options_for(model_name, _recipe(data, configs).get("model") or {})
+    return options_for(model_name, recipe_settings(data, configs).get("model") or {})
 
 
 def recipe_image_size(data: DataChoice) -> int:
     """The image side, in pixels, that the data's recipe trains at."""
-    return _recipe(data)["data"]["image_size"]
+    return recipe_settings(data)["data"]["image_size"]
 
 
 def variant_table(models: Sequence[str], data: DataChoice, num_classes: int,
@@ -168,7 +168,7 @@ def _describe_options(options: dict) -> str:
 def planned_epochs(book: Workbook, data: DataChoice, model: str, epochs: int | None,
                    configs: Sequence[str] | None = None) -> int:
     """The epochs a run of this plan trains: fast mode's 1, the setting, or the recipe's (or configs')."""
-    return 1 if book.fast else epochs or _recipe(data, configs)["trainer"]["max_epochs"]
+    return 1 if book.fast else epochs or recipe_settings(data, configs)["trainer"]["max_epochs"]
 
 
 @dataclass(frozen=True)
@@ -221,7 +221,7 @@ def estimate_time(book: Workbook, data: DataChoice, models: Sequence[str], seeds
     device = "cuda" if torch.cuda.is_available() else "cpu"
     total_steps, seconds = 0, []
     for model_name in models:
-        data_settings = _recipe(data, configs)["data"]
+        data_settings = recipe_settings(data, configs)["data"]
         size = FAST_IMAGE_SIZE if book.fast else image_size or data_settings["image_size"]
         batch = batch_size or data_settings["batch_size"]
         datamodule = Caltech256DataModule(data.root, image_size=size, batch_size=batch,
@@ -252,7 +252,7 @@ def training_speed(book: Workbook, data: DataChoice, model_name: str, num_classe
     The same measurement as :func:`estimate_time`'s (and, with the same arguments, the
     same number: it is measured once per process).
     """
-    settings = _recipe(data, None)["data"]
+    settings = recipe_settings(data, None)["data"]
     size = FAST_IMAGE_SIZE if book.fast else image_size or settings["image_size"]
     batch = batch_size or settings["batch_size"]
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -343,7 +343,7 @@ def train_and_test(book: Workbook, data: DataChoice, model: str, seed: int | Non
 def _planned_image_size(fit_args: Sequence[str], data: DataChoice, configs: Sequence[str] | None) -> int:
     """The image size a fit with these arguments trains at: the last ``--data.image_size``, else the recipe's."""
     given = [fit_args[i + 1] for i, arg in enumerate(fit_args[:-1]) if arg == "--data.image_size"]
-    return int(given[-1]) if given else _recipe(data, configs)["data"]["image_size"]
+    return int(given[-1]) if given else recipe_settings(data, configs)["data"]["image_size"]
 
 
 def _trained_image_size(folder: Path) -> int | None:
