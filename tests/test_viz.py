@@ -272,3 +272,15 @@ def test_training_curves_draw_a_chance_line_and_loss_curves_a_panel_per_setting(
     panels = figures.plot_loss_curves({"no weight decay": {"seed 0": metrics}, "weight decay": {"seed 0": metrics}})
     assert [axis.get_title() for axis in panels.axes] == ["no weight decay", "weight decay"]
     assert len(panels.axes[0].get_lines()) == 2  # training and validation loss
+
+
+def test_relative_variation_ignores_the_kernels_size_and_is_zero_for_a_convolution():
+    from involution.analysis import relative_variation
+    torch.manual_seed(0)
+    varied = torch.randn(2, 3, 5, 5, 6, 6)
+    same_everywhere = torch.randn(2, 3, 5, 5, 1, 1).expand(2, 3, 5, 5, 6, 6)
+    values = relative_variation({"varied": varied, "scaled": 10 * varied, "convolution": same_everywhere})
+    assert values["varied"].shape == (2,)
+    assert torch.allclose(values["varied"], values["scaled"])
+    assert torch.all(values["varied"] > 0.5)
+    assert torch.allclose(values["convolution"], torch.zeros(2), atol=1e-6)

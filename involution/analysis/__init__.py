@@ -18,9 +18,10 @@ from involution.analysis.kernels import (
     capture_kernels,
     involution_layers,
     kernel_summary,
+    relative_variation,
     summary_at_pixels,
 )
 
 __all__ = ["Complexity", "count_parameters", "count_complexity", "complexity_table", "format_complexity_table",
            "operator_costs", "format_operator_costs", "capture_kernels", "involution_layers", "kernel_summary",
-           "summary_at_pixels", "KERNEL_SUMMARIES"]
+           "summary_at_pixels", "relative_variation", "KERNEL_SUMMARIES"]

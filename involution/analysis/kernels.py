@@ -19,7 +19,7 @@ from torch import nn
 from involution.layers import Involution2d
 
 __all__ = ["capture_kernels", "involution_layers", "KERNEL_SUMMARIES", "kernel_summary", "check_kernel",
-           "grid_position", "summary_at_pixels"]
+           "grid_position", "summary_at_pixels", "relative_variation"]
 
 
 def involution_layers(model: nn.Module) -> dict[str, Involution2d]:
@@ -120,3 +120,16 @@ def summary_at_pixels(kernels: Mapping[str, torch.Tensor], pixels: Sequence[tupl
         cells = [grid_position(pixel, (image_size, image_size), summary_map.shape) for pixel in pixels]
         values[name] = [float(summary_map[cell]) for cell in cells]
     return values
+
+
+def relative_variation(kernels: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """How much each layer's kernels vary over an image *for their size*: one number per image.
+
+    The image's mean ``"deviation"`` divided by its mean ``"norm"`` (:func:`kernel_summary`),
+    so that kernels that are merely larger (a trained network's usually are) do not look
+    more varied: 0 for a convolution, whose kernel is the same at every pixel.
+    Returns ``{layer: (B,) tensor}``.
+    """
+    return {name: kernel_summary(kernel, "deviation").mean(dim=(1, 2))
+            / kernel_summary(kernel, "norm").mean(dim=(1, 2)).clamp_min(torch.finfo(kernel.dtype).tiny)
+            for name, kernel in kernels.items()}

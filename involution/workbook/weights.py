@@ -26,7 +26,7 @@ from involution.models import create_model
 from involution.train.module import ImageClassifier
 from involution.train.runs import RESULTS_FILE, WEIGHTS_FILE, Run, latest_run, model_label, run_folder_of_checkpoint
 
-__all__ = ["KERNEL_RUN_KEY", "Weights", "find_weights", "HeldOutImages", "held_out_images"]
+__all__ = ["KERNEL_RUN_KEY", "Weights", "find_weights", "HeldOutImages", "held_out_images", "run_datamodule"]
 
 # The exported run (slides/data/runs/<key>) whose weights the appendix notebook commits and notebook 03
 # falls back to: notebook 02's seed-0 RedNet-26, as the deck names its runs (<model>_seed<seed>).
@@ -172,6 +172,22 @@ def _fixed_pixels(size: int) -> dict[str, tuple[int, int]]:
     return {what: (int(r * size), int(c * size)) for what, (r, c) in _FIXED_PIXELS.items()}
 
 
+def run_datamodule(weights: Weights, batch_size: int = 250) -> Caltech256DataModule:
+    """The data a run of this project trained on, set up with the run's own split and image size
+    (only then are its test images really held out). Needs weights from a run."""
+    if weights.run is None:
+        raise ValueError(f"{weights.statement} These weights come from no run of this project, so there "
+                         "is no test split held out from their training.")
+    dataset = weights.run.results.dataset or {}
+    trained_with = (weights.run.results.config or {}).get("data") or {}
+    split_settings = {key: trained_with[key] for key in ("split", "split_seed", "split_file",
+                                                         "include_clutter") if key in trained_with}
+    datamodule = Caltech256DataModule(dataset.get("root", "shapes"), image_size=int(dataset.get("image_size") or 64),
+                                      batch_size=batch_size, num_workers=0, **split_settings)
+    datamodule.setup()
+    return datamodule
+
+
 def held_out_images(weights: Weights, count: int = 3, photo_size: int = 128) -> HeldOutImages:
     """Test images for looking at a model's kernels: never the images it trained on.
 
@@ -189,15 +205,8 @@ def held_out_images(weights: Weights, count: int = 3, photo_size: int = 128) -> 
         return HeldOutImages(batch, names, [None] * len(names), [_fixed_pixels(photo_size)] * len(names),
                              f"Images: scikit-image's sample photographs ({', '.join(names)}) at "
                              f"{photo_size}px.")
-    dataset = weights.run.results.dataset or {}
-    size = int(dataset.get("image_size") or 64)
-    # The run's own split settings: only then are its test images really held out.
-    trained_with = (weights.run.results.config or {}).get("data") or {}
-    split_settings = {key: trained_with[key] for key in ("split", "split_seed", "split_file",
-                                                         "include_clutter") if key in trained_with}
-    datamodule = Caltech256DataModule(dataset.get("root", "shapes"), image_size=size, num_workers=0,
-                                      **split_settings)
-    datamodule.setup()
+    datamodule = run_datamodule(weights)
+    size = datamodule.hparams.image_size
     test = datamodule.test_dataset
     first_of_class: dict[int, int] = {}
     for index, (_, label) in enumerate(test.samples):
