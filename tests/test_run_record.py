@@ -282,6 +282,27 @@ def test_a_signal_stops_a_fit_with_a_non_zero_status_one_line_and_a_record_of_be
     assert recorded["best_epoch"] == held["epoch"] and 1 <= recorded["epochs_trained"] < 500
 
 
+def test_a_fit_killed_outright_between_epochs_leaves_a_record_of_its_best_ckpt(tmp_path, monkeypatch):
+    # SIGKILL (an out-of-memory kill, a lost node) runs no handler: results.json was written only at
+    # the end of a fit, so a killed fit left none, or a stale one disagreeing with best.ckpt.
+    from involution.train.runs.summary import RunSummary
+
+    class Killed(BaseException):
+        pass
+
+    def kill_at_the_third_epoch(self, trainer, pl_module):
+        if trainer.current_epoch == 2:
+            raise Killed
+    monkeypatch.setattr(RunSummary, "on_train_epoch_start", kill_at_the_third_epoch, raising=False)
+    with pytest.raises(Killed):
+        run_cli(quick_args(tmp_path, "--trainer.max_epochs", "5"))
+    (run_dir,) = (tmp_path / QUICK_RUN).iterdir()
+    recorded = results(run_dir)
+    held = torch.load(run_dir / "checkpoints" / "best.ckpt", weights_only=True)
+    assert recorded["epochs_trained"] == 2 and recorded["best_epoch"] == held["epoch"]
+    assert recorded["model"] and recorded["dataset"]
+
+
 @pytest.mark.parametrize("shortcut", ["hpc", "last", "best"])
 def test_lightnings_checkpoint_shortcuts_are_refused_in_one_line(tmp_path, capsys, shortcut):
     # --ckpt_path hpc let Lightning find and load a file past the package's checks.

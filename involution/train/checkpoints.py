@@ -52,6 +52,23 @@ class RunCheckpoint(ModelCheckpoint):
         # (runs started before this class) restore into this one and back.
         return ModelCheckpoint.__qualname__ + super().state_key.removeprefix(type(self).__qualname__)
 
+    # Lightning runs checkpoint callbacks after all others, so a callback that must describe
+    # the files as just written (the run's record) is told here, once the files are on disk.
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        self._tell_followers(trainer, pl_module, epoch_finished=True)
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        super().on_validation_end(trainer, pl_module)
+        if not trainer.sanity_checking:  # a validation in the middle of an epoch leaves it unfinished
+            self._tell_followers(trainer, pl_module,
+                                 epoch_finished=trainer.fit_loop.epoch_loop.batch_progress.is_last_batch)
+
+    def _tell_followers(self, trainer, pl_module, epoch_finished: bool) -> None:
+        for callback in trainer.callbacks:
+            if hasattr(callback, "checkpoints_written"):
+                callback.checkpoints_written(trainer, pl_module, self, epoch_finished)
+
     def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
         # Called before any callback's load_state_dict, with the checkpoint they read from.
         state = (checkpoint.get("callbacks") or {}).get(self.state_key)

@@ -128,6 +128,33 @@ class RunSummary(Callback):
             self.best = {"best_val_top1": top1, "best_val_top5": self.last_validation["val/top5"],
                          "best_epoch": trainer.current_epoch}
 
+    def checkpoints_written(self, trainer, pl_module, checkpoint_callback, epoch_finished: bool) -> None:
+        """Called by the run's checkpoint callbacks once they have written their files: the record
+        follows best.ckpt at once, so a fit killed outright (SIGKILL, an out-of-memory kill, a lost
+        node), which runs no handler, leaves a results.json that describes its best.ckpt and the
+        epochs finished, not an older state (or none)."""
+        if getattr(checkpoint_callback, "monitor", None) != "val/top1" or trainer.state.fn != "fit":
+            return  # one update per save of best.ckpt's callback
+
+        def change(results: RunResults):
+            results.describe_once(self._description(trainer, pl_module))
+            # At the end of an epoch Lightning has not counted it yet.
+            results.epochs_trained = trainer.current_epoch + int(epoch_finished)
+            self._follow_best(results, trainer)
+        self._update(trainer, trainer_run_folder(trainer), change)
+
+    def _follow_best(self, results: RunResults, trainer) -> None:
+        """Describe the best.ckpt of now; a test result of weights it no longer holds is cleared."""
+        best_epoch_before = results.best_epoch
+        for key, value in self._best_held(trainer).items():
+            setattr(results, key, value)
+        if results.test_top1 is not None and not self._test_still_holds(results, best_epoch_before):
+            _say(f"The run's test result came from {results.test_checkpoint}, which this fit has "
+                 f"replaced (best.ckpt now holds epoch {results.best_epoch}): test_top1/test_top5 are "
+                 "cleared from results.json until you test it again; the earlier test stays under "
+                 "'evaluations'.")
+            results.test_top1 = results.test_top5 = results.test_checkpoint = None
+
     def _best_held(self, trainer) -> dict:
         """The best scores as ``best.ckpt`` holds them: its epoch and that epoch's validation.
 
@@ -161,17 +188,9 @@ class RunSummary(Callback):
             # its own settings in config-resumed-<time>.yaml); counts and best move on.
             results.describe_once(description)
             results.epochs_trained = trainer.current_epoch
-            best_epoch_before = results.best_epoch
-            for key, value in self._best_held(trainer).items():
-                setattr(results, key, value)
+            self._follow_best(results, trainer)
             if self._resume:
                 results.resumes.append(self._resume)
-            if results.test_top1 is not None and not self._test_still_holds(results, best_epoch_before):
-                _say(f"The run's test result came from {results.test_checkpoint}, which this fit has "
-                     f"replaced (best.ckpt now holds epoch {results.best_epoch}): test_top1/test_top5 are "
-                     "cleared from results.json until you test it again; the earlier test stays under "
-                     "'evaluations'.")
-                results.test_top1 = results.test_top5 = results.test_checkpoint = None
         self._update(trainer, trainer_run_folder(trainer), change)
 
     def on_exception(self, trainer, pl_module, exception):
