@@ -515,6 +515,22 @@ def test_a_test_of_part_of_the_split_is_kept_as_partial_and_never_becomes_the_ru
     assert "This test scored 8 images where the test split has 20" in capsys.readouterr().out
 
 
+def test_a_three_process_test_whose_sampler_pads_the_split_is_partial(tmp_path, run_dir):
+    # Three processes share 20 test images as 7 each: the padding sampler scores one twice, and a
+    # score on 21 images replaced the run's exact test_top1.
+    before = results(run_dir)
+    command = [sys.executable, "-m", "involution",
+               *quick_args(tmp_path, "--ckpt_path", str(run_dir / "checkpoints" / "best.ckpt"),
+                           "--trainer.devices", "3", "--trainer.strategy", "ddp", "--trainer.accelerator", "cpu",
+                           command="test")]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    after = results(run_dir)
+    assert after["evaluations"][-1]["partial"] == {"images_scored": 21, "test_images": 20}
+    assert after.get("test_top1") == before.get("test_top1")
+
+
 def test_testing_a_run_without_its_record_says_that_and_not_other_data(tmp_path, run_dir, capsys):
     (run_dir / "results.json").unlink()
     run_cli(quick_args(tmp_path, "--ckpt_path", str(run_dir / "checkpoints" / "best.ckpt"), command="test"))
