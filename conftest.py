@@ -7,7 +7,7 @@ kernels inherit this process's environment, so setting the variables here,
 before a kernel starts, is enough. Everything the notebooks write goes to fresh
 temporary work directories, deleted at the end: the tests never touch
 committed files. Notebooks 02, 03 and the appendix share one, in that order (02
-starts there with no runs; the others read its runs); 01 and 05 each have their own.
+starts there with no runs; the others read its runs); 01 and 04 each have their own.
 tests/test_notebooks_standalone.py runs notebook 03 and the appendix each alone, in an
 empty work directory of their own.
 
@@ -46,7 +46,7 @@ _READS_NOTEBOOK_02 = ("02_", "03_", "appendix_")
 # The units that take longest (15 s to 35 s each on 2 cores, against a few seconds
 # for most others; measured with --durations), slowest first. The rest follow in file order.
 _SLOWEST_FIRST = ["tests/test_run_record.py", "notebooks/reading-02", "tests/test_notebooks_standalone.py",
-                  "tests/test_training.py", "notebooks/05_course_project.ipynb",
+                  "tests/test_training.py", "notebooks/04_course_project.ipynb",
                   "tests/test_docs.py", "tests/test_packaging.py", "tests/test_triton.py", "tests/test_gpu_check.py",
                   "tests/test_ops_ecosystem.py"]
 

@@ -4,9 +4,9 @@
 # RedNet-26 and ResNet-26 on the built-in shapes set (3 seeds each, generated
 # offline on first use; NOT Caltech-256), visualise the trained RedNet's kernels
 # on held-out test images and re-run the course project's experiments at small
-# scale on the shapes set (notebook 05). Last, the appendix notebook writes the
+# scale on the shapes set (notebook 04). Last, the appendix notebook writes the
 # slide figures and data into slides/ and builds slides/deck.html and
-# slides/deck.pdf. Notebooks 02 and 05 print their own measured estimates before
+# slides/deck.pdf. Notebooks 02 and 04 print their own measured estimates before
 # they train.
 # Installs what it needs into ./.venv on first use.
 #

@@ -6,7 +6,7 @@ records how long each part took, as ``run.sh`` reports it: the install of ``.ven
 The result goes to ``benchmarks/results/main_job.json``, which the benchmark's Targets
 table reads (``python benchmarks/benchmark.py --from-results --update-docs``).
 
-The run trains every model of notebooks 02 and 05 from scratch, so it takes as long as
+The run trains every model of notebooks 02 and 04 from scratch, so it takes as long as
 the main job itself. Start it on an otherwise idle machine:
 anything running beside it slows it down. Uncommitted changes are not measured, since
 the clone has only the last commit.
@@ -33,7 +33,7 @@ from involution.train.runs import machine_description  # noqa: E402
 RESULTS = REPO / "benchmarks" / "results"
 TARGET_MINUTES = 25  # the main job's goal on 2 cores, the install not counted
 # The goals of the notebooks that train, within it (minutes on 2 cores).
-NOTEBOOK_TARGETS = {"02_train_rednet": 15, "05_course_project": 8}
+NOTEBOOK_TARGETS = {"02_train_rednet": 15, "04_course_project": 8}
 
 # The lines of run.sh's own output that time its parts.
 READY = re.compile(r"^Ready after (\d+) s")
@@ -99,7 +99,7 @@ def target_row(run: dict | None) -> tuple[str, str, str, str] | None:
             f"`benchmarks/main_job.py` on {run['date']}, {run['machine']['cpu']}, "
             f"{run['machine']['cpu_threads']} threads, commit {run['commit'][:7]})",
             "met" if met else "**not met**",
-            "" if met else (f"Where the time goes: {where}. Notebooks 02 and 05 train every model "
+            "" if met else (f"Where the time goes: {where}. Notebooks 02 and 04 train every model "
                             "from scratch over several seeds, each run meant to reach a plateau "
                             "(notebook 02 checks whether it did)."))
 

@@ -76,7 +76,7 @@ def test_deck_numbers_come_from_the_data_and_sample_results_say_so(tmp_path):
     slides = _fake_slides(tmp_path)
     assert (slides / "data" / "runs" / "rednet26_seed0" / "results.json").is_file()
     page = deck.render_deck(slides)
-    assert page.count('<section class="slide">') == 17  # without notebook 05's two, whose data is absent
+    assert page.count('<section class="slide">') == 17  # without notebook 04's two, whose data is absent
     assert "40.0%" in page and "35.0%" in page  # best val top-1 of the two runs
     assert "7.20M" in page and "11.67M" in page
     assert "sample set (memorisation check), not Caltech-256" in page
@@ -264,7 +264,7 @@ def _check_deck_in_browser(driver, path: Path, slides: Path):
         "Array.from(document.images).every(i => i.complete)"))
     images = driver.execute_script(
         "return Array.from(document.images).map(i => [i.getAttribute('src').slice(0, 60), i.naturalWidth])")
-    # Every figure once, notebook 05's too when its findings were written.
+    # Every figure once, notebook 04's too when its findings were written.
     with_course = (slides / deck.COURSE_DATA).is_file()
     assert len(images) == len(deck.FIGURES) + (len(deck.COURSE_FIGURES) if with_course else 0)
     broken = [src for src, width in images if width == 0]

@@ -1,4 +1,4 @@
-"""Notebook 05's measurement of how each family amplifies an error in batch-norm statistics."""
+"""Notebook 04's measurement of how each family amplifies an error in batch-norm statistics."""
 import math
 
 import torch

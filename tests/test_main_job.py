@@ -47,7 +47,7 @@ def test_the_targets_table_reads_the_saved_run_and_says_where_the_time_went(tmp_
     (tmp_path / "main_job.json").write_text(json.dumps(run))
     monkeypatch.setattr(main_job, "RESULTS", tmp_path)
     target, measured, status, why = main_job.target_row(main_job.saved_run())
-    assert "25 minutes" in target and "`02_train_rednet` <= 15, `05_course_project` <= 8" in target
+    assert "25 minutes" in target and "`02_train_rednet` <= 15, `04_course_project` <= 8" in target
     assert status == "**not met**"
     assert measured.startswith("51.8 min; `02_train_rednet` 50.0 min (goal 15) (install 2.5 min more")
     assert "commit abcdef0" in measured

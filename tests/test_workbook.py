@@ -566,7 +566,7 @@ def test_committed_outputs_read_like_a_finished_lesson():
 
 
 # Where a notebook's results begin: the cell that trains (or falls back to the committed runs).
-TRAINING_CELLS = {"02_train_rednet.ipynb": "experiments.train_and_test", "05_course_project.ipynb": "overfitting.train"}
+TRAINING_CELLS = {"02_train_rednet.ipynb": "experiments.train_and_test", "04_course_project.ipynb": "overfitting.train"}
 
 
 @pytest.mark.parametrize("name", sorted(TRAINING_CELLS))

@@ -48,7 +48,7 @@ __all__ = ["DECK_DATA", "COURSE_DATA", "FIGURES", "COURSE_FIGURES", "write_deck_
 # The notebook that writes the figures and data the deck is built from (./run.sh runs it last).
 SLIDES_NOTEBOOK = "notebooks/appendix_slide_figures.ipynb"
 DECK_DATA = Path("data") / "deck.json"
-# Notebook 05's findings (involution.workbook.overfitting.findings), written beside it when its runs exist.
+# Notebook 04's findings (involution.workbook.overfitting.findings), written beside it when its runs exist.
 COURSE_DATA = Path("data") / "course.json"
 RUNS_FOLDER = Path("data") / "runs"
 SETTINGS = "settings.toml"
@@ -113,7 +113,7 @@ def write_deck_data(slides_dir: str | os.PathLike, *, runs: Mapping[str, Run],
 
 
 def write_course_findings(slides_dir: str | os.PathLike, findings: Mapping) -> Path:
-    """Write ``slides/data/course.json``: what notebook 05's runs found
+    """Write ``slides/data/course.json``: what notebook 04's runs found
     (:func:`involution.workbook.overfitting.findings`).
 
     Its figure, ``figures/course_overfitting.png``, must be there first: the slide that
@@ -130,7 +130,7 @@ def write_course_findings(slides_dir: str | os.PathLike, findings: Mapping) -> P
 
 
 def _load_course_findings(slides_dir: Path) -> dict | None:
-    """The findings of notebook 05's runs, when they and their figure were written; None otherwise."""
+    """The findings of notebook 04's runs, when they and their figure were written; None otherwise."""
     path, figure = slides_dir / COURSE_DATA, slides_dir / "figures" / COURSE_FIGURES["course_overfitting"]
     if not (path.is_file() and figure.is_file()):
         return None
@@ -139,7 +139,7 @@ def _load_course_findings(slides_dir: Path) -> dict | None:
 
 
 def _course_sentences(findings: Mapping) -> list[str]:
-    """Each difference notebook 05 measured, with its interval and verdict, and the chance reading, as
+    """Each difference notebook 04 measured, with its interval and verdict, and the chance reading, as
     printed there."""
     return [f"{what.capitalize()}, {found['text']}" for what, found in findings["verdicts"].items()] + \
         ([findings["chance"]] if "chance" in findings else [])
@@ -186,7 +186,7 @@ def _plateau_note(runs: Sequence[Run]) -> str:
 
 
 def _overfitting_verdict(findings: Mapping | None) -> str:
-    """What notebook 05's weight-decay runs say, in one sentence."""
+    """What notebook 04's weight-decay runs say, in one sentence."""
     if not findings:
         return ""
     if findings.get("all_at_chance"):

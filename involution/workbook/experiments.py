@@ -49,7 +49,7 @@ FAST_IMAGE_SIZE = 32
 RECIPES = {"sample": "quick_sample", "shapes": "shapes", "folder": "shapes",
            "caltech256": "caltech256_course"}
 # Longer plans than this start only with ALLOW_LONG_RUN = True in the notebook.
-LONG_RUN_MINUTES = 60  # an hour: the shipped shapes plans (notebooks 02 and 05) run as they are on 2 CPU cores
+LONG_RUN_MINUTES = 60  # an hour: the shipped shapes plans (notebooks 02 and 04) run as they are on 2 CPU cores
 CALTECH256_IMAGES = 30_607  # Griffin, Holub and Perona (2007): the count before it is downloaded
 
 

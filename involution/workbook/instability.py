@@ -1,4 +1,4 @@
-"""Notebook 05's check of one way a network can give NaN in validation while its training loss stays finite.
+"""Notebook 04's check of one way a network can give NaN in validation while its training loss stays finite.
 
 The course project saw RedNet-50 at learning rate 0.8 reach a NaN validation loss while its
 training loss stayed finite. Training and validation differ in one operation: batch norm. In

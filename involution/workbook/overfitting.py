@@ -1,4 +1,4 @@
-"""Notebook 05's small-scale test of the course project's overfitting finding.
+"""Notebook 04's small-scale test of the course project's overfitting finding.
 
 The course project reported that ResNet-26 without weight decay overfitted on Caltech-256
 (its validation loss rose) and that weight decay cured it. On the shapes set a model sees
@@ -92,7 +92,7 @@ def load(runs_dir, kind: str, plan: Plan) -> dict[float, list[Run]]:
             name = run_name(plan, decay, seed, kind)
             folder = newest_version_folder(runs_dir, name)
             if folder is None or not (folder / RESULTS_FILE).is_file():
-                raise FileNotFoundError(f"no finished run {name} in {runs_dir}: run notebook 05 to train it")
+                raise FileNotFoundError(f"no finished run {name} in {runs_dir}: run notebook 04 to train it")
             runs[decay].append(Run.load(folder))
     return runs
 
