@@ -6,12 +6,40 @@ registry (:func:`create_model`, :func:`list_models`,
 :func:`load_official_checkpoint`). Everything else lives in a folder per
 role: ``ops``, ``layers``, ``models``, ``data``, ``analysis``, ``train``
 (Lightning) and ``workbook`` (what the notebooks call). Importing this needs
-only torch and torchvision.
+only torch and torchvision, and registers the package's operators with torch
+(which loading a saved ``torch.export`` program needs).
 """
-from involution.layers import Involution2d, KernelGenerator
-from involution.models import create_model, list_models, load_official_checkpoint
-from involution.ops import involution2d
+import importlib
+import os
+import sys
 
 __all__ = ["involution2d", "Involution2d", "KernelGenerator", "create_model", "list_models",
            "load_official_checkpoint"]
 __version__ = "0.1.0"
+
+# Where each public name lives.
+_HOMES = {"involution2d": "involution.ops", "Involution2d": "involution.layers",
+          "KernelGenerator": "involution.layers", "create_model": "involution.models",
+          "list_models": "involution.models", "load_official_checkpoint": "involution.models"}
+
+
+def _starting_the_command_line() -> bool:
+    """True while ``python -m involution ...`` or the ``involution`` script imports this package
+    on its way to the command line (Python sets ``sys.argv[0]`` to ``-m`` until the module runs).
+    The command line imports what its command needs, so ``--help`` and ``--version`` start
+    without torch; any other import of the package imports its face at once."""
+    return bool(sys.argv) and (sys.argv[0] == "-m" or os.path.basename(sys.argv[0]) == "involution")
+
+
+def __getattr__(name: str):
+    if name in _HOMES:
+        value = getattr(importlib.import_module(_HOMES[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'involution' has no attribute {name!r}")
+
+
+if not _starting_the_command_line():
+    from involution.layers import Involution2d, KernelGenerator  # noqa: E402
+    from involution.models import create_model, list_models, load_official_checkpoint  # noqa: E402
+    from involution.ops import involution2d  # noqa: E402

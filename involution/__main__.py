@@ -9,10 +9,10 @@ the others are small tools of the data, the workbook and the deck.
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import sys
 from dataclasses import dataclass
 
-from involution import __version__
 from involution._extras import MissingExtraError
 
 
@@ -53,11 +53,20 @@ COMMANDS = {
 TRAINING_COMMANDS = ("fit", "validate", "test", "predict")
 
 
+def version() -> str:
+    """The installed distribution's version, read without importing the package's heavy parts."""
+    try:
+        return importlib.metadata.version("involution")
+    except importlib.metadata.PackageNotFoundError:  # a checkout on sys.path, not installed
+        from involution import __version__
+        return __version__
+
+
 def help_text() -> str:
     """The top-level help, generated from :data:`COMMANDS`."""
     width = max(map(len, COMMANDS))
     rows = "\n".join(f"  {name:<{width}}  {command.summary}" for name, command in COMMANDS.items())
-    return (f"usage: python -m involution COMMAND [ARGUMENTS]   (involution {__version__})\n\n"
+    return (f"usage: python -m involution COMMAND [ARGUMENTS]   (involution {version()})\n\n"
             f"Commands:\n{rows}\n\n"
             "Add --help after a command for its arguments, e.g. python -m involution fit --help\n"
             "(which also lists the shipped recipes). Example:\n"
@@ -71,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         print(help_text())
         return 0
     if arguments[0] == "--version":
-        print(f"involution {__version__}")
+        print(f"involution {version()}")
         return 0
     name, rest = arguments[0], arguments[1:]
     if name not in COMMANDS:

@@ -207,3 +207,22 @@ except ModuleNotFoundError as error:
     assert "logits (1, 3)" in out and "exit 1" in out
     assert "pip install 'involution[train]'" in printed.stderr  # main's message
     assert "training: Training (involution.train.module) needs lightning" in out
+
+
+@pytest.mark.parametrize("flag", ["--help", "--version"])
+def test_help_and_version_import_neither_torch_nor_lightning(flag):
+    # They took 10-12 s: the whole package, torch and Lightning were imported to print a line.
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "involution", flag], capture_output=True,
+                          text=True, check=True, cwd=REPO)
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    assert "involution" in imported and not imported & {"torch", "lightning", "torchvision", "numpy"}
+    assert "involution" in done.stdout
+
+
+def test_importing_the_package_still_brings_its_face_and_registers_its_operators():
+    # The command line's lazy start must not change `import involution` anywhere else.
+    code = ("import sys, torch, involution; print(sorted(k for k in vars(involution) if not k.startswith('_'))); "
+            "print(hasattr(torch.ops.involution, 'cpu_forward'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert all(name in out.splitlines()[0] for name in involution.__all__)
+    assert out.splitlines()[1] == "True"
