@@ -280,3 +280,17 @@ def test_wandb_time_box_defaults_to_30_seconds(monkeypatch):
     with pytest.raises(ValueError, match="WANDB_INIT_TIMEOUT must be a positive number of "
                                          "seconds, got 'soon'"):
         wandb_init_timeout()
+
+
+def test_wandb_configured_but_not_installed_is_one_line_naming_the_extra(monkeypatch):
+    # wandb (with opentelemetry, pydantic, protobuf) was forced on every training install; it is
+    # now the optional extra `wandb`, and asking for W&B without it says so.
+    import importlib.util
+
+    from involution._extras import MissingExtraError
+    from involution.train.loggers import start_wandb_logger
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else find_spec(name, *a))
+    with pytest.raises(MissingExtraError, match=r"wandb is not installed: pip install 'involution\[wandb\]' to log "
+                                                r"to W&B, or set WANDB_MODE=disabled to log to CSV only"):
+        start_wandb_logger(project="p")

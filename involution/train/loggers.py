@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import io
 import math
 import netrc
@@ -13,6 +14,7 @@ from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
+from involution._extras import MissingExtraError
 from involution.train.runs import write_atomically
 
 __all__ = ["ResumableCSVLogger", "wandb_configured", "wandb_init_timeout", "start_wandb_logger",
@@ -199,6 +201,11 @@ def start_wandb_logger(**kwargs):
     Lightning's first use of the logger, where a failure would abort ``fit``.
     ``kwargs`` go to :class:`~lightning.pytorch.loggers.WandbLogger`.
     """
+    if importlib.util.find_spec("wandb") is None:  # an optional extra: CSV logs need none of it
+        raise MissingExtraError(
+            "W&B is configured here (a login, WANDB_API_KEY or WANDB_MODE), but wandb is not installed: "
+            "pip install 'involution[wandb]' to log to W&B, or set WANDB_MODE=disabled to log to CSV only",
+            name="wandb")
     import wandb
     from lightning.pytorch.loggers import WandbLogger
 
