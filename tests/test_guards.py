@@ -294,3 +294,15 @@ def test_wandb_configured_but_not_installed_is_one_line_naming_the_extra(monkeyp
     with pytest.raises(MissingExtraError, match=r"wandb is not installed: pip install 'involution\[wandb\]' to log "
                                                 r"to W&B, or set WANDB_MODE=disabled to log to CSV only"):
         start_wandb_logger(project="p")
+
+
+@pytest.mark.parametrize("command", ["fit", "test"])
+def test_a_training_command_without_a_recipe_names_the_recipes_in_one_line(command, tmp_path, capsys, monkeypatch):
+    # It said only "the following arguments are required: fit.data.root".
+    from involution.__main__ import main
+    monkeypatch.chdir(tmp_path)
+    assert main([command]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {command} needs a recipe: add --config RECIPE, one of ") and "\n" not in err
+    assert "shapes" in err and "quick_sample" in err
+    assert not list(tmp_path.iterdir())
