@@ -277,3 +277,20 @@ def test_double_backward_works_with_unfold_and_elsewhere_says_to_use_it(impl):
     assert gradient_penalty("unfold").abs().sum() > 0
     with pytest.raises(NotImplementedError, match=f"{impl!r} implementation has no double backward.*impl='unfold'"):
         gradient_penalty(impl)
+
+
+def test_the_first_compile_says_so_in_one_line_and_a_cached_build_says_nothing(tmp_path, monkeypatch, capsys):
+    # The first forward compiled the C++ kernel for about 6 s with no word.
+    import subprocess
+
+    from involution.ops import cpu
+    monkeypatch.setenv("INVOLUTION_CACHE", str(tmp_path))
+
+    def fake_compiler(command, **kwargs):
+        Path(command[command.index("-o") + 1]).write_bytes(b"built")
+    monkeypatch.setattr(subprocess, "run", fake_compiler)
+    cpu._build("c++", ["-O2"])
+    err = capsys.readouterr().err
+    assert err.startswith("involution: compiling the CPU kernel for this machine") and err.count("\n") == 1
+    cpu._build("c++", ["-O2"])
+    assert capsys.readouterr().err == ""

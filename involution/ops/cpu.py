@@ -21,6 +21,7 @@ import os
 import platform
 import shutil
 import subprocess
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -73,6 +74,9 @@ def _build(compiler: str, flags: list[str]) -> Path:
     if target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
+    # Seconds of silence otherwise, once per machine and compiler: say what is happening.
+    print("involution: compiling the CPU kernel for this machine (once per machine, a few seconds) ...",
+          file=sys.stderr, flush=True)
     # Build beside the target, then rename: concurrent first uses (data-loader
     # workers, parallel tests) never load a half-written file.
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
