@@ -13,6 +13,7 @@ import importlib.metadata
 import sys
 from dataclasses import dataclass
 
+from involution._checkout import checkout_of_this_package
 from involution._extras import MissingExtraError
 
 
@@ -23,6 +24,7 @@ class Command:
     usage: str
     summary: str
     target: str
+    maintainer: bool = False  # works on a clone of the repository: listed only where the package runs from one
 
     def load(self):
         module, function = self.target.split(":")
@@ -48,7 +50,7 @@ COMMANDS = {
     "deck": Command("[--slides FOLDER] [--no-pdf]", "build the slide deck (HTML and PDF) from slides/",
                     "involution.workbook.deck:main"),
     "set-repo": Command("[URL]", "write the repository's address into pyproject.toml and the notebooks' "
-                                 "Colab lines", "involution.workbook.colab:main"),
+                                 "Colab lines", "involution.workbook.colab:main", maintainer=True),
 }
 TRAINING_COMMANDS = ("fit", "validate", "test", "predict")
 
@@ -64,8 +66,10 @@ def version() -> str:
 
 def help_text() -> str:
     """The top-level help, generated from :data:`COMMANDS`."""
-    width = max(map(len, COMMANDS))
-    rows = "\n".join(f"  {name:<{width}}  {command.summary}" for name, command in COMMANDS.items())
+    shown = {name: command for name, command in COMMANDS.items()
+             if not command.maintainer or checkout_of_this_package() is not None}
+    width = max(map(len, shown))
+    rows = "\n".join(f"  {name:<{width}}  {command.summary}" for name, command in shown.items())
     return (f"usage: python -m involution COMMAND [ARGUMENTS]   (involution {version()})\n\n"
             f"Commands:\n{rows}\n\n"
             "Add --help after a command for its arguments, e.g. python -m involution fit --help\n"

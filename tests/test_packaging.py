@@ -229,3 +229,19 @@ def test_importing_the_package_still_brings_its_face_and_registers_its_operators
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert all(name in out.splitlines()[0] for name in involution.__all__)
     assert out.splitlines()[1] == "True"
+
+
+def test_maintainer_commands_are_listed_only_in_a_checkout_and_fail_cleanly_outside_one(monkeypatch, capsys):
+    # set-repo, installed from a wheel, was listed and printed a traceback.
+    from involution import __main__ as cli
+    from involution.workbook import colab
+    assert "set-repo" in cli.help_text()
+    monkeypatch.setattr(cli, "checkout_of_this_package", lambda: None)
+    assert "set-repo" not in cli.help_text() and "fit" in cli.help_text()
+
+    def no_clone(*args):
+        raise FileNotFoundError("no checkout")
+    monkeypatch.setattr(colab, "repo_root", no_clone)
+    assert cli.main(["set-repo", "https://github.com/me/involution"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: set-repo rewrites a clone of the repository") and "\n" not in err

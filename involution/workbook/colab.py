@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 from pathlib import Path
 
 from involution.workbook.repository import NOTEBOOKS, PYPROJECT, is_placeholder, repo_root, repository_url
@@ -111,13 +112,19 @@ def main(argv: list[str] | None = None) -> int:
                     "(badge and set-up cell). Without URL, rewrite the notebooks from the address as it is.")
     parser.add_argument("url", nargs="?", help="https://github.com/NAME/involution")
     args = parser.parse_args(argv)
+    try:
+        root = repo_root()
+    except FileNotFoundError:
+        print("error: set-repo rewrites a clone of the repository (its pyproject.toml and notebooks), and none "
+              "was found here or around the installed package: run it inside a clone (git clone URL; cd involution)",
+              file=sys.stderr)
+        return 2
     if args.url is not None:
         try:
-            changed = set_repo(args.url)
+            changed = set_repo(args.url, root)
         except ValueError as error:
             parser.error(str(error))
     else:
-        root = repo_root()
         changed = [nb for nb in sorted((root / NOTEBOOKS).glob("*.ipynb")) if write_cells(nb, repository_url())]
     print("\n".join(f"rewrote {path}" for path in changed) or "nothing to change")
     if args.url is not None and any(path.name == PYPROJECT.name for path in changed):

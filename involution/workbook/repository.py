@@ -16,6 +16,8 @@ from pathlib import Path
 
 import tomllib
 
+from involution._checkout import NOTEBOOKS, PYPROJECT, checkout_of_this_package, is_repo_root
+
 __all__ = ["PLACEHOLDER_URL", "COLAB_CHECKOUT", "NOTEBOOKS", "SLIDES", "PYPROJECT", "repo_root", "repository_url",
            "is_placeholder"]
 
@@ -23,13 +25,7 @@ __all__ = ["PLACEHOLDER_URL", "COLAB_CHECKOUT", "NOTEBOOKS", "SLIDES", "PYPROJEC
 PLACEHOLDER_URL = "https://github.com/OWNER/involution"
 COLAB_CHECKOUT = Path("/content/involution")  # where Colab keeps the clone
 # The committed folders the workbook uses, relative to the repository's root.
-NOTEBOOKS = Path("notebooks")
 SLIDES = Path("slides")
-PYPROJECT = Path("pyproject.toml")
-
-
-def _is_repo_root(path: Path) -> bool:
-    return (path / PYPROJECT).is_file() and (path / "involution").is_dir() and (path / NOTEBOOKS).is_dir()
 
 
 def repo_root(start: str | os.PathLike | None = None) -> Path:
@@ -43,17 +39,12 @@ def repo_root(start: str | os.PathLike | None = None) -> Path:
     starts += [Path(__file__).resolve().parent, COLAB_CHECKOUT]
     for origin in starts:
         for candidate in (origin, *origin.parents):
-            if _is_repo_root(candidate):
+            if is_repo_root(candidate):
                 return candidate
     raise FileNotFoundError(
         f"no checkout of the involution repository found above {starts[0]} or the installed "
         "package: the notebooks need its committed results in slides/. Run them from a clone of "
         f"{repository_url()}.")
-
-
-def _checkout_of_this_package() -> Path | None:
-    root = Path(__file__).resolve().parents[2]
-    return root if _is_repo_root(root) else None
 
 
 def repository_url() -> str:
@@ -62,7 +53,7 @@ def repository_url() -> str:
     Read from the checkout this package runs from (an editable install, a
     clone), else from the installed package's metadata.
     """
-    checkout = _checkout_of_this_package()
+    checkout = checkout_of_this_package()
     if checkout is not None:
         urls = tomllib.loads((checkout / PYPROJECT).read_text())["project"].get("urls", {})
         if "Repository" in urls:
