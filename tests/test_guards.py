@@ -195,8 +195,9 @@ def test_non_finite_validation_loss_stops_the_run_without_a_best_checkpoint(tmp_
     with pytest.raises(NonFiniteLossError) as error:
         run_cli(args)
     run_dir = only_run_dir(tmp_path)
-    saved = run_dir / "checkpoints" / "nonfinite-val-epoch0.ckpt"
-    assert str(error.value).startswith("non-finite validation loss (nan) after epoch 0")
+    # Epochs counted from 1, as the per-epoch lines ("epoch 1/1: ...") count them.
+    saved = run_dir / "checkpoints" / "nonfinite-val-epoch1.ckpt"
+    assert str(error.value).startswith("non-finite validation loss (nan) after epoch 1 ")
     assert str(saved) in str(error.value)
     # Neither the training-loss check fired (no nonfinite-step*.ckpt) nor ModelCheckpoint.
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == [saved.name]
@@ -226,9 +227,9 @@ def test_nan_validation_accuracy_is_caught_before_model_checkpoint(tmp_path):
                                                    mode="max", save_last=True),
                                    NonFiniteLossGuard()])
     with pytest.raises(NonFiniteLossError, match=r"^non-finite validation val/top1 \(nan\) "
-                                                 "after epoch 0"):
+                                                 "after epoch 1 "):
         trainer.fit(NanAccuracy("resnet26", num_classes=3), loader, loader)
-    assert sorted(p.name for p in checkpoints.iterdir()) == ["nonfinite-val-epoch0.ckpt"]
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["nonfinite-val-epoch1.ckpt"]
 
 
 # -- a configured W&B whose server cannot be reached -------------------------------------------

@@ -866,3 +866,32 @@ def test_two_process_ddp_run_writes_each_file_once_with_metrics_over_all_process
     data = Caltech256DataModule("sample", image_size=32, num_workers=0)
     data.setup("predict")
     assert [row["path"] for row in rows] == [str(path) for path, _ in data.test_dataset.samples]
+
+
+# -- epochs are counted from 1 wherever the command line prints one ----------------------------
+
+
+def test_the_resume_of_the_log_names_the_epoch_as_the_epoch_lines_do(tmp_path, capsys):
+    # metrics.csv counts epochs from 0; a resume from the checkpoint of the second epoch
+    # ("epoch 2/3" when it was trained) said "Resuming after epoch 1".
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "metrics.csv").write_text("epoch,step,val/top1\n0,0,0.1\n1,1,0.2\n2,2,0.3\n")
+    ResumableCSVLogger(save_dir=tmp_path, name="", version="run", keep_through_epoch=1)
+    out = capsys.readouterr().out
+    assert out.startswith("Resuming after epoch 2: 1 rows of later epochs are dropped")
+
+
+def test_a_resume_with_other_settings_names_the_checkpoints_epoch_from_1(capsys):
+    # Lightning's checkpoint of the third epoch records epoch 2; the message said "of epoch 2".
+    from jsonargparse import Namespace
+
+    from involution.train.cli import InvolutionCLI
+    cli = object.__new__(InvolutionCLI)
+    cli._asked_model = Namespace(model_name="resnet26", optimizer=Namespace(lr=0.5))
+    cli.config = {"fit": {"model": Namespace(model_name="resnet26", optimizer=Namespace(lr=0.002))}}
+    cli._checkpoint = {"epoch": 2, "hyper_parameters": {"model_name": "resnet26", "optimizer": {"lr": 0.002}}}
+    cli.before_instantiate_classes()
+    out = capsys.readouterr().out
+    assert out.startswith("This fit goes on from the checkpoint of epoch 3 with settings that differ")
+    assert "model.optimizer.lr: 0.002 -> 0.5" in out

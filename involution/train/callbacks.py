@@ -80,7 +80,7 @@ class NonFiniteLossGuard(Callback):
         path = self._save(trainer, f"nonfinite-step{trainer.global_step}.ckpt")
         raise NonFiniteLossError(
             f"non-finite loss ({loss.item()}) at global step {trainer.global_step} (epoch "
-            f"{trainer.current_epoch}); the weights before this step are saved in {path}. "
+            f"{trainer.current_epoch + 1}); the weights before this step are saved in {path}. "
             + self.ADVICE)
 
     def on_validation_end(self, trainer, pl_module):
@@ -92,9 +92,10 @@ class NonFiniteLossGuard(Callback):
             return
         what = (f"loss ({bad['val/loss']})" if "val/loss" in bad else
                 ", ".join(f"{name} ({value})" for name, value in bad.items()))
-        path = self._save(trainer, f"nonfinite-val-epoch{trainer.current_epoch}.ckpt")
+        # Epochs are counted from 1 wherever the command line names one (as its per-epoch lines do).
+        path = self._save(trainer, f"nonfinite-val-epoch{trainer.current_epoch + 1}.ckpt")
         raise NonFiniteLossError(
-            f"non-finite validation {what} after epoch {trainer.current_epoch} (global step "
+            f"non-finite validation {what} after epoch {trainer.current_epoch + 1} (global step "
             f"{trainer.global_step}) although the training loss stayed finite: the weights have "
             f"diverged. They are saved in {path}; no best.ckpt comes from this epoch. "
             + self.ADVICE)

@@ -458,7 +458,7 @@ class InvolutionCLI(LightningCLI):
         if self._resume_changes:
             listed = ", ".join(f"{name}: {old!r} -> {new!r}" for name, (old, new) in self._resume_changes.items())
             with _rank_zero_speaks():
-                print(f"This fit goes on from the checkpoint of epoch {self._checkpoint['epoch']} with "
+                print(f"This fit goes on from the checkpoint of epoch {self._checkpoint['epoch'] + 1} with "
                       f"settings that differ from the checkpoint's; they apply from here on (the "
                       f"optimiser's state is kept, with these settings): {listed}")
 

@@ -129,7 +129,8 @@ class ResumableCSVLogger(CSVLogger):
             else:
                 dropped += 1
         if dropped:
-            print(f"Resuming after epoch {self.keep_through_epoch}: {dropped} rows of later epochs "
+            # The log's epochs count from 0, the messages' from 1 (as the per-epoch lines do).
+            print(f"Resuming after epoch {int(self.keep_through_epoch) + 1}: {dropped} rows of later epochs "
                   f"are dropped from {path}, since those epochs are trained again.")
         return header, kept, dropped > 0 or cut_off
 

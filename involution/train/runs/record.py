@@ -49,7 +49,7 @@ class RunResults:
     epochs_trained: int | None = None  # None: no fit ended in this folder (an evaluation's record)
     best_val_top1: float | None = None
     best_val_top5: float | None = None
-    best_epoch: int | None = None
+    best_epoch: int | None = None  # counted from 0, as metrics.csv and Lightning count; messages print it + 1
     test_top1: float | None = None
     test_top5: float | None = None
     test_checkpoint: str | None = None

@@ -150,7 +150,7 @@ class RunSummary(Callback):
             setattr(results, key, value)
         if results.test_top1 is not None and not self._test_still_holds(results, best_epoch_before):
             _say(f"The run's test result came from {results.test_checkpoint}, which this fit has "
-                 f"replaced (best.ckpt now holds epoch {results.best_epoch}): test_top1/test_top5 are "
+                 f"replaced (best.ckpt now holds epoch {results.best_epoch + 1}): test_top1/test_top5 are "
                  "cleared from results.json until you test it again; the earlier test stays under "
                  "'evaluations'.")
             results.test_top1 = results.test_top5 = results.test_checkpoint = None
