@@ -124,13 +124,31 @@ class EpochPrinter(Callback):
         if (trainer.sanity_checking or trainer.state.fn != "fit" or trainer.progress_bar_callback
                 is not None or not trainer.is_global_zero or self._start is None):
             return
-        metrics = trainer.callback_metrics
         # (The epoch's training averages are only aggregated after validation: metrics.csv has them.)
-        parts = [f"{label} {float(metrics[key]) * scale:{spec}}{unit}" for key, label, scale, spec, unit in (
-            ("val/loss", "val loss", 1, ".3f", ""), ("val/top1", "val top-1", 100, ".1f", "%"))
-            if key in metrics]
-        print(f"  epoch {trainer.current_epoch + 1}/{trainer.max_epochs}: {', '.join(parts)} "
+        parts = format_metrics(trainer.callback_metrics, "val", ("loss", "top1"))
+        print(f"  epoch {trainer.current_epoch + 1}/{trainer.max_epochs}: {parts} "
               f"({time.perf_counter() - self._start:.0f} s)", flush=True)
+
+
+# How the command line prints a metric (logged as a fraction, printed in %): one format for the
+# per-epoch lines and the results of validate and test.
+METRIC_FORMATS = {"loss": ("loss", 1, ".3f", ""), "top1": ("top-1", 100, ".1f", "%"),
+                  "top5": ("top-5", 100, ".1f", "%")}
+
+
+def format_metrics(metrics, stage: str, names=("loss", "top1", "top5")) -> str:
+    """``"val loss 2.295, val top-1 18.8%"``: the ``stage/name`` metrics that are present."""
+    return ", ".join(f"{stage} {label} {float(metrics[f'{stage}/{name}']) * scale:{spec}}{unit}"
+                     for name in names if f"{stage}/{name}" in metrics
+                     for label, scale, spec, unit in [METRIC_FORMATS[name]])
+
+
+def results_line(metrics, stage: str) -> str:
+    """What validate and test print: ``"Results: test loss 2.296, test top-1 15.0%, test top-5
+    60.0% (20 images)"``, in the per-epoch lines' units (Lightning's table gives fractions)."""
+    images = metrics.get(f"{stage}/images")
+    counted = f" ({int(images)} images)" if images is not None else ""
+    return f"Results: {format_metrics(metrics, stage)}{counted}"
 
 
 class PredictionWriter(BasePredictionWriter):

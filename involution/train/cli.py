@@ -357,7 +357,8 @@ class InvolutionCLI(LightningCLI):
     def _prepare_subcommand_kwargs(self, subcommand: str) -> dict:
         kwargs = super()._prepare_subcommand_kwargs(subcommand)
         if subcommand in ("validate", "test"):  # Lightning's own flag for this is our --verbose
-            kwargs["verbose"] = self.config[subcommand].get("print_results", True)
+            # Its table prints fractions; after_fit prints the results in the epoch lines' units.
+            kwargs["verbose"] = False
         return kwargs
 
     def init_parser(self, **kwargs):
@@ -381,8 +382,8 @@ class InvolutionCLI(LightningCLI):
                                  "its notes and tips (by default only the run, its results and "
                                  "the warnings that point at a problem).")
         parser.add_argument("--print_results", type=bool, default=True,
-                            help="validate/test: print the results table (a notebook that prints "
-                                 "the results itself passes false).")
+                            help="validate/test: print the results line (loss, top-1 and top-5 in percent; a "
+                                 "notebook that prints the results itself passes false).")
         parser.add_argument("--kernel_stats_every_n_steps", type=int, default=50,
                             help="How often KernelStatsMonitor records the involution kernels' "
                                  "std and max |value| (they reach metrics.csv at the trainer's "
@@ -545,6 +546,10 @@ class InvolutionCLI(LightningCLI):
 
     # LightningCLI calls after_<command> once the command is done.
     def after_fit(self) -> None:
+        if (self.subcommand in ("validate", "test") and self.config[self.subcommand].get("print_results", True)
+                and self.trainer.is_global_zero):
+            from involution.train.callbacks import results_line
+            print(results_line(self.trainer.callback_metrics, "val" if self.subcommand == "validate" else "test"))
         finish_wandb_run()
 
     after_validate = after_test = after_predict = after_fit
