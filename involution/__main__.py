@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from involution._checkout import checkout_of_this_package
 from involution._extras import MissingExtraError
+from involution._notices import new_command
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: unknown command {name!r}; choose one of {', '.join(COMMANDS)} "
               "(python -m involution --help says what each does)", file=sys.stderr)
         return 2
+    new_command()  # its notices (the sample set's disclaimer) are said once in this command
     try:
         run = COMMANDS[name].load()
         if name in TRAINING_COMMANDS:

@@ -670,12 +670,13 @@ def test_sample_set_files_and_split_are_committed_and_valid():
     assert load_split(sample_data_root() / "split.csv") == make_split(relative)
 
 
-def test_sample_set_batches(capsys, monkeypatch):
-    monkeypatch.setattr(data.module, "_notice_shown", False)
+def test_sample_set_batches(capsys):
+    from involution._notices import new_command
+    new_command()
     dm = Caltech256DataModule("sample", image_size=32, batch_size=8, num_workers=0)
     assert data.SAMPLE_SET_NOTICE in capsys.readouterr().out
     Caltech256DataModule("sample", image_size=32, num_workers=0)
-    assert capsys.readouterr().out == ""  # the notice is shown once
+    assert capsys.readouterr().out == ""  # the notice is shown once a command
     assert dm.is_sample_set and dm.num_classes == 10
     assert dm.class_names[:2] == ["astronaut", "cat"]
     assert data.class_names("sample") == dm.class_names  # the same list without a data module

@@ -411,8 +411,43 @@ def test_the_command_line_shows_the_run_and_not_the_libraries_chatter(tmp_path):
     assert f"best val top-1 {json.loads((run_dir / 'results.json').read_text())['best_val_top1']:.1%}" in fit
     assert str(best) in fit  # what to evaluate next
     test = run_command("test", *common, "--ckpt_path", str(best))
-    assert "test/top1" in test  # the results
+    assert "Results: test loss " in test and "test top-1 " in test  # the results, in % as the epoch lines
     for chatter in LIBRARY_CHATTER:
         assert chatter not in fit and chatter not in test, chatter
     verbose = run_command("validate", *common, "--ckpt_path", str(best), "--verbose")
     assert "GPU available:" in verbose
+
+
+def test_a_command_says_the_sample_set_disclaimer_once_and_every_line_speaks_the_same_units(tmp_path, capsys):
+    # Epochs counted from 1 and accuracies in % in the epoch lines, the Done: line and the results
+    # of validate and test (Lightning's table printed test/top1 0.15); the sample set's disclaimer
+    # once in each command, also in the second command of one process (it was said once a process).
+    from involution.data import SAMPLE_SET_NOTICE
+    assert main(quick_args(tmp_path, "--trainer.max_epochs", "2", "--trainer.limit_train_batches", "1",
+                           "--trainer.limit_val_batches", "1")) == 0
+    out = capsys.readouterr().out
+    assert out.count(SAMPLE_SET_NOTICE) == 1
+    run_dir = only_run_dir(tmp_path)
+    results = json.loads((run_dir / "results.json").read_text())
+    epoch_lines = [line.strip() for line in out.splitlines() if line.startswith("  epoch ")]
+    assert [line.split(":")[0] for line in epoch_lines] == ["epoch 1/2", "epoch 2/2"]
+    best_epoch, best = results["best_epoch"] + 1, f"{results['best_val_top1']:.1%}"
+    assert f"val top-1 {best} (" in epoch_lines[best_epoch - 1]
+    assert f"Done: best val top-1 {best} (epoch {best_epoch}), checkpoint" in out
+
+    checkpoint = str(run_dir / "checkpoints" / "best.ckpt")
+    assert main(quick_args(tmp_path, "--ckpt_path", checkpoint, "--trainer.limit_val_batches", "1",
+                           command="validate")) == 0  # the batch the fit validated on
+    out = capsys.readouterr().out
+    assert out.count(SAMPLE_SET_NOTICE) == 1 and "Validate metric" not in out
+    (line,) = [line for line in out.splitlines() if line.startswith("Results:")]
+    assert line.startswith("Results: val loss ") and line.endswith(
+        f", val top-1 {best}, val top-5 {results['best_val_top5']:.1%}")
+
+    assert main(quick_args(tmp_path, "--ckpt_path", checkpoint, command="test")) == 0
+    out = capsys.readouterr().out
+    results = json.loads((run_dir / "results.json").read_text())
+    assert out.count(SAMPLE_SET_NOTICE) == 1 and "Test metric" not in out
+    (line,) = [line for line in out.splitlines() if line.startswith("Results:")]
+    assert line.startswith("Results: test loss ") and line.endswith(
+        f", test top-1 {results['test_top1']:.1%}, test top-5 {results['test_top5']:.1%} (20 images)")

@@ -17,6 +17,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_only
 from torch.utils.data import DataLoader, Dataset
 
+from involution._notices import say_once
 from involution.data.constants import DATA_KINDS, SAMPLE_SET_NOTICE
 from involution.data.download import download_caltech256
 from involution.data.images import ImageListDataset
@@ -50,16 +51,12 @@ from involution.data.splits import (
 DEFAULT_NUM_WORKERS = min(4, os.cpu_count() or 1)
 MAX_NAMES_SHOWN = 12  # class names listed in a message, at most
 
-_notice_shown = False
-
 
 @rank_zero_only
 def _announce_sample_set() -> None:
-    """Print SAMPLE_SET_NOTICE, once per process."""
-    global _notice_shown
-    if not _notice_shown:
-        print(SAMPLE_SET_NOTICE)
-        _notice_shown = True
+    """Print SAMPLE_SET_NOTICE once per command (the command line starts each with
+    :func:`involution._notices.new_command`), not once per data module."""
+    say_once("sample set", SAMPLE_SET_NOTICE)
 
 
 def _check_positive_int(name: str, value, minimum: int = 1) -> None:
