@@ -1,5 +1,6 @@
 """Guards and clear errors: bad sizes, bad checkpoints, half-precision accuracy,
 diverging runs and an unreachable W&B server."""
+import os
 import socket
 import time
 import warnings
@@ -307,3 +308,26 @@ def test_a_training_command_without_a_recipe_names_the_recipes_in_one_line(comma
     assert err.startswith(f"error: {command} needs a recipe: add --config RECIPE, one of ") and "\n" not in err
     assert "shapes" in err and "quick_sample" in err
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("wandb_mode", ["", "offline"])
+def test_training_runs_without_wandb_installed_and_asking_for_it_is_one_line(tmp_path, wandb_mode):
+    # wandb hidden as if not installed (the [wandb] extra left out): runs log to CSV; a W&B
+    # configuration (here WANDB_MODE=offline) is one error line naming the extra, no traceback.
+    import subprocess
+    import sys
+
+    from test_training import REPO
+    args = quick_args(tmp_path, "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "1",
+                      "--trainer.limit_val_batches", "1")
+    code = f"import sys; sys.modules['wandb'] = None; from involution.__main__ import main; sys.exit(main({args!r}))"
+    env = {key: value for key, value in os.environ.items() if not key.startswith("WANDB_")}
+    env.update(HOME=str(tmp_path), PYTHONPATH=str(REPO), **({"WANDB_MODE": wandb_mode} if wandb_mode else {}))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
+    if not wandb_mode:
+        assert done.returncode == 0, done.stderr
+        assert "Logging to CSV only" in done.stdout and (only_run_dir(tmp_path) / "metrics.csv").is_file()
+    else:
+        assert done.returncode == 1 and "Traceback" not in done.stderr
+        (line,) = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+        assert "wandb is not installed: pip install 'involution[wandb]'" in line
