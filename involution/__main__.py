@@ -78,6 +78,13 @@ def help_text() -> str:
             "  python -m involution fit --config shapes --model.model_name resnet26")
 
 
+def names_no_settings(arguments: list[str]) -> bool:
+    """True for a training command's arguments that give neither a config nor the data: nothing to run."""
+    return not any(a in ("-h", "--help", "-c", "--config", "--print_config") or
+                   a.startswith(("--config=", "--print_config", "--data.root", "--data=", "--data "))
+                   for a in arguments)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run a command: ``argv`` as on the command line, or the command line itself when None."""
     arguments = sys.argv[1:] if argv is None else list(argv)
@@ -91,6 +98,14 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"error: unknown command {name!r}; choose one of {', '.join(COMMANDS)} "
               "(python -m involution --help says what each does)", file=sys.stderr)
+        return 2
+    if name in TRAINING_COMMANDS and names_no_settings(rest):
+        # jsonargparse would say only "required: fit.data.root", after seconds of importing
+        # Lightning: the usual start is a recipe (the recipes' folder is read without torch).
+        from involution.train.configs import list_configs
+        print(f"error: {name} needs a recipe: add --config RECIPE, one of {', '.join(list_configs())} "
+              "(or a YAML file of your own), or at least --data.root FOLDER; "
+              f"python -m involution {name} --help says more", file=sys.stderr)
         return 2
     new_command()  # its notices (the sample set's disclaimer) are said once in this command
     try:

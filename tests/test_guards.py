@@ -310,6 +310,20 @@ def test_a_training_command_without_a_recipe_names_the_recipes_in_one_line(comma
     assert not list(tmp_path.iterdir())
 
 
+def test_a_training_command_without_a_recipe_answers_before_importing_lightning(tmp_path):
+    # The one line came after seconds of importing torch and Lightning.
+    import subprocess
+    import sys
+
+    from test_training import REPO
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "involution", "fit"], capture_output=True,
+                          text=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)})
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    (error,) = [line for line in done.stderr.splitlines() if not line.startswith("import time:")]
+    assert done.returncode == 2 and error.startswith("error: fit needs a recipe: add --config RECIPE, one of ")
+    assert "involution.train.configs" in imported and not imported & {"torch", "lightning"}
+
+
 @pytest.mark.parametrize("wandb_mode", ["", "offline"])
 def test_training_runs_without_wandb_installed_and_asking_for_it_is_one_line(tmp_path, wandb_mode):
     # wandb hidden as if not installed (the [wandb] extra left out): runs log to CSV; a W&B

@@ -624,23 +624,10 @@ def fit_summary(cli: InvolutionCLI, args: list[str]) -> str | None:
             f"checkpoint {best}\nTest it: {shlex.join(test)}")
 
 
-def _names_no_settings(arguments: list[str]) -> bool:
-    """True for a training command given neither a config nor the data: nothing to run."""
-    return not any(a in ("-h", "--help", "-c", "--config", "--print_config") or
-                   a.startswith(("--config=", "--print_config", "--data.root", "--data=", "--data "))
-                   for a in arguments)
-
-
 def main(argv: list[str] | None = None) -> int:
     """``python -m involution fit|validate|test|predict ...``: ``argv`` starts with the command;
     None reads the command line."""
-    arguments = sys.argv[1:] if argv is None else list(argv)
-    if arguments and _names_no_settings(arguments[1:]):
-        # jsonargparse would say only "required: fit.data.root": the usual start is a recipe.
-        print(f"error: {arguments[0]} needs a recipe: add --config RECIPE, one of {', '.join(list_configs())} "
-              "(or a YAML file of your own), or at least --data.root FOLDER; "
-              f"python -m involution {arguments[0]} --help says more", file=sys.stderr)
-        return 2
+    # (A command without a recipe or data is answered by involution.__main__, before Lightning loads.)
     try:
         cli = run_cli(argv)
     except (CheckpointError, FileNotFoundError) as error:
