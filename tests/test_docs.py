@@ -4,7 +4,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import involution
 from involution.__main__ import COMMANDS
+from involution.models import list_models
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
@@ -25,6 +27,23 @@ def test_the_site_builds_in_strict_mode_with_the_notebooks(tmp_path):
     api = (tmp_path / "_api" / "involution.models.factory.html").read_text()
     assert "Build a registered model by name" in api  # generated from the docstring
     assert "Targets" in (tmp_path / "performance.html").read_text()  # the benchmark's tables
+    # Math: MyST's dollarmath renders $...$ and $$...$$ (pages and notebooks); none is left as text.
+    pages = sorted(tmp_path.rglob("*.html"))
+    assert [page.relative_to(tmp_path) for page in pages if "$$" in page.read_text()] == []
+    assert 'class="math' in (tmp_path / "notebooks" / "01_involution_kernel.html").read_text()
+    # Each notebook's Colab set-up cell is folded away (its code under a "show" toggle).
+    for notebook in sorted((REPO / "notebooks").glob("*.ipynb")):
+        page = (tmp_path / "notebooks" / f"{notebook.stem}.html").read_text()
+        cells = page.split('<div class="cell ')
+        setup = [cell for cell in cells if "Colab: install this project" in cell]
+        assert setup and all(cell.startswith("tag_hide-input") and "<details" in cell for cell in setup), \
+            notebook.name
+    # The public names have their own entries in the API reference, and the model table is there.
+    api = (tmp_path / "api.html").read_text()
+    assert all(f'id="involution.{name}"' in api for name in involution.__all__)
+    models = (tmp_path / "models.html").read_text()
+    assert all(f"<code class=\"docutils literal notranslate\"><span class=\"pre\">{name}</span></code>" in models
+               for name in list_models())
 
 
 def test_the_install_page_lists_every_command_as_the_command_line_does():
@@ -66,3 +85,74 @@ def test_the_performance_figures_are_what_the_benchmark_writes_from_its_saved_re
     assert benchmark.headline(result) in readme
     if main_job.sentence():
         assert main_job.sentence() in readme
+
+
+def docs_conf():
+    """docs/conf.py as a module (what the build runs)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("docs_conf", DOCS / "conf.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_site_folds_each_notebooks_colab_set_up_cell_and_nothing_else():
+    import json
+
+    from involution.workbook.colab import SETUP_MARKER
+    conf = docs_conf()
+    for notebook in sorted((REPO / "notebooks").glob("*.ipynb")):
+        original = json.loads(notebook.read_text())
+        copy = json.loads(conf.site_copy(notebook.read_text()))
+        tagged = [i for i, cell in enumerate(copy["cells"]) if "hide-input" in cell["metadata"].get("tags", [])]
+        setup = [i for i, cell in enumerate(original["cells"]) if cell["cell_type"] == "code"
+                 and "".join(cell["source"]).startswith(SETUP_MARKER)]
+        assert tagged == setup and len(setup) == 1, notebook.name
+        for i in tagged:  # only the tag differs
+            copy["cells"][i]["metadata"]["tags"].remove("hide-input")
+        assert [c["source"] for c in copy["cells"]] == [c["source"] for c in original["cells"]]
+
+
+def test_the_model_table_lists_every_registered_model_with_the_reported_accuracies():
+    from involution.analysis.complexity import format_model_table, model_table
+    from involution.models import model_info
+    rows = model_table()
+    assert [row["model"] for row in rows] == list_models()
+    table = format_model_table(rows)
+    assert "<!-- models:table -->" in (DOCS / "models.md").read_text()
+    for name in list_models():
+        line = next(line for line in table.splitlines() if line.startswith(f"| `{name}` |"))
+        reported = model_info(name).reported
+        if reported is not None and reported.top1 is not None:
+            assert f"{reported.top1:.2f}% ({reported.source})" in line
+            assert reported.citation in table
+        else:
+            assert line.endswith("| - |")
+
+
+def test_the_api_page_lists_the_package_face_under_its_public_names():
+    page = (DOCS / "api.md").read_text()
+    documented = re.findall(r"^\.\. auto(?:function|class):: involution\.(\w+)$", page, re.M)
+    assert documented == list(involution.__all__)
+
+
+def test_the_index_opens_with_the_install_and_an_example_that_runs(tmp_path):
+    import torch
+    from PIL import Image
+
+    from involution.models import create_model
+    page = (DOCS / "index.md").read_text()
+    assert page.index("pip install torch torchvision --index-url https://download.pytorch.org/whl/cpu") \
+        < page.index("```python") < page.index("./run.sh")
+    assert "(install.md)" in page.split("```python")[0]
+    example = page.split("```python\n", 1)[1].split("```", 1)[0]
+    assert len(example.strip().splitlines()) <= 5
+    # Run it as written, in a folder with a photo and a checkpoint (random weights in the official
+    # mmcls names: the example loads the official file the same way).
+    Image.new("RGB", (320, 240), (200, 120, 40)).save(tmp_path / "cat.jpg")
+    state = {("backbone." + key if not key.startswith("fc.") else "head." + key): value
+             for key, value in create_model("rednet26").state_dict().items()}
+    torch.save({"state_dict": state}, tmp_path / "rednet26.pth")
+    printed = subprocess.run([sys.executable, "-c", example], capture_output=True, text=True, cwd=tmp_path)
+    assert printed.returncode == 0, printed.stderr[-3000:]
+    assert "values=" in printed.stdout and "indices=" in printed.stdout

@@ -245,3 +245,22 @@ def test_maintainer_commands_are_listed_only_in_a_checkout_and_fail_cleanly_outs
     assert cli.main(["set-repo", "https://github.com/me/involution"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: set-repo rewrites a clone of the repository") and "\n" not in err
+
+
+def test_installing_beside_this_environments_torch_keeps_it(tmp_path):
+    # What the install pages promise: torch >= 2.4 with its torchvision >= 0.19 already installed
+    # is kept. pip is asked (dry run, no index: nothing beyond what is installed may be needed)
+    # to install the package with its core requirements into this environment; its report must
+    # list the package alone, no torch, torchvision or nvidia-* wheel.
+    import setuptools
+    if int(setuptools.__version__.split(".")[0]) < 77:
+        pytest.skip("the build needs setuptools >= 77 in this environment (--no-build-isolation)")
+    source = tmp_path / "source"
+    shutil.copytree(REPO / "involution", source / "involution", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md", "LICENSE", "MANIFEST.in"):
+        shutil.copyfile(REPO / name, source / name)
+    report = tmp_path / "report.json"
+    run(sys.executable, "-m", "pip", "install", "--dry-run", "--quiet", "--no-index", "--no-build-isolation",
+        "--report", str(report), str(source), cwd=tmp_path)
+    installs = [item["metadata"]["name"] for item in json.loads(report.read_text())["install"]]
+    assert installs == ["involution"]

@@ -31,7 +31,8 @@ from torch import nn
 from involution.layers import Involution2d
 
 __all__ = ["Complexity", "MAC_TYPES", "count_complexity", "count_parameters", "complexity_table",
-           "format_complexity_table", "operator_costs", "format_operator_costs"]
+           "format_complexity_table", "model_table", "format_model_table", "operator_costs",
+           "format_operator_costs"]
 
 
 MAC_TYPES = ("conv", "linear", "involution")
@@ -194,6 +195,47 @@ def format_complexity_table(rows: list[dict], input_size=(3, 224, 224)) -> str:
         "reported by Li et al. (CVPR 2021), official model zoo (mmcv-style); 'torchvision':",
         "reported in torchvision's weight metadata (MACs only, compared with GMACs).",
     ]
+    return "\n".join(lines)
+
+
+def model_table(input_size=(3, 224, 224)) -> list[dict]:
+    """One row per registered model (:func:`~involution.list_models`): its name, label,
+    our parameter count (1000 classes) and multiply-adds per image, and the ImageNet-1k top-1
+    someone else reported for its official weights (``None`` where none is reported), with
+    the reporter's key (``"paper"``, ``"torchvision"``) and citation."""
+    from involution.models import create_model
+    from involution.models.registry import list_models, model_info
+
+    rows = []
+    for name in list_models():
+        info = model_info(name)
+        with torch.device("meta"):  # shapes only: nothing to compute
+            counted = count_complexity(create_model(name), input_size)
+        reported = info.reported
+        rows.append({"model": name, "label": info.label, "params": counted.params, "gmacs": counted.gmacs,
+                     "reported_top1": reported.top1 if reported else None,
+                     "reported_by": reported.source if reported else "",
+                     "citation": reported.citation if reported else ""})
+    return rows
+
+
+def format_model_table(rows: list[dict], input_size=(3, 224, 224)) -> str:
+    """:func:`model_table` as a Markdown table, with a legend saying who reported each top-1."""
+    lines = [f"| model | name | parameters (M) | GMACs at {input_size[1]} px | reported ImageNet top-1 |",
+             "|---|---|--:|--:|--:|"]
+    for row in rows:
+        top1 = "-" if row["reported_top1"] is None else f"{row['reported_top1']:.2f}% ({row['reported_by']})"
+        lines.append(f"| `{row['model']}` | {row['label']} | {row['params'] / 1e6:.2f} | {row['gmacs']:.2f} "
+                     f"| {top1} |")
+    citations: dict[str, list[str]] = {}
+    for row in rows:
+        if row["reported_by"] and row["citation"] not in citations.setdefault(row["reported_by"], []):
+            citations[row["reported_by"]].append(row["citation"])
+    lines += ["", f"Parameters (with a 1000-class head) and multiply-adds per {input_size[1]}x{input_size[2]} "
+              "image are counted by `involution.analysis.complexity` from the models themselves. The top-1 "
+              "accuracies are not this project's measurements but the figures reported for the official "
+              "ImageNet-1k weights:", ""]
+    lines += [f"- ({key}) {'; '.join(cited)}" for key, cited in sorted(citations.items())]
     return "\n".join(lines)
 
 
