@@ -76,7 +76,8 @@ def test_deck_numbers_come_from_the_data_and_sample_results_say_so(tmp_path):
     slides = _fake_slides(tmp_path)
     assert (slides / "data" / "runs" / "rednet26_seed0" / "results.json").is_file()
     page = deck.render_deck(slides)
-    assert page.count('<section class="slide">') == 17  # without notebook 04's two, whose data is absent
+    # without notebook 04's two, whose data is absent; with the question and the limitations
+    assert len(re.findall(r'<section class="slide[ "]', page)) == 19
     assert "40.0%" in page and "35.0%" in page  # best val top-1 of the two runs
     assert "7.20M" in page and "11.67M" in page
     assert "sample set (memorisation check), not Caltech-256" in page
@@ -89,7 +90,7 @@ def test_deck_numbers_come_from_the_data_and_sample_results_say_so(tmp_path):
 
 
 def _slide_containing(page: str, heading: str) -> str:
-    return next(s for s in page.split('<section class="slide">') if f"<h2>{heading}" in s)
+    return next(s for s in re.split(r'<section class="slide[^"]*">', page) if f"<h2>{heading}" in s)
 
 
 def test_numbers_from_different_data_never_share_a_column(tmp_path):
@@ -417,3 +418,88 @@ def test_deck_with_a_missing_slides_folder_says_so_in_one_line_and_creates_nothi
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"error: the slides folder {missing} does not exist") and "\n" not in err
     assert not missing.exists()
+
+
+# -- readable from the back of the room, and no half-empty page -------------------------------
+
+# Figures that only notebooks/appendix_slide_figures.ipynb can redraw (they need the data set or notebook 04's
+# runs, which the repository does not hold) and that it has not yet saved with deck.save_figure at slide size.
+# Re-run the notebook with its save() calling deck.save_figure, then empty this set: the test then checks them too.
+FIGURES_AWAITING_THE_NOTEBOOK = {"involution_operation", "kernel_generation", "bottlenecks", "complexity_table",
+                                 "dataset_examples", "augmentations", "kernel_heatmaps", "kernels_at_pixels",
+                                 "course_overfitting"}
+MOST_EMPTY = 1 / 3  # the largest share of a page's height that may be left blank
+BAND_PX = 24  # a band of the page this tall with no ink in it counts as empty
+
+
+def blank_fraction(page: Image.Image, band: int = BAND_PX) -> float:
+    """The share of a rendered page's height in bands of ``band`` px that hold no ink (every pixel near white)."""
+    grey = page.convert("L")
+    width, height = grey.size
+    bands = [grey.crop((0, top, width, min(top + band, height))) for top in range(0, height, band)]
+    return sum(band_image.getextrema()[0] >= 245 for band_image in bands) / len(bands)
+
+
+def _pdf_pages(pdf: Path, folder: Path) -> list[Path]:
+    """The pages of ``pdf`` as PNGs 1280 px wide (96 dpi for its 960 pt pages), by pdftoppm."""
+    import subprocess
+    if shutil.which("pdftoppm") is None:
+        pytest.fail("pdftoppm is missing: install poppler-utils (apt-get install -y poppler-utils)")
+    subprocess.run(["pdftoppm", "-r", "96", "-png", str(pdf), str(folder / "page")], check=True, timeout=60)
+    return sorted(folder.glob("page-*.png"))
+
+
+_TEXT_SIZES = """
+var slide = document.querySelector('.slide.current'), small = [];
+var walker = document.createTreeWalker(slide, NodeFilter.SHOW_TEXT);
+while (walker.nextNode()) {
+  var node = walker.currentNode, element = node.parentElement;
+  if (!node.textContent.trim() || !element.getClientRects().length) continue;
+  var size = parseFloat(getComputedStyle(element).fontSize);
+  small.push([size, node.textContent.trim().slice(0, 40)]);
+}
+var images = Array.from(slide.querySelectorAll('img')).map(
+  i => [i.getAttribute('alt'), i.getBoundingClientRect().width, i.getBoundingClientRect().height,
+       i.naturalWidth, i.naturalHeight]);
+return [small, images];
+"""
+
+
+def deck_readability(driver, slides: Path) -> dict:
+    """The smallest text (px) of each slide of ``slides/deck.html`` in a 1280 px wide window, its figures' smallest
+    text as shown (:func:`deck.figure_text_px`; None where a figure recorded no font size), and each page's blank
+    share in ``slides/deck.pdf``."""
+    driver.set_window_size(1280, 1000)  # tall enough for the page to scale a slide to its full 1280 px
+    driver.get((slides / "deck.html").resolve().as_uri())
+    count = driver.execute_script("return window.deck.count")
+    text, figures = {}, {}
+    for index in range(count):
+        driver.execute_script("window.deck.show(arguments[0])", index)
+        sizes, images = driver.execute_script(_TEXT_SIZES)
+        text[index + 1] = min(sizes)
+        scale = driver.execute_script("return document.querySelector('.slide.current').getBoundingClientRect()"
+                                      ".width") / 1280  # image sizes as on a slide 1280 px wide
+        for key, width, height, natural_width, natural_height in images:
+            shown = min(width, height * natural_width / natural_height)  # drawn inside its box (object-fit)
+            name = {**deck.FIGURES, **deck.COURSE_FIGURES}[key]
+            figures[key] = deck.figure_text_px(slides / "figures" / name, shown / scale)
+    return {"count": count, "text": text, "figures": figures}
+
+
+def test_deck_text_is_large_and_no_page_is_a_third_empty(browser, tmp_path):
+    # Rules of the deck: every text on a slide, the figures' too, at least 18 px tall on a 1280 px wide page,
+    # and no page of the PDF more than a third blank.
+    found = deck_readability(browser, SLIDES)
+    small = {slide: (size, text) for slide, (size, text) in found["text"].items() if size < deck.SMALLEST_TEXT_PX}
+    assert not small, f"text under {deck.SMALLEST_TEXT_PX} px (slide: (px, text)): {small}"
+    figures = {key: px for key, px in found["figures"].items() if key not in FIGURES_AWAITING_THE_NOTEBOOK}
+    unreadable = {key: px for key, px in figures.items() if px is None or px < deck.SMALLEST_TEXT_PX}
+    assert not unreadable, (f"figures whose smallest text is under {deck.SMALLEST_TEXT_PX} px on the slide (None: "
+                            f"saved without deck.save_figure): {unreadable}")
+    redrawn = {key for key in FIGURES_AWAITING_THE_NOTEBOOK
+               if (found["figures"].get(key) or 0) >= deck.SMALLEST_TEXT_PX}
+    assert not redrawn, f"{redrawn} now readable: take them out of FIGURES_AWAITING_THE_NOTEBOOK"
+    pages = _pdf_pages(SLIDES / "deck.pdf", tmp_path)
+    assert len(pages) == found["count"], "slides/deck.pdf has not been printed from slides/deck.html"
+    empty = {number: round(blank_fraction(Image.open(page)), 2) for number, page in enumerate(pages, 1)}
+    assert max(empty.values()) <= MOST_EMPTY, f"pages more than a third blank (page: share): {empty}"

@@ -41,7 +41,8 @@ from involution.workbook.diagrams import rednet_defaults
 from involution.workbook.repository import SLIDES, repo_root
 from involution.workbook.results import SeedSpread, compare_means, plateau_gain, results_rows, seed_spread
 
-__all__ = ["DECK_DATA", "COURSE_DATA", "FIGURES", "COURSE_FIGURES", "write_deck_data", "write_course_findings",
+__all__ = ["DECK_DATA", "FONT_KEY", "SMALLEST_TEXT_PX", "save_figure", "figure_text_px",
+           "COURSE_DATA", "FIGURES", "COURSE_FIGURES", "write_deck_data", "write_course_findings",
            "load_deck_data", "read_settings", "recipe_rows", "render_deck", "build_deck", "find_browser", "print_pdf",
            "main"]
 
@@ -70,6 +71,41 @@ FIGURES = {
 }
 # Figures of slides that show only when their data exists: key -> file name.
 COURSE_FIGURES = {"course_overfitting": "course_overfitting.png"}
+
+
+# The PNG text key under which a saved figure records its smallest font size, in points
+# (:func:`save_figure`): with the image's resolution and the size a slide shows it at, the height of its
+# smallest text on the slide follows (tests/test_deck.py checks it against :data:`SMALLEST_TEXT_PX`).
+FONT_KEY = "Smallest font (pt)"
+# The smallest text, in CSS pixels of the 1280 px wide slide, that a slide or its figures may show.
+SMALLEST_TEXT_PX = 18
+
+
+def save_figure(figure, path: str | os.PathLike, dpi: float = 110, minimum_pt: float | None = None) -> Path:
+    """Save a slide's figure as PNG, recording its smallest font size (:data:`FONT_KEY`) in the file.
+
+    ``minimum_pt``: first raise any smaller text to this size
+    (:func:`involution.workbook.figures.enlarge_text`).
+    """
+    from involution.workbook.figures import enlarge_text, smallest_font_pt
+    if minimum_pt is not None:
+        enlarge_text(figure, minimum_pt)
+    path = Path(path)
+    figure.savefig(path, dpi=dpi, metadata={FONT_KEY: f"{smallest_font_pt(figure):g}"})
+    return path
+
+
+def figure_text_px(path: str | os.PathLike, shown_width_px: float) -> float | None:
+    """How tall, in CSS pixels, the smallest text of a figure saved by :func:`save_figure` is when the
+    slide shows it ``shown_width_px`` wide; None for a figure that did not record its font size."""
+    from PIL import Image
+    with Image.open(path) as image:
+        font = image.info.get(FONT_KEY)
+        dpi = image.info.get("dpi", (72, 72))[0]
+        width = image.width
+    if font is None:
+        return None
+    return float(font) * dpi / 72 * shown_width_px / width
 
 
 # -- the data ------------------------------------------------------------------------
@@ -214,6 +250,65 @@ def _takeaways(runs: Sequence[Run], findings: Mapping | None, kinds: Sequence[st
     if "caltech256" not in kinds:
         points.append("All of our training ran on small offline data in minutes on a CPU; how RedNet does on "
                       "Caltech-256 needs a GPU and 150 epochs per run, which the notebooks run unchanged.")
+    return points
+
+
+def _question(runs: Sequence[Run]) -> dict:
+    """What the question slide says, read from the runs: the models, their depth, the seeds and the data."""
+    labels = list(dict.fromkeys(run.label for run in runs))
+    seeds = sorted({run.seed for run in runs})
+    return {"labels": labels, "depths": sorted({"".join(filter(str.isdigit, run.model)) for run in runs}),
+            "seeds": len(seeds)}
+
+
+def _fraction(share: float) -> str:
+    """0.25 -> "a quarter"; other shares as a percentage."""
+    words = {0.25: "a quarter", 0.5: "half", 0.125: "an eighth", 0.75: "three quarters"}
+    return words.get(round(share, 3), f"{share:.0%}")
+
+
+def _limitations(runs: Sequence[Run], deck: Mapping, findings: Mapping | None, kinds: Sequence[str],
+                 data_label: str) -> list[str]:
+    """The limitations slide's points, every number read from the runs, deck.json or notebook 04's findings."""
+    import inspect
+
+    from involution.models.rednet import RedNet
+    points = []
+    if "caltech256" not in kinds:
+        datasets = {json.dumps(run.results.dataset.get("images", {}), sort_keys=True): run.results.dataset
+                    for run in runs}
+        dataset = next(iter(datasets.values()))
+        images = dataset.get("images", {})
+        facts = [f"{dataset['num_classes']} classes" if dataset.get("num_classes") else "",
+                 f"{images['train']:,} training images" if images.get("train") else "",
+                 f"at {dataset['image_size']} px" if dataset.get("image_size") else ""]
+        points.append("Data: " + ", ".join(fact for fact in facts if fact).replace(", at", " at")
+                      + (", from" if any(facts) else "") + f" the {data_label}. Caltech-256, where the course "
+                      "project trained, is not what these runs measure.")
+    full = inspect.signature(RedNet.__init__).parameters["planes"].default
+    planes = sorted({_setting(run.results.config or {}, "model.planes") for run in runs} - {_MISSING, None})
+    if planes and planes != [full]:
+        widths = ", ".join(str(value) for value in planes)
+        fraction = ", ".join(_fraction(value / full) for value in planes)
+        by_model = {row["model"]: row for row in deck["complexity"]["rows"]}
+        sizes = "; ".join(f"{run.label} {run.results.params / 1e6:.2f}M parameters instead of "
+                          f"{by_model[run.model]['params'] / 1e6:.2f}M"
+                          for run in {run.model: run for run in runs}.values() if run.model in by_model)
+        points.append(f"Width: {widths} base channels, {fraction} of the full models' {full} ({sizes}).")
+    difference = _model_comparison(runs)
+    if difference is not None:
+        points.append(f"Seeds: {len(difference.first.values)} per model. The 95% interval of the difference of "
+                      f"test top-1 runs from {difference.low:+.1f} to {difference.high:+.1f} points: a real "
+                      f"difference smaller than about {difference.half_width:.1f} points would not be seen.")
+    epochs = ", ".join(sorted({str(run.results.epochs_trained) for run in runs}))
+    machines = "; ".join(sorted({run.machine() for run in runs}))
+    on_cpu = all(not (run.results.machine or {}).get("gpu") for run in runs)
+    points.append(f"Budget: {epochs} epochs per run on {machines}" + (
+        ": a CPU budget, far from the paper's long training on GPUs." if on_cpu else "."))
+    if findings:
+        points.append(f"The course project's findings were retried at small scale only: {findings['model']} on "
+                      f"{findings['train_images']} training images for {findings['epochs']} epochs, "
+                      f"{findings['rows'][0]['seeds']} seeds per setting.")
     return points
 
 
@@ -451,7 +546,8 @@ def render_deck(slides_dir: str | os.PathLike | None = None, embed_images: bool 
         course_source=COURSE_PROJECT_SOURCE,
         official=OFFICIAL_REDNET[26], official_source=OFFICIAL_REDNET_SOURCE, imagenet=_imagenet_rows(),
         course=course, course_sentences=_course_sentences(course) if course else [],
-        takeaways=_takeaways(ordered, course, kinds))
+        takeaways=_takeaways(ordered, course, kinds), question=_question(ordered),
+        limitations=_limitations(ordered, deck, course, kinds, data_label))
 
 
 def build_deck(slides_dir: str | os.PathLike | None = None,
@@ -534,6 +630,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     sizes = ", ".join(f"{p} ({p.stat().st_size / 1024:.0f} KiB)" for p in written)
+    slides_dir = Path(args.slides) if args.slides else repo_root() / SLIDES
     print(f"Wrote {sizes} in {time.perf_counter() - start:.1f} s; open the HTML in a browser "
           "(arrow keys move between slides).")
+    print(f"The title slide's author: `authors` in {slides_dir / SETTINGS}, or --author NAME for one build.")
     return 0

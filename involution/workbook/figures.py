@@ -14,6 +14,7 @@ from typing import Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.text import Text
 from matplotlib.ticker import MaxNLocator
 
 from involution.models.registry import model_info
@@ -26,6 +27,30 @@ __all__ = ["plot_training_curves", "plot_examples", "plot_test_top1_over_seeds",
 # A colour per model; a marker per seed, so that runs of one model stay apart.
 PALETTE = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 SEED_MARKERS = ("o", "s", "^", "D", "v", "P")
+
+
+def smallest_font_pt(figure: Figure) -> float:
+    """The size, in points, of the smallest visible text of ``figure`` (tick labels included)."""
+    figure.canvas.draw()  # ticks and their labels exist once drawn
+    sizes = [text.get_fontsize() for text in figure.findobj(Text)
+             if text.get_visible() and text.get_text().strip()]
+    return min(sizes) if sizes else float("inf")
+
+
+def enlarge_text(figure: Figure, minimum_pt: float) -> Figure:
+    """Raise every text of ``figure`` smaller than ``minimum_pt`` points to ``minimum_pt`` (for a slide).
+
+    A constrained layout makes room for the larger labels when the figure is saved.
+    """
+    for axis in figure.axes:
+        for which in ("x", "y"):
+            labels = getattr(axis, f"get_{which}ticklabels")()
+            if labels and labels[0].get_fontsize() < minimum_pt:
+                axis.tick_params(axis=which, labelsize=minimum_pt)
+    for text in figure.findobj(Text):
+        if text.get_fontsize() < minimum_pt:
+            text.set_fontsize(minimum_pt)
+    return figure
 
 
 def _epochs(metrics: Mapping[str, Sequence[float]]) -> np.ndarray:
@@ -82,7 +107,9 @@ def plot_training_curves(curves: Mapping[str, Mapping[str, Sequence[float]]],
                for model in models for style, split in (("-", "train"), ("--", "val"))]
     entries += [Line2D([], [], color="#555555", marker=marker_of[seed], linestyle="none", label=f"seed {seed}")
                 for seed in seeds]
-    accuracy_axis.legend(handles=entries, fontsize=8, loc="upper left", ncols=2 if seeds else 1)
+    # Lower right: under the curves once they have risen, above the chance line.
+    accuracy_axis.legend(handles=entries, fontsize=8, loc="lower right", ncols=2 if seeds else 1,
+                         bbox_to_anchor=(1, 0.14 if chance is not None else 0))
     suptitle(figure, title, fontsize=10)
     return figure
 
@@ -117,6 +144,9 @@ def plot_examples(dataset, per_class: int = 6, max_classes: int = 10,
     return figure
 
 
+SPACING = 2.0  # between the models' columns of plot_test_top1_over_seeds
+
+
 def plot_test_top1_over_seeds(rows: Sequence[Mapping], title: str | None = None,
                               confidence: float = 0.95) -> Figure:
     """Test top-1 of every run, one column per model: a dot per seed, the mean and its interval.
@@ -139,6 +169,7 @@ def plot_test_top1_over_seeds(rows: Sequence[Mapping], title: str | None = None,
     for position, (label, values) in enumerate(by_model.items()):
         colour = PALETTE[position % len(PALETTE)]
         jitter = np.linspace(-0.08, 0.08, len(values)) if len(values) > 1 else np.zeros(1)
+        position *= SPACING  # room between the columns for each mean's label
         axis.scatter(position + jitter, values, color=colour, s=36, alpha=0.8, zorder=3)
         mean = float(np.mean(values))
         half = SeedSpread(label, tuple(values)).half_width(confidence)
@@ -146,13 +177,14 @@ def plot_test_top1_over_seeds(rows: Sequence[Mapping], title: str | None = None,
         axis.annotate(f"mean {mean:.1f}%" + (f"\n{confidence:.0%} interval \u00b1 {half:.1f}" if half else ""),
                       (position + 0.32, mean),
                       va="center", fontsize=10)
-    axis.set_xticks(range(len(by_model)), [f"{label}\n({len(values)} seeds)" for label, values in by_model.items()])
-    axis.set_xlim(-0.5, len(by_model) - 0.5 + 0.3)
+    axis.set_xticks([SPACING * i for i in range(len(by_model))],
+                    [f"{label}\n({len(values)} seeds)" for label, values in by_model.items()])
+    axis.set_xlim(-0.5, SPACING * (len(by_model) - 1) + 1.3)
     axis.set_ylabel("test top-1 (%)")
     low, high = axis.get_ylim()
     axis.set_ylim(low, min(high, 100.5))  # an interval may reach past 100%; accuracy cannot
     axis.grid(axis="y", alpha=0.3)
-    axis.set_title(f"dots: one run each; diamond and bar: mean and its {confidence:.0%} interval", fontsize=9)
+    axis.set_title(f"dots: one run each\ndiamond and bar: mean and its {confidence:.0%} interval", fontsize=9)
     suptitle(figure, title, fontsize=10)
     return figure
 
@@ -253,10 +285,9 @@ def plot_operator_costs(by_channels: Sequence[Mapping], by_kernel: Sequence[Mapp
             axis.set(xlabel=xlabel, ylabel=unit, title=f"{unit}, {fixed}")
             axis.grid(alpha=0.3, which="both")
     # One legend for the four panels, below them, where it covers no data.
-    figure.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside lower center", ncols=2, fontsize=9)
     first = by_channels[0]
-    figure.text(0.01, 0.01, f"multiply-adds on a {first['height']}x{first['width']} map", fontsize=8,
-                color="#555555")
+    figure.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside lower center", ncols=2, fontsize=9,
+                  title=f"multiply-adds on a {first['height']}x{first['width']} map", title_fontsize=8)
     suptitle(figure, title)
     return figure
 
