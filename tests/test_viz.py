@@ -80,7 +80,7 @@ def test_heatmaps_draw_one_map_per_layer_over_the_image(rednet_kernels):
     assert isinstance(figure, Figure)
     panels = [a for a in figure.axes if a.get_visible() and a.get_title()]
     assert len(panels) == 1 + len(kernels)
-    assert panels[1].get_title().startswith("stem.1\n16x16 px, 2 groups, 3x3")
+    assert panels[1].get_title() == "stem.1\n16x16 px, 3x3\n2 groups"
     drawn = panels[1].get_images()[-1].get_array()
     expected = analysis.kernel_summary(kernels["stem.1"], "deviation")[1].numpy()
     np.testing.assert_allclose(drawn, expected, rtol=1e-6)
@@ -114,7 +114,7 @@ def test_kernels_at_pixels_shows_the_kernel_of_each_marked_pixel(rednet_kernels)
     # Pixel (31, 31) of the 32x32 image is cell (15, 15) of the stem's 16x16 grid.
     np.testing.assert_allclose(kernel_axes[1].get_images()[0].get_array(),
                                kernels["stem.1"][0, 1, :, :, 15, 15].numpy())
-    assert all(a.images[-1].colorbar.ax.get_ylabel() == "kernel weight"
+    assert all(a.images[-1].colorbar.ax.get_ylabel() == "kernel\nweight"
                for a in kernel_axes if a.images[-1].colorbar)
     with pytest.raises(ValueError, match="outside"):
         kernel_figures.plot_kernels_at_pixels(images[0], kernels, [(32, 0)], layers=layers)

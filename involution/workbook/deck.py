@@ -69,6 +69,9 @@ FIGURES = {
     "training_curves": "training_curves.png",
     "test_top1": "test_top1.png",
 }
+# Figures the notebook still saves (its readers see them) but whose numbers a slide shows as an HTML table,
+# readable at 18 px where a 10-inch table figure is not.
+SHOWN_AS_TABLES = {"complexity_table"}
 # Figures of slides that show only when their data exists: key -> file name.
 COURSE_FIGURES = {"course_overfitting": "course_overfitting.png"}
 
@@ -390,6 +393,21 @@ def _complexity_sentence(rows: Sequence[Mapping]) -> str:
             f"parameters, {red['reported_gflops']} GFLOPs.")
 
 
+def _complexity_rows(rows: Sequence[Mapping]) -> list[dict]:
+    """deck.json's complexity rows as the slide's table shows them (what plot_complexity_table drew)."""
+    from involution.models.registry import model_info
+
+    def shown(value, spec):
+        return "–" if value is None else format(value, spec)
+    return [{"model": row["model"], "rednet": model_info(row["model"]).family == "rednet",
+             "params": f"{row['params']:,}", "gmacs": f"{row['gmacs']:.2f}",
+             "mmcv": f"{row['mmcv_style_gflops']:.2f}", "reported_params": shown(row["reported_params_m"], ".2f"),
+             "reported_gflops": shown(row["reported_gflops"], ".2f"),
+             "gap": "–" if row["gap_percent"] is None else f"{row['gap_percent']:+.1f}%",
+             "by": {"paper": "Li et al. 2021", "torchvision": "torchvision"}.get(row["reported_by"], "–")}
+            for row in rows]
+
+
 def _results_table(runs: Sequence[Run]) -> list[dict]:
     """This project's runs, one row per model: :func:`results_rows` summarised over seeds."""
     by_label: dict[str, list[dict]] = {}
@@ -528,7 +546,8 @@ def render_deck(slides_dir: str | os.PathLike | None = None, embed_images: bool 
                    + (" FAST-MODE SMOKE TEST, not a result." if deck.get("fast_mode") else ""))
     recipe = recipe_rows(ordered)
     course = _load_course_findings(slides_dir)
-    shown = {**FIGURES, **(COURSE_FIGURES if course else {})}
+    shown = {key: name for key, name in {**FIGURES, **(COURSE_FIGURES if course else {})}.items()
+             if key not in SHOWN_AS_TABLES}
     figures = {key: _image_source(slides_dir / "figures" / name, relative_to, embed_images)
                for key, name in shown.items()}
     return _template().render(
@@ -539,6 +558,7 @@ def render_deck(slides_dir: str | os.PathLike | None = None, embed_images: bool 
         labels=" vs ".join(dict.fromkeys(run.label for run in ordered)),
         defaults=rednet_defaults(), generator_sentence=_generator_sentence(),
         complexity_sentence=_complexity_sentence(deck["complexity"]["rows"]),
+        complexity=_complexity_rows(deck["complexity"]["rows"]),
         results=_results_table(ordered), comparison=_comparison_sentence(ordered), plateau=_plateau_note(ordered),
         recipe=recipe, recipe_differs=any(" / " in value for _, value in recipe),
         augmentations=dict(recipe).get("augmentations", ""), findings=COURSE_PROJECT_FINDINGS,

@@ -211,8 +211,13 @@ def plot_loss_curves(panels: Mapping[str, Mapping[str, Mapping[str, Sequence[flo
         axis.set(title=setting, xlabel="epochs trained")
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.grid(alpha=0.3)
-        axis.legend(fontsize=7, ncols=2)
     axes[0].set_ylabel("cross-entropy loss")
+    # One legend below the panels: a colour per run, a line style per split (not one entry per line).
+    runs = list(dict.fromkeys(label for curves in panels.values() for label in curves))
+    entries = [Line2D([], [], color=PALETTE[index % len(PALETTE)], label=label) for index, label in enumerate(runs)]
+    entries += [Line2D([], [], color="#555555", linestyle=style, label=split)
+                for style, split in (("-", "training"), ("--", "validation"))]
+    figure.legend(handles=entries, loc="outside lower center", ncols=len(entries), fontsize=9)
     suptitle(figure, title, fontsize=10)
     return figure
 

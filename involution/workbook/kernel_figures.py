@@ -40,7 +40,8 @@ def _display_image(image) -> np.ndarray:
 
 def _layer_title(name: str, kernel: torch.Tensor) -> str:
     _, groups, k, _, height, width = kernel.shape
-    return f"{name}\n{height}x{width} px, {groups} groups, {k}x{k}"
+    # Three short lines: the five maps of a row share a slide's width at 18 px type.
+    return f"{name}\n{height}x{width} px, {k}x{k}\n{groups} group{'' if groups == 1 else 's'}"
 
 
 # -- figures ------------------------------------------------------------------------
@@ -65,6 +66,7 @@ SUMMARY_LABELS = {
     "sum": "sum of K x K weights\n(gain, 1 = smoothing)",
     "deviation": "deviation from mean kernel\n(RMS weight, no unit)",
 }
+COLOUR_BAR_LABEL = "kernel\nweight"  # two short lines: one beside each row's colour bar
 PHOTO_ALPHA, HEAT_ALPHA = 1.0, 0.55  # the photograph stays readable under every map
 
 
@@ -124,7 +126,7 @@ def plot_kernel_heatmaps(image, kernels: Mapping[str, torch.Tensor], summary: st
                             vmin=-vmax if summary == "sum" else 0, vmax=vmax)
         axis.set_title(_layer_title(name, kernels[name]), fontsize=10)
     colour_bar = figure.colorbar(shown, ax=list(axes[1:panels]), shrink=0.6, aspect=30)
-    colour_bar.set_label(SUMMARY_LABELS[summary] + " (one scale for every map)", fontsize=10)
+    colour_bar.set_label(SUMMARY_LABELS[summary] + "\n(one scale for every map)", fontsize=10)
     for axis in axes:
         axis.set_xticks([])
         axis.set_yticks([])
@@ -233,9 +235,11 @@ def plot_kernels_at_pixels(image, kernels: Mapping[str, torch.Tensor],
                 axis.set_title(f"pixel {column + 1}", fontsize=9)
             if column == 0:
                 k = kernel.shape[2]
-                axis.set_ylabel(f"{name}\n{k}x{k}, group {group}", fontsize=8)
+                # Horizontal: a row is too short for the layer's name written upwards at slide size.
+                axis.set_ylabel(f"{name}\n{k}x{k}, group {group}", fontsize=8, rotation=0, ha="right",
+                                va="center")
         colour_bar = figure.colorbar(shown, ax=axis, shrink=0.8)
-        colour_bar.set_label("kernel weight", fontsize=7)
+        colour_bar.set_label(COLOUR_BAR_LABEL, fontsize=7)
         colour_bar.ax.tick_params(labelsize=7)
     suptitle(figure, title)
     return figure
