@@ -42,7 +42,7 @@ class _SlideText(html.parser.HTMLParser):
         self._depth = 0  # nesting depth inside the current slide; 0 outside every slide
 
     def handle_starttag(self, tag, attrs):
-        if tag == "section" and ("class", "slide") in attrs:
+        if tag == "section" and "slide" in (dict(attrs).get("class") or "").split():  # "slide", "slide title"...
             self.slides.append("")
             self._depth = 1
         elif self._depth and tag == "section":

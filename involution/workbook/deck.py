@@ -98,6 +98,21 @@ def save_figure(figure, path: str | os.PathLike, dpi: float = 110, minimum_pt: f
     return path
 
 
+# The width, in CSS pixels of a 1280 px wide window, at which the slides show each figure (its box in the
+# template and its aspect ratio decide it), as tests/test_deck.py measures it, rounded down. slide_text_pt sizes
+# a figure's text from it; the test fails when a change of layout makes a figure's text smaller than the rule.
+SHOWN_WIDTH_PX = {"operator_costs": 706, "augmentations": 1105, "kernel_heatmaps": 1105, "kernels_at_pixels": 1031,
+                  "training_curves": 1105, "test_top1": 537, "course_overfitting": 677, "dataset_examples": 632}
+
+
+def slide_text_pt(figure, key: str) -> float | None:
+    """The smallest font size, in points, that makes ``figure``'s text :data:`SMALLEST_TEXT_PX` tall where
+    the deck shows it (None for a figure without a measured width: its text is kept as drawn)."""
+    if key not in SHOWN_WIDTH_PX:
+        return None
+    return SMALLEST_TEXT_PX * 72 * figure.get_size_inches()[0] / SHOWN_WIDTH_PX[key]
+
+
 def figure_text_px(path: str | os.PathLike, shown_width_px: float) -> float | None:
     """How tall, in CSS pixels, the smallest text of a figure saved by :func:`save_figure` is when the
     slide shows it ``shown_width_px`` wide; None for a figure that did not record its font size."""
