@@ -684,7 +684,8 @@ def saved_results(device: str, folder: Path = RESULTS) -> dict | None:
 
 def targets_table(result: dict) -> list[str]:
     """Every target with this run's value (beside the value before the last speed-up, where
-    ``benchmarks/results/before/`` has it), met or not, and what stands in the way."""
+    ``benchmarks/results/before/`` has it), met or not; what stands in the way of each target
+    not met is a numbered note under the table (the table's cells stay short)."""
     before = saved_results(result["device"], BEFORE)
     if before is None:
         intro, earlier = "**Targets**, from this run's numbers:", None
@@ -695,11 +696,17 @@ def targets_table(result: dict) -> list[str]:
                  "`benchmarks/results/before/`):")
         earlier = {target: measured for target, measured, *_ in target_rows(before, main_job.saved_run(BEFORE))}
     value_columns = ["measured"] if earlier is None else ["before", "now"]
-    header = ["target", *value_columns, "status", "what stands in the way"]
+    header = ["target", *value_columns, "status", "note"]
     lines = [intro, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    notes: dict[str, int] = {}  # what stands in the way -> its number (targets with one cause share it)
     for target, measured, status, why in target_rows(result, main_job.saved_run()):
         values = [measured] if earlier is None else [earlier.get(target, "not measured"), measured]
-        lines.append("| " + " | ".join([target, *values, status, why]) + " |")
+        if why:
+            notes.setdefault(why, len(notes) + 1)
+        lines.append("| " + " | ".join([target, *values, status, f"{notes[why]}" if why else ""]) + " |")
+    if notes:
+        lines += ["", "What stands in the way, by the table's notes:", ""]
+        lines += [f"{number}. {why}" for why, number in notes.items()]
     return lines
 
 
@@ -784,9 +791,8 @@ def _traffic_limit_row(result: dict) -> tuple[str, str, str, str]:
             f"It reaches {100 * stage1['bandwidth_fraction']:.0f}% of the bandwidth and "
             f"{100 * stage1['flop_fraction']:.0f}% of the matmul's FLOP/s (its multiply-adds alone "
             f"would take {2 * stage1['macs'] / (result['limits']['matmul_gflop_s'] * 1e6):.1f} ms at "
-            "that rate), so neither limits it: the time goes to the work beyond them, named under "
-            "the tables (tile copies, the kernel gradient's cross-channel sums, the input "
-            "gradient's read-modify-write).")
+            "that rate), so neither limits it: the time goes to the work beyond them (tile copies, "
+            "the kernel gradient's cross-channel sums, the input gradient's read-modify-write).")
 
 
 def _fastest_operator_rows(result: dict) -> tuple[str, list[dict]]:

@@ -156,3 +156,14 @@ def test_the_index_opens_with_the_install_and_an_example_that_runs(tmp_path):
     printed = subprocess.run([sys.executable, "-c", example], capture_output=True, text=True, cwd=tmp_path)
     assert printed.returncode == 0, printed.stderr[-3000:]
     assert "values=" in printed.stdout and "indices=" in printed.stdout
+
+
+def test_the_performance_page_leads_with_its_tables_in_short_cells():
+    page = (DOCS / "performance.md").read_text()
+    opening = page.split("<!-- benchmark:cpu:start -->", 1)[0].strip().split("\n\n")
+    assert len(opening) == 2 and opening[0].startswith("# ")  # the title and one short paragraph
+    cells = [cell.strip() for line in page.splitlines() if line.startswith("|")
+             for cell in line.strip().strip("|").split("|")]
+    assert max(map(len, cells)) <= 200  # the reasons behind each target are notes under the table
+    # The kernel's internals and how the targets are measured live on the development page.
+    assert "## The CPU kernel and the performance targets" in (DOCS / "development.md").read_text()
