@@ -71,6 +71,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException, SI
 
 from involution.data import Caltech256DataModule  # noqa: E402
 from involution.ops.functional import default_precision  # noqa: E402
+from involution.train.apply import image_paths_in, predict_images_main  # noqa: E402
 from involution.train.callbacks import EpochPrinter, KernelStatsMonitor, NonFiniteLossGuard, PredictionWriter  # noqa: E402
 from involution.train.checkpoints import AtomicCheckpointIO, CheckpointError, RunCheckpoint, read_checkpoint  # noqa: E402
 from involution.train.configs import list_configs, resolve_config_args  # noqa: E402
@@ -630,6 +631,9 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m involution fit|validate|test|predict ...``: ``argv`` starts with the command;
     None reads the command line."""
     arguments = sys.argv[1:] if argv is None else list(argv)
+    if arguments and arguments[0] == "predict" and image_paths_in(arguments[1:]):
+        # Image files, folders or patterns: the checkpoint's model on them, not the data's test split.
+        return predict_images_main(arguments[1:])
     if arguments and _names_no_settings(arguments[1:]):
         # jsonargparse would say only "required: fit.data.root": the usual start is a recipe.
         print(f"error: {arguments[0]} needs a recipe: add --config RECIPE, one of {', '.join(list_configs())} "
