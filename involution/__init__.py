@@ -24,7 +24,6 @@ __version__ = "0.1.0"
 _HOMES = {"involution2d": "involution.ops", "Involution2d": "involution.layers",
           "KernelGenerator": "involution.layers", "create_model": "involution.models",
           "list_models": "involution.models", "load_official_checkpoint": "involution.models",
-          # Imported when first used (the image transforms, safetensors).
           "predict": "involution.inference", "transforms_for": "involution.inference",
           "save_pretrained": "involution.models.hub", "from_pretrained": "involution.models.hub"}
 
@@ -46,6 +45,8 @@ def __getattr__(name: str):
 
 
 if not _starting_the_command_line():
+    from involution.inference import predict, transforms_for  # noqa: E402
     from involution.layers import Involution2d, KernelGenerator  # noqa: E402
     from involution.models import create_model, list_models, load_official_checkpoint  # noqa: E402
+    from involution.models.hub import from_pretrained, save_pretrained  # noqa: E402
     from involution.ops import involution2d  # noqa: E402

@@ -5,7 +5,7 @@ of timm's ``push_to_hub``:
 
 * ``model.safetensors``: the weights (safetensors: no pickled code runs on loading);
 * ``config.json``: what builds the model again and how it takes images:
-  ``architecture`` (a :func:`~involution.models.list_models` name), ``num_classes``,
+  ``architecture`` (a :func:`~involution.models.registry.list_models` name), ``num_classes``,
   ``in_chans``, ``global_pool``, ``model_args`` (the builder's other options, such as
   ``planes`` or ``small_input``), ``label_names`` (the class names, in output order)
   and ``pretrained_cfg`` (input size, mean and std, interpolation, crop fraction: what
