@@ -20,10 +20,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-from involution.inference import ImagePrediction, predict
-from involution.models.hub import model_from_source, save_pretrained
-from involution.train.checkpoints import CheckpointError
-from involution.train.runs import new_version_folder, run_folder_of_checkpoint
+from involution._extras import require_extra
+
+require_extra("train", "lightning", feature="Reading training checkpoints (python -m involution predict/export)")
+
+from involution.inference import ImagePrediction, predict  # noqa: E402 -- after the check above
+from involution.models.hub import model_from_source, save_pretrained  # noqa: E402
+from involution.train.checkpoints import CheckpointError  # noqa: E402
+from involution.train.runs import new_version_folder, run_folder_of_checkpoint  # noqa: E402
 
 __all__ = ["image_paths_in", "predict_images_main", "export_main", "write_predictions"]
 
