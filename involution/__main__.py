@@ -39,7 +39,10 @@ COMMANDS = {
     "validate": Command("--config RECIPE --ckpt_path CKPT", "evaluate a checkpoint on the validation split",
                         _TRAIN),
     "test": Command("--config RECIPE --ckpt_path CKPT", "evaluate a checkpoint on the test split", _TRAIN),
-    "predict": Command("--config RECIPE --ckpt_path CKPT", "write the test split's predictions to CSV", _TRAIN),
+    "predict": Command("--ckpt_path CKPT IMAGES... | --config RECIPE --ckpt_path CKPT",
+                       "top-5 classes of image files, folders or globs (or the test split's), written to CSV", _TRAIN),
+    "export": Command("--ckpt_path CKPT --to FOLDER", "save a checkpoint's model to share (safetensors + config.json)",
+                      "involution.train.apply:export_main"),
     "check-data": Command("ROOT", "decode every image of a data folder and list the unreadable ones",
                           "involution.data.check:main"),
     "resize-data": Command("ROOT DESTINATION", "make a pre-resized copy of a data folder, for faster loading",
@@ -99,7 +102,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: unknown command {name!r}; choose one of {', '.join(COMMANDS)} "
               "(python -m involution --help says what each does)", file=sys.stderr)
         return 2
-    if name in TRAINING_COMMANDS and names_no_settings(rest):
+    # `predict --ckpt_path CKPT photo.jpg ...` needs no recipe: the checkpoint carries its settings.
+    predicts_files = name == "predict" and any(a == "--ckpt_path" or a.startswith("--ckpt_path=") for a in rest)
+    if name in TRAINING_COMMANDS and not predicts_files and names_no_settings(rest):
         # jsonargparse would say only "required: fit.data.root", after seconds of importing
         # Lightning: the usual start is a recipe (the recipes' folder is read without torch).
         from involution.train.configs import list_configs

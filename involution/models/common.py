@@ -212,6 +212,25 @@ class TimmConventions:
             return intermediates
         return (self.features_end(x) if len(stages) == last + 1 else x), intermediates
 
+    # -- sharing ----------------------------------------------------------------------------
+
+    def save_pretrained(self, folder, label_names: Sequence[str] | None = None):
+        """Save the model to ``folder``: ``model.safetensors`` and ``config.json`` (its name, options,
+        class names and preprocessing); :func:`involution.models.hub.save_pretrained`."""
+        from involution.models.hub import save_pretrained
+        return save_pretrained(self, folder, label_names=label_names)
+
+    @classmethod
+    def from_pretrained(cls, source, **kwargs):
+        """The model saved in ``source`` (a folder, or a Hugging Face Hub id):
+        :func:`involution.models.hub.from_pretrained`; it must be one of this class."""
+        from involution.models.hub import from_pretrained
+        model = from_pretrained(source, **kwargs)
+        if not isinstance(model, cls):
+            raise TypeError(f"{source} holds a {type(model).__name__} ({model.pretrained_cfg['architecture']}), "
+                            f"not a {cls.__name__}: load it with involution.from_pretrained")
+        return model
+
     # -- optimisation -----------------------------------------------------------------------
 
     def no_weight_decay(self) -> set[str]:

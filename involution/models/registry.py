@@ -152,7 +152,7 @@ def register_model(*, family: str, label: str, depth: int, architecture: type[nn
     The options a model accepts are read from ``architecture``'s signature,
     so the record cannot drift from the code. The registered builder checks
     its options, builds the model on ``device`` and in ``dtype`` and gives it
-    its ``pretrained_cfg``.
+    its ``pretrained_cfg`` and its ``build_options`` (the options it was given).
     """
     signature = inspect.signature(architecture)
     options = tuple(name for name in signature.parameters if name not in _NOT_OPTIONS)
@@ -168,6 +168,9 @@ def register_model(*, family: str, label: str, depth: int, architecture: type[nn
             if dtype is not None:
                 model.to(dtype=dtype)
             model.pretrained_cfg = info.pretrained_cfg()
+            # The builder's own options, as given: save_pretrained writes them to build the model again.
+            model.build_options = {key: value for key, value in kwargs.items()
+                                   if key not in ("in_chans", "global_pool")}
             return model
 
         info = ModelInfo(builder.__name__, family, label, depth, build, options, reported, weights,

@@ -71,6 +71,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException, SI
 
 from involution.data import Caltech256DataModule  # noqa: E402
 from involution.ops.functional import default_precision  # noqa: E402
+from involution.train.apply import image_paths_in, predict_images_main  # noqa: E402
 from involution.train.callbacks import EpochPrinter, KernelStatsMonitor, NonFiniteLossGuard, PredictionWriter  # noqa: E402
 from involution.train.checkpoints import AtomicCheckpointIO, CheckpointError, RunCheckpoint, read_checkpoint  # noqa: E402
 from involution.train.configs import list_configs, resolve_config_args  # noqa: E402
@@ -628,6 +629,10 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m involution fit|validate|test|predict ...``: ``argv`` starts with the command;
     None reads the command line."""
     # (A command without a recipe or data is answered by involution.__main__, before Lightning loads.)
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    if arguments and arguments[0] == "predict" and image_paths_in(arguments[1:]):
+        # Image files, folders or patterns: the checkpoint's model on them, not the data's test split.
+        return predict_images_main(arguments[1:])
     try:
         cli = run_cli(argv)
     except (CheckpointError, FileNotFoundError) as error:
