@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 
-__all__ = ["say_once", "new_command"]
+__all__ = ["say_once", "said_before", "new_command"]
 
 _said: set[str] = set()
 
@@ -24,6 +24,11 @@ def say_once(key: str, text: str, file=None) -> bool:
     _said.add(key)
     print(text, file=file or sys.stdout, flush=True)
     return True
+
+
+def said_before(key: str) -> None:
+    """Count the notice ``key`` as said in this command without printing it (an earlier command said it)."""
+    _said.add(key)
 
 
 def new_command() -> None:

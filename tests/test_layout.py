@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "involution"
 # Each folder's place: a module may import its own folder and those ranked lower, never higher.
 # ops and data need nothing of each other; the models read data's constants (the normalisation).
 RANKS = {"_extras": 0, "_checkout": 0, "_notices": 0, "ops": 1, "data": 1, "layers": 2, "models": 3, "analysis": 4,
-         "train": 5, "workbook": 6, "__main__": 7}
+         "inference": 4, "train": 5, "workbook": 6, "__main__": 7}
 
 
 def module_name(path: Path) -> str:

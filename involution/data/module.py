@@ -52,11 +52,14 @@ DEFAULT_NUM_WORKERS = min(4, os.cpu_count() or 1)
 MAX_NAMES_SHOWN = 12  # class names listed in a message, at most
 
 
+SAMPLE_SET_NOTICE_KEY = "sample set"
+
+
 @rank_zero_only
 def _announce_sample_set() -> None:
     """Print SAMPLE_SET_NOTICE once per command (the command line starts each with
     :func:`involution._notices.new_command`), not once per data module."""
-    say_once("sample set", SAMPLE_SET_NOTICE)
+    say_once(SAMPLE_SET_NOTICE_KEY, SAMPLE_SET_NOTICE)
 
 
 def _check_positive_int(name: str, value, minimum: int = 1) -> None:

@@ -23,6 +23,7 @@ evaluation preprocessing, which is what ``python -m involution export`` saves.
 """
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 from pathlib import Path
@@ -70,6 +71,14 @@ def _plain(value):
     return value
 
 
+def _library_version() -> str | None:
+    """The installed package's version (None for a checkout that is not installed)."""
+    try:
+        return importlib.metadata.version("involution")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 def model_config(model: nn.Module) -> dict:
     """What ``config.json`` records of ``model`` (see the module's description)."""
     name = _architecture(model)
@@ -78,7 +87,6 @@ def model_config(model: nn.Module) -> dict:
     if labels is not None and len(labels) != model.num_classes:
         raise ValueError(f"the model has {model.num_classes} classes but {len(labels)} label names")
     data = {key: cfg[key] for key in DATA_CONFIG_KEYS if key in cfg}
-    from involution import __version__
     return _plain({
         "architecture": name,
         "num_classes": model.num_classes,
@@ -90,7 +98,7 @@ def model_config(model: nn.Module) -> dict:
         "pretrained_cfg": {**{key: cfg[key] for key in DESCRIPTION_KEYS if key in cfg}, **data,
                            "num_classes": model.num_classes},
         "library": "involution",
-        "library_version": __version__,
+        "library_version": _library_version(),
         "format_version": FORMAT_VERSION,
     })
 
@@ -228,8 +236,8 @@ def model_from_checkpoint(path: str | os.PathLike, device: torch.device | str | 
     Raises FileNotFoundError for a missing file, and the checkpoint module's CheckpointError for a
     damaged one (both name the file).
     """
+    from involution.models.checkpoint_file import read_checkpoint
     from involution.models.factory import create_model
-    from involution.train.checkpoints import read_checkpoint  # the train extra: checkpoints come from training
 
     checkpoint = read_checkpoint(path)
     hparams = checkpoint.get("hyper_parameters") or {}

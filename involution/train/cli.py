@@ -69,7 +69,9 @@ from lightning.pytorch.plugins.io import CheckpointIO  # noqa: E402
 from lightning.pytorch.utilities import rank_zero_only  # noqa: E402
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException  # noqa: E402
 
+from involution._notices import said_before  # noqa: E402
 from involution.data import Caltech256DataModule  # noqa: E402
+from involution.data.module import SAMPLE_SET_NOTICE_KEY  # noqa: E402
 from involution.ops.functional import default_precision  # noqa: E402
 from involution.train.apply import image_paths_in, predict_images_main  # noqa: E402
 from involution.train.callbacks import EpochPrinter, KernelStatsMonitor, NonFiniteLossGuard, PredictionWriter  # noqa: E402
@@ -445,6 +447,11 @@ class InvolutionCLI(LightningCLI):
         command's, applied from the resumed epoch on (the module sets them over
         the optimiser's restored state).
         """
+        subcommand = self.config.get("subcommand")
+        if subcommand and run_folder_of_checkpoint((self.config.get(subcommand) or {}).get("ckpt_path")) is not None:
+            # A later command of a run (a resume, a test): the run's first command said the sample
+            # set's disclaimer, and the run's record keeps it (is_sample_set); once per run is enough.
+            said_before(SAMPLE_SET_NOTICE_KEY)
         if self._asked_model is None:
             return
         model = self.config["fit"]["model"]
