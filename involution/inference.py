@@ -28,6 +28,7 @@ import torch
 from torch import nn
 from torchvision.transforms import InterpolationMode, v2
 
+from involution.data.constants import EVAL_CROP_PCT, IMAGENET_MEAN, IMAGENET_STD
 from involution.data.images import CorruptImageError, UnsupportedPixelsError, load_rgb_image
 from involution.data.locate import IMAGE_EXTENSIONS
 
@@ -57,7 +58,7 @@ def transforms_for(model: nn.Module) -> v2.Compose:
     """
     cfg = getattr(model, "pretrained_cfg", None) or {}
     _, height, width = cfg.get("input_size", (3, 224, 224))
-    crop_pct = cfg.get("crop_pct", 0.875)
+    crop_pct = cfg.get("crop_pct", EVAL_CROP_PCT)
     if cfg.get("crop_mode", "center") != "center":
         raise ValueError(f"crop_mode {cfg['crop_mode']!r} is not supported: only 'center'")
     interpolation = cfg.get("interpolation", "bilinear")
@@ -69,7 +70,7 @@ def transforms_for(model: nn.Module) -> v2.Compose:
         v2.Resize(resize, interpolation=_INTERPOLATIONS[interpolation], antialias=True),
         v2.CenterCrop((height, width)),
         v2.ToDtype(torch.float32, scale=True),
-        v2.Normalize(list(cfg.get("mean", (0.485, 0.456, 0.406))), list(cfg.get("std", (0.229, 0.224, 0.225)))),
+        v2.Normalize(list(cfg.get("mean", IMAGENET_MEAN)), list(cfg.get("std", IMAGENET_STD))),
     ])
 
 

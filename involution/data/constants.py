@@ -11,11 +11,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "DATA_HOME_ENV", "data_home", "SAMPLE_ROOT_ALIAS",
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "EVAL_CROP_PCT", "DATA_HOME_ENV", "data_home", "SAMPLE_ROOT_ALIAS",
            "SHAPES_ROOT_ALIAS", "DataKind", "DATA_KINDS", "SAMPLE_SET_DESCRIPTION", "SAMPLE_SET_NOTICE"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# Evaluation resizes the short side to size / EVAL_CROP_PCT and crops the centre: ImageNet's 256 -> 224.
+EVAL_CROP_PCT = 224 / 256
 
 DATA_HOME_ENV = "INVOLUTION_DATA_HOME"
 SAMPLE_ROOT_ALIAS = "sample"

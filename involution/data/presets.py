@@ -25,7 +25,7 @@ from torchvision.transforms import v2
 
 # The statistics that ImageNet-trained networks expect; we normalise with
 # them too so that pretrained weights can be fine-tuned without surprises.
-from involution.data.constants import IMAGENET_MEAN, IMAGENET_STD
+from involution.data.constants import EVAL_CROP_PCT, IMAGENET_MEAN, IMAGENET_STD
 
 
 def eval_resize(image_size: int) -> int:
@@ -33,7 +33,7 @@ def eval_resize(image_size: int) -> int:
 
     The usual ImageNet ratio, resize to 256 and crop 224, scaled to any size.
     """
-    return round(image_size * 256 / 224)
+    return round(image_size / EVAL_CROP_PCT)
 
 
 def _rotation_lookup(height: int, width: int, angles: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:

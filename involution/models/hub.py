@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from involution._extras import require_extra
-from involution.data.constants import IMAGENET_MEAN, IMAGENET_STD
+from involution.data.constants import EVAL_CROP_PCT, IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = ["CONFIG_FILE", "WEIGHTS_FILE", "save_pretrained", "from_pretrained", "model_from_checkpoint",
            "model_from_source"]
@@ -41,8 +41,6 @@ __all__ = ["CONFIG_FILE", "WEIGHTS_FILE", "save_pretrained", "from_pretrained", 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 FORMAT_VERSION = 1
-# The evaluation transform (the data module's): resize the short side to size / crop_pct, crop the centre.
-EVAL_CROP_PCT = 224 / 256
 # The pretrained_cfg entries that say how the model takes images (timm's data config), kept in config.json.
 DATA_CONFIG_KEYS = ("input_size", "mean", "std", "interpolation", "crop_pct", "crop_mode")
 # The entries of the registry's pretrained_cfg that describe the model, not its weights.

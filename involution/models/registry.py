@@ -23,7 +23,7 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from involution.data.constants import IMAGENET_MEAN, IMAGENET_STD
+from involution.data.constants import EVAL_CROP_PCT, IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = ["Reported", "OfficialWeights", "ModelInfo", "STANDARD_ARGUMENTS", "register_model", "model_info",
            "list_models"]
@@ -77,7 +77,7 @@ class OfficialWeights:
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     interpolation: str = "bilinear"
-    crop_pct: float = 0.875
+    crop_pct: float = EVAL_CROP_PCT
 
     # The fields above that say how images are prepared and how many classes the head has
     # (timm's data config); their defaults are ImageNet's, for models without weights too.
