@@ -202,7 +202,7 @@ def test_predict_command_writes_into_the_runs_evaluations_by_default(best_checkp
     out = capsys.readouterr().out.splitlines()
     run = best_checkpoint.parent.parent
     written = sorted(run.glob("evaluations/*-predict/predictions.csv"))[-1]
-    assert out[-1] == f"Predictions for 1 images written to {written}"
+    assert out[-1] == f"Predictions for 1 image written to {written}"
     (row,) = read_rows(written)
     assert row["path"] == str(a) and len(json.loads(row["top2"])) == 2
 

@@ -113,7 +113,8 @@ def predict_images_main(arguments: list[str]) -> int:
     output = Path(options.output) if options.output else _default_output(options.ckpt_path)
     write_predictions(results, output, options.topk)
     failed = sum(1 for result in results if result.error)
-    print(f"Predictions for {len(results) - failed} images written to {output}"
+    read = len(results) - failed
+    print(f"Predictions for {read} image{'' if read == 1 else 's'} written to {output}"
           + (f" ({failed} could not be read: listed above, and in the file's error column)" if failed else ""))
     return 1 if failed else 0
 
