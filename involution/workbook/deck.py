@@ -309,22 +309,24 @@ def _limitations(runs: Sequence[Run], deck: Mapping, findings: Mapping | None, k
         widths = ", ".join(str(value) for value in planes)
         fraction = ", ".join(_fraction(value / full) for value in planes)
         by_model = {row["model"]: row for row in deck["complexity"]["rows"]}
-        sizes = "; ".join(f"{run.label} {run.results.params / 1e6:.2f}M parameters instead of "
+        sizes = "; ".join(f"{run.label} {run.results.params / 1e6:.2f}M parameters against the official "
                           f"{by_model[run.model]['params'] / 1e6:.2f}M"
                           for run in {run.model: run for run in runs}.values() if run.model in by_model)
-        points.append(f"Width: {widths} base channels, {fraction} of the full models' {full} ({sizes}).")
+        points.append(f"Width: {widths} base channels, {fraction} of the full models' {full} ({sizes}, whose "
+                      "1000-class ImageNet head and stem max pool also differ from the variant trained here).")
     difference = _model_comparison(runs)
     if difference is not None:
         points.append(f"Seeds: {len(difference.first.values)} per model. The 95% interval of the difference of "
-                      f"test top-1 runs from {difference.low:+.1f} to {difference.high:+.1f} points: a real "
-                      f"difference smaller than about {difference.half_width:.1f} points would not be seen.")
+                      f"test top-1 runs from {difference.low:+.1f} to {difference.high:+.1f} points, so these runs "
+                      "cannot tell apart models whose true difference lies anywhere in that range.")
     epochs = ", ".join(sorted({str(run.results.epochs_trained) for run in runs}))
     machines = "; ".join(sorted({run.machine() for run in runs}))
     on_cpu = all(not (run.results.machine or {}).get("gpu") for run in runs)
     points.append(f"Budget: {epochs} epochs per run on {machines}" + (
         ": a CPU budget, far from the paper's long training on GPUs." if on_cpu else "."))
     if findings:
-        points.append(f"The course project's findings were retried at small scale only: {findings['model']} on "
+        points.append(f"Of the course project's findings, only weight decay against overfitting was retried, at "
+                      f"small scale: {findings['model']} on "
                       f"{findings['train_images']} training images for {findings['epochs']} epochs, "
                       f"{findings['rows'][0]['seeds']} seeds per setting.")
     return points
